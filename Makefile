@@ -1,0 +1,26 @@
+# `make demo` and `make test` each create the virtual environment they need.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# CI and the developers' machines keep MNIST here; elsewhere set AAE_DATA_DIR or pass --data-dir.
+export AAE_DATA_DIR ?= $(abspath ../shared/data)
+
+$(BIN)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
+	touch $@
+
+.PHONY: install demo test test-slow bench
+install: $(BIN)/.installed
+
+demo: $(BIN)/.installed
+	$(BIN)/aae demo --out runs/demo
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q
+
+test-slow: $(BIN)/.installed
+	$(BIN)/python -m pytest -q -m slow
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/throughput.py

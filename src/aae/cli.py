@@ -1,0 +1,241 @@
+"""The ``aae`` command: train | eval | sample | plot | demo | reproduce | configs.
+
+Every error a user can fix ends in one line on stderr (``aae: error: ...``) and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .errors import AAEError
+
+log = logging.getLogger("aae")
+
+TRAIN_HELP = """\
+Train one experiment. The config is a TOML file (or the name of a bundled one, see
+`aae configs`) with the tables [model], [train], [data], [eval]; --set overrides any key.
+
+model: regime (unsupervised | label_conditioned | supervised | semi_supervised | clustering |
+  dim_reduction), objective (aae | vae | ae), encoder (deterministic | gaussian | universal),
+  z_dim, n_classes, hidden, disc_hidden, noise_dim, noise_std, output (bernoulli | gaussian),
+  input_dropout, prior = {name = gaussian | mixture | swiss_roll | uniform | callable, ...},
+  eta, head_penalty
+train: epochs, batch_size, labeled_batch_size, optimizer (adam | sgd), lr = {reconstruction,
+  discriminator, generator, classification}, momentum, betas, lr_milestones, lr_gamma, seed,
+  device (auto | cpu | cuda | cuda:N | mps), threads, checkpoint_every, eval_every, progress
+data: name (mnist | digits | svhn | path.npy/.npz), data_dir, download, n_labeled, label_seed,
+  valid_size, subset
+eval: n_samples, mmd_points
+
+The run directory (--out) receives checkpoint.safetensors, config.json, metrics.jsonl and
+figures/. A killed run continues from its last checkpoint with --resume.
+
+example: aae train --config mnist_mixture_aae --set train.epochs=5 --out runs/mix
+"""
+
+
+def _configure_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+def _experiment_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", help="TOML config file, or a bundled config's name")
+    p.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set train.epochs=5 (repeatable)")
+    p.add_argument("--data", help="data set: mnist, digits, svhn or a .npy/.npz path (= --set data.name=...)")
+    p.add_argument("--data-dir", help="directory holding data sets (default: $AAE_DATA_DIR, else ~/.cache/aae)")
+    p.add_argument("--epochs", type=int, help="number of epochs (= --set train.epochs=N)")
+    p.add_argument("--seed", type=int, help="random seed (= --set train.seed=N)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (= --set train.device=...)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _config_from(args: argparse.Namespace, base: dict | None = None):
+    from .config import load_config
+
+    overrides = list(args.set)
+    for key, value in (("data.name", args.data), ("train.epochs", args.epochs), ("train.seed", args.seed),
+                       ("train.device", args.device)):
+        if value is not None:
+            overrides.append(f"{key}={json.dumps(value)}")
+    if args.data_dir:
+        overrides.append(f"data.data_dir={json.dumps(args.data_dir)}")
+    if args.no_progress:
+        overrides.append("train.progress=false")
+    return load_config(args.config, overrides, base=base)
+
+
+def _print_metrics(metrics: dict) -> None:
+    for k, v in metrics.items():
+        print(f"{k:28s} {v:.4f}" if isinstance(v, float) else f"{k:28s} {v}")
+
+
+def cmd_train(args) -> None:
+    from .experiment import run
+
+    cfg = _config_from(args)
+    out = Path(args.out or f"runs/{Path(args.config).stem if args.config else cfg.name}")
+    start = time.perf_counter()
+    result = run(cfg, out, resume=args.resume, figures=not args.no_figures)
+    print(f"trained {cfg.name} for {len(result.history)} epochs in {time.perf_counter() - start:.0f} s -> {out}")
+    _print_metrics(result.metrics)
+
+
+def cmd_eval(args) -> None:
+    from .evaluate import final_metrics
+    from .experiment import open_run
+
+    model, cfg, splits = open_run(args.run, args.data_dir)
+    _print_metrics(final_metrics(model, splits, cfg))
+
+
+def cmd_plot(args) -> None:
+    from .evaluate import write_figures
+    from .experiment import open_run
+
+    model, cfg, splits = open_run(args.run, args.data_dir)
+    history = [json.loads(line) for line in (Path(args.run) / "metrics.jsonl").read_text().splitlines() if line.strip()] \
+        if (Path(args.run) / "metrics.jsonl").exists() else None
+    for p in write_figures(model, splits, Path(args.run), history):
+        print(p)
+
+
+def cmd_sample(args) -> None:
+    import numpy as np
+    import torch
+
+    from . import plots
+    from .io import load
+
+    model = load(args.run)
+    torch.manual_seed(args.seed)
+    labels = None
+    if args.label is not None:
+        m = model.config.n_classes
+        if not 0 <= args.label < m:
+            raise AAEError(f"--label {args.label} is out of range; this model has labels 0..{m - 1}")
+        labels = torch.full((args.n,), args.label, dtype=torch.long)
+    elif model.regime.label_to == "decoder":
+        labels = torch.arange(args.n) % model.config.n_classes
+    images = model.generate(args.n, labels=labels).cpu().numpy()
+    out = Path(args.out)
+    if out.suffix == ".npy":
+        np.save(out, images)
+    else:
+        from .experiment import open_run
+
+        shape = open_run(args.run)[2].test.image_shape if args.image_shape is None else tuple(args.image_shape)
+        if shape is None:
+            raise AAEError("this data set has no image shape; write .npy, or pass --image-shape H W")
+        plots.image_grid(images, out, image_shape=shape)
+    print(out)
+
+
+def cmd_demo(args) -> None:
+    from .config import load_config
+    from .experiment import run
+
+    cfg = load_config("demo", [f"train.epochs={args.epochs}"] if args.epochs else [])
+    out = Path(args.out)
+    if (out / "checkpoint.safetensors").exists():
+        import shutil
+
+        shutil.rmtree(out)  # the demo always starts afresh
+    start = time.perf_counter()
+    result = run(cfg, out)
+    print(f"demo: label-conditioned AAE on scikit-learn's digits, 10-mode mixture prior, "
+          f"{len(result.history)} epochs in {time.perf_counter() - start:.0f} s")
+    _print_metrics(result.metrics)
+    for p in sorted((out / "figures").glob("*.png")):
+        print(f"figure: {p}")
+
+
+def cmd_configs(args) -> None:
+    from .config import CONFIG_DIR, bundled_configs
+
+    for name in bundled_configs():
+        first = (CONFIG_DIR / f"{name}.toml").read_text().splitlines()[0].lstrip("# ")
+        print(f"{name:32s} {first}")
+
+
+def cmd_reproduce(args) -> None:
+    from .reproduce import EXPERIMENTS
+
+    EXPERIMENTS[args.experiment](args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aae", description="Adversarial Autoencoders (Makhzani et al., 2015) on PyTorch.")
+    parser.add_argument("--version", action="version", version=f"aae {__version__}")
+    parser.add_argument("--quiet", "-q", action="store_true", help="log warnings only")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train one experiment", description=TRAIN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _experiment_args(p)
+    p.add_argument("--out", "-o", help="run directory (default: runs/<config name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
+    p.add_argument("--no-figures", action="store_true", help="skip the figures at the end")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="print a trained run's test metrics")
+    p.add_argument("--run", "-r", required=True, help="run directory")
+    p.add_argument("--data-dir", help="directory holding data sets")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("plot", help="(re)draw a trained run's figures")
+    p.add_argument("--run", "-r", required=True, help="run directory")
+    p.add_argument("--data-dir", help="directory holding data sets")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("sample", help="decode samples of the prior")
+    p.add_argument("--run", "-r", required=True, help="run directory")
+    p.add_argument("-n", type=int, default=100, help="number of samples (default 100)")
+    p.add_argument("--label", type=int, help="class (supervised), category (y head) to decode")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-shape", type=int, nargs="+", help="image shape for the PNG grid, e.g. 28 28")
+    p.add_argument("--out", "-o", default="samples.png", help=".png grid or .npy array (default samples.png)")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("demo", help="train a small AAE on scikit-learn's digits and write its figures (no download)")
+    p.add_argument("--out", "-o", default="runs/demo", help="run directory (default runs/demo)")
+    p.add_argument("--epochs", type=int, help="epochs (default: the demo config's)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("configs", help="list the bundled configs")
+    p.set_defaults(func=cmd_configs)
+
+    from .reproduce import EXPERIMENTS, add_arguments
+
+    p = sub.add_parser("reproduce", help="run a paper result and print ours beside the paper's")
+    p.add_argument("experiment", choices=sorted(EXPERIMENTS), help="which result")
+    add_arguments(p)
+    p.set_defaults(func=cmd_reproduce)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.quiet)
+    try:
+        args.func(args)
+    except AAEError as exc:
+        print(f"aae: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("aae: interrupted; a training run continues from its last checkpoint with --resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

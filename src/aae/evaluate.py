@@ -1,0 +1,136 @@
+"""What a trained model is measured by and drawn as. Which metrics and figures apply follows
+from what the model has (a categorical head, a label route, a 2-D code), never its name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import metrics, plots
+from .config import ExperimentConfig
+from .data import Dataset, Splits
+from .losses import reconstruction_loss
+from .model import AdversarialAutoencoder
+
+
+@torch.no_grad()
+def encode(model: AdversarialAutoencoder, x: np.ndarray, *, sample: bool = True, batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray | None]:
+    """Codes z and, where the model has a y head, q(y|x), in batches."""
+    zs, ys = [], []
+    for i in range(0, len(x), batch_size):
+        codes = model.encode(torch.as_tensor(x[i:i + batch_size], device=model.device), sample=sample)
+        zs.append(codes.z.cpu().numpy())
+        if codes.y_logits is not None:
+            ys.append(codes.y.cpu().numpy())
+    return np.concatenate(zs), (np.concatenate(ys) if ys else None)
+
+
+@torch.no_grad()
+def mean_reconstruction_loss(model: AdversarialAutoencoder, data: Dataset, batch_size: int = 2000) -> float:
+    total = 0.0
+    for i in range(0, len(data), batch_size):
+        x = torch.as_tensor(data.x[i:i + batch_size], device=model.device)
+        labels = torch.as_tensor(data.y[i:i + batch_size], device=model.device) if data.y is not None else None
+        codes = model.encode(x, sample=False)
+        total += reconstruction_loss(model.decode(model.representation(codes, labels)), x, model.config.output).item() * len(x)
+    return total / len(data)
+
+
+def _label_metrics(model: AdversarialAutoencoder, z: np.ndarray, proba: np.ndarray | None, data: Dataset) -> dict:
+    out = {}
+    if data.y is None:
+        return out
+    if model.regime.label_to == "discriminator" and model.prior.n_parts is not None:
+        out["mode_accuracy"] = metrics.nearest_mode_accuracy(z, data.y, model.prior.part_means().numpy())
+    if proba is not None and proba.shape[1] == data.n_classes:
+        out["error"] = metrics.classification_error(data.y, proba.argmax(1))
+    return out
+
+
+def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Callable[[AdversarialAutoencoder], dict]:
+    """The cheap per-epoch metrics (logged each ``eval_every`` epochs): on up to ``n`` test points,
+    the code's MMD to the prior and, where labels give one, the class error or mode accuracy."""
+    test = splits.test.subset(slice(0, n))
+
+    def measure(model: AdversarialAutoencoder) -> dict:
+        z, proba = encode(model, test.x)
+        row = {"test_mmd": metrics.mmd(z, model.prior.sample(len(z)).numpy(), max_points=n)}
+        row.update({f"test_{k}": v for k, v in _label_metrics(model, z, proba, test).items()})
+        return row
+
+    return measure
+
+
+def final_metrics(model: AdversarialAutoencoder, splits: Splits, cfg: ExperimentConfig) -> dict:
+    """The full evaluation on the test set (``aae eval``)."""
+    test = splits.test
+    z, proba = encode(model, test.x)
+    out = {
+        "test_reconstruction": mean_reconstruction_loss(model, test),
+        "test_mmd": metrics.mmd(z, model.prior.sample(len(z)).numpy(), max_points=cfg.eval.mmd_points),
+    }
+    out.update({f"test_{k}": v for k, v in _label_metrics(model, z, proba, test).items()})
+    if proba is not None and test.y is not None and model.regime.label_to is None:
+        # unsupervised clustering: the paper's protocol and the usual scores (Section 6)
+        valid_proba = encode(model, splits.valid.x)[1]
+        assign = proba.argmax(1)
+        out["test_cluster_error"] = metrics.cluster_error_paper(valid_proba, splits.valid.y, assign, test.y)
+        out["test_hungarian_accuracy"] = metrics.hungarian_accuracy(test.y, assign)
+        out.update({f"test_{k}": v for k, v in metrics.cluster_scores(test.y, assign).items()})
+    return out
+
+
+def _decoded_grid(model: AdversarialAutoencoder, n_per: int, n_classes: int) -> tuple[np.ndarray, str]:
+    """Samples laid out one row per class/part where the model has classes, else a plain grid."""
+    torch.manual_seed(0)
+    k = torch.arange(n_classes).repeat_interleave(n_per)
+    if model.regime.label_to == "decoder":
+        # Figure 7: each row one style z, each column one label.
+        z = model.sample_prior("z", n_per).repeat_interleave(n_classes, 0)
+        labels = torch.arange(n_classes).repeat(n_per).to(model.device)
+        return model.generate(len(z), labels=labels, z=z).cpu().numpy(), "style"
+    if "y" in model.priors:
+        return model.generate(len(k), labels=k).cpu().numpy(), "rows: categories"
+    if model.regime.label_to == "discriminator" and model.prior.n_parts is not None:
+        z = model.priors["z"].sample(len(k), k)
+        return model.generate(len(k), z=z).cpu().numpy(), "rows: prior parts"
+    return model.generate(n_classes * n_per).cpu().numpy(), "prior samples"
+
+
+def write_figures(model: AdversarialAutoencoder, splits: Splits, run_dir: Path, history: list[dict] | None = None) -> list[Path]:
+    """The run's pictures under ``run_dir/figures``: latent scatter beside prior samples, decoded
+    prior samples, reconstructions, and by capability the manifold, style grid and cluster heads."""
+    fig = Path(run_dir) / "figures"
+    test, shape = splits.test, splits.test.image_shape
+    m = model.config.n_classes
+    z, proba = encode(model, test.x[:5000])
+    y = test.y[:5000] if test.y is not None else None
+    paths = [plots.latent_scatter(z, fig / "latent.png", labels=y, prior_samples=model.prior.sample(len(z)).numpy(),
+                                  title="test codes q(z) | prior samples p(z)", n_classes=m)]
+    if shape is None:
+        return paths
+    images, layout = _decoded_grid(model, 10, min(m, 20))
+    if layout == "style":
+        paths.append(plots.style_grid(images, fig / "samples.png", image_shape=shape, n_styles=10, n_classes=m))
+    else:
+        paths.append(plots.image_grid(images, fig / "samples.png", image_shape=shape, nrow=min(m, 20), title=layout))
+    labels = torch.as_tensor(test.y[:20], device=model.device) if test.y is not None and model.regime.label_to == "decoder" else None
+    recon = model.reconstruct(torch.as_tensor(test.x[:20], device=model.device), labels).cpu().numpy()
+    paths.append(plots.reconstructions(test.x[:20], recon, fig / "reconstructions.png", image_shape=shape, n=20))
+    if model.config.z_dim == 2 and "y" not in model.priors and model.regime.label_to != "decoder":
+        lo, hi = np.percentile(model.prior.sample(5000).numpy(), [1, 99], axis=0)
+        decode = lambda c: model.generate(len(c), z=torch.as_tensor(c)).cpu().numpy()  # noqa: E731
+        paths.append(plots.manifold(decode, fig / "manifold.png", image_shape=shape, extent=(lo[0], hi[0], lo[1], hi[1])))
+    if proba is not None:
+        heads = model.generate(model.priors["y"].n_classes, labels=torch.arange(model.priors["y"].n_classes),
+                               z=torch.zeros(model.priors["y"].n_classes, model.config.z_dim)).cpu().numpy()
+        assign = proba.argmax(1)
+        members = [test.x[:5000][assign == i][:10] for i in range(len(heads))]
+        paths.append(plots.cluster_heads(heads, members, fig / "cluster_heads.png", image_shape=shape))
+    if history:
+        keys = sorted({k for r in history for k in r if k not in ("epoch", "seconds")})
+        paths.append(plots.curves(history, keys, fig / "curves.png"))
+    return paths

@@ -1,0 +1,69 @@
+"""From a config to a trained model: data, model, trainer, metrics and figures, in one place
+that the command line, the estimators and the reproduction scripts all use."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import ExperimentConfig
+from .data import Splits, label_budget, load
+from .evaluate import epoch_metrics, final_metrics, write_figures
+from .io import CHECKPOINT, config_of, load as load_model, read_checkpoint
+from .model import AdversarialAutoencoder
+from .train import Trainer
+
+log = logging.getLogger("aae")
+
+
+@dataclass
+class Result:
+    model: AdversarialAutoencoder
+    splits: Splits
+    history: list[dict]
+    metrics: dict
+
+
+def prepare_data(cfg: ExperimentConfig) -> Splits:
+    """The data a config names, with its subset and label budget applied to the training split."""
+    d = cfg.data
+    splits = load(d.name, d.data_dir, download=d.download, valid_size=d.valid_size, seed=d.label_seed,
+                  progress=cfg.train.progress)
+    if d.subset is not None:
+        splits.train = splits.train.subset(slice(0, d.subset))
+    if d.n_labeled is not None and splits.train.y is not None:
+        splits.train.y = label_budget(splits.train.y, d.n_labeled, seed=d.label_seed, n_classes=splits.train.n_classes)
+    return splits
+
+
+def train_labels(cfg: ExperimentConfig, splits: Splits) -> np.ndarray | None:
+    """The labels the regime may see: none for regimes that use no labels."""
+    from .regimes import get_regime
+
+    return None if get_regime(cfg.model.regime).label_to is None else splits.train.y
+
+
+def run(cfg: ExperimentConfig, out: str | Path | None = None, *, resume: bool = False,
+        figures: bool = True, splits: Splits | None = None, prior=None) -> Result:
+    """Train the experiment ``cfg`` (resuming from ``out`` if asked), then measure and draw it."""
+    splits = splits or prepare_data(cfg)
+    model = AdversarialAutoencoder(cfg.model, splits.train.x.shape[1], prior=prior)
+    trainer = Trainer(model, cfg, out, evaluate=epoch_metrics(splits, cfg))
+    history = trainer.fit(splits.train.x, train_labels(cfg, splits), resume=resume)
+    model.eval()
+    metrics = final_metrics(model, splits, cfg)
+    if out is not None and figures:
+        write_figures(model, splits, Path(out), history)
+    return Result(model, splits, history, metrics)
+
+
+def open_run(run_dir: str | Path, data_dir: str | None = None) -> tuple[AdversarialAutoencoder, ExperimentConfig, Splits]:
+    """A trained run directory's model, config and data (from ``data_dir`` if given)."""
+    _, meta = read_checkpoint(Path(run_dir) / CHECKPOINT if Path(run_dir).is_dir() else run_dir)
+    cfg = config_of(meta)
+    if data_dir is not None:
+        cfg.data.data_dir = data_dir
+    return load_model(run_dir), cfg, prepare_data(cfg)

@@ -1,0 +1,162 @@
+"""Run directories and checkpoints: safetensors for tensors, JSON for the rest; no pickle.
+
+A run directory holds ``checkpoint.safetensors`` (weights, optimizer state, RNG state, with the
+config, epoch and history as JSON in its metadata), ``config.json``, ``metrics.jsonl`` and
+``figures/``. Files are written atomically: to a temporary name, flushed, then renamed, so a run
+killed mid-write leaves the previous checkpoint whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from . import __version__
+from .config import ExperimentConfig, from_dict
+from .errors import AAEError, CheckpointError
+
+FORMAT = "aae-checkpoint/1"
+CHECKPOINT = "checkpoint.safetensors"
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _split_optimizer(prefix: str, state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, meta = {}, {"param_groups": state["param_groups"], "state": {}}
+    for idx, per_param in state["state"].items():
+        meta["state"][str(idx)] = {}
+        for key, value in per_param.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}/{idx}/{key}"] = value.detach().cpu().contiguous()
+            else:
+                meta["state"][str(idx)][key] = value
+    return tensors, meta
+
+
+def _join_optimizer(prefix: str, meta: dict, tensors: dict[str, torch.Tensor]) -> dict:
+    state: dict[int, dict[str, Any]] = {int(i): dict(v) for i, v in meta["state"].items()}
+    for name, value in tensors.items():
+        if name.startswith(prefix + "/"):
+            idx, key = name[len(prefix) + 1:].split("/", 1)
+            state.setdefault(int(idx), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, config: ExperimentConfig, x_dim: int,
+                    epoch: int, history: list[dict], optimizers: dict | None = None,
+                    schedulers: dict | None = None, rng: bool = True) -> None:
+    """Save everything needed to rebuild the model, and to resume training exactly."""
+    tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    optim_meta = {}
+    for phase, opt in (optimizers or {}).items():
+        t, optim_meta[phase] = _split_optimizer(f"optim/{phase}", opt.state_dict())
+        tensors.update(t)
+    if rng:
+        tensors["rng/torch"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            for i, s in enumerate(torch.cuda.get_rng_state_all()):
+                tensors[f"rng/cuda/{i}"] = s
+    meta = {
+        "format": FORMAT,
+        "aae_version": __version__,
+        "config": config.to_json(),
+        "x_dim": str(x_dim),
+        "epoch": str(epoch),
+        "history": json.dumps(history),
+        "optimizers": json.dumps(optim_meta),
+        "schedulers": json.dumps({k: s.state_dict() for k, s in (schedulers or {}).items()}),
+    }
+    atomic_write(path, st_save(tensors, metadata=meta))
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and metadata of a checkpoint, or a :class:`CheckpointError` naming the file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}; train first (aae train --out {path.parent})")
+    data = path.read_bytes()
+    try:
+        tensors = st_load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8:8 + header_len]).get("__metadata__") or {}
+    except (SafetensorError, ValueError, UnicodeDecodeError, OverflowError) as exc:
+        raise CheckpointError(f"{path} is corrupt or truncated ({exc}); delete it, or train again without --resume") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an aae checkpoint (format {meta.get('format')!r}, expected {FORMAT!r})")
+    return tensors, meta
+
+
+def config_of(meta: dict[str, str]) -> ExperimentConfig:
+    return from_dict(json.loads(meta["config"]))
+
+
+def restore(model: torch.nn.Module, tensors: dict[str, torch.Tensor], *, path: str | os.PathLike = "checkpoint") -> None:
+    state = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise CheckpointError(f"{path} does not fit this model's shapes: {first}") from None
+
+
+def restore_training(tensors, meta, optimizers: dict, schedulers: dict) -> tuple[int, list[dict]]:
+    """Load optimizer, scheduler and RNG state; return (epoch, history)."""
+    optim_meta = json.loads(meta["optimizers"])
+    for phase, opt in optimizers.items():
+        opt.load_state_dict(_join_optimizer(f"optim/{phase}", optim_meta[phase], tensors))
+    for phase, state in json.loads(meta["schedulers"]).items():
+        schedulers[phase].load_state_dict(state)
+    if "rng/torch" in tensors:
+        torch.set_rng_state(tensors["rng/torch"])
+    cuda = [tensors[k] for k in sorted(t for t in tensors if t.startswith("rng/cuda/"))]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+    return int(meta["epoch"]), json.loads(meta["history"])
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu", prior=None):
+    """Load a trained model from a run directory or checkpoint file, without unpickling anything.
+
+    >>> model = aae.load("runs/demo")            # doctest: +SKIP
+    >>> images = model.generate(16)              # doctest: +SKIP
+    """
+    from .model import AdversarialAutoencoder
+
+    tensors, meta = read_checkpoint(path)
+    config = config_of(meta)
+    try:
+        model = AdversarialAutoencoder(config.model, int(meta["x_dim"]), prior=prior)
+    except AAEError as exc:
+        raise CheckpointError(f"{path}: cannot rebuild the model: {exc}") from None
+    restore(model, tensors, path=path)
+    return model.to(device).eval()
+
+
+def append_jsonl(path: str | os.PathLike, row: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()

@@ -1,0 +1,58 @@
+"""The losses. Networks give logits; sigmoids and softmaxes live only here."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .priors import Gaussian, Prior
+
+
+def reconstruction_loss(out: Tensor, x: Tensor, output: str = "bernoulli") -> Tensor:
+    """-log p(x|r), summed over pixels and averaged over the batch.
+
+    ``bernoulli``: cross-entropy of sigmoid(out) against x in [0, 1]; ``gaussian``: squared error / 2.
+    """
+    if output == "bernoulli":
+        per = F.binary_cross_entropy_with_logits(out, x, reduction="none")
+    else:
+        per = 0.5 * (out - x) ** 2
+    return per.sum(1).mean()
+
+
+def discriminator_loss(on_prior: Tensor, on_codes: Tensor) -> Tensor:
+    """The discriminator tells prior samples (real, target 1) from codes (fake, target 0)."""
+    return F.binary_cross_entropy_with_logits(on_prior, torch.ones_like(on_prior)) + \
+        F.binary_cross_entropy_with_logits(on_codes, torch.zeros_like(on_codes))
+
+
+def generator_loss(on_codes: Tensor) -> Tensor:
+    """The encoder, as generator, wants its codes taken for prior samples (non-saturating form)."""
+    return F.binary_cross_entropy_with_logits(on_codes, torch.ones_like(on_codes))
+
+
+def classification_loss(y_logits: Tensor, labels: Tensor) -> Tensor:
+    return F.cross_entropy(y_logits, labels)
+
+
+def cluster_head_penalty(heads: Tensor, eta: float) -> Tensor:
+    """Sum over pairs of cluster heads of max(0, eta - distance) (Section 7): zero once every
+    two heads are at least ``eta`` apart."""
+    m = heads.shape[0]
+    i, j = torch.triu_indices(m, m, offset=1, device=heads.device)
+    dist = (heads[i] - heads[j]).norm(dim=1)
+    return F.relu(eta - dist).sum()
+
+
+def kl_divergence(z: Tensor, mean: Tensor, logvar: Tensor, prior: Prior, labels: Tensor | None = None) -> Tensor:
+    """KL(q(z|x) || p(z)) averaged over the batch: closed form against a Gaussian prior, else a
+    one-sample Monte Carlo estimate log q(z|x) - log p(z) at the reparametrized ``z``."""
+    if isinstance(prior, Gaussian):
+        var_ratio = logvar.exp() / prior.std**2
+        kl = 0.5 * (var_ratio + mean.pow(2) / prior.std**2 - 1 - var_ratio.log())
+        return kl.sum(1).mean()
+    log_q = (-0.5 * ((z - mean) ** 2 / logvar.exp() + logvar + math.log(2 * math.pi))).sum(1)
+    return (log_q - prior.log_prob(z, labels)).mean()

@@ -1,0 +1,147 @@
+"""The one model: :class:`AdversarialAutoencoder`, an encoder with latent heads, a decoder and
+one discriminator per head. It holds no optimizers; the phases in :mod:`aae.phases` train it.
+
+>>> from aae.config import ModelConfig
+>>> model = AdversarialAutoencoder(ModelConfig(hidden=[64], disc_hidden=[32]), x_dim=64)
+>>> model.encode(torch.rand(5, 64)).z.shape
+torch.Size([5, 2])
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import ModelConfig
+from .errors import ConfigError
+from .nets import Codes, Discriminator, Encoder, mlp
+from .priors import Categorical, Prior, make_prior
+from .regimes import get_regime
+
+
+def one_hot_with_unlabeled(labels: Tensor, n_classes: int) -> Tensor:
+    """One-hot over ``n_classes + 1`` slots; label -1 (unlabeled) takes the extra last slot (Section 2.3)."""
+    return F.one_hot(torch.where(labels < 0, n_classes, labels), n_classes + 1).float()
+
+
+class AdversarialAutoencoder(nn.Module):
+    """An autoencoder whose code heads are each matched to a prior by a discriminator.
+
+    Heads: ``z`` (style, any prior) always; ``y`` (categorical over ``n_classes``) where the
+    regime has a categorical head. The decoder reads ``z`` and, by regime, the one-hot label
+    (supervised), ``y`` (semi-supervised, clustering) or ``W_C y + z`` (dimensionality
+    reduction, with ``cluster_heads`` the rows of ``W_C``).
+    """
+
+    def __init__(self, config: ModelConfig, x_dim: int, prior: Prior | None = None):
+        super().__init__()
+        self.config, self.x_dim = config, int(x_dim)
+        self.regime = regime = get_regime(config.regime)
+        c = config
+        if c.objective == "vae" and c.encoder != "gaussian":
+            raise ConfigError(f"model.objective = 'vae' needs model.encoder = 'gaussian', not {c.encoder!r}")
+        self.prior = make_prior(prior if prior is not None else c.prior, c.z_dim)
+        n_y = c.n_classes if regime.categorical_head else 0
+        self.encoder = Encoder(x_dim, c.hidden, c.z_dim, kind=c.encoder, n_categories=n_y,
+                               noise_dim=c.noise_dim, noise_std=c.noise_std, input_dropout=c.input_dropout)
+        if regime.cluster_heads:
+            # W_C: one learned n-dimensional head per cluster (Section 7); r = W_C y + z.
+            self.cluster_heads = nn.Parameter(torch.randn(n_y, c.z_dim) * c.eta)
+            decoder_in = c.z_dim
+        else:
+            self.cluster_heads = None
+            decoder_in = c.z_dim + n_y + (c.n_classes if regime.label_to == "decoder" else 0)
+        self.decoder = mlp([decoder_in, *reversed(c.hidden), x_dim])
+        label_dim = c.n_classes + 1 if regime.label_to == "discriminator" else 0
+        self.discriminators = nn.ModuleDict({"z": Discriminator(c.z_dim, c.disc_hidden, label_dim)})
+        self.priors: dict[str, Prior] = {"z": self.prior}
+        if n_y:
+            self.discriminators["y"] = Discriminator(n_y, c.disc_hidden)
+            self.priors["y"] = Categorical(n_y)
+        if regime.label_to == "discriminator" and self.prior.n_parts is not None and self.prior.n_parts < c.n_classes:
+            raise ConfigError(f"label_conditioned: the prior has {self.prior.n_parts} parts but there are {c.n_classes} classes")
+
+    # -- the parts -----------------------------------------------------------------------
+    def encode(self, x: Tensor, sample: bool = True) -> Codes:
+        return self.encoder(x, sample)
+
+    def representation(self, codes: Codes, labels: Tensor | None = None) -> Tensor:
+        """What the decoder reads, by regime: z; [z, one-hot label]; [y, z]; or W_C y + z."""
+        if self.cluster_heads is not None:
+            return codes.y @ self.cluster_heads + codes.z
+        parts = [codes.z]
+        if codes.y_logits is not None:
+            parts.insert(0, codes.y)
+        if self.regime.label_to == "decoder":
+            if labels is None or (labels < 0).any():
+                raise ConfigError("the supervised regime's decoder needs a label for every point")
+            parts.append(F.one_hot(labels, self.config.n_classes).float())
+        return torch.cat(parts, 1)
+
+    def decode(self, representation: Tensor) -> Tensor:
+        """Decoder output: logits (bernoulli output) or means (gaussian output)."""
+        return self.decoder(representation)
+
+    def head_codes(self, codes: Codes) -> dict[str, Tensor]:
+        """The code of each head, as its discriminator sees it."""
+        out = {"z": codes.z}
+        if codes.y_logits is not None:
+            out["y"] = codes.y
+        return out
+
+    def sample_prior(self, head: str, n: int, labels: Tensor | None = None) -> Tensor:
+        """Prior samples for a head; per label where the z discriminator is label-conditioned."""
+        conditioned = head == "z" and self.regime.label_to == "discriminator" and labels is not None
+        if conditioned and self.prior.n_parts is None:
+            labels = None  # a prior without parts: every label sees the whole prior
+        return self.priors[head].sample(n, labels.cpu() if conditioned and labels is not None else None).to(self.device)
+
+    def discriminate(self, head: str, code: Tensor, labels: Tensor | None = None) -> Tensor:
+        disc = self.discriminators[head]
+        if disc.label_dim:
+            if labels is None:
+                labels = torch.full((code.shape[0],), -1, dtype=torch.long, device=code.device)
+            return disc(code, one_hot_with_unlabeled(labels, self.config.n_classes))
+        return disc(code)
+
+    # -- parameter groups: each phase's optimizer owns one ---------------------------------
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        decoder = list(self.decoder.parameters()) + ([self.cluster_heads] if self.cluster_heads is not None else [])
+        encoder = list(self.encoder.parameters())
+        return {
+            "reconstruction": encoder + decoder,
+            "discriminator": list(self.discriminators.parameters()),
+            "generator": encoder,
+            "classification": encoder,
+        }
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # -- conveniences ------------------------------------------------------------------------
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Reconstructions of ``x`` in data space (probabilities for a bernoulli output)."""
+        codes = self.encode(x, sample=False)
+        return self.to_data(self.decode(self.representation(codes, labels)))
+
+    def to_data(self, out: Tensor) -> Tensor:
+        return out.sigmoid() if self.config.output == "bernoulli" else out
+
+    @torch.no_grad()
+    def generate(self, n: int, labels: Tensor | None = None, z: Tensor | None = None, y: Tensor | None = None) -> Tensor:
+        """Decode ``n`` samples of the priors (or the given ``z``/``y``) into data space.
+
+        ``labels`` are the decoder's labels (supervised) or the categories to decode (models
+        with a y head); without them categories are drawn from the categorical prior.
+        """
+        z = self.sample_prior("z", n) if z is None else z.to(self.device)
+        y_logits = None
+        if "y" in self.priors:
+            if y is None:
+                y = self.priors["y"].sample(n, labels.cpu() if labels is not None else None).to(self.device)
+            y_logits = torch.log(y.clamp_min(1e-12))  # softmax(log onehot) = onehot
+        codes = Codes(z, y_logits)
+        return self.to_data(self.decode(self.representation(codes, labels if self.regime.label_to == "decoder" else None)))

@@ -1,0 +1,94 @@
+"""The networks: MLP blocks for the encoder (three kinds), the decoder and the discriminators.
+
+Every network returns logits or unconstrained values; probabilities appear only inside
+losses or in ``predict_proba``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .errors import ConfigError
+
+ENCODER_KINDS = ("deterministic", "gaussian", "universal")
+
+
+def mlp(sizes: list[int], *, final_activation: bool = False) -> nn.Sequential:
+    """Linear layers of the given sizes with ReLU between them (and after the last if asked)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if final_activation or i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+@dataclass
+class Codes:
+    """What the encoder gives for a batch: the style code ``z`` and, where the model has a
+    categorical head, its logits ``y_logits``. A Gaussian encoder also gives ``mean`` and ``logvar``."""
+
+    z: Tensor
+    y_logits: Tensor | None = None
+    mean: Tensor | None = None
+    logvar: Tensor | None = None
+
+    @property
+    def y(self) -> Tensor | None:
+        """q(y|x) as probabilities (the softmax the decoder and the y discriminator read)."""
+        return None if self.y_logits is None else self.y_logits.softmax(-1)
+
+
+class Encoder(nn.Module):
+    """q(z, y | x) as an MLP trunk with a style head and an optional categorical head.
+
+    ``kind`` chooses q(z|x) (Section 2.1): ``deterministic`` (z = f(x)); ``gaussian``
+    (z = mean + std * eps, the reparametrization trick); ``universal`` (z = f(x, eta) with
+    eta ~ N(0, noise_std^2 I) read beside x).
+    """
+
+    def __init__(self, x_dim: int, hidden: list[int], z_dim: int, *, kind: str = "deterministic",
+                 n_categories: int = 0, noise_dim: int = 100, noise_std: float = 1.0, input_dropout: float = 0.0):
+        super().__init__()
+        if kind not in ENCODER_KINDS:
+            raise ConfigError(f"model.encoder = {kind!r} is not allowed; choose one of: {', '.join(ENCODER_KINDS)}")
+        self.kind, self.z_dim, self.noise_std = kind, z_dim, noise_std
+        self.noise_dim = noise_dim if kind == "universal" else 0
+        self.dropout = nn.Dropout(input_dropout)
+        self.trunk = mlp([x_dim + self.noise_dim, *hidden], final_activation=True)
+        width = hidden[-1] if hidden else x_dim + self.noise_dim
+        self.z_head = nn.Linear(width, 2 * z_dim if kind == "gaussian" else z_dim)
+        self.y_head = nn.Linear(width, n_categories) if n_categories else None
+
+    def forward(self, x: Tensor, sample: bool = True) -> Codes:
+        """Codes of ``x``. With ``sample=False`` the code is the posterior mean (gaussian) or
+        the code at zero noise (universal), for a repeatable transform."""
+        x = self.dropout(x)
+        if self.noise_dim:
+            noise = torch.randn(x.shape[0], self.noise_dim, device=x.device) * self.noise_std if sample else x.new_zeros(x.shape[0], self.noise_dim)
+            x = torch.cat([x, noise], 1)
+        h = self.trunk(x)
+        y_logits = self.y_head(h) if self.y_head is not None else None
+        out = self.z_head(h)
+        if self.kind != "gaussian":
+            return Codes(out, y_logits)
+        mean, logvar = out.chunk(2, -1)
+        z = mean + (0.5 * logvar).exp() * torch.randn_like(mean) if sample else mean
+        return Codes(z, y_logits, mean, logvar)
+
+
+class Discriminator(nn.Module):
+    """D(code [, one-hot label]) -> logit that the code came from the prior."""
+
+    def __init__(self, code_dim: int, hidden: list[int], label_dim: int = 0):
+        super().__init__()
+        self.label_dim = label_dim
+        self.net = mlp([code_dim + label_dim, *hidden, 1])
+
+    def forward(self, code: Tensor, label_onehot: Tensor | None = None) -> Tensor:
+        if self.label_dim:
+            code = torch.cat([code, label_onehot], 1)
+        return self.net(code).squeeze(-1)

@@ -1,0 +1,107 @@
+"""The training phases: the only place where losses meet optimizers.
+
+A minibatch runs the regime's phases in the paper's order (Section 2, "Training
+procedure"; Section 5 adds the third):
+
+1. ``reconstruction_phase``: encoder and decoder minimize the reconstruction error;
+2. ``regularization_phase``: each discriminator learns to tell prior samples from codes,
+   then the encoder, as the generator, learns to fool them;
+3. ``classification_phase``: the encoder minimizes the cross-entropy of q(y|x) on a
+   labeled minibatch.
+
+``elbo_phase`` is the VAE baseline on the same networks. Every phase returns its losses as
+tensors (the trainer reads them once per step, so there is no host sync per phase).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from .losses import (classification_loss, cluster_head_penalty, discriminator_loss, generator_loss, kl_divergence,
+                     reconstruction_loss)
+from .model import AdversarialAutoencoder
+
+
+@dataclass
+class Batch:
+    x: Tensor
+    labels: Tensor | None = None
+    """-1 where unlabeled; None when the data has no labels"""
+    x_labeled: Tensor | None = None
+    """a labeled minibatch for the classification phase"""
+    y_labeled: Tensor | None = None
+
+
+def _step(model: AdversarialAutoencoder, optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
+    # Zero every gradient, not only this optimizer's: a phase's backward also reaches
+    # parameters it must not update (the discriminators in the generator step).
+    model.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def reconstruction_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
+    codes = model.encode(batch.x)
+    loss = reconstruction_loss(model.decode(model.representation(codes, batch.labels)), batch.x, model.config.output)
+    out = {"reconstruction": loss.detach()}
+    if model.cluster_heads is not None:
+        penalty = cluster_head_penalty(model.cluster_heads, model.config.eta)
+        loss = loss + model.config.head_penalty * penalty
+        out["head_penalty"] = penalty.detach()
+    _step(model, optimizers["reconstruction"], loss)
+    return out
+
+
+def regularization_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
+    n = batch.x.shape[0]
+    # Discriminators: prior samples are real, codes are fake.
+    with torch.no_grad():
+        codes = model.head_codes(model.encode(batch.x))
+    d_loss = sum(
+        discriminator_loss(model.discriminate(h, model.sample_prior(h, n, batch.labels), batch.labels),
+                           model.discriminate(h, code, batch.labels))
+        for h, code in codes.items()
+    )
+    _step(model, optimizers["discriminator"], d_loss)
+    # Generator: the encoder learns to make its codes pass for prior samples.
+    codes = model.head_codes(model.encode(batch.x))
+    g_loss = sum(generator_loss(model.discriminate(h, code, batch.labels)) for h, code in codes.items())
+    _step(model, optimizers["generator"], g_loss)
+    return {"discriminator": d_loss.detach(), "generator": g_loss.detach()}
+
+
+def classification_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
+    if batch.x_labeled is None:
+        return {}
+    loss = classification_loss(model.encode(batch.x_labeled).y_logits, batch.y_labeled)
+    _step(model, optimizers["classification"], loss)
+    return {"classification": loss.detach()}
+
+
+def elbo_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
+    codes = model.encode(batch.x)
+    recon = reconstruction_loss(model.decode(model.representation(codes, batch.labels)), batch.x, model.config.output)
+    conditioned = batch.labels if model.regime.label_to == "discriminator" else None
+    kl = kl_divergence(codes.z, codes.mean, codes.logvar, model.prior, conditioned)
+    _step(model, optimizers["reconstruction"], recon + kl)
+    return {"reconstruction": recon.detach(), "kl": kl.detach()}
+
+
+PHASES: dict[str, Callable[..., dict[str, Tensor]]] = {
+    "reconstruction": reconstruction_phase,
+    "regularization": regularization_phase,
+    "classification": classification_phase,
+    "elbo": elbo_phase,
+}
+
+
+def train_step(model: AdversarialAutoencoder, batch: Batch, optimizers, phases: tuple[str, ...]) -> dict[str, Tensor]:
+    """One minibatch: the phases in order, each with its own optimizer(s)."""
+    losses: dict[str, Tensor] = {}
+    for name in phases:
+        losses.update(PHASES[name](model, batch, optimizers))
+    return losses

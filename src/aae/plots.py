@@ -1,0 +1,359 @@
+"""PNG figures: image grids, latent scatter plots, 2-D manifolds, training curves.
+
+Every function writes one PNG to ``path`` (creating parent directories), returns the
+:class:`pathlib.Path`, and releases its figure. Figures are built with
+``matplotlib.figure.Figure`` + ``FigureCanvasAgg``, so no pyplot state or global
+backend is touched; matplotlib is imported only when a plot is made.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from aae.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["image_grid", "latent_scatter", "manifold", "reconstructions", "style_grid", "cluster_heads", "curves"]
+
+_BLANK = 1.0  # value of gaps and empty cells (white)
+
+
+# --------------------------------------------------------------------------- helpers
+def _np(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):  # torch tensor
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _check_shape(image_shape: Sequence[int]) -> tuple[int, ...]:
+    shape = tuple(int(v) for v in image_shape)
+    ok = len(shape) == 2 or (len(shape) == 3 and (shape[2] in (1, 3) or shape[0] in (1, 3)))
+    if not ok or min(shape) < 1:
+        raise ConfigError(f"image_shape must be (H, W), (H, W, C) or (C, H, W) with C in (1, 3), got {image_shape!r}")
+    return shape
+
+
+def _images(images: Any, image_shape: Sequence[int], name: str = "images") -> np.ndarray:
+    """(n, d) or (n, *image_shape) -> (n, H, W) or (n, H, W, 3) float in [0, 1]."""
+    shape = _check_shape(image_shape)
+    arr = _np(images).astype(np.float64)
+    if arr.ndim < 2:
+        raise DataError(f"{name} must be (n, d) with one flat image per row, got shape {arr.shape}")
+    arr = arr.reshape(len(arr), -1)
+    d = int(np.prod(shape))
+    if arr.shape[1] != d:
+        raise DataError(f"{name} have {arr.shape[1]} values per image but image_shape={shape} needs {d}")
+    arr = np.clip(np.nan_to_num(arr, nan=0.0), 0.0, 1.0).reshape(len(arr), *shape)
+    if len(shape) == 3 and shape[2] not in (1, 3):  # channels first -> last
+        arr = arr.transpose(0, 2, 3, 1)
+    if arr.ndim == 4 and arr.shape[3] == 1:
+        arr = arr[..., 0]
+    return arr
+
+
+def _tile(cells: list[list[np.ndarray | None]], cell_shape: tuple[int, ...], gap: int = 1,
+          col_gaps: dict[int, int] | None = None) -> np.ndarray:
+    """Tile a ragged grid of images (None = blank) with ``gap`` pixels between cells.
+
+    ``col_gaps`` maps a column index to a wider gap placed after that column.
+    """
+    h, w = cell_shape[:2]
+    nrow, ncol = len(cells), max(len(r) for r in cells)
+    col_gaps = col_gaps or {}
+    xs = [0]
+    for c in range(1, ncol):
+        xs.append(xs[-1] + w + col_gaps.get(c - 1, gap))
+    canvas = np.full((nrow * h + (nrow - 1) * gap, xs[-1] + w, *cell_shape[2:]), _BLANK)
+    for r, row in enumerate(cells):
+        for c, img in enumerate(row):
+            if img is not None:
+                y0 = r * (h + gap)
+                canvas[y0 : y0 + h, xs[c] : xs[c] + w] = img
+    return canvas
+
+
+def _new_figure(figsize: tuple[float, float], layout: str | None = None) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, dpi=100, layout=layout)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fig.savefig(out, format="png", bbox_inches="tight", pad_inches=0.05)
+    finally:
+        fig.clear()
+    return out
+
+
+def _show_canvas(canvas: np.ndarray, path: str | Path, *, title: str | None = None,
+                 row_labels: Sequence[str] | None = None, row_pos: Sequence[float] | None = None,
+                 col_labels: Sequence[str] | None = None, col_pos: Sequence[float] | None = None,
+                 xlabel: str | None = None, ylabel: str | None = None) -> Path:
+    """Draw a tiled canvas without ticks (except optional row/column labels) and save it."""
+    ch, cw = canvas.shape[:2]
+    scale = min(4.0, max(1.0, 900.0 / max(ch, cw))) / 100.0  # inches per canvas pixel
+    fig = _new_figure((max(cw * scale, 1.0), max(ch * scale, 1.0)))
+    ax = fig.add_axes((0, 0, 1, 1))
+    if canvas.ndim == 2:
+        ax.imshow(canvas, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    else:
+        ax.imshow(canvas, interpolation="nearest")
+    ax.set_xticks(list(col_pos) if col_labels is not None else [])
+    ax.set_yticks(list(row_pos) if row_labels is not None else [])
+    if col_labels is not None:
+        ax.set_xticklabels([str(v) for v in col_labels], fontsize=8)
+        ax.xaxis.tick_top()
+    if row_labels is not None:
+        ax.set_yticklabels([str(v) for v in row_labels], fontsize=8)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if xlabel:
+        ax.set_xlabel(xlabel, fontsize=9)
+    if ylabel:
+        ax.set_ylabel(ylabel, fontsize=9)
+    if title:
+        ax.set_title(title, fontsize=10, pad=14 if col_labels is not None else 6)
+    return _save(fig, path)
+
+
+def _centres(n: int, size: int, gap: int = 1) -> list[float]:
+    return [i * (size + gap) + (size - 1) / 2 for i in range(n)]
+
+
+def _check_labels(labels: Sequence[Any] | None, n: int, name: str) -> None:
+    if labels is not None and len(labels) != n:
+        raise ConfigError(f"{name} must have {n} entries (one per {name[:3]}), got {len(labels)}")
+
+
+# --------------------------------------------------------------------------- image figures
+def image_grid(images: Any, path: str | Path, *, image_shape: Sequence[int], nrow: int | None = None,
+               title: str | None = None, row_labels: Sequence[str] | None = None,
+               col_labels: Sequence[str] | None = None) -> Path:
+    """Tile flat images (n, d) in [0, 1] into ``nrow`` rows (default: about square) with 1-px gaps."""
+    imgs = _images(images, image_shape)
+    n = len(imgs)
+    if n == 0:
+        raise DataError("images is empty; need at least one image")
+    if nrow is None:
+        nrow = math.ceil(n / math.ceil(math.sqrt(n)))
+    if int(nrow) < 1 or int(nrow) > n:
+        raise ConfigError(f"nrow must be an integer in 1..{n} (the number of images), got {nrow!r}")
+    nrow = int(nrow)
+    ncol = math.ceil(n / nrow)
+    _check_labels(row_labels, nrow, "row_labels")
+    _check_labels(col_labels, ncol, "col_labels")
+    cells = [[imgs[r * ncol + c] if r * ncol + c < n else None for c in range(ncol)] for r in range(nrow)]
+    canvas = _tile(cells, imgs.shape[1:])
+    h, w = imgs.shape[1:3]
+    return _show_canvas(canvas, path, title=title, row_labels=row_labels, row_pos=_centres(nrow, h),
+                        col_labels=col_labels, col_pos=_centres(ncol, w))
+
+
+def reconstructions(x: Any, x_hat: Any, path: str | Path, *, image_shape: Sequence[int], n: int = 10,
+                    title: str | None = None) -> Path:
+    """Originals above their reconstructions; for ``n > 10``, pairs of rows of 10."""
+    a, b = _images(x, image_shape, "x"), _images(x_hat, image_shape, "x_hat")
+    if len(a) != len(b):
+        raise DataError(f"x and x_hat must have the same number of images, got {len(a)} and {len(b)}")
+    if int(n) < 1:
+        raise ConfigError(f"n must be an integer >= 1, got {n!r}")
+    n = min(int(n), len(a))
+    if n == 0:
+        raise DataError("x is empty; need at least one image")
+    per_row = min(n, 10)
+    cells: list[list[np.ndarray | None]] = []
+    for start in range(0, n, per_row):
+        idx = range(start, min(start + per_row, n))
+        cells.append([a[i] for i in idx])
+        cells.append([b[i] for i in idx])
+    canvas = _tile(cells, a.shape[1:])
+    h = a.shape[1]
+    labels = ["original", "reconstruction"] * (len(cells) // 2)
+    return _show_canvas(canvas, path, title=title, row_labels=labels, row_pos=_centres(len(cells), h))
+
+
+def style_grid(images: Any, path: str | Path, *, image_shape: Sequence[int], n_styles: int, n_classes: int,
+               title: str | None = None) -> Path:
+    """Style-major grid (row = one style, column = one class), columns labelled 0..n_classes-1."""
+    if int(n_styles) < 1 or int(n_classes) < 1:
+        raise ConfigError(f"n_styles and n_classes must be integers >= 1, got {n_styles!r} and {n_classes!r}")
+    imgs = _images(images, image_shape)
+    if len(imgs) != n_styles * n_classes:
+        raise DataError(f"images must hold n_styles*n_classes = {n_styles * n_classes} images, got {len(imgs)}")
+    return image_grid(imgs.reshape(len(imgs), -1), path, image_shape=imgs.shape[1:], nrow=n_styles, title=title,
+                      col_labels=[str(c) for c in range(n_classes)])
+
+
+def cluster_heads(heads: Any, members: Sequence[Any], path: str | Path, *, image_shape: Sequence[int],
+                  title: str | None = None, max_members: int = 10) -> Path:
+    """Row i: the cluster head image, a wide separator gap, then up to ``max_members`` members."""
+    if int(max_members) < 1:
+        raise ConfigError(f"max_members must be an integer >= 1, got {max_members!r}")
+    hd = _images(heads, image_shape, "heads")
+    if len(hd) == 0:
+        raise DataError("heads is empty; need one image per cluster")
+    if len(members) != len(hd):
+        raise DataError(f"members must be a list of {len(hd)} arrays (one per head), got {len(members)}")
+    cells: list[list[np.ndarray | None]] = []
+    for i, mem in enumerate(members):
+        m = _np(mem)
+        row: list[np.ndarray | None] = [hd[i]]
+        if m.size > 0:
+            m = m[None] if m.ndim == 1 else m  # a single flat image
+            row += list(_images(m, image_shape, f"members[{i}]")[:max_members])
+        row += [None] * (1 + max_members - len(row))
+        cells.append(row)
+    w = hd.shape[2]
+    sep = max(4, w // 3)
+    canvas = _tile(cells, hd.shape[1:], col_gaps={0: sep})
+    return _show_canvas(canvas, path, title=title, row_labels=[str(i) for i in range(len(hd))],
+                        row_pos=_centres(len(hd), hd.shape[1]))
+
+
+def manifold(decode: Callable[[np.ndarray], Any], path: str | Path, *, image_shape: Sequence[int],
+             extent: Sequence[float] = (-3, 3, -3, 3), n: int = 20, title: str | None = None) -> Path:
+    """Decode a regular n x n grid of 2-D codes over ``extent`` = (x0, x1, y0, y1); top row = largest y."""
+    if len(extent) != 4 or not (extent[0] < extent[1] and extent[2] < extent[3]):
+        raise ConfigError(f"extent must be (x0, x1, y0, y1) with x0 < x1 and y0 < y1, got {extent!r}")
+    if int(n) < 1:
+        raise ConfigError(f"n must be an integer >= 1, got {n!r}")
+    n = int(n)
+    xs = np.linspace(extent[0], extent[1], n)
+    ys = np.linspace(extent[3], extent[2], n)  # top row first
+    gx, gy = np.meshgrid(xs, ys)
+    codes = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+    out = _np(decode(codes))
+    if out.ndim < 1 or len(out) != n * n:
+        raise DataError(f"decode must return {n * n} images for {n * n} codes, got shape {out.shape}")
+    imgs = _images(out, image_shape, "decoded images")
+    canvas = _tile([[imgs[r * n + c] for c in range(n)] for r in range(n)], imgs.shape[1:])
+    return _show_canvas(canvas, path, title=title, xlabel=f"z1 from {extent[0]:g} to {extent[1]:g}",
+                        ylabel=f"z2 from {extent[2]:g} (bottom) to {extent[3]:g} (top)")
+
+
+# --------------------------------------------------------------------------- scatter and curves
+def latent_scatter(codes: Any, path: str | Path, *, labels: Any = None, prior_samples: Any = None,
+                   title: str | None = None, n_classes: int = 10) -> Path:
+    """Scatter of codes (n, k) coloured by label; PCA to 2-D if k > 2; prior samples in a right panel.
+
+    Labels must be in 0..n_classes-1, or -1 for unlabelled points (drawn grey).
+    """
+    z = _np(codes).astype(np.float64)
+    if z.ndim != 2 or z.shape[1] < 2 or len(z) == 0:
+        raise DataError(f"codes must be (n, k) with n >= 1 and k >= 2, got shape {z.shape}")
+    p = None if prior_samples is None else _np(prior_samples).astype(np.float64)
+    if p is not None and (p.ndim != 2 or p.shape[1] != z.shape[1] or len(p) == 0):
+        raise DataError(f"prior_samples must be (m, {z.shape[1]}) like codes, got shape {p.shape}")
+    if int(n_classes) < 1:
+        raise ConfigError(f"n_classes must be an integer >= 1, got {n_classes!r}")
+    k = z.shape[1]
+    xlabel, ylabel = "z1", "z2"
+    if k > 2:
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=2).fit(z)
+        z = pca.transform(z)
+        p = None if p is None else pca.transform(p)
+        xlabel, ylabel = f"PC1 (PCA of {k}-D codes)", f"PC2 (PCA of {k}-D codes)"
+    y = None
+    if labels is not None:
+        y = _np(labels).reshape(-1)
+        if len(y) != len(z):
+            raise DataError(f"labels must have one entry per code ({len(z)}), got {len(y)}")
+        y = y.astype(np.int64)
+        if y.min() < -1 or y.max() >= n_classes:
+            raise DataError(f"labels must be -1 or in 0..{n_classes - 1} (n_classes={n_classes}), "
+                            f"got values in {y.min()}..{y.max()}")
+    both = z if p is None else np.concatenate([z, p])
+    lo, hi = both.min(0), both.max(0)
+    pad = 0.05 * np.maximum(hi - lo, 1e-6)
+    lo, hi = lo - pad, hi + pad
+
+    npanel = 1 if p is None else 2
+    aspect = float((hi[1] - lo[1]) / (hi[0] - lo[0]))
+    panel_h = float(np.clip(4.5 * aspect, 2.0, 7.0)) + 0.9
+    fig = _new_figure((5.0 * npanel + (0.9 if y is not None else 0.0), panel_h), layout="constrained")
+    axes = [fig.add_subplot(1, npanel, i + 1) for i in range(npanel)]
+    ax = axes[0]
+    if y is None:
+        ax.scatter(z[:, 0], z[:, 1], s=2, c="tab:blue", linewidths=0)
+    else:
+        un = y < 0
+        if un.any():
+            ax.scatter(z[un, 0], z[un, 1], s=2, c="lightgrey", linewidths=0, label="unlabelled")
+        if n_classes <= 20:
+            from matplotlib import colormaps
+
+            cmap = colormaps["tab10" if n_classes <= 10 else "tab20"]
+            for c in range(n_classes):
+                sel = y == c
+                if sel.any():
+                    ax.scatter(z[sel, 0], z[sel, 1], s=2, color=cmap(c), linewidths=0, label=str(c))
+            fig.legend(loc="outside right upper", markerscale=4, fontsize=7, frameon=False)
+        else:
+            sel = ~un
+            sc = ax.scatter(z[sel, 0], z[sel, 1], s=2, c=y[sel], cmap="viridis", vmin=0, vmax=n_classes - 1,
+                            linewidths=0)
+            fig.colorbar(sc, ax=axes, label="label", shrink=0.8)
+    ax.set_title("codes" if p is not None else (title or "codes"), fontsize=10)
+    if p is not None:
+        axes[1].scatter(p[:, 0], p[:, 1], s=2, c="tab:gray", linewidths=0)
+        axes[1].set_title("prior samples", fontsize=10)
+        if title:
+            fig.suptitle(title, fontsize=11)
+    for a in axes:
+        a.set_xlim(lo[0], hi[0])
+        a.set_ylim(lo[1], hi[1])
+        a.set_aspect("equal", adjustable="box")
+        a.set_xlabel(xlabel, fontsize=8)
+        a.set_ylabel(ylabel, fontsize=8)
+        a.tick_params(labelsize=7)
+    return _save(fig, path)
+
+
+def curves(history: Sequence[dict[str, Any]], keys: Sequence[str], path: str | Path, *,
+           title: str | None = None) -> Path:
+    """Line plot of ``history[i][key]`` against ``history[i]["epoch"]``; keys with no values are skipped."""
+    if isinstance(keys, str):
+        raise ConfigError(f"keys must be a list of metric names, got the string {keys!r}")
+    fig = _new_figure((6.0, 4.0))
+    ax = fig.add_subplot(1, 1, 1)
+    drawn = 0
+    for key in keys:
+        pts = []
+        for i, row in enumerate(history):
+            v = row.get(key)
+            try:
+                v = float(v)  # also torch / numpy scalars
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(v):
+                pts.append((float(row.get("epoch", i + 1)), v))
+        if pts:
+            ex, vy = zip(*pts)
+            ax.plot(ex, vy, marker="o" if len(pts) < 30 else None, markersize=3, label=key)
+            drawn += 1
+    if drawn:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no values for " + ", ".join(map(str, keys)), ha="center", va="center",
+                transform=ax.transAxes)
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)

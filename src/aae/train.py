@@ -1,0 +1,209 @@
+"""The one training loop: epochs x minibatches x the regime's phases.
+
+The :class:`Trainer` owns the per-phase optimizers and learning-rate schedules, the seed,
+checkpoints (every ``checkpoint_every`` epochs, atomic), resume, the metrics log, the progress
+bar and the NaN guard. It never asks which regime it trains: it runs ``regime.phases``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .config import ExperimentConfig, TrainConfig
+from .errors import CheckpointError, ConfigError, DataError, TrainingError
+from .io import CHECKPOINT, append_jsonl, atomic_write, read_checkpoint, restore, restore_training, save_checkpoint
+from .model import AdversarialAutoencoder
+from .phases import Batch, train_step
+
+log = logging.getLogger("aae")
+
+# the optimizer each phase steps; the VAE's ELBO steps the reconstruction optimizer
+OPTIMIZERS_OF = {"reconstruction": ("reconstruction",), "elbo": ("reconstruction",),
+                 "regularization": ("discriminator", "generator"), "classification": ("classification",)}
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA if there is a GPU, else Apple's MPS, else the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"train.device = {name!r} is not a device; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device = {name!r} but this machine has no CUDA GPU; use auto or cpu")
+    return device
+
+
+def make_optimizer(params, phase: str, cfg: TrainConfig) -> torch.optim.Optimizer:
+    lr = cfg.lr[phase]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum)
+    return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas))
+
+
+def prepare_labels(labels, n: int, n_classes: int, need: str) -> torch.Tensor | None:
+    """Check training labels against what the regime needs (none, optional, some, all)."""
+    from .data import check_labels
+
+    if labels is None:
+        if need in ("all", "some"):
+            raise DataError(f"this regime needs labels ({need}); pass y (with -1 for unlabeled points)")
+        return None
+    y = torch.from_numpy(check_labels(np.asarray(labels), n_classes, n))
+    if need == "all" and (y < 0).any():
+        raise DataError(f"the supervised regime needs every label; {(y < 0).sum().item()} of {n} are -1")
+    if need == "some" and not (y >= 0).any():
+        raise DataError("the semi-supervised regime needs at least one labeled point; for none use the clustering regime")
+    return y
+
+
+class Trainer:
+    """Trains an :class:`AdversarialAutoencoder` by its regime's phases.
+
+    >>> trainer = Trainer(model, config)                 # doctest: +SKIP
+    >>> history = trainer.fit(x_train, y_train)          # doctest: +SKIP
+    """
+
+    def __init__(self, model: AdversarialAutoencoder, config: ExperimentConfig, run_dir: str | Path | None = None,
+                 evaluate: Callable[[AdversarialAutoencoder], dict] | None = None):
+        self.config, self.cfg = config, config.train
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.evaluate = evaluate
+        self.device = pick_device(self.cfg.device)
+        if self.cfg.threads > 0:
+            torch.set_num_threads(self.cfg.threads)
+        self.model = model.to(self.device)
+        self.phases = model.regime.phases(model.config.objective)
+        groups = model.parameter_groups()
+        needed = {o for p in self.phases for o in OPTIMIZERS_OF[p]}
+        self.optimizers = {k: make_optimizer(groups[k], k, self.cfg) for k in groups if k in needed}
+        self.schedulers = {k: torch.optim.lr_scheduler.MultiStepLR(o, self.cfg.lr_milestones, self.cfg.lr_gamma)
+                           for k, o in self.optimizers.items()}
+        self.epoch, self.history = 0, []
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return None if self.run_dir is None else self.run_dir / CHECKPOINT
+
+    def save(self) -> None:
+        if self.run_dir is not None:
+            save_checkpoint(self.checkpoint_path, model=self.model, config=self.config, x_dim=self.model.x_dim,
+                            epoch=self.epoch, history=self.history, optimizers=self.optimizers, schedulers=self.schedulers)
+
+    def resume(self) -> bool:
+        """Load the run directory's checkpoint, if there is one; return whether it did."""
+        if self.checkpoint_path is None or not self.checkpoint_path.exists():
+            return False
+        tensors, meta = read_checkpoint(self.checkpoint_path)
+        saved = _what_must_match(json.loads(meta["config"]))
+        mine = _what_must_match(self.config.to_dict())
+        diff = [k for k in saved if saved[k] != mine[k]]
+        if diff:
+            raise CheckpointError(f"{self.checkpoint_path} was trained with another [{diff[0]}] config; "
+                                  f"use the same config to resume, or another --out")
+        restore(self.model, tensors, path=self.checkpoint_path)
+        self.epoch, self.history = restore_training(tensors, meta, self.optimizers, self.schedulers)
+        # The log may hold epochs past the checkpoint (a kill between log and checkpoint): rewrite it.
+        atomic_write(self.run_dir / "metrics.jsonl", "".join(json_line(r) for r in self.history))
+        log.info("resumed %s at epoch %d", self.checkpoint_path, self.epoch)
+        return True
+
+    def fit(self, x, labels=None, *, resume: bool = False) -> list[dict]:
+        """Train on ``x`` (n, d) in [0, 1] with optional ``labels`` (-1 unlabeled) up to ``train.epochs``."""
+        model, cfg = self.model, self.cfg
+        x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        if x.ndim != 2 or x.shape[1] != model.x_dim:
+            raise DataError(f"x has shape {tuple(x.shape)}, expected (n, {model.x_dim})")
+        if not torch.isfinite(x).all():
+            raise DataError("x contains NaN or infinite values")
+        n = x.shape[0]
+        if n < cfg.batch_size:
+            raise DataError(f"{n} training points is fewer than train.batch_size = {cfg.batch_size}")
+        y = prepare_labels(labels, n, model.config.n_classes, model.regime.labels)
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if self.checkpoint_path.exists() and not resume:
+                raise CheckpointError(f"{self.run_dir} already holds a checkpoint; pass --resume to continue it, or choose another --out")
+        if not (resume and self.resume()):
+            torch.manual_seed(cfg.seed)
+            if self.run_dir is not None:
+                atomic_write(self.run_dir / "config.json", self.config.to_json())
+                atomic_write(self.run_dir / "metrics.jsonl", "")
+        x = x.to(self.device)
+        y = y.to(self.device) if y is not None else None
+        labeled = torch.nonzero(y >= 0).squeeze(1) if y is not None and "classification" in self.phases else None
+        steps = n // cfg.batch_size
+        self._bar = tqdm(total=cfg.epochs * steps, initial=self.epoch * steps, disable=not cfg.progress,
+                         dynamic_ncols=True, desc="training", unit="step")
+        while self.epoch < cfg.epochs:
+            row = self._epoch(x, y, labeled, steps)
+            self.history.append(row)
+            if self.run_dir is not None:
+                append_jsonl(self.run_dir / "metrics.jsonl", row)
+            if self.epoch % cfg.checkpoint_every == 0 or self.epoch == cfg.epochs:
+                self.save()
+        self._bar.close()
+        return self.history
+
+    def _epoch(self, x, y, labeled, steps: int) -> dict:
+        model, cfg = self.model.train(), self.cfg
+        start = time.perf_counter()
+        perm = torch.randperm(x.shape[0]).to(self.device)
+        sums: dict[str, torch.Tensor] = {}
+        bar = self._bar
+        for i in range(steps):
+            idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            batch = Batch(x[idx], y[idx] if y is not None else None)
+            if labeled is not None and labeled.numel():
+                pick = labeled[torch.randint(labeled.numel(), (cfg.labeled_batch_size,)).to(self.device)]
+                batch.x_labeled, batch.y_labeled = x[pick], y[pick]
+            for k, v in train_step(model, batch, self.optimizers, self.phases).items():
+                sums[k] = sums.get(k, 0) + v
+            if i % 50 == 49 or i == steps - 1:
+                means = {k: v.item() / (i + 1) for k, v in sums.items()}
+                self._check_finite(means, i + 1)
+                bar.set_postfix({"epoch": self.epoch + 1, **{k: f"{v:.3g}" for k, v in means.items()}}, refresh=False)
+            bar.update()
+        for s in self.schedulers.values():
+            s.step()
+        self.epoch += 1
+        row = {"epoch": self.epoch, **{k: v.item() / steps for k, v in sums.items()},
+               "seconds": round(time.perf_counter() - start, 3)}
+        if self.evaluate is not None and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs):
+            model.eval()
+            row.update(self.evaluate(model))
+        # with a progress bar the epoch lines go to debug, so they do not tear the bar
+        log.log(logging.DEBUG if cfg.progress else logging.INFO, "epoch %d/%d %s", self.epoch, cfg.epochs,
+                 " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)))
+        return row
+
+    def _check_finite(self, means: dict[str, float], step: int) -> None:
+        bad = [k for k, v in means.items() if not math.isfinite(v)]
+        if bad:
+            where = f"; the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path and self.checkpoint_path.exists() else ""
+            raise TrainingError(f"the {bad[0]} loss became {means[bad[0]]} in epoch {self.epoch + 1} by step {step}{where}; "
+                                f"lower train.lr.{bad[0] if bad[0] in self.cfg.lr else 'reconstruction'} and resume")
+
+
+def _what_must_match(config: dict) -> dict:
+    """The parts of a config a resumed run must share with its checkpoint (not where data lives)."""
+    data = {k: v for k, v in config["data"].items() if k not in ("data_dir", "download")}
+    return {"model": config["model"], "data": data}
+
+
+def json_line(row: dict) -> str:
+    return json.dumps(row) + "\n"
