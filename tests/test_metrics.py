@@ -16,7 +16,6 @@ from aae.metrics import (
     cluster_scores,
     hungarian_accuracy,
     mmd,
-    nearest_mode_accuracy,
     one_nn_error,
     parzen_log_likelihood,
     select_parzen_sigma,
@@ -54,16 +53,6 @@ def test_one_nn_error_zero_on_separated_clusters() -> None:
     assert one_nn_error(xtr, ytr, xte, (yte + 1) % 3) == 1.0
 
 
-def test_nearest_mode_accuracy_hand_case() -> None:
-    means = np.array([[0.0, 0.0], [4.0, 0.0]])
-    codes = np.array([[0.1, 0.0], [3.9, 0.0], [1.0, 0.0], [3.0, 0.0], [100.0, 0.0]])
-    labels = np.array([0, 1, 1, 1, -1])  # third point nearest mean 0 but labelled 1 -> wrong; last ignored
-    assert nearest_mode_accuracy(codes, labels, means) == pytest.approx(3 / 4)
-    with pytest.raises(DataError, match="labels must be -1 or in 0..1"):
-        nearest_mode_accuracy(codes, np.array([0, 1, 2, 1, -1]), means)
-
-
-# --------------------------------------------------------------------------- clustering
 def test_hungarian_accuracy_permutation_is_perfect() -> None:
     y = np.array([0, 0, 1, 1, 2, 2, 2])
     perm = np.array([2, 0, 1])

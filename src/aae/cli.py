@@ -31,7 +31,7 @@ train: epochs, batch_size, labeled_batch_size, optimizer (adam | sgd), lr = {rec
   device (auto | cpu | cuda | cuda:N | mps), threads, checkpoint_every, eval_every, progress
 data: name (mnist | digits | svhn | path.npy/.npz), data_dir, download, n_labeled, label_seed,
   valid_size, subset
-eval: n_samples, mmd_points
+eval: mmd_points
 
 The run directory (--out) receives checkpoint.safetensors, config.json, metrics.jsonl and
 figures/. A killed run continues from its last checkpoint with --resume.
@@ -41,9 +41,11 @@ example: aae train --config mnist_mixture_aae --set train.epochs=5 --out runs/mi
 
 
 def _configure_logging(quiet: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    log.addHandler(handler)
+    if not any(getattr(h, "_aae_cli", False) for h in log.handlers):  # once, however often main() runs
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._aae_cli = True
+        log.addHandler(handler)
     log.setLevel(logging.WARNING if quiet else logging.INFO)
 
 

@@ -36,7 +36,8 @@ class ModelConfig:
     regime: str = "unsupervised"
     """unsupervised | label_conditioned | supervised | semi_supervised | clustering | dim_reduction"""
     objective: str = "aae"
-    """aae (adversarial), vae (ELBO with the same nets) or ae (plain autoencoder, no regularization)"""
+    """aae (adversarial), vae (ELBO with the same nets), ae (plain autoencoder, no regularization),
+    or classifier (the encoder alone trained on the labeled points: the paper's NN baseline)"""
     encoder: str = "deterministic"
     """deterministic | gaussian (reparametrization trick) | universal (input plus noise)"""
     z_dim: int = 2
@@ -101,7 +102,6 @@ class DataConfig:
 
 @dataclass
 class EvalConfig:
-    n_samples: int = 100
     mmd_points: int = 2000
 
 
@@ -122,7 +122,7 @@ class ExperimentConfig:
 
 CHOICES = {
     "model.regime": ("unsupervised", "label_conditioned", "supervised", "semi_supervised", "clustering", "dim_reduction"),
-    "model.objective": ("aae", "vae", "ae"),
+    "model.objective": ("aae", "vae", "ae", "classifier"),
     "model.encoder": ("deterministic", "gaussian", "universal"),
     "model.output": ("bernoulli", "gaussian"),
     "train.optimizer": ("adam", "sgd"),
@@ -220,9 +220,9 @@ def resolve_config_path(name: str | Path) -> Path:
     path = Path(name)
     if path.is_file():
         return path
-    bundled = CONFIG_DIR / f"{Path(name).stem}.toml"
-    if bundled.is_file():
-        return bundled
+    bundled = CONFIG_DIR / f"{path.stem}.toml"
+    if path.parent == Path(".") and path.suffix in ("", ".toml") and bundled.is_file():
+        return bundled  # a bare name, never a mistyped path
     raise ConfigError(f"config {str(name)!r} not found; give a path, or one of: {', '.join(bundled_configs())}")
 
 

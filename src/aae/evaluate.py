@@ -29,6 +29,17 @@ def encode(model: AdversarialAutoencoder, x: np.ndarray, *, sample: bool = True,
 
 
 @torch.no_grad()
+def embed(model: AdversarialAutoencoder, x: np.ndarray, batch_size: int = 2000) -> np.ndarray:
+    """The representation the decoder reads for ``x`` without a label: W_C y + z for a model with
+    cluster heads (Section 7), else the code z (posterior mean / zero noise)."""
+    out = []
+    for i in range(0, len(x), batch_size):
+        codes = model.encode(torch.as_tensor(x[i:i + batch_size], device=model.device), sample=False)
+        out.append((codes.y @ model.cluster_heads + codes.z if model.cluster_heads is not None else codes.z).cpu().numpy())
+    return np.concatenate(out)
+
+
+@torch.no_grad()
 def mean_reconstruction_loss(model: AdversarialAutoencoder, data: Dataset, batch_size: int = 2000) -> float:
     total = 0.0
     for i in range(0, len(data), batch_size):
@@ -44,16 +55,19 @@ def _label_metrics(model: AdversarialAutoencoder, z: np.ndarray, proba: np.ndarr
     if data.y is None:
         return out
     if model.regime.label_to == "discriminator" and model.prior.n_parts is not None:
-        out["mode_accuracy"] = metrics.nearest_mode_accuracy(z, data.y, model.prior.part_means().numpy())
+        # the fraction of labeled codes that lie in their own class's part of the prior (Figures 4-5)
+        labeled = data.y >= 0
+        part = model.prior.assign_part(torch.as_tensor(z[labeled])).numpy()
+        out["mode_accuracy"] = float((part == data.y[labeled]).mean())
     if proba is not None and proba.shape[1] == data.n_classes:
         out["error"] = metrics.classification_error(data.y, proba.argmax(1))
     return out
 
 
 def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Callable[[AdversarialAutoencoder], dict]:
-    """The cheap per-epoch metrics (logged each ``eval_every`` epochs): on up to ``n`` test points,
-    the code's MMD to the prior and, where labels give one, the class error or mode accuracy."""
-    test = splits.test.subset(slice(0, n))
+    """The cheap per-epoch metrics (logged each ``eval_every`` epochs): the code's MMD to the prior
+    on ``n`` test points and, where labels give one, the test error or mode accuracy."""
+    test = splits.test
 
     def measure(model: AdversarialAutoencoder) -> dict:
         z, proba = encode(model, test.x)
@@ -95,8 +109,7 @@ def _decoded_grid(model: AdversarialAutoencoder, n_per: int, n_classes: int) -> 
     if "y" in model.priors:
         return model.generate(len(k), labels=k).cpu().numpy(), "rows: categories"
     if model.regime.label_to == "discriminator" and model.prior.n_parts is not None:
-        z = model.priors["z"].sample(len(k), k)
-        return model.generate(len(k), z=z).cpu().numpy(), "rows: prior parts"
+        return model.generate(len(k), labels=k).cpu().numpy(), "rows: prior parts"
     return model.generate(n_classes * n_per).cpu().numpy(), "prior samples"
 
 
@@ -115,6 +128,10 @@ def write_figures(model: AdversarialAutoencoder, splits: Splits, run_dir: Path, 
     images, layout = _decoded_grid(model, 10, min(m, 20))
     if layout == "style":
         paths.append(plots.style_grid(images, fig / "samples.png", image_shape=shape, n_styles=10, n_classes=m))
+        x = torch.as_tensor(test.x[:10])
+        grid = torch.cat([x[:, None].to(model.device), model.restyle(x)], 1).reshape(-1, x.shape[1]).cpu().numpy()
+        paths.append(plots.image_grid(grid, fig / "restyle.png", image_shape=shape, nrow=10,
+                                      title="test image, then its style under each label"))
     else:
         paths.append(plots.image_grid(images, fig / "samples.png", image_shape=shape, nrow=min(m, 20), title=layout))
     labels = torch.as_tensor(test.y[:20], device=model.device) if test.y is not None and model.regime.label_to == "decoder" else None
@@ -130,6 +147,12 @@ def write_figures(model: AdversarialAutoencoder, splits: Splits, run_dir: Path, 
         assign = proba.argmax(1)
         members = [test.x[:5000][assign == i][:10] for i in range(len(heads))]
         paths.append(plots.cluster_heads(heads, members, fig / "cluster_heads.png", image_shape=shape))
+    if model.cluster_heads is not None:
+        # Figure 11: the map r = W_C y + z of test images, with the cluster heads W_C
+        r = embed(model, test.x[:5000])
+        heads = model.cluster_heads.detach().cpu().numpy()
+        paths.append(plots.latent_scatter(r, fig / "map.png", labels=y, n_classes=m, highlight=heads,
+                                          title="test images r = W_C y + z (x: cluster heads)"))
     if history:
         keys = sorted({k for r in history for k in r if k not in ("epoch", "seconds")})
         paths.append(plots.curves(history, keys, fig / "curves.png"))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .config import ExperimentConfig
 from .data import Splits, label_budget, load
@@ -50,6 +51,7 @@ def run(cfg: ExperimentConfig, out: str | Path | None = None, *, resume: bool = 
         figures: bool = True, splits: Splits | None = None, prior=None) -> Result:
     """Train the experiment ``cfg`` (resuming from ``out`` if asked), then measure and draw it."""
     splits = splits or prepare_data(cfg)
+    torch.manual_seed(cfg.train.seed)  # the initial weights too follow train.seed
     model = AdversarialAutoencoder(cfg.model, splits.train.x.shape[1], prior=prior)
     trainer = Trainer(model, cfg, out, evaluate=epoch_metrics(splits, cfg))
     history = trainer.fit(splits.train.x, train_labels(cfg, splits), resume=resume)
@@ -63,7 +65,7 @@ def run(cfg: ExperimentConfig, out: str | Path | None = None, *, resume: bool = 
 def open_run(run_dir: str | Path, data_dir: str | None = None) -> tuple[AdversarialAutoencoder, ExperimentConfig, Splits]:
     """A trained run directory's model, config and data (from ``data_dir`` if given)."""
     _, meta = read_checkpoint(Path(run_dir) / CHECKPOINT if Path(run_dir).is_dir() else run_dir)
-    cfg = config_of(meta)
+    cfg = config_of(meta, run_dir)
     if data_dir is not None:
         cfg.data.data_dir = data_dir
     return load_model(run_dir), cfg, prepare_data(cfg)

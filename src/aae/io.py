@@ -65,8 +65,7 @@ def _join_optimizer(prefix: str, meta: dict, tensors: dict[str, torch.Tensor]) -
 
 
 def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, config: ExperimentConfig, x_dim: int,
-                    epoch: int, history: list[dict], optimizers: dict | None = None,
-                    schedulers: dict | None = None, rng: bool = True) -> None:
+                    epoch: int, history: list[dict], optimizers: dict | None = None, rng: bool = True) -> None:
     """Save everything needed to rebuild the model, and to resume training exactly."""
     tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     optim_meta = {}
@@ -86,7 +85,6 @@ def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, config: 
         "epoch": str(epoch),
         "history": json.dumps(history),
         "optimizers": json.dumps(optim_meta),
-        "schedulers": json.dumps({k: s.state_dict() for k, s in (schedulers or {}).items()}),
     }
     atomic_write(path, st_save(tensors, metadata=meta))
 
@@ -97,7 +95,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     if path.is_dir():
         path = path / CHECKPOINT
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}; train first (aae train --out {path.parent})")
+        raise CheckpointError(f"no checkpoint at {path}; train first (aae train --out DIR), then pass that DIR")
     data = path.read_bytes()
     try:
         tensors = st_load(data)
@@ -110,8 +108,11 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     return tensors, meta
 
 
-def config_of(meta: dict[str, str]) -> ExperimentConfig:
-    return from_dict(json.loads(meta["config"]))
+def config_of(meta: dict[str, str], path: str | os.PathLike = "checkpoint") -> ExperimentConfig:
+    try:
+        return from_dict(json.loads(meta["config"]))
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"{path}: its config is unreadable ({exc}); train again") from None
 
 
 def restore(model: torch.nn.Module, tensors: dict[str, torch.Tensor], *, path: str | os.PathLike = "checkpoint") -> None:
@@ -123,13 +124,12 @@ def restore(model: torch.nn.Module, tensors: dict[str, torch.Tensor], *, path: s
         raise CheckpointError(f"{path} does not fit this model's shapes: {first}") from None
 
 
-def restore_training(tensors, meta, optimizers: dict, schedulers: dict) -> tuple[int, list[dict]]:
-    """Load optimizer, scheduler and RNG state; return (epoch, history)."""
+def restore_training(tensors, meta, optimizers: dict) -> tuple[int, list[dict]]:
+    """Load optimizer and RNG state; return (epoch, history). The learning rates are the
+    trainer's to set (from the config and the epoch), not the checkpoint's."""
     optim_meta = json.loads(meta["optimizers"])
     for phase, opt in optimizers.items():
         opt.load_state_dict(_join_optimizer(f"optim/{phase}", optim_meta[phase], tensors))
-    for phase, state in json.loads(meta["schedulers"]).items():
-        schedulers[phase].load_state_dict(state)
     if "rng/torch" in tensors:
         torch.set_rng_state(tensors["rng/torch"])
     cuda = [tensors[k] for k in sorted(t for t in tensors if t.startswith("rng/cuda/"))]
@@ -147,7 +147,7 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", prior=None
     from .model import AdversarialAutoencoder
 
     tensors, meta = read_checkpoint(path)
-    config = config_of(meta)
+    config = config_of(meta, path)
     try:
         model = AdversarialAutoencoder(config.model, int(meta["x_dim"]), prior=prior)
     except AAEError as exc:

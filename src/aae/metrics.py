@@ -24,7 +24,6 @@ __all__ = [
     "cluster_scores",
     "parzen_log_likelihood",
     "select_parzen_sigma",
-    "nearest_mode_accuracy",
     "one_nn_error",
 ]
 
@@ -91,26 +90,6 @@ def one_nn_error(train_x: Any, train_y: Any, test_x: Any, test_y: Any) -> float:
     return float(np.mean(clf.predict(sx) != sy))
 
 
-def nearest_mode_accuracy(codes: Any, labels: Any, means: Any) -> float:
-    """Fraction of labelled points whose nearest mean (Euclidean) is ``means[label]``.
-
-    Points with label -1 are ignored; other labels must index a row of ``means``.
-    """
-    z, y, mu = _points(codes, "codes"), _labels(labels, "labels"), _points(means, "means")
-    _same_len(z, y, "codes", "labels")
-    if z.shape[1] != mu.shape[1]:
-        raise DataError(f"codes and means must have the same dimension, got {z.shape[1]} and {mu.shape[1]}")
-    keep = y != -1
-    if not keep.any():
-        raise DataError("labels are all -1 (unlabelled); need at least one label in 0..len(means)-1")
-    z, y = z[keep], y[keep]
-    if y.min() < 0 or y.max() >= len(mu):
-        raise DataError(f"labels must be -1 or in 0..{len(mu) - 1}, got values in {y.min()}..{y.max()}")
-    d2 = ((z[:, None, :].astype(np.float64) - mu[None, :, :]) ** 2).sum(-1)
-    return float(np.mean(np.argmin(d2, axis=1) == y))
-
-
-# --------------------------------------------------------------------------- clustering
 def hungarian_accuracy(y_true: Any, clusters: Any) -> float:
     """Accuracy under the best one-to-one map of clusters to classes (Hungarian algorithm).
 

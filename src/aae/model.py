@@ -134,10 +134,14 @@ class AdversarialAutoencoder(nn.Module):
     def generate(self, n: int, labels: Tensor | None = None, z: Tensor | None = None, y: Tensor | None = None) -> Tensor:
         """Decode ``n`` samples of the priors (or the given ``z``/``y``) into data space.
 
-        ``labels`` are the decoder's labels (supervised) or the categories to decode (models
-        with a y head); without them categories are drawn from the categorical prior.
+        ``labels`` are the decoder's labels (supervised), the categories to decode (models with a
+        y head), or the parts of the prior to sample z from (label-conditioned); without them
+        categories and z are drawn from the whole prior.
         """
-        z = self.sample_prior("z", n) if z is None else z.to(self.device)
+        if z is None:
+            per_part = labels is not None and self.regime.label_to == "discriminator" and self.prior.n_parts is not None
+            z = self.sample_prior("z", n, labels) if per_part else self.sample_prior("z", n)
+        z = z.to(self.device)
         y_logits = None
         if "y" in self.priors:
             if y is None:
@@ -145,3 +149,14 @@ class AdversarialAutoencoder(nn.Module):
             y_logits = torch.log(y.clamp_min(1e-12))  # softmax(log onehot) = onehot
         codes = Codes(z, y_logits)
         return self.to_data(self.decode(self.representation(codes, labels if self.regime.label_to == "decoder" else None)))
+
+    @torch.no_grad()
+    def restyle(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Encode each image's style z, then decode it under every label (Section 4): shape
+        ``(n, n_labels, d)``. Needs a model whose decoder reads the label (supervised)."""
+        if self.regime.label_to != "decoder":
+            raise ConfigError("restyle needs the supervised regime (the label goes to the decoder)")
+        labels = torch.arange(self.config.n_classes, device=self.device) if labels is None else labels.to(self.device)
+        z = self.encode(x.to(self.device), sample=False).z
+        n, k = len(z), len(labels)
+        return self.generate(n * k, labels=labels.repeat(n), z=z.repeat_interleave(k, 0)).reshape(n, k, -1)

@@ -58,6 +58,10 @@ class Prior:
         """One representative point per part (mode centres), for the nearest-mode metric."""
         raise ConfigError(f"prior {type(self).__name__} has no parts")
 
+    def assign_part(self, z: Tensor) -> Tensor:
+        """The part each code lies in: by default the nearest part mean (the nearest mode)."""
+        return torch.cdist(z, self.part_means().to(z)).argmin(1)
+
     def _check_labels(self, n: int, labels: Tensor | None) -> Tensor | None:
         if labels is None:
             return None
@@ -191,6 +195,13 @@ class SwissRoll(Prior):
         own = comp.masked_fill(piece[None, :] != labels.clamp(min=0)[:, None], -math.inf)
         own = torch.logsumexp(own, 1) - math.log(grid / self.n_parts)
         return torch.where(labels >= 0, own, whole)
+
+    def assign_part(self, z, grid: int = 2000):
+        # The piece of highest density: nearest centres would cut across the spiral's turns.
+        u = (torch.arange(grid, device=z.device) + 0.5) / grid
+        comp = -0.5 * torch.cdist(z, self._curve(u)).pow(2) / self.noise**2
+        piece = (u * self.n_parts).long()
+        return torch.stack([torch.logsumexp(comp[:, piece == k], 1) for k in range(self.n_parts)], 1).argmax(1)
 
 
 class Uniform(Prior):

@@ -1,6 +1,6 @@
 """The one training loop: epochs x minibatches x the regime's phases.
 
-The :class:`Trainer` owns the per-phase optimizers and learning-rate schedules, the seed,
+The :class:`Trainer` owns the per-phase optimizers and the learning-rate schedule, the seed,
 checkpoints (every ``checkpoint_every`` epochs, atomic), resume, the metrics log, the progress
 bar and the NaN guard. It never asks which regime it trains: it runs ``regime.phases``.
 """
@@ -91,8 +91,6 @@ class Trainer:
         groups = model.parameter_groups()
         needed = {o for p in self.phases for o in OPTIMIZERS_OF[p]}
         self.optimizers = {k: make_optimizer(groups[k], k, self.cfg) for k in groups if k in needed}
-        self.schedulers = {k: torch.optim.lr_scheduler.MultiStepLR(o, self.cfg.lr_milestones, self.cfg.lr_gamma)
-                           for k, o in self.optimizers.items()}
         self.epoch, self.history = 0, []
 
     @property
@@ -102,7 +100,7 @@ class Trainer:
     def save(self) -> None:
         if self.run_dir is not None:
             save_checkpoint(self.checkpoint_path, model=self.model, config=self.config, x_dim=self.model.x_dim,
-                            epoch=self.epoch, history=self.history, optimizers=self.optimizers, schedulers=self.schedulers)
+                            epoch=self.epoch, history=self.history, optimizers=self.optimizers)
 
     def resume(self) -> bool:
         """Load the run directory's checkpoint, if there is one; return whether it did."""
@@ -116,7 +114,7 @@ class Trainer:
             raise CheckpointError(f"{self.checkpoint_path} was trained with another [{diff[0]}] config; "
                                   f"use the same config to resume, or another --out")
         restore(self.model, tensors, path=self.checkpoint_path)
-        self.epoch, self.history = restore_training(tensors, meta, self.optimizers, self.schedulers)
+        self.epoch, self.history = restore_training(tensors, meta, self.optimizers)
         # The log may hold epochs past the checkpoint (a kill between log and checkpoint): rewrite it.
         atomic_write(self.run_dir / "metrics.jsonl", "".join(json_line(r) for r in self.history))
         log.info("resumed %s at epoch %d", self.checkpoint_path, self.epoch)
@@ -161,6 +159,7 @@ class Trainer:
 
     def _epoch(self, x, y, labeled, steps: int) -> dict:
         model, cfg = self.model.train(), self.cfg
+        self._set_learning_rates()
         start = time.perf_counter()
         perm = torch.randperm(x.shape[0]).to(self.device)
         sums: dict[str, torch.Tensor] = {}
@@ -178,18 +177,26 @@ class Trainer:
                 self._check_finite(means, i + 1)
                 bar.set_postfix({"epoch": self.epoch + 1, **{k: f"{v:.3g}" for k, v in means.items()}}, refresh=False)
             bar.update()
-        for s in self.schedulers.values():
-            s.step()
         self.epoch += 1
         row = {"epoch": self.epoch, **{k: v.item() / steps for k, v in sums.items()},
                "seconds": round(time.perf_counter() - start, 3)}
         if self.evaluate is not None and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs):
             model.eval()
-            row.update(self.evaluate(model))
+            # Measuring must not change training: it draws from a forked random stream.
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                row.update(self.evaluate(model))
         # with a progress bar the epoch lines go to debug, so they do not tear the bar
         log.log(logging.DEBUG if cfg.progress else logging.INFO, "epoch %d/%d %s", self.epoch, cfg.epochs,
                  " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)))
         return row
+
+    def _set_learning_rates(self) -> None:
+        """The schedule: each phase's rate from the config, times lr_gamma per milestone passed.
+        Set from the config every epoch, so a resumed run takes a changed train.lr."""
+        decay = self.cfg.lr_gamma ** sum(self.epoch >= m for m in self.cfg.lr_milestones)
+        for phase, opt in self.optimizers.items():
+            for group in opt.param_groups:
+                group["lr"] = self.cfg.lr[phase] * decay
 
     def _check_finite(self, means: dict[str, float], step: int) -> None:
         bad = [k for k, v in means.items() if not math.isfinite(v)]

@@ -1,0 +1,32 @@
+"""Small shared fixtures: the digits splits and a tiny-config factory."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+# The tests use tiny MLPs; on a busy machine torch's intra-op thread pool makes them ~10x
+# slower than one thread does, so every test runs single-threaded.
+torch.set_num_threads(1)
+
+# Tiny networks on sklearn's digits (64 features): a training epoch takes a few milliseconds.
+TINY = ("model.hidden=[32]", "model.disc_hidden=[16]", "train.progress=false", "data.name=digits")
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """sklearn's digits as train (1077) / valid (120) / test (600) splits. Do not mutate."""
+    from aae.data import load
+
+    return load("digits", progress=False)
+
+
+@pytest.fixture
+def tiny_config():
+    """``tiny_config(*overrides, path=None)``: a validated config with tiny nets on digits."""
+    from aae.config import load_config
+
+    def make(*overrides: str, path=None):
+        return load_config(path, [*TINY, *overrides])
+
+    return make

@@ -1,0 +1,281 @@
+"""Tests for the ``aae`` command (aae.cli.main in-process, plus one real subprocess)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io as stdio
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aae import io
+from aae.cli import main
+from aae.config import DataConfig, EvalConfig, ModelConfig, TrainConfig, bundled_configs
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TINY = ["--no-progress", "--set", "model.hidden=[32]", "--set", "model.disc_hidden=[16]"]
+FIGURES = ("latent.png", "samples.png", "reconstructions.png", "manifold.png")
+
+
+@contextlib.contextmanager
+def _restored_logger():
+    """main() adds a handler to the 'aae' logger on each call; take it off again after a test."""
+    logger = logging.getLogger("aae")
+    handlers, level = list(logger.handlers), logger.level
+    try:
+        yield
+    finally:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _isolate_logger():
+    with _restored_logger():
+        yield
+
+
+def run_main(argv: list[str]) -> tuple[int, str, str]:
+    """main(argv) with its stdout and stderr captured (for module-scoped fixtures, where capsys is not available)."""
+    out, err = stdio.StringIO(), stdio.StringIO()
+    with _restored_logger(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def printed_metrics(stdout: str) -> dict[str, str]:
+    """The 'name value' lines that _print_metrics writes."""
+    return {m[1]: m[2] for m in re.finditer(r"^(test_\w+)\s+(-?\d+\.\d{4})$", stdout, re.M)}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One `aae train` of the demo config with tiny nets for 2 epochs; the run directory is shared read-only."""
+    run_dir = tmp_path_factory.mktemp("cli") / "run"
+    rc, out, err = run_main(["train", "--config", "demo", "--epochs", "2", "--out", str(run_dir), *TINY])
+    return run_dir, rc, out, err
+
+
+@pytest.fixture
+def run_copy(trained, tmp_path):
+    """A private copy of the trained run directory, for tests that change it."""
+    dst = tmp_path / "run"
+    shutil.copytree(trained[0], dst)
+    return dst
+
+
+def metrics_rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def test_train_writes_checkpoint_config_metrics_and_figures(trained):
+    run_dir, rc, out, err = trained
+    assert rc == 0, err
+    assert (run_dir / io.CHECKPOINT).is_file()
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["name"] == "demo" and cfg["model"]["regime"] == "label_conditioned"
+    assert cfg["model"]["hidden"] == [32] and cfg["model"]["disc_hidden"] == [16]
+    assert cfg["train"]["epochs"] == 2 and cfg["train"]["progress"] is False
+    rows = metrics_rows(run_dir)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert "test_mmd" not in rows[0] and "test_mmd" in rows[1]  # eval_every = 25, and always at the last epoch
+    for name in (*FIGURES, "curves.png"):
+        assert (run_dir / "figures" / name).read_bytes()[:8] == PNG_MAGIC, name
+    assert io.read_checkpoint(run_dir)[1]["epoch"] == "2"
+
+
+def test_train_prints_the_test_metrics(trained):
+    run_dir, rc, out, err = trained
+    assert re.search(rf"^trained demo for 2 epochs in \d+ s -> {re.escape(str(run_dir))}$", out, re.M)
+    shown = printed_metrics(out)
+    assert set(shown) == {"test_reconstruction", "test_mmd", "test_mode_accuracy"}
+    assert 10 < float(shown["test_reconstruction"]) < 60        # nats per 8x8 digit
+    assert 0 <= float(shown["test_mode_accuracy"]) <= 1
+    assert "Traceback" not in err
+
+
+def test_eval_prints_the_same_deterministic_metrics(trained, capsys):
+    run_dir, _, train_out, _ = trained
+    assert main(["eval", "--run", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    shown, at_train = printed_metrics(out), printed_metrics(train_out)
+    assert set(shown) == {"test_reconstruction", "test_mmd", "test_mode_accuracy"}
+    # a deterministic encoder: the reconstruction loss and mode accuracy are exactly those printed at training
+    assert shown["test_reconstruction"] == at_train["test_reconstruction"]
+    assert shown["test_mode_accuracy"] == at_train["test_mode_accuracy"]
+    assert float(shown["test_mmd"]) > -0.1
+
+
+def test_sample_writes_a_png_grid(trained, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    assert main(["sample", "--run", str(trained[0]), "-n", "16", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    assert out.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_sample_writes_npy_in_unit_range_and_is_seeded(trained, tmp_path, capsys):
+    run_dir = str(trained[0])
+    paths = [tmp_path / f"{name}.npy" for name in ("a", "b", "c")]
+    assert main(["sample", "--run", run_dir, "-n", "16", "--out", str(paths[0])]) == 0
+    assert main(["sample", "--run", run_dir, "-n", "16", "--out", str(paths[1])]) == 0
+    assert main(["sample", "--run", run_dir, "-n", "16", "--seed", "1", "--out", str(paths[2])]) == 0
+    a, b, c = (np.load(p) for p in paths)
+    assert a.shape == (16, 64) and a.dtype == np.float32
+    assert a.min() >= 0 and a.max() <= 1
+    assert np.array_equal(a, b)            # the same --seed: the same samples
+    assert not np.array_equal(a, c)
+    assert capsys.readouterr().out.split() == [str(p) for p in paths]
+
+
+def test_sample_label_on_a_label_conditioned_model_picks_the_prior_part(trained, tmp_path):
+    run_dir = str(trained[0])
+    assert main(["sample", "--run", run_dir, "-n", "16", "--label", "3", "--out", str(tmp_path / "3.npy")]) == 0
+    assert main(["sample", "--run", run_dir, "-n", "16", "--label", "5", "--out", str(tmp_path / "5.npy")]) == 0
+    assert not np.array_equal(np.load(tmp_path / "3.npy"), np.load(tmp_path / "5.npy"))
+
+
+def test_plot_redraws_the_figures(run_copy, capsys):
+    shutil.rmtree(run_copy / "figures")
+    assert main(["plot", "--run", str(run_copy)]) == 0
+    printed = capsys.readouterr().out.split()
+    expected = [str(run_copy / "figures" / n) for n in ("latent.png", "samples.png", "reconstructions.png",
+                                                         "manifold.png", "curves.png")]
+    assert printed == expected
+    for p in expected:
+        assert Path(p).read_bytes()[:8] == PNG_MAGIC
+
+
+def test_train_resume_continues_the_run(run_copy, capsys):
+    assert main(["train", "--config", "demo", "--epochs", "3", "--out", str(run_copy), "--resume", "--no-figures", *TINY]) == 0
+    out, err = capsys.readouterr()
+    assert "trained demo for 3 epochs" in out
+    assert f"resumed {run_copy / io.CHECKPOINT} at epoch 2" in err
+    assert [r["epoch"] for r in metrics_rows(run_copy)] == [1, 2, 3]
+    assert io.read_checkpoint(run_copy)[1]["epoch"] == "3"
+
+
+def test_train_into_a_used_run_dir_without_resume_is_refused(run_copy, capsys):
+    before = (run_copy / io.CHECKPOINT).read_bytes()
+    assert main(["train", "--config", "demo", "--epochs", "3", "--out", str(run_copy), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err == f"aae: error: {run_copy} already holds a checkpoint; pass --resume to continue it, or choose another --out\n"
+    assert (run_copy / io.CHECKPOINT).read_bytes() == before
+
+
+def test_configs_lists_every_bundled_config(capsys):
+    assert main(["configs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == bundled_configs()
+    demo = next(line for line in lines if line.split()[0] == "demo")
+    assert "Demo: label-conditioned AAE on scikit-learn's bundled 8x8 digits" in demo
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def _garbage_checkpoint(tmp_path: Path) -> str:
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / io.CHECKPOINT).write_bytes(b"not a checkpoint at all, just text")
+    return str(tmp_path / "bad")
+
+
+ERRORS = {
+    "unknown prior": (lambda t, r: ["train", "--config", "demo", "--epochs", "1", "--out", str(t / "o"), *TINY,
+                                    "--set", "model.prior.name=banana"],
+                      "unknown prior 'banana'; allowed: gaussian, mixture, swiss_roll, uniform, categorical, callable"),
+    "missing data file": (lambda t, r: ["train", "--config", "demo", "--epochs", "1", "--out", str(t / "o"), *TINY,
+                                        "--data", "/nonexistent.npz"],
+                          "/nonexistent.npz not found"),
+    "corrupt checkpoint": (lambda t, r: ["eval", "--run", _garbage_checkpoint(t)], "is corrupt or truncated"),
+    "no checkpoint": (lambda t, r: ["eval", "--run", str(t)], "no checkpoint at"),
+    "unknown config": (lambda t, r: ["train", "--config", "no_such_config", "--out", str(t / "o")],
+                       "config 'no_such_config' not found; give a path, or one of: demo"),
+    "bad --set syntax": (lambda t, r: ["train", "--config", "demo", "--out", str(t / "o"), "--set", "train.epochs"],
+                         "override 'train.epochs' must look like section.key=value"),
+    "unknown key": (lambda t, r: ["train", "--config", "demo", "--out", str(t / "o"), "--set", "model.hiden=[3]"],
+                    "unknown config key 'model.hiden'; allowed in [model]: regime"),
+    "bad choice": (lambda t, r: ["train", "--config", "demo", "--out", str(t / "o"), "--set", "model.encoder=foo"],
+                   "model.encoder = 'foo' is not allowed; choose one of: deterministic, gaussian, universal"),
+    "sample label out of range": (lambda t, r: ["sample", "--run", r, "-n", "4", "--label", "99", "--out", str(t / "s.npy")],
+                                  "--label 99 is out of range; this model has labels 0..9"),
+}
+
+
+@pytest.mark.parametrize("case", list(ERRORS))
+def test_user_errors_end_in_one_line_and_exit_2(case, trained, tmp_path, capsys):
+    argv, expected = ERRORS[case]
+    rc = main(argv(tmp_path, str(trained[0])))
+    out, err = capsys.readouterr()
+    assert rc == 2
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+    assert err.startswith("aae: error: ")
+    assert expected in err
+    assert "Traceback" not in err and out == ""
+    assert not (tmp_path / "o").exists()  # no run directory is left behind
+    assert not (tmp_path / "s.npy").exists()
+
+
+def test_train_help_mentions_every_config_key(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for key in ("labeled_batch_size", "lr_milestones", "n_labeled", "disc_hidden", "head_penalty", "mmd_points"):
+        assert key in text
+    for cls in (ModelConfig, TrainConfig, DataConfig, EvalConfig):
+        for f in dataclasses.fields(cls):
+            assert re.search(rf"\b{f.name}\b", text), f"{cls.__name__}.{f.name} missing from `aae train --help`"
+    for flag in ("--config", "--set", "--epochs", "--out", "--resume", "--no-progress"):
+        assert flag in text
+
+
+def test_calling_main_twice_does_not_duplicate_log_lines(capsys):
+    assert main(["configs"]) == 0
+    assert main(["configs"]) == 0
+    capsys.readouterr()
+    logging.getLogger("aae").info("probe line")
+    assert capsys.readouterr().err.count("probe line") == 1
+
+
+# ----------------------------------------------------------------------------- the installed command
+
+
+def _aae_command() -> list[str]:
+    script = Path(sys.executable).parent / "aae"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "aae.cli"]
+
+
+def test_aae_demo_subprocess_writes_the_figures(tmp_path):
+    out = tmp_path / "demo"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    proc = subprocess.run([*_aae_command(), "demo", "--epochs", "3", "--out", str(out)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "demo: label-conditioned AAE on scikit-learn's digits, 10-mode mixture prior, 3 epochs" in proc.stdout
+    assert set(printed_metrics(proc.stdout)) == {"test_reconstruction", "test_mmd", "test_mode_accuracy"}
+    for name in FIGURES:
+        assert (out / "figures" / name).read_bytes()[:8] == PNG_MAGIC
+        assert f"figure: {out / 'figures' / name}" in proc.stdout
+    assert [r["epoch"] for r in metrics_rows(out)] == [1, 2, 3]
+    assert "Traceback" not in proc.stderr
+
+
+def test_aae_subprocess_error_is_one_line_exit_2(tmp_path):
+    proc = subprocess.run([*_aae_command(), "train", "--config", "no_such_config", "--out", str(tmp_path / "o")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("aae: error: config 'no_such_config' not found")
+    assert proc.stderr.count("\n") == 1

@@ -1,0 +1,296 @@
+"""Tests for aae.config: defaults, bundled and file configs, dotted overrides, validation errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from aae.config import (CHOICES, PHASE_NAMES, DataConfig, EvalConfig, ExperimentConfig, ModelConfig, TrainConfig,
+                        bundled_configs, from_dict, load_config)
+from aae.errors import ConfigError
+
+
+# ----------------------------------------------------------------------------- defaults
+
+
+def test_defaults_are_the_papers_mnist_setting():
+    cfg = load_config(None)
+    assert cfg == ExperimentConfig()
+    m, t, d, e = cfg.model, cfg.train, cfg.data, cfg.eval
+    assert (m.regime, m.objective, m.encoder, m.output) == ("unsupervised", "aae", "deterministic", "bernoulli")
+    assert (m.z_dim, m.n_classes, m.hidden, m.disc_hidden) == (2, 10, [1000, 1000], [1000, 1000])
+    assert m.prior == {"name": "gaussian"}
+    assert (t.epochs, t.batch_size, t.optimizer, t.betas, t.lr_milestones, t.seed) == (50, 100, "adam", [0.5, 0.999], [], 0)
+    assert t.lr == {"reconstruction": 1e-3, "discriminator": 1e-3, "generator": 1e-3, "classification": 1e-3}
+    assert (d.name, d.n_labeled, d.subset) == ("mnist", None, None)
+    assert e.mmd_points == 2000
+
+
+def test_default_lists_and_tables_are_not_shared_between_instances():
+    a, b = ModelConfig(), ModelConfig()
+    a.hidden.append(5)
+    a.prior["n_modes"] = 3
+    assert b.hidden == [1000, 1000] and b.prior == {"name": "gaussian"}
+    t1, t2 = TrainConfig(), TrainConfig()
+    t1.lr["generator"] = 9.0
+    assert t2.lr["generator"] == 1e-3
+
+
+def test_to_dict_from_dict_round_trip():
+    cfg = load_config("demo", ["train.lr.generator=2e-4", "data.n_labeled=100"])
+    assert from_dict(cfg.to_dict()) == cfg
+    assert set(cfg.to_dict()) == {"name", "model", "train", "data", "eval"}
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def test_load_bundled_config_by_name():
+    cfg = load_config("demo")
+    assert cfg.name == "demo"
+    assert cfg.model.regime == "label_conditioned"
+    assert cfg.model.hidden == [256, 256] and cfg.model.disc_hidden == [128, 128]
+    assert cfg.model.prior == {"name": "mixture", "n_modes": 10}
+    assert (cfg.train.epochs, cfg.train.eval_every) == (150, 25)
+    assert cfg.data.name == "digits"
+    # keys the file does not set keep their defaults
+    assert cfg.train.batch_size == 100 and cfg.model.z_dim == 2 and cfg.train.lr == TrainConfig().lr
+
+
+def test_load_config_from_a_path(tmp_path: Path):
+    path = tmp_path / "mine.toml"
+    path.write_text('name = "mine"\n[model]\nz_dim = 8\nhidden = [64, 32]\n[train]\nlr = { generator = 5e-4 }\n'
+                    '[data]\nname = "digits"\nsubset = 500\n')
+    cfg = load_config(path)
+    assert cfg.name == "mine"
+    assert cfg.model.z_dim == 8 and cfg.model.hidden == [64, 32]
+    assert cfg.train.lr == {"reconstruction": 1e-3, "discriminator": 1e-3, "generator": 5e-4, "classification": 1e-3}
+    assert cfg.data.name == "digits" and cfg.data.subset == 500
+    assert load_config(str(path)) == cfg  # a str path works as well
+
+
+def test_unknown_config_name_lists_the_bundled_ones():
+    with pytest.raises(ConfigError) as err:
+        load_config("no_such_config")
+    msg = str(err.value)
+    assert "'no_such_config' not found" in msg
+    for name in ("demo", "mnist_mixture_aae", "mnist_gaussian_vae"):
+        assert name in msg
+
+
+def test_missing_config_path_is_an_error_not_the_bundled_config_of_the_same_name(tmp_path: Path):
+    # A typo in a directory must not silently train the bundled demo instead of the user's file.
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "typo_dir" / "demo.toml")
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path):
+    path = tmp_path / "broken.toml"
+    path.write_text("[model]\nz_dim = = 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value) and "not valid TOML" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_section_in_a_file_is_rejected(tmp_path: Path):
+    path = tmp_path / "typo.toml"
+    path.write_text("[modle]\nz_dim = 3\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'modle'; allowed in \[top level\]: name, model, train, data, eval"):
+        load_config(path)
+
+
+def test_every_bundled_config_loads_and_builds_a_model():
+    from aae.model import AdversarialAutoencoder
+
+    names = bundled_configs()
+    assert {"demo", "mnist_gaussian_aae", "mnist_gaussian_vae", "mnist_mixture_aae", "mnist_mixture_vae",
+            "mnist_swiss_roll_aae", "mnist_swiss_roll_vae"} <= set(names)
+    for name in names:
+        cfg = load_config(name)
+        assert cfg.name == name, f"{name}.toml sets name = {cfg.name!r}"
+        model = AdversarialAutoencoder(cfg.model, x_dim=784)
+        assert model.x_dim == 784
+        assert model.decoder[-1].out_features == 784
+        assert model.prior.dim == cfg.model.z_dim
+
+
+# ----------------------------------------------------------------------------- overrides
+
+
+def test_overrides_parse_ints_floats_bools_lists_tables_and_bare_words():
+    cfg = load_config(None, [
+        "model.z_dim=8",
+        "model.noise_std=0.5",
+        "model.input_dropout=1",          # an int where a float is expected becomes a float
+        "model.hidden=[64, 32]",
+        "model.prior={name = 'mixture', n_modes = 5}",
+        "model.regime=supervised",        # a bare word is a string
+        "train.progress=false",
+        "train.betas=[0.9, 1]",
+        "data.name=digits",
+        "data.n_labeled=100",
+        "train.epochs = 7",               # spaces around '=' are fine
+    ])
+    assert cfg.model.z_dim == 8 and type(cfg.model.z_dim) is int
+    assert cfg.model.noise_std == 0.5
+    assert cfg.model.input_dropout == 1.0 and type(cfg.model.input_dropout) is float
+    assert cfg.model.hidden == [64, 32]
+    assert cfg.model.prior == {"name": "mixture", "n_modes": 5}
+    assert cfg.model.regime == "supervised"
+    assert cfg.train.progress is False
+    assert cfg.train.betas == [0.9, 1.0] and all(type(b) is float for b in cfg.train.betas)
+    assert cfg.data.name == "digits" and cfg.data.n_labeled == 100
+    assert cfg.train.epochs == 7
+
+
+def test_overrides_apply_over_a_file_and_later_ones_win():
+    cfg = load_config("demo", ["train.epochs=3", "model.hidden=[32]", "train.epochs=4"])
+    assert cfg.train.epochs == 4
+    assert cfg.model.hidden == [32]
+    assert cfg.model.regime == "label_conditioned"  # the file's value stays where not overridden
+
+
+def test_bare_word_with_slashes_and_dots_is_a_string():
+    cfg = load_config(None, ["data.name=/some/where/file.npz", "data.data_dir=/tmp/data"])
+    assert cfg.data.name == "/some/where/file.npz" and cfg.data.data_dir == "/tmp/data"
+
+
+def test_optional_int_accepts_null_like_default_and_ints():
+    assert load_config(None, ["data.valid_size=0"]).data.valid_size == 0
+    assert load_config(None).data.valid_size is None
+
+
+@pytest.mark.parametrize("item", ["train.epochs", "=5", " =5", "train.epochs5"])
+def test_bad_override_syntax(item):
+    with pytest.raises(ConfigError, match="must look like section.key=value"):
+        load_config(None, [item])
+
+
+def test_unknown_key_names_the_key_and_lists_allowed_keys():
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["model.hiden=[3]"])
+    msg = str(err.value)
+    assert "'model.hiden'" in msg
+    assert "allowed in [model]:" in msg
+    for key in (f.name for f in dataclasses.fields(ModelConfig)):
+        assert key in msg
+
+
+def test_unknown_key_in_train_lists_train_keys():
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["train.learning_rate=0.1"])
+    msg = str(err.value)
+    assert "'train.learning_rate'" in msg and "allowed in [train]:" in msg
+    assert all(f.name in msg for f in dataclasses.fields(TrainConfig))
+
+
+@pytest.mark.parametrize("item, key, expect", [
+    ("model.z_dim=2.5", "model.z_dim", "expected int"),
+    ("model.z_dim=true", "model.z_dim", "expected int"),
+    ("model.z_dim='eight'", "model.z_dim", "expected int"),
+    ("train.progress=1", "train.progress", "expected true or false"),
+    ("model.hidden=32", "model.hidden", "expected a list"),
+    ("model.hidden=[32.5]", "model.hidden", "expected int"),
+    ("model.hidden=[a]", "model.hidden", "expected a list"),      # not TOML: a bare string, not a list
+    ("train.lr=0.1", "train.lr", "expected a table"),
+    ("train.lr.generator='fast'", "train.lr.generator", "expected float"),
+    ("train.lr.generator=true", "train.lr.generator", "expected float"),
+    ("data.n_labeled=true", "data.n_labeled", "is not a"),
+    ("data.subset=1.5", "data.subset", "is not a"),
+    ("model.noise_std=[1]", "model.noise_std", "expected float"),
+    ("model.prior=gaussian", "model.prior", "expected a table"),
+    ("model=3", "model", "must be a table"),
+])
+def test_wrong_type_names_the_key(item, key, expect):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [item])
+    msg = str(err.value)
+    assert msg.startswith(key) or f"{key} " in msg or f"'{key}'" in msg
+    assert expect in msg
+
+
+@pytest.mark.parametrize("key, bad", [("model.encoder", "foo"), ("model.regime", "fully_supervised"),
+                                      ("model.objective", "gan"), ("model.output", "poisson"),
+                                      ("train.optimizer", "rmsprop")])
+def test_bad_choice_lists_the_allowed_values(key, bad):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [f"{key}={bad}"])
+    msg = str(err.value)
+    assert f"{key} = '{bad}' is not allowed" in msg
+    assert msg.endswith("choose one of: " + ", ".join(CHOICES[key]))
+
+
+def test_encoder_foo_message():
+    with pytest.raises(ConfigError, match=r"model\.encoder = 'foo' is not allowed; choose one of: deterministic, gaussian, universal$"):
+        load_config(None, ["model.encoder=foo"])
+
+
+# ----------------------------------------------------------------------------- train.lr
+
+
+def test_partial_lr_table_merges_with_the_defaults():
+    cfg = load_config(None, ["train.lr={generator = 2e-4}"])
+    assert cfg.train.lr == {"reconstruction": 1e-3, "discriminator": 1e-3, "generator": 2e-4, "classification": 1e-3}
+    cfg = load_config(None, ["train.lr.discriminator=1", "train.lr.classification=3e-3"])
+    assert cfg.train.lr == {"reconstruction": 1e-3, "discriminator": 1.0, "generator": 1e-3, "classification": 3e-3}
+    assert type(cfg.train.lr["discriminator"]) is float
+
+
+def test_lr_from_file_and_override_merge(tmp_path: Path):
+    path = tmp_path / "lr.toml"
+    path.write_text("[train]\nlr = { reconstruction = 1e-4, generator = 1e-4 }\n")
+    cfg = load_config(path, ["train.lr.generator=5e-5"])
+    assert cfg.train.lr == {"reconstruction": 1e-4, "discriminator": 1e-3, "generator": 5e-5, "classification": 1e-3}
+
+
+def test_unknown_lr_phase_is_rejected():
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["train.lr.elbo=1e-3"])
+    msg = str(err.value)
+    assert "train.lr has unknown phase 'elbo'" in msg
+    assert msg.endswith("allowed: " + ", ".join(PHASE_NAMES))
+
+
+# ----------------------------------------------------------------------------- prior table
+
+
+def test_prior_override_with_same_name_merges_arguments():
+    cfg = load_config("demo", ["model.prior.n_modes=5"])
+    assert cfg.model.prior == {"name": "mixture", "n_modes": 5}
+    cfg = load_config("demo", ["model.prior.radius=2.0"])
+    assert cfg.model.prior == {"name": "mixture", "n_modes": 10, "radius": 2.0}
+
+
+def test_prior_override_with_another_name_replaces_the_table():
+    cfg = load_config("demo", ["model.prior.name=gaussian"])
+    assert cfg.model.prior == {"name": "gaussian"}  # no n_modes left over from the mixture
+    cfg = load_config("demo", ["model.prior={name = 'swiss_roll'}"])
+    assert cfg.model.prior == {"name": "swiss_roll"}
+    from aae.model import AdversarialAutoencoder
+
+    model = AdversarialAutoencoder(load_config("demo", ["model.prior.name=gaussian", "model.hidden=[8]",
+                                                        "model.disc_hidden=[8]"]).model, x_dim=64)
+    assert type(model.prior).__name__ == "Gaussian"
+
+
+def test_prior_rename_then_argument_in_one_command_line():
+    cfg = load_config("demo", ["model.prior.name=gaussian", "model.prior.std=2.0"])
+    assert cfg.model.prior == {"name": "gaussian", "std": 2.0}
+
+
+def test_base_table_is_not_mutated():
+    base = {"model": {"prior": {"name": "mixture", "n_modes": 10}}}
+    cfg = load_config(None, ["model.prior.n_modes=3"], base=base)
+    assert cfg.model.prior == {"name": "mixture", "n_modes": 3}
+    assert base == {"model": {"prior": {"name": "mixture", "n_modes": 10}}}
+
+
+def test_data_and_eval_keys_validate():
+    cfg = load_config(None, ["eval.mmd_points=500", "data.label_seed=3", "data.download=false"])
+    assert cfg.eval == EvalConfig(mmd_points=500)
+    assert cfg.data == DataConfig(label_seed=3, download=False)
+    with pytest.raises(ConfigError, match="unknown config key 'eval.points'"):
+        load_config(None, ["eval.points=5"])

@@ -1,0 +1,274 @@
+"""Tests for aae.io: checkpoints (safetensors + JSON metadata, no pickle), loading, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import random
+
+import pytest
+import torch
+from safetensors.torch import save as st_save
+
+from aae import io
+from aae.errors import CheckpointError
+from aae.model import AdversarialAutoencoder
+from aae.phases import Batch, train_step
+from aae.train import make_optimizer
+
+HISTORY = [{"epoch": 1, "reconstruction": 40.5, "seconds": 0.1}, {"epoch": 2, "reconstruction": 33.25, "seconds": 0.1}]
+
+
+def build(cfg, seed: int = 0) -> AdversarialAutoencoder:
+    torch.manual_seed(seed)
+    return AdversarialAutoencoder(cfg.model, 64)
+
+
+def trained_parts(cfg, steps: int = 3):
+    """A model with optimizers that have taken a few steps (so they have state)."""
+    model = build(cfg).train()
+    groups = model.parameter_groups()
+    optimizers = {k: make_optimizer(groups[k], k, cfg.train) for k in ("reconstruction", "discriminator", "generator")}
+    x = torch.rand(100, 64)
+    for _ in range(steps):
+        train_step(model, Batch(x), optimizers, ("reconstruction", "regularization"))
+    return model.eval(), optimizers
+
+
+@pytest.fixture
+def saved(tmp_path, tiny_config):
+    cfg = tiny_config("model.regime=label_conditioned", "model.prior={name = 'mixture', n_modes = 10}", "model.z_dim=2")
+    model, optimizers = trained_parts(cfg)
+    path = tmp_path / "run" / io.CHECKPOINT
+    io.save_checkpoint(path, model=model, config=cfg, x_dim=64, epoch=2, history=HISTORY, optimizers=optimizers)
+    return path, cfg, model, optimizers
+
+
+# ----------------------------------------------------------------------------- round trip
+
+
+def test_checkpoint_round_trip_keeps_weights_config_epoch_and_history(saved):
+    path, cfg, model, optimizers = saved
+    tensors, meta = io.read_checkpoint(path)
+    assert meta["format"] == "aae-checkpoint/1"
+    assert meta["x_dim"] == "64" and meta["epoch"] == "2"
+    assert json.loads(meta["history"]) == HISTORY
+    assert io.config_of(meta) == cfg
+    weights = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
+    assert weights.keys() == model.state_dict().keys()
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+    # Adam keeps step, exp_avg, exp_avg_sq for every parameter that had a gradient
+    n_recon = len(model.parameter_groups()["reconstruction"])
+    assert sum(1 for k in tensors if k.startswith("optim/reconstruction/") and k.endswith("/exp_avg")) == n_recon
+    assert "rng/torch" in tensors
+
+
+def test_read_checkpoint_accepts_the_run_directory(saved):
+    path, cfg, *_ = saved
+    t_file, m_file = io.read_checkpoint(path)
+    t_dir, m_dir = io.read_checkpoint(path.parent)
+    assert m_file == m_dir and t_file.keys() == t_dir.keys()
+
+
+def test_restore_training_restores_optimizers_and_rng(saved, tiny_config):
+    path, cfg, model, optimizers = saved
+    tensors, meta = io.read_checkpoint(path)
+    fresh = build(cfg, seed=5)
+    groups = fresh.parameter_groups()
+    opts = {k: make_optimizer(groups[k], k, cfg.train) for k in optimizers}
+    torch.manual_seed(123)
+    io.restore(fresh, tensors, path=path)
+    epoch, history = io.restore_training(tensors, meta, opts)
+    assert (epoch, history) == (2, HISTORY)
+    assert torch.equal(torch.get_rng_state(), tensors["rng/torch"])
+    for k in optimizers:
+        a, b = optimizers[k].state_dict(), opts[k].state_dict()
+        assert a["state"].keys() == b["state"].keys()
+        for i in a["state"]:
+            for name in a["state"][i]:
+                assert torch.equal(torch.as_tensor(a["state"][i][name]), torch.as_tensor(b["state"][i][name]))
+        assert [g["lr"] for g in b["param_groups"]] == [g["lr"] for g in a["param_groups"]]
+
+
+def test_load_rebuilds_a_model_with_identical_outputs(saved):
+    path, cfg, model, *_ = saved
+    loaded = io.load(path.parent)
+    assert isinstance(loaded, AdversarialAutoencoder)
+    assert not loaded.training
+    assert loaded.config == cfg.model and loaded.x_dim == 64
+    x = torch.rand(20, 64)
+    assert torch.equal(loaded.reconstruct(x), model.reconstruct(x))
+    assert torch.equal(loaded.encode(x).z, model.encode(x).z)
+    z = torch.randn(7, 2)
+    assert torch.equal(loaded.generate(7, z=z), model.generate(7, z=z))
+    labels = torch.tensor([0, 3, -1])
+    code = torch.randn(3, 2)
+    assert torch.equal(loaded.discriminate("z", code, labels), model.discriminate("z", code, labels))
+    # the file path works as well as the directory
+    assert torch.equal(io.load(path).reconstruct(x), model.reconstruct(x))
+
+
+def test_checkpoint_without_optimizers_or_rng_is_loadable(tmp_path, tiny_config):
+    cfg = tiny_config()
+    model = build(cfg).eval()
+    io.save_checkpoint(tmp_path / "c.safetensors", model=model, config=cfg, x_dim=64, epoch=0, history=[], rng=False)
+    tensors, meta = io.read_checkpoint(tmp_path / "c.safetensors")
+    assert all(k.startswith("model/") for k in tensors)
+    assert json.loads(meta["optimizers"]) == {} and json.loads(meta["history"]) == []
+    x = torch.rand(4, 64)
+    assert torch.equal(io.load(tmp_path / "c.safetensors").reconstruct(x), model.reconstruct(x))
+
+
+# ----------------------------------------------------------------------------- bad files
+
+
+def test_missing_checkpoint_is_a_checkpoint_error(tmp_path):
+    with pytest.raises(CheckpointError, match=f"no checkpoint at {tmp_path / io.CHECKPOINT}"):
+        io.read_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        io.load(tmp_path / "nothing.safetensors")
+
+
+@pytest.mark.parametrize("keep", [0, 4, 8, 100, "half", "all_but_one"])
+def test_truncated_checkpoint_is_a_checkpoint_error_naming_the_file(saved, keep):
+    path = saved[0]
+    data = path.read_bytes()
+    n = {"half": len(data) // 2, "all_but_one": len(data) - 1}.get(keep, keep)
+    path.write_bytes(data[:n])
+    with pytest.raises(CheckpointError) as err:
+        io.load(path.parent)
+    msg = str(err.value)
+    assert msg.startswith(f"{path} is corrupt or truncated (")
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize("garbage", [b"garbage garbage garbage", b"\xff" * 64, random.Random(0).randbytes(4096),
+                                     b"\x02\x00\x00\x00\x00\x00\x00\x00[]", b"\x04\x00\x00\x00\x00\x00\x00\x00\xff\xfe{}"])
+def test_garbage_bytes_are_a_checkpoint_error_naming_the_file(tmp_path, garbage):
+    path = tmp_path / io.CHECKPOINT
+    path.write_bytes(garbage)
+    with pytest.raises(CheckpointError, match=f"^{path} is corrupt or truncated"):
+        io.read_checkpoint(tmp_path)
+
+
+def test_safetensors_file_that_is_not_an_aae_checkpoint(tmp_path):
+    path = tmp_path / "other.safetensors"
+    path.write_bytes(st_save({"weight": torch.zeros(3, 3)}))
+    with pytest.raises(CheckpointError, match=f"^{path} is not an aae checkpoint \\(format None, expected 'aae-checkpoint/1'\\)"):
+        io.load(path)
+    path.write_bytes(st_save({"weight": torch.zeros(3)}, metadata={"format": "pt"}))
+    with pytest.raises(CheckpointError, match="is not an aae checkpoint \\(format 'pt'"):
+        io.read_checkpoint(path)
+
+
+def test_weights_of_another_shape_are_a_checkpoint_error(tmp_path, tiny_config):
+    small, big = tiny_config("model.hidden=[16]"), tiny_config("model.hidden=[32]")
+    # weights of a hidden=[16] model under a config that says hidden=[32]
+    io.save_checkpoint(tmp_path / io.CHECKPOINT, model=build(small), config=big, x_dim=64, epoch=1, history=[])
+    with pytest.raises(CheckpointError) as err:
+        io.load(tmp_path)
+    msg = str(err.value)
+    assert msg.startswith(f"{tmp_path} does not fit this model's shapes: ")
+    assert "size mismatch" in msg and "\n" not in msg
+
+
+def test_restore_into_a_model_of_another_shape(saved, tiny_config):
+    path, *_ = saved
+    tensors, _ = io.read_checkpoint(path)
+    other = build(tiny_config("model.regime=label_conditioned", "model.z_dim=3"))
+    with pytest.raises(CheckpointError, match="does not fit this model's shapes"):
+        io.restore(other, tensors, path=path)
+    missing = {k: v for k, v in tensors.items() if not k.startswith("model/decoder")}
+    with pytest.raises(CheckpointError, match="does not fit this model's shapes"):
+        io.restore(build(tiny_config("model.regime=label_conditioned")), missing, path=path)
+
+
+def test_config_that_cannot_build_a_model_is_a_checkpoint_error(tmp_path, tiny_config):
+    cfg = tiny_config()
+    cfg.model.objective = "vae"  # needs a gaussian encoder: the model cannot be rebuilt
+    io.save_checkpoint(tmp_path / io.CHECKPOINT, model=build(tiny_config()), config=cfg, x_dim=64, epoch=1, history=[])
+    with pytest.raises(CheckpointError, match="cannot rebuild the model: model.objective = 'vae' needs"):
+        io.load(tmp_path)
+
+
+# ----------------------------------------------------------------------------- atomic writes
+
+
+def test_atomic_write_writes_bytes_and_text_and_leaves_no_temp_files(tmp_path):
+    target = tmp_path / "deep" / "dir" / "file.json"
+    io.atomic_write(target, '{"a": 1}')
+    assert target.read_text() == '{"a": 1}'
+    io.atomic_write(target, b"\x00\x01binary")
+    assert target.read_bytes() == b"\x00\x01binary"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["file.json"]
+
+
+def test_failed_atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "metrics.jsonl"
+    target.write_text("old contents\n")
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(io.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="No space left"):
+        io.atomic_write(target, "new contents\n")
+    assert target.read_text() == "old contents\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.jsonl"]
+
+
+def test_failed_checkpoint_save_keeps_the_previous_checkpoint(saved, monkeypatch):
+    path, cfg, model, *_ = saved
+    before = path.read_bytes()
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(io.os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        io.save_checkpoint(path, model=model, config=cfg, x_dim=64, epoch=3, history=HISTORY)
+    assert path.read_bytes() == before
+    assert io.read_checkpoint(path)[1]["epoch"] == "2"
+    assert [p.name for p in path.parent.iterdir()] == [io.CHECKPOINT]
+
+
+def test_append_jsonl_appends_one_line_per_row(tmp_path):
+    path = tmp_path / "m.jsonl"
+    io.append_jsonl(path, {"epoch": 1, "x": 0.5})
+    io.append_jsonl(path, {"epoch": 2, "x": 0.25})
+    assert [json.loads(line) for line in path.read_text().splitlines()] == [{"epoch": 1, "x": 0.5}, {"epoch": 2, "x": 0.25}]
+
+
+# ----------------------------------------------------------------------------- no pickle
+
+
+def test_loading_and_resuming_never_unpickle(saved, monkeypatch, digits, tiny_config, tmp_path):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("unpickling is not allowed")
+
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(pickle, "Unpickler", forbidden)
+    monkeypatch.setattr(torch, "load", forbidden)
+
+    path, cfg, model, *_ = saved
+    x = torch.rand(5, 64)
+    assert torch.equal(io.load(path.parent).reconstruct(x), model.reconstruct(x))
+
+    # and a trainer resumes from its run directory the same way
+    from aae.train import Trainer
+
+    run_cfg = tiny_config("train.epochs=1")
+    Trainer(build(run_cfg), run_cfg, tmp_path / "r").fit(digits.train.x)
+    more = tiny_config("train.epochs=2")
+    assert len(Trainer(build(more), more, tmp_path / "r").fit(digits.train.x, resume=True)) == 2
+
+
+def test_checkpoint_file_is_plain_safetensors_with_json_metadata(saved):
+    path = saved[0]
+    data = path.read_bytes()
+    header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+    meta = header["__metadata__"]
+    assert set(meta) == {"format", "aae_version", "config", "x_dim", "epoch", "history", "optimizers"}
+    for key in ("config", "history", "optimizers"):
+        json.loads(meta[key])

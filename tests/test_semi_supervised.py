@@ -1,0 +1,93 @@
+"""The semi-supervised regime (Section 5): two discriminators, three phases, label budgets."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import aae.phases as phases
+from aae.config import ModelConfig, load_config
+from aae.experiment import run
+from aae.model import AdversarialAutoencoder
+from aae.phases import Batch, regularization_phase
+
+
+def small_model(**kw):
+    torch.manual_seed(0)
+    return AdversarialAutoencoder(ModelConfig(regime="semi_supervised", z_dim=3, hidden=[32], disc_hidden=[16], **kw), 20)
+
+
+def optimizers(model):
+    return {k: torch.optim.SGD(v, lr=0.01) for k, v in model.parameter_groups().items()}
+
+
+def test_each_discriminator_takes_its_prior_as_real_and_codes_as_fake(monkeypatch):
+    model = small_model()
+    x = torch.rand(64, 20)
+    with torch.no_grad():
+        codes = model.encode(x)
+    seen, losses = [], []
+    original, real_loss = model.discriminate, phases.discriminator_loss
+
+    def spy(head, code, labels=None):
+        out = original(head, code, labels)
+        seen.append((head, code.detach().clone(), out.detach().clone()))
+        return out
+
+    def loss_spy(on_prior, on_codes):
+        losses.append((on_prior.detach(), on_codes.detach()))
+        return real_loss(on_prior, on_codes)
+
+    monkeypatch.setattr(model, "discriminate", spy)
+    monkeypatch.setattr(phases, "discriminator_loss", loss_spy)
+    regularization_phase(model, Batch(x), optimizers(model))
+
+    disc_step = seen[:4]  # the discriminator step: (prior, codes) for each head, then the generator step
+    by_head = {h: [(c, d) for hh, c, d in disc_step if hh == h] for h in ("y", "z")}
+    (y_real, _), (y_fake, _) = by_head["y"]
+    assert torch.equal(y_real.sum(1), torch.ones(64)) and set(y_real.unique().tolist()) == {0.0, 1.0}
+    assert torch.allclose(y_fake, codes.y)
+    (z_real, _), (z_fake, _) = by_head["z"]
+    assert torch.allclose(z_fake, codes.z) and not torch.allclose(z_real, codes.z)
+    # discriminator_loss(on_prior, on_codes) got D(prior samples) first and D(codes) second, per head
+    assert len(losses) == 2
+    for on_prior, on_codes in losses:
+        head = next(h for h, pairs in by_head.items() if torch.equal(pairs[0][1], on_prior))
+        assert torch.equal(by_head[head][1][1], on_codes)
+
+
+def test_the_y_discriminator_learns_to_tell_one_hot_from_softmax():
+    model = small_model()
+    opts = {k: torch.optim.Adam(v, lr=1e-2) for k, v in model.parameter_groups().items()}
+    x = torch.rand(64, 20)
+    for _ in range(100):  # discriminator steps only: the encoder stays as it is
+        with torch.no_grad():
+            codes = model.head_codes(model.encode(x))
+        loss = phases.discriminator_loss(model.discriminate("y", model.sample_prior("y", 64)), model.discriminate("y", codes["y"]))
+        phases._step(model, opts["discriminator"], loss)
+    with torch.no_grad():
+        real = model.discriminate("y", model.sample_prior("y", 256)).mean()
+        fake = model.discriminate("y", model.head_codes(model.encode(x))["y"]).mean()
+    assert real > 0 > fake
+
+
+def _mnist_dir():
+    for d in (os.environ.get("AAE_DATA_DIR"), Path(__file__).resolve().parents[2] / "shared" / "data"):
+        if d and (Path(d) / "mnist").is_dir():
+            return str(d)
+    return None
+
+
+@pytest.mark.skipif(_mnist_dir() is None, reason="MNIST not found (set AAE_DATA_DIR)")
+def test_short_semi_supervised_run_beats_chance_by_far(tmp_path):
+    cfg = load_config("mnist_semi_1000", [
+        "train.epochs=3", "train.progress=false", "model.hidden=[256, 256]", "model.disc_hidden=[128]",
+        "data.subset=5000", "train.lr_milestones=[]", f"data.data_dir='{_mnist_dir()}'", "data.download=false"])
+    result = run(cfg, tmp_path / "run", figures=False)
+    assert (result.splits.train.y >= 0).sum() == 1000
+    assert np.bincount(result.splits.train.y[result.splits.train.y >= 0]).tolist() == [100] * 10
+    assert result.metrics["test_error"] < 0.25  # chance is 0.90
+    assert [r["epoch"] for r in result.history] == [1, 2, 3]
+    assert all("test_error" in r for r in result.history)

@@ -1,0 +1,484 @@
+"""Tests for aae.train and aae.phases: learning, repeatability, resume, NaN guard, phase isolation,
+and the data checks of Trainer.fit. Tiny nets on sklearn's digits; every fit takes well under a second."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import aae.phases
+from aae import io, metrics
+from aae.errors import CheckpointError, DataError, TrainingError
+from aae.evaluate import encode, epoch_metrics, final_metrics
+from aae.model import AdversarialAutoencoder
+from aae.phases import Batch, classification_phase, reconstruction_phase, regularization_phase
+from aae.train import Trainer, make_optimizer
+
+MIXTURE = "model.prior={name = 'mixture', n_modes = 10}"
+
+
+def build(cfg, seed: int = 0, x_dim: int = 64) -> AdversarialAutoencoder:
+    torch.manual_seed(seed)
+    return AdversarialAutoencoder(cfg.model, x_dim)
+
+
+def state(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert different == []
+
+
+def rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def losses_of(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+
+
+# ----------------------------------------------------------------------------- learning
+
+
+def test_short_training_lowers_reconstruction_and_mmd_to_the_prior(digits, tiny_config):
+    cfg = tiny_config(MIXTURE, "train.epochs=40")
+    model = build(cfg)
+    torch.manual_seed(1)
+    before = final_metrics(model.eval(), digits, cfg)
+    history = Trainer(model, cfg).fit(digits.train.x)
+    torch.manual_seed(1)
+    after = final_metrics(model.eval(), digits, cfg)
+
+    assert [r["epoch"] for r in history] == list(range(1, 41))
+    # untrained: ~44 nats per 8x8 image; 40 epochs bring it below 30 (measured ~25)
+    assert before["test_reconstruction"] > 40
+    assert after["test_reconstruction"] < 0.7 * before["test_reconstruction"]
+    # the untrained codes sit near 0, far from the mixture's ring of radius 4: MMD ~4.2 -> ~0.4
+    assert before["test_mmd"] > 3
+    assert after["test_mmd"] < 0.25 * before["test_mmd"]
+    # the logged training loss went down as well
+    assert history[-1]["reconstruction"] < 0.7 * history[0]["reconstruction"]
+
+    # the same MMD measured directly on the codes agrees with the improvement
+    z, _ = encode(model, digits.test.x, sample=False)
+    assert z.shape == (600, 2)
+    prior = model.prior.sample(600, generator=torch.Generator().manual_seed(0)).numpy()
+    assert metrics.mmd(z, prior) < 0.25 * before["test_mmd"]
+
+
+def test_history_rows_hold_the_phase_losses(digits, tiny_config):
+    cfg = tiny_config("train.epochs=2", "model.regime=semi_supervised", "train.labeled_batch_size=20")
+    y = np.full(len(digits.train), -1)
+    y[:50] = digits.train.y[:50]
+    history = Trainer(build(cfg), cfg).fit(digits.train.x, y)
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert set(history[0]) == {"epoch", "reconstruction", "discriminator", "generator", "classification", "seconds"}
+    # two heads (z, y), each a two-term BCE: near 2 * 2 log 2 = 2.77 while the codes are easy to tell apart
+    assert 2.0 < history[0]["discriminator"] < 3.5
+    assert all(np.isfinite(v) for r in history for v in r.values())
+
+
+# ----------------------------------------------------------------------------- repeatability
+
+
+def test_same_seed_gives_bit_identical_weights(digits, tiny_config):
+    cfg = tiny_config("train.epochs=3", "model.regime=label_conditioned", MIXTURE)
+    a, b = build(cfg), build(cfg)
+    ha = Trainer(a, cfg).fit(digits.train.x, digits.train.y)
+    torch.manual_seed(12345)  # the global RNG state before fit must not matter: fit seeds it
+    hb = Trainer(b, cfg).fit(digits.train.x, digits.train.y)
+    assert_same_weights(state(a), state(b))
+    assert losses_of(ha) == losses_of(hb)
+
+
+def test_another_seed_gives_other_weights(digits, tiny_config):
+    a, b = build(tiny_config("train.epochs=1")), build(tiny_config("train.epochs=1"))
+    Trainer(a, tiny_config("train.epochs=1", "train.seed=0")).fit(digits.train.x)
+    Trainer(b, tiny_config("train.epochs=1", "train.seed=1")).fit(digits.train.x)
+    assert not torch.equal(a.decoder[0].weight, b.decoder[0].weight)
+
+
+def test_run_with_the_same_seed_twice_in_one_process_is_repeatable(digits, tiny_config):
+    from aae.experiment import run
+
+    cfg = tiny_config("train.epochs=1")
+    first = run(cfg, splits=digits, figures=False)
+    second = run(cfg, splits=digits, figures=False)
+    assert_same_weights(state(first.model), state(second.model))
+
+
+def test_eval_every_does_not_change_the_trained_weights(digits, tiny_config):
+    weights = []
+    for every in (1, 100):
+        cfg = tiny_config("train.epochs=3", f"train.eval_every={every}")
+        model = build(cfg)
+        Trainer(model, cfg, evaluate=epoch_metrics(digits, cfg)).fit(digits.train.x)
+        weights.append(state(model))
+    assert_same_weights(*weights)
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+def test_resume_equals_training_straight_through(digits, tiny_config, tmp_path):
+    ov = ("model.regime=label_conditioned", MIXTURE)
+    straight = build(tiny_config(*ov, "train.epochs=4"))
+    h_straight = Trainer(straight, tiny_config(*ov, "train.epochs=4"), tmp_path / "straight").fit(digits.train.x, digits.train.y)
+
+    run_dir = tmp_path / "interrupted"
+    first = build(tiny_config(*ov, "train.epochs=2"))
+    h_first = Trainer(first, tiny_config(*ov, "train.epochs=2"), run_dir).fit(digits.train.x, digits.train.y)
+    assert len(h_first) == 2
+    assert io.read_checkpoint(run_dir)[1]["epoch"] == "2"
+
+    # a fresh process would build the model from another RNG state: resume must not depend on it
+    resumed = build(tiny_config(*ov, "train.epochs=4"), seed=99)
+    trainer = Trainer(resumed, tiny_config(*ov, "train.epochs=4"), run_dir)
+    h_resumed = trainer.fit(digits.train.x, digits.train.y, resume=True)
+
+    assert trainer.epoch == 4
+    assert_same_weights(state(straight), state(resumed))
+    assert losses_of(h_resumed) == losses_of(h_straight)
+    assert [r["epoch"] for r in rows(run_dir)] == [1, 2, 3, 4]
+    assert losses_of(rows(run_dir)) == losses_of(h_straight)
+    # the checkpoint of the resumed run equals that of the straight one
+    t_a, m_a = io.read_checkpoint(tmp_path / "straight")
+    t_b, m_b = io.read_checkpoint(run_dir)
+    assert m_a["epoch"] == m_b["epoch"] == "4"
+    assert t_a.keys() == t_b.keys()
+    assert all(torch.equal(t_a[k], t_b[k]) for k in t_a)
+
+
+def test_resume_with_per_epoch_evaluation_equals_straight_through(digits, tiny_config, tmp_path):
+    cfg4 = tiny_config("train.epochs=4", "train.eval_every=1")
+    cfg2 = tiny_config("train.epochs=2", "train.eval_every=1")
+    straight = build(cfg4)
+    h_straight = Trainer(straight, cfg4, tmp_path / "a", evaluate=epoch_metrics(digits, cfg4)).fit(digits.train.x)
+    Trainer(build(cfg2), cfg2, tmp_path / "b", evaluate=epoch_metrics(digits, cfg2)).fit(digits.train.x)
+    resumed = build(cfg4, seed=7)
+    h_resumed = Trainer(resumed, cfg4, tmp_path / "b", evaluate=epoch_metrics(digits, cfg4)).fit(digits.train.x, resume=True)
+    assert_same_weights(state(straight), state(resumed))
+    assert losses_of(h_resumed) == losses_of(h_straight)
+    assert all("test_mmd" in r for r in h_resumed)
+
+
+def test_resume_drops_log_rows_past_the_checkpoint(digits, tiny_config, tmp_path):
+    run_dir = tmp_path / "run"
+    Trainer(build(tiny_config("train.epochs=2")), tiny_config("train.epochs=2"), run_dir).fit(digits.train.x)
+    assert [r["epoch"] for r in rows(run_dir)] == [1, 2]
+    # a run killed after logging epoch 99 but before its checkpoint: the log is ahead of the checkpoint
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"epoch": 99, "reconstruction": -1.0}) + "\n")
+    trainer = Trainer(build(tiny_config("train.epochs=3")), tiny_config("train.epochs=3"), run_dir)
+    history = trainer.fit(digits.train.x, resume=True)
+    logged = rows(run_dir)
+    assert [r["epoch"] for r in logged] == [1, 2, 3]
+    assert all(r["reconstruction"] > 0 for r in logged)
+    assert losses_of(logged) == losses_of(history)
+
+
+def test_resume_past_the_last_epoch_trains_nothing(digits, tiny_config, tmp_path):
+    cfg = tiny_config("train.epochs=2")
+    first = build(cfg)
+    Trainer(first, cfg, tmp_path).fit(digits.train.x)
+    again = build(cfg, seed=3)
+    history = Trainer(again, cfg, tmp_path).fit(digits.train.x, resume=True)
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert_same_weights(state(first), state(again))
+
+
+def test_resume_without_a_checkpoint_starts_afresh(digits, tiny_config, tmp_path):
+    cfg = tiny_config("train.epochs=1")
+    a, b = build(cfg), build(cfg)
+    Trainer(a, cfg).fit(digits.train.x)
+    Trainer(b, cfg, tmp_path / "new").fit(digits.train.x, resume=True)
+    assert_same_weights(state(a), state(b))
+    assert json.loads((tmp_path / "new" / "config.json").read_text()) == cfg.to_dict()
+
+
+def test_fit_into_a_run_dir_with_a_checkpoint_needs_resume(digits, tiny_config, tmp_path):
+    cfg = tiny_config("train.epochs=1")
+    Trainer(build(cfg), cfg, tmp_path).fit(digits.train.x)
+    before = (tmp_path / "checkpoint.safetensors").read_bytes()
+    with pytest.raises(CheckpointError, match="already holds a checkpoint; pass --resume"):
+        Trainer(build(cfg), cfg, tmp_path).fit(digits.train.x)
+    assert (tmp_path / "checkpoint.safetensors").read_bytes() == before
+    assert len(rows(tmp_path)) == 1
+
+
+@pytest.mark.parametrize("change, section", [("model.z_dim=3", "model"), ("model.hidden=[16]", "model"),
+                                             ("data.subset=500", "data")])
+def test_resume_with_another_config_is_refused(digits, tiny_config, tmp_path, change, section):
+    Trainer(build(tiny_config("train.epochs=1")), tiny_config("train.epochs=1"), tmp_path).fit(digits.train.x)
+    other = tiny_config("train.epochs=2", change)
+    with pytest.raises(CheckpointError, match=rf"trained with another \[{section}\] config"):
+        Trainer(build(other), other, tmp_path).fit(digits.train.x, resume=True)
+    assert io.read_checkpoint(tmp_path)[1]["epoch"] == "1"
+
+
+def test_resume_may_change_where_data_lives(digits, tiny_config, tmp_path):
+    Trainer(build(tiny_config("train.epochs=1")), tiny_config("train.epochs=1"), tmp_path).fit(digits.train.x)
+    other = tiny_config("train.epochs=2", "data.data_dir=/elsewhere", "data.download=false")
+    assert len(Trainer(build(other), other, tmp_path).fit(digits.train.x, resume=True)) == 2
+
+
+def test_resume_keeps_the_learning_rate_milestones(digits, tiny_config, tmp_path):
+    ov = ("train.lr_milestones=[3]", "train.lr_gamma=0.1")
+    straight = build(tiny_config(*ov, "train.epochs=4"))
+    t_straight = Trainer(straight, tiny_config(*ov, "train.epochs=4"))
+    t_straight.fit(digits.train.x)
+    Trainer(build(tiny_config(*ov, "train.epochs=2")), tiny_config(*ov, "train.epochs=2"), tmp_path).fit(digits.train.x)
+    t_resumed = Trainer(build(tiny_config(*ov, "train.epochs=4")), tiny_config(*ov, "train.epochs=4"), tmp_path)
+    t_resumed.fit(digits.train.x, resume=True)
+    assert t_straight.optimizers["reconstruction"].param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert t_resumed.optimizers["reconstruction"].param_groups[0]["lr"] == pytest.approx(1e-4)
+
+
+def test_resume_uses_the_learning_rate_of_the_new_config(digits, tiny_config, tmp_path):
+    Trainer(build(tiny_config("train.epochs=1")), tiny_config("train.epochs=1"), tmp_path).fit(digits.train.x)
+    lowered = tiny_config("train.epochs=2", "train.lr.reconstruction=1e-5")
+    trainer = Trainer(build(lowered), lowered, tmp_path)
+    trainer.fit(digits.train.x, resume=True)
+    assert trainer.optimizers["reconstruction"].param_groups[0]["lr"] == pytest.approx(1e-5)
+
+
+# ----------------------------------------------------------------------------- NaN guard
+
+
+def test_huge_learning_rate_stops_with_a_training_error_naming_the_loss(digits, tiny_config):
+    cfg = tiny_config("train.epochs=3", "train.lr.reconstruction=1e30")
+    with pytest.raises(TrainingError, match=r"^the reconstruction loss became nan in epoch 1 by step 10; "
+                                            r"lower train\.lr\.reconstruction and resume$"):
+        Trainer(build(cfg), cfg).fit(digits.train.x)
+
+
+def test_nan_guard_keeps_the_last_good_checkpoint(digits, tiny_config, tmp_path, monkeypatch):
+    cfg = tiny_config("train.epochs=4")
+    # the reference: the same run stopped cleanly after 2 epochs
+    good = build(cfg)
+    Trainer(good, tiny_config("train.epochs=2")).fit(digits.train.x)
+
+    real = aae.phases.PHASES["regularization"]
+    calls = {"n": 0}
+
+    def poisoned(model, batch, optimizers):
+        calls["n"] += 1
+        out = real(model, batch, optimizers)
+        if calls["n"] > 2 * 10 + 3:  # 10 steps per epoch: NaN from step 4 of epoch 3
+            out["generator"] = torch.tensor(float("nan"))
+        return out
+
+    monkeypatch.setitem(aae.phases.PHASES, "regularization", poisoned)
+    run_dir = tmp_path / "run"
+    with pytest.raises(TrainingError) as err:
+        Trainer(build(cfg), cfg, run_dir).fit(digits.train.x)
+    msg = str(err.value)
+    assert msg.startswith("the generator loss became nan in epoch 3 by step 10")
+    assert f"the last good checkpoint is {run_dir / 'checkpoint.safetensors'}" in msg
+    assert "lower train.lr.generator and resume" in msg
+
+    tensors, meta = io.read_checkpoint(run_dir)
+    assert meta["epoch"] == "2"
+    assert [r["epoch"] for r in json.loads(meta["history"])] == [1, 2]
+    assert [r["epoch"] for r in rows(run_dir)] == [1, 2]
+    loaded = io.load(run_dir)
+    assert_same_weights(state(loaded), state(good))
+    x = torch.as_tensor(digits.test.x[:10])
+    assert torch.isfinite(loaded.reconstruct(x)).all()
+
+
+def test_nan_guard_names_a_classification_loss(digits, tiny_config, monkeypatch):
+    def nan_classification(model, batch, optimizers):
+        return {"classification": torch.tensor(float("inf"))}
+
+    monkeypatch.setitem(aae.phases.PHASES, "classification", nan_classification)
+    cfg = tiny_config("train.epochs=1", "model.regime=semi_supervised")
+    with pytest.raises(TrainingError, match="the classification loss became inf in epoch 1 by step 10; "
+                                            "lower train.lr.classification"):
+        Trainer(build(cfg), cfg).fit(digits.train.x, digits.train.y)
+
+
+# ----------------------------------------------------------------------------- phases
+
+
+def _semi_supervised(tiny_config, digits):
+    cfg = tiny_config("model.regime=semi_supervised")
+    model = build(cfg).train()
+    groups = model.parameter_groups()
+    optimizers = {k: make_optimizer(groups[k], k, cfg.train) for k in groups}
+    x = torch.as_tensor(digits.train.x[:100])
+    y = torch.as_tensor(digits.train.y[:100])
+    batch = Batch(x, torch.full((100,), -1), x_labeled=x[:40], y_labeled=y[:40])
+    return model, optimizers, batch
+
+
+def _changed(model, before: dict) -> dict[str, bool]:
+    """Per part (encoder trunk / z head / y head, decoder, each discriminator): did any weight change?"""
+    after = state(model)
+    parts = {"encoder.trunk": "encoder.trunk.", "encoder.z_head": "encoder.z_head.", "encoder.y_head": "encoder.y_head.",
+             "decoder": "decoder.", "disc.z": "discriminators.z.", "disc.y": "discriminators.y."}
+    return {name: any(not torch.equal(before[k], after[k]) for k in before if k.startswith(p)) for name, p in parts.items()}
+
+
+def test_parameter_groups_cover_the_model_by_role(tiny_config):
+    model = build(tiny_config("model.regime=semi_supervised"))
+    groups = {k: {id(p) for p in v} for k, v in model.parameter_groups().items()}
+    enc, dec = {id(p) for p in model.encoder.parameters()}, {id(p) for p in model.decoder.parameters()}
+    disc = {id(p) for p in model.discriminators.parameters()}
+    assert groups == {"reconstruction": enc | dec, "discriminator": disc, "generator": enc, "classification": enc}
+    assert enc | dec | disc == {id(p) for p in model.parameters()}
+
+
+def test_reconstruction_phase_updates_encoder_and_decoder_only(tiny_config, digits):
+    model, optimizers, batch = _semi_supervised(tiny_config, digits)
+    before = state(model)
+    out = reconstruction_phase(model, batch, optimizers)
+    assert set(out) == {"reconstruction"}
+    assert _changed(model, before) == {"encoder.trunk": True, "encoder.z_head": True, "encoder.y_head": True,
+                                       "decoder": True, "disc.z": False, "disc.y": False}
+
+
+def test_regularization_phase_updates_discriminators_and_encoder_not_decoder(tiny_config, digits):
+    model, optimizers, batch = _semi_supervised(tiny_config, digits)
+    before = state(model)
+    out = regularization_phase(model, batch, optimizers)
+    assert set(out) == {"discriminator", "generator"}
+    # two heads, each with a two-term BCE near 2 log 2 at the start
+    assert 2 < out["discriminator"].item() < 4
+    assert _changed(model, before) == {"encoder.trunk": True, "encoder.z_head": True, "encoder.y_head": True,
+                                       "decoder": False, "disc.z": True, "disc.y": True}
+
+
+def test_classification_phase_updates_only_the_encoder(tiny_config, digits):
+    model, optimizers, batch = _semi_supervised(tiny_config, digits)
+    before = state(model)
+    out = classification_phase(model, batch, optimizers)
+    assert set(out) == {"classification"}
+    assert out["classification"].item() == pytest.approx(np.log(10), abs=0.5)  # untrained: near uniform over 10
+    # the style head z does not enter q(y|x), so it stays too
+    assert _changed(model, before) == {"encoder.trunk": True, "encoder.z_head": False, "encoder.y_head": True,
+                                       "decoder": False, "disc.z": False, "disc.y": False}
+
+
+def test_classification_phase_without_a_labeled_batch_does_nothing(tiny_config, digits):
+    model, optimizers, batch = _semi_supervised(tiny_config, digits)
+    batch.x_labeled = batch.y_labeled = None
+    before = state(model)
+    assert classification_phase(model, batch, optimizers) == {}
+    assert not any(_changed(model, before).values())
+
+
+def test_discriminator_takes_prior_samples_as_real_and_codes_as_fake(tiny_config, digits, monkeypatch):
+    model, optimizers, batch = _semi_supervised(tiny_config, digits)
+    with torch.no_grad():
+        codes = model.head_codes(model.encode(batch.x))
+    sampled, seen, pairs = {}, [], []
+    real_sample, real_disc, real_loss = model.sample_prior, model.discriminate, aae.phases.discriminator_loss
+
+    def sample_prior(head, n, labels=None):
+        sampled[head] = real_sample(head, n, labels)
+        return sampled[head]
+
+    def discriminate(head, code, labels=None):
+        out = real_disc(head, code, labels)
+        seen.append((head, code, out))
+        return out
+
+    def discriminator_loss(on_prior, on_codes):
+        pairs.append((on_prior, on_codes))
+        return real_loss(on_prior, on_codes)
+
+    monkeypatch.setattr(model, "sample_prior", sample_prior)
+    monkeypatch.setattr(model, "discriminate", discriminate)
+    monkeypatch.setattr(aae.phases, "discriminator_loss", discriminator_loss)
+    regularization_phase(model, batch, optimizers)
+
+    assert len(pairs) == 2  # one per head
+    for head, (on_prior, on_codes) in zip(("z", "y"), pairs):
+        (_, real_in, _), = [s for s in seen if s[2] is on_prior]
+        (_, fake_in, _), = [s for s in seen if s[2] is on_codes]
+        assert real_in is sampled[head]                 # real: the prior's samples
+        assert torch.equal(fake_in, codes[head])        # fake: the encoder's codes
+    assert set(sampled) == {"z", "y"}
+
+
+def test_trained_discriminator_scores_prior_above_zero_and_codes_below(tiny_config, digits):
+    cfg = tiny_config(MIXTURE, "train.optimizer=sgd", "train.lr.generator=0", "train.lr.discriminator=0.05")
+    model = build(cfg).train()
+    groups = model.parameter_groups()
+    optimizers = {k: make_optimizer(groups[k], k, cfg.train) for k in ("discriminator", "generator")}
+    x = torch.as_tensor(digits.train.x[:200])
+    encoder_before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    for i in range(150):
+        regularization_phase(model, Batch(x[(i % 2) * 100:(i % 2 + 1) * 100]), optimizers)
+    assert_same_weights(encoder_before, model.encoder.state_dict())  # lr 0: the encoder stayed frozen
+    with torch.no_grad():
+        on_prior = model.discriminate("z", model.sample_prior("z", 500)).mean().item()
+        on_codes = model.discriminate("z", model.encode(x).z).mean().item()
+    assert on_prior > 0 > on_codes
+
+
+# ----------------------------------------------------------------------------- data checks
+
+
+def test_wrong_x_shape_is_a_data_error(digits, tiny_config):
+    cfg = tiny_config("train.epochs=1")
+    with pytest.raises(DataError, match=r"x has shape \(1077, 63\), expected \(n, 64\)"):
+        Trainer(build(cfg), cfg).fit(digits.train.x[:, :63])
+    with pytest.raises(DataError, match=r"x has shape \(1077, 8, 8\), expected \(n, 64\)"):
+        Trainer(build(cfg), cfg).fit(digits.train.x.reshape(-1, 8, 8))
+
+
+def test_non_finite_x_and_too_few_points_are_data_errors(digits, tiny_config):
+    cfg = tiny_config("train.epochs=1")
+    x = digits.train.x.copy()
+    x[5, 3] = np.nan
+    with pytest.raises(DataError, match="NaN or infinite"):
+        Trainer(build(cfg), cfg).fit(x)
+    with pytest.raises(DataError, match="99 training points is fewer than train.batch_size = 100"):
+        Trainer(build(cfg), cfg).fit(digits.train.x[:99])
+
+
+def test_supervised_regime_needs_every_label(digits, tiny_config):
+    cfg = tiny_config("train.epochs=1", "model.regime=supervised")
+    with pytest.raises(DataError, match="this regime needs labels"):
+        Trainer(build(cfg), cfg).fit(digits.train.x, None)
+    y = digits.train.y.copy()
+    y[[3, 7, 11]] = -1
+    with pytest.raises(DataError, match="the supervised regime needs every label; 3 of 1077 are -1"):
+        Trainer(build(cfg), cfg).fit(digits.train.x, y)
+
+
+def test_semi_supervised_needs_a_labeled_point(digits, tiny_config):
+    cfg = tiny_config("train.epochs=1", "model.regime=semi_supervised")
+    with pytest.raises(DataError, match="needs at least one labeled point"):
+        Trainer(build(cfg), cfg).fit(digits.train.x, np.full(len(digits.train), -1))
+    with pytest.raises(DataError, match="this regime needs labels"):
+        Trainer(build(cfg), cfg).fit(digits.train.x, None)
+
+
+def test_label_out_of_range_is_a_data_error(digits, tiny_config):
+    cfg = tiny_config("train.epochs=1", "model.regime=label_conditioned", MIXTURE)
+    y = digits.train.y.copy()
+    y[4] = 10
+    with pytest.raises(DataError, match=r"y\[4\] = 10 is not a valid label; allowed: -1 \(unlabeled\) or 0\.\.9"):
+        Trainer(build(cfg), cfg).fit(digits.train.x, y)
+    y[4] = -2
+    with pytest.raises(DataError, match=r"y\[4\] = -2 is not a valid label"):
+        Trainer(build(cfg), cfg).fit(digits.train.x, y)
+    with pytest.raises(DataError, match=r"has shape \(1076,\), expected \(1077,\)"):
+        Trainer(build(cfg), cfg).fit(digits.train.x, digits.train.y[:-1])
+
+
+def test_data_errors_leave_no_run_files(digits, tiny_config, tmp_path):
+    cfg = tiny_config("train.epochs=1")
+    with pytest.raises(DataError):
+        Trainer(build(cfg), cfg, tmp_path / "run").fit(digits.train.x[:, :10])
+    assert not (tmp_path / "run").exists()
