@@ -53,6 +53,8 @@ class ModelConfig:
     input_dropout: float = 0.0
     prior: dict[str, Any] = field(default_factory=lambda: {"name": "gaussian"})
     """table with 'name' (gaussian, mixture, swiss_roll, uniform, callable) and that prior's arguments"""
+    y_batch_mean: bool = True
+    """the y discriminator also reads its minibatch's mean y, which stops all codes collapsing onto one category"""
     eta: float = 1.0
     """dim_reduction: cluster heads closer than eta are penalized (Section 7)"""
     head_penalty: float = 1.0

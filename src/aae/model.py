@@ -57,7 +57,7 @@ class AdversarialAutoencoder(nn.Module):
         self.discriminators = nn.ModuleDict({"z": Discriminator(c.z_dim, c.disc_hidden, label_dim)})
         self.priors: dict[str, Prior] = {"z": self.prior}
         if n_y:
-            self.discriminators["y"] = Discriminator(n_y, c.disc_hidden)
+            self.discriminators["y"] = Discriminator(n_y, c.disc_hidden, batch_mean=c.y_batch_mean)
             self.priors["y"] = Categorical(n_y)
         if regime.label_to == "discriminator" and self.prior.n_parts is not None and self.prior.n_parts < c.n_classes:
             raise ConfigError(f"label_conditioned: the prior has {self.prior.n_parts} parts but there are {c.n_classes} classes")

@@ -81,14 +81,21 @@ class Encoder(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """D(code [, one-hot label]) -> logit that the code came from the prior."""
+    """D(code [, one-hot label]) -> logit that the code came from the prior.
 
-    def __init__(self, code_dim: int, hidden: list[int], label_dim: int = 0):
+    With ``batch_mean`` each code is read beside the mean code of its minibatch (minibatch
+    features, as in Salimans et al. 2016 and ProGAN): a discriminator of single samples cannot
+    see that every code sits on the same category, one of the batch can.
+    """
+
+    def __init__(self, code_dim: int, hidden: list[int], label_dim: int = 0, batch_mean: bool = False):
         super().__init__()
-        self.label_dim = label_dim
-        self.net = mlp([code_dim + label_dim, *hidden, 1])
+        self.label_dim, self.batch_mean = label_dim, batch_mean
+        self.net = mlp([code_dim * (2 if batch_mean else 1) + label_dim, *hidden, 1])
 
     def forward(self, code: Tensor, label_onehot: Tensor | None = None) -> Tensor:
+        if self.batch_mean:
+            code = torch.cat([code, code.mean(0, keepdim=True).expand_as(code)], 1)
         if self.label_dim:
             code = torch.cat([code, label_onehot], 1)
         return self.net(code).squeeze(-1)

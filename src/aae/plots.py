@@ -247,8 +247,9 @@ def manifold(decode: Callable[[np.ndarray], Any], path: str | Path, *, image_sha
 
 # --------------------------------------------------------------------------- scatter and curves
 def latent_scatter(codes: Any, path: str | Path, *, labels: Any = None, prior_samples: Any = None,
-                   title: str | None = None, n_classes: int = 10) -> Path:
-    """Scatter of codes (n, k) coloured by label; PCA to 2-D if k > 2; prior samples in a right panel.
+                   title: str | None = None, n_classes: int = 10, highlight: Any = None) -> Path:
+    """Scatter of codes (n, k) coloured by label; PCA to 2-D if k > 2; prior samples in a right panel;
+    ``highlight`` points (h, k), such as cluster heads, drawn as black crosses.
 
     Labels must be in 0..n_classes-1, or -1 for unlabelled points (drawn grey).
     """
@@ -268,6 +269,7 @@ def latent_scatter(codes: Any, path: str | Path, *, labels: Any = None, prior_sa
         pca = PCA(n_components=2).fit(z)
         z = pca.transform(z)
         p = None if p is None else pca.transform(p)
+        highlight = None if highlight is None else pca.transform(_np(highlight).astype(np.float64))
         xlabel, ylabel = f"PC1 (PCA of {k}-D codes)", f"PC2 (PCA of {k}-D codes)"
     y = None
     if labels is not None:
@@ -278,7 +280,8 @@ def latent_scatter(codes: Any, path: str | Path, *, labels: Any = None, prior_sa
         if y.min() < -1 or y.max() >= n_classes:
             raise DataError(f"labels must be -1 or in 0..{n_classes - 1} (n_classes={n_classes}), "
                             f"got values in {y.min()}..{y.max()}")
-    both = z if p is None else np.concatenate([z, p])
+    both = np.concatenate([z] + ([p] if p is not None else []) +
+                          ([_np(highlight).astype(np.float64).reshape(-1, 2)] if highlight is not None else []))
     lo, hi = both.min(0), both.max(0)
     pad = 0.05 * np.maximum(hi - lo, 1e-6)
     lo, hi = lo - pad, hi + pad
@@ -309,6 +312,9 @@ def latent_scatter(codes: Any, path: str | Path, *, labels: Any = None, prior_sa
             sc = ax.scatter(z[sel, 0], z[sel, 1], s=2, c=y[sel], cmap="viridis", vmin=0, vmax=n_classes - 1,
                             linewidths=0)
             fig.colorbar(sc, ax=axes, label="label", shrink=0.8)
+    if highlight is not None:
+        h = _np(highlight).astype(np.float64).reshape(-1, 2)
+        ax.scatter(h[:, 0], h[:, 1], s=40, c="black", marker="x", linewidths=1.5)
     ax.set_title("codes" if p is not None else (title or "codes"), fontsize=10)
     if p is not None:
         axes[1].scatter(p[:, 0], p[:, 1], s=2, c="tab:gray", linewidths=0)

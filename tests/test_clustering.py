@@ -1,0 +1,82 @@
+"""Clustering (Section 6) and dimensionality reduction (Section 7) on digits."""
+
+import numpy as np
+import pytest
+import torch
+
+from aae.evaluate import embed, final_metrics
+from aae.experiment import run
+from aae.losses import cluster_head_penalty
+from aae.metrics import cluster_error_paper
+
+
+def test_head_penalty_counts_only_pairs_closer_than_eta():
+    heads = torch.tensor([[0.0, 0.0], [0.5, 0.0], [10.0, 0.0], [10.0, 3.5]])
+    # pairs closer than eta=4: (0,1) at 0.5 and (2,3) at 3.5 -> (4-0.5) + (4-3.5)
+    assert torch.isclose(cluster_head_penalty(heads, 4.0), torch.tensor(4.0))
+    assert cluster_head_penalty(heads, 0.4) == 0
+
+
+def test_head_penalty_gradient_pushes_near_heads_apart():
+    heads = torch.tensor([[0.0, 0.0], [1.0, 0.0]], requires_grad=True)
+    cluster_head_penalty(heads, 2.0).backward()
+    assert heads.grad[0, 0] > 0 and heads.grad[1, 0] < 0  # descent moves head 0 left, head 1 right
+
+
+def test_paper_cluster_protocol_labels_each_cluster_by_its_most_confident_validation_image():
+    valid_proba = np.array([[0.9, 0.1, 0.0], [0.6, 0.4, 0.0], [0.1, 0.8, 0.1], [0.0, 0.3, 0.7], [0.0, 0.1, 0.9]])
+    y_valid = np.array([3, 5, 7, 1, 4])  # cluster 0 -> 3, cluster 1 -> 7, cluster 2 -> 4
+    test_assign = np.array([0, 0, 1, 2, 2, 2])
+    y_test = np.array([3, 5, 7, 4, 4, 1])
+    assert cluster_error_paper(valid_proba, y_valid, test_assign, y_test) == pytest.approx(2 / 6)
+
+
+@pytest.fixture(scope="module")
+def clustered(tmp_path_factory, digits):
+    from aae.config import load_config
+
+    cfg = load_config("mnist_cluster_16", ["model.hidden=[128]", "model.disc_hidden=[64]", "train.progress=false",
+                                           "data.name=digits", "train.epochs=60", "train.lr_milestones=[]",
+                                           "train.eval_every=60", "train.batch_size=32"])
+    return run(cfg, tmp_path_factory.mktemp("cl") / "run", splits=digits)
+
+
+def test_clustering_reports_the_papers_protocol_and_beats_chance(clustered):
+    m = clustered.metrics
+    assert {"test_cluster_error", "test_hungarian_accuracy", "test_nmi", "test_ari"} <= set(m)
+    assert m["test_cluster_error"] < 0.75  # chance is 0.9
+    assert m["test_nmi"] > 0.25
+
+
+def test_without_batch_features_the_categories_collapse(digits):
+    # why the y discriminator reads its minibatch's mean: without it every code lands on one category
+    from aae.config import load_config
+    from aae.evaluate import encode
+
+    cfg = load_config("mnist_cluster_16", ["model.hidden=[128]", "model.disc_hidden=[64]", "train.progress=false",
+                                           "data.name=digits", "train.epochs=20", "train.lr_milestones=[]",
+                                           "train.eval_every=20", "train.batch_size=32", "model.y_batch_mean=false"])
+    _, proba = encode(run(cfg, None, splits=digits).model, digits.test.x)
+    assert len(np.unique(proba.argmax(1))) <= 2
+
+
+def test_cluster_heads_figure_is_written(clustered, tmp_path):
+    from aae.evaluate import write_figures
+
+    names = {p.name for p in write_figures(clustered.model, clustered.splits, tmp_path)}
+    assert "cluster_heads.png" in names and "manifold.png" not in names
+
+
+def test_dim_reduction_transform_gives_head_plus_style(tiny_config, digits, tmp_path):
+    cfg = tiny_config("model.regime=dim_reduction", "model.z_dim=3", "model.n_classes=10", "train.epochs=1",
+                      "data.n_labeled=100", "model.eta=5.0")
+    result = run(cfg, tmp_path / "dr", splits=digits)
+    model = result.model
+    r = embed(model, digits.test.x)
+    assert r.shape == (len(digits.test.x), 3)
+    with torch.no_grad():
+        codes = model.encode(torch.as_tensor(digits.test.x[:5]), sample=False)
+        expected = codes.y @ model.cluster_heads + codes.z
+    assert np.allclose(r[:5], expected.numpy(), atol=1e-5)
+    assert "test_error" in result.metrics
+    assert (tmp_path / "dr" / "figures" / "map.png").exists()
