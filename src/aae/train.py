@@ -144,17 +144,20 @@ class Trainer:
         x = x.to(self.device)
         y = y.to(self.device) if y is not None else None
         labeled = torch.nonzero(y >= 0).squeeze(1) if y is not None and "classification" in self.phases else None
+        labeled = labeled if labeled is not None and labeled.numel() else None  # no labels: no classification
         steps = n // cfg.batch_size
         self._bar = tqdm(total=cfg.epochs * steps, initial=self.epoch * steps, disable=not cfg.progress,
                          dynamic_ncols=True, desc="training", unit="step")
-        while self.epoch < cfg.epochs:
-            row = self._epoch(x, y, labeled, steps)
-            self.history.append(row)
-            if self.run_dir is not None:
-                append_jsonl(self.run_dir / "metrics.jsonl", row)
-            if self.epoch % cfg.checkpoint_every == 0 or self.epoch == cfg.epochs:
-                self.save()
-        self._bar.close()
+        try:
+            while self.epoch < cfg.epochs:
+                row = self._epoch(x, y, labeled, steps)
+                self.history.append(row)
+                if self.run_dir is not None:
+                    append_jsonl(self.run_dir / "metrics.jsonl", row)
+                if self.epoch % cfg.checkpoint_every == 0 or self.epoch == cfg.epochs:
+                    self.save()
+        finally:
+            self._bar.close()
         return self.history
 
     def _epoch(self, x, y, labeled, steps: int) -> dict:
@@ -167,7 +170,7 @@ class Trainer:
         for i in range(steps):
             idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             batch = Batch(x[idx], y[idx] if y is not None else None)
-            if labeled is not None and labeled.numel():
+            if labeled is not None:
                 pick = labeled[torch.randint(labeled.numel(), (cfg.labeled_batch_size,)).to(self.device)]
                 batch.x_labeled, batch.y_labeled = x[pick], y[pick]
             for k, v in train_step(model, batch, self.optimizers, self.phases).items():
