@@ -272,3 +272,18 @@ def test_checkpoint_file_is_plain_safetensors_with_json_metadata(saved):
     assert set(meta) == {"format", "aae_version", "config", "x_dim", "epoch", "history", "optimizers"}
     for key in ("config", "history", "optimizers"):
         json.loads(meta[key])
+
+
+def test_a_checkpoint_from_another_version_loads_without_its_unknown_keys(saved, caplog):
+    path, cfg, model, *_ = saved
+    tensors, meta = io.read_checkpoint(path)
+    table = json.loads(meta["config"])
+    table["eval"]["retired_key"] = 1
+    meta["config"] = json.dumps(table)
+    from safetensors.torch import save
+
+    io.atomic_write(path, save(tensors, metadata=meta))
+    with caplog.at_level("WARNING", logger="aae"):
+        loaded = io.load(path)
+    assert "eval.retired_key" in caplog.text
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))

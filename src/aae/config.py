@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import sys
 import types
 import typing
@@ -165,18 +166,21 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
-def _build(cls: type, table: dict[str, Any], prefix: str) -> Any:
+def _build(cls: type, table: dict[str, Any], prefix: str, strict: bool = True) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     obj = cls()
     for key, value in table.items():
         full = f"{prefix}{key}"
         if key not in names:
+            if not strict:
+                logging.getLogger("aae").warning("ignoring config key %r, which this version of aae no longer has", full)
+                continue
             raise ConfigError(f"unknown config key {full!r}; allowed in [{prefix.rstrip('.') or 'top level'}]: {', '.join(names)}")
         if dataclasses.is_dataclass(hints[key]):
             if not isinstance(value, dict):
                 raise ConfigError(f"{full} must be a table")
-            value = _build(hints[key], value, f"{full}.")
+            value = _build(hints[key], value, f"{full}.", strict)
         else:
             value = _check_type(value, hints[key], full)
             if full in CHOICES and value not in CHOICES[full]:
@@ -232,9 +236,10 @@ def bundled_configs() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
 
 
-def from_dict(table: dict[str, Any]) -> ExperimentConfig:
-    """Build and validate an :class:`ExperimentConfig` from nested dicts (as in a TOML or JSON file)."""
-    return _build(ExperimentConfig, table, "")
+def from_dict(table: dict[str, Any], strict: bool = True) -> ExperimentConfig:
+    """Build and validate an :class:`ExperimentConfig` from nested dicts (as in a TOML or JSON file).
+    ``strict=False`` (for configs saved in checkpoints by another version) drops unknown keys with a warning."""
+    return _build(ExperimentConfig, table, "", strict)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = (), base: dict | None = None) -> ExperimentConfig:

@@ -110,7 +110,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
 
 def config_of(meta: dict[str, str], path: str | os.PathLike = "checkpoint") -> ExperimentConfig:
     try:
-        return from_dict(json.loads(meta["config"]))
+        return from_dict(json.loads(meta["config"]), strict=False)
     except (KeyError, ValueError) as exc:
         raise CheckpointError(f"{path}: its config is unreadable ({exc}); train again") from None
 
