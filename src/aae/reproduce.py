@@ -69,7 +69,7 @@ def _true_train_labels(cfg: ExperimentConfig) -> np.ndarray:
 
 def _stat(values: list[float], scale: float = 1.0, digits: int = 4) -> str:
     v = np.asarray(values) * scale
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.{digits}f}"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v[0]:.{digits}f} (1 seed)"
 
 
 def _write_table(args, name: str, header: list[str], rows: list[list[str]], notes: str = "") -> None:
