@@ -11,10 +11,11 @@ import numpy as np
 import torch
 
 from .config import ExperimentConfig
-from .data import Splits, label_budget, load
+from .data import Splits, check_labels, label_budget, load
 from .evaluate import epoch_metrics, final_metrics, write_figures
 from .io import CHECKPOINT, config_of, load as load_model, read_checkpoint
 from .model import AdversarialAutoencoder
+from .regimes import get_regime
 from .train import Trainer
 
 log = logging.getLogger("aae")
@@ -42,8 +43,6 @@ def prepare_data(cfg: ExperimentConfig) -> Splits:
 
 def train_labels(cfg: ExperimentConfig, splits: Splits) -> np.ndarray | None:
     """The labels the regime may see: none for regimes that use no labels."""
-    from .regimes import get_regime
-
     return None if get_regime(cfg.model.regime).label_to is None else splits.train.y
 
 
@@ -51,6 +50,12 @@ def run(cfg: ExperimentConfig, out: str | Path | None = None, *, resume: bool = 
         figures: bool = True, splits: Splits | None = None, prior=None) -> Result:
     """Train the experiment ``cfg`` (resuming from ``out`` if asked), then measure and draw it."""
     splits = splits or prepare_data(cfg)
+    if get_regime(cfg.model.regime).label_to is not None:
+        # every split, not only the one training reads: a bad test label would skew the metrics
+        for part in ("train", "valid", "test"):
+            data = getattr(splits, part)
+            if data.y is not None:
+                check_labels(data.y, cfg.model.n_classes, len(data), where=f"{part} labels")
     torch.manual_seed(cfg.train.seed)  # the initial weights too follow train.seed
     model = AdversarialAutoencoder(cfg.model, splits.train.x.shape[1], prior=prior)
     trainer = Trainer(model, cfg, out, evaluate=epoch_metrics(splits, cfg))
