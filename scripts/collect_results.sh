@@ -16,7 +16,9 @@ for exp in "$@"; do
     mkdir -p "$dst/$run"
     cp "$log" "$dst/$run/metrics.jsonl"
     cp "$(dirname "$log")/config.json" "$dst/$run/config.json"
-    [ -d "$(dirname "$log")/figures" ] && cp "$(dirname "$log")"/figures/*.png "$dst/$run/"
+    for f in latent samples manifold map restyle cluster_heads; do
+      [ -f "$(dirname "$log")/figures/$f.png" ] && cp "$(dirname "$log")/figures/$f.png" "$dst/$run/"
+    done
   done < <(find "$src" -name metrics.jsonl -print0)
   echo "$dst"
 done
