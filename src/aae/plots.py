@@ -241,8 +241,8 @@ def manifold(decode: Callable[[np.ndarray], Any], path: str | Path, *, image_sha
         raise DataError(f"decode must return {n * n} images for {n * n} codes, got shape {out.shape}")
     imgs = _images(out, image_shape, "decoded images")
     canvas = _tile([[imgs[r * n + c] for c in range(n)] for r in range(n)], imgs.shape[1:])
-    return _show_canvas(canvas, path, title=title, xlabel=f"z1 from {extent[0]:g} to {extent[1]:g}",
-                        ylabel=f"z2 from {extent[2]:g} (bottom) to {extent[3]:g} (top)")
+    return _show_canvas(canvas, path, title=title, xlabel=f"z1 from {extent[0]:.3g} to {extent[1]:.3g}",
+                        ylabel=f"z2 from {extent[2]:.3g} (bottom) to {extent[3]:.3g} (top)")
 
 
 # --------------------------------------------------------------------------- scatter and curves
