@@ -35,7 +35,7 @@ def embed(model: AdversarialAutoencoder, x: np.ndarray, batch_size: int = 2000) 
     out = []
     for i in range(0, len(x), batch_size):
         codes = model.encode(torch.as_tensor(x[i:i + batch_size], device=model.device), sample=False)
-        out.append((codes.y @ model.cluster_heads + codes.z if model.cluster_heads is not None else codes.z).cpu().numpy())
+        out.append((model.representation(codes) if model.cluster_heads is not None else codes.z).cpu().numpy())
     return np.concatenate(out)
 
 

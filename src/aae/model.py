@@ -138,10 +138,8 @@ class AdversarialAutoencoder(nn.Module):
         y head), or the parts of the prior to sample z from (label-conditioned); without them
         categories and z are drawn from the whole prior.
         """
-        if z is None:
-            per_part = labels is not None and self.regime.label_to == "discriminator" and self.prior.n_parts is not None
-            z = self.sample_prior("z", n, labels) if per_part else self.sample_prior("z", n)
-        z = z.to(self.device)
+        # sample_prior samples per label only where the z discriminator is label-conditioned
+        z = self.sample_prior("z", n, labels) if z is None else z.to(self.device)
         y_logits = None
         if "y" in self.priors:
             if y is None:

@@ -45,9 +45,14 @@ def _overrides(args) -> list[str]:
     return out
 
 
+def _root(args, name: str) -> Path:
+    """Where an experiment's runs and table go: --out, else runs/reproduce/<name>."""
+    return Path(args.out or f"runs/reproduce/{name}")
+
+
 def _runs(args, name: str, configs: dict[str, ExperimentConfig], sub: str = "") -> dict[str, list[tuple[Result, float]]]:
     """Train every (variant, seed) under ``<out>/<sub>``, resuming where a run directory has a checkpoint."""
-    root = Path(args.out or f"runs/reproduce/{name}") / sub
+    root = _root(args, name) / sub
     results: dict[str, list[tuple[Result, float]]] = {}
     splits = None
     for variant, cfg in configs.items():
@@ -80,7 +85,7 @@ def _write_table(args, name: str, header: list[str], rows: list[list[str]], note
     text = "\n".join(lines)
     print(text)
     print(f"machine: {machine}")
-    root = Path(args.out or f"runs/reproduce/{name}")
+    root = _root(args, name)
     root.mkdir(parents=True, exist_ok=True)
     command = "aae " + " ".join(sys.argv[1:]) if sys.argv and Path(sys.argv[0]).name == "aae" else f"aae reproduce {name}"
     (root / "results.md").write_text(f"# {name}\n\ncommand: `{command}`\n\nseeds: {args.seeds}\n\n{text}\n\n"
@@ -123,8 +128,7 @@ def supervised(args) -> None:
     name = "supervised"
     results = _runs(args, name, {"AAE": load_config("mnist_supervised", _overrides(args))})
     splits = next(iter(results.values()))[0][0].splits
-    root = Path(args.out or f"runs/reproduce/{name}")
-    cnn = cached_classifier(splits.train, root / "classifier.safetensors", progress=not args.no_progress)
+    cnn = cached_classifier(splits.train, _root(args, name) / "classifier.safetensors", progress=not args.no_progress)
     cnn_acc = 1 - classification_error(splits.test.y, cnn.predict(splits.test.x))
     gen_acc, restyle_acc = [], []
     for res, _ in results["AAE"]:
