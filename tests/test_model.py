@@ -96,6 +96,23 @@ def test_supervised_label_goes_to_the_decoder_only():
         m.representation(codes, torch.tensor([1, -1]))
 
 
+def test_supervised_discriminator_can_read_the_label_against_the_whole_prior():
+    # label_to_discriminator: D(z, y) with p(z) the same for every y, so q(z|y) must match p(z)
+    m = build(regime="supervised", z_dim=3, label_to_discriminator=True)
+    assert m.discriminators["z"].net[0].in_features == 3 + 11
+    torch.manual_seed(1)
+    z = m.sample_prior("z", 4000, torch.full((4000,), 2))
+    assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05
+    code = torch.zeros(2, 3)
+    a = m.discriminate("z", code, torch.tensor([1, 2]))
+    assert a[0] != a[1]
+
+
+def test_label_to_discriminator_needs_a_regime_with_labels():
+    with pytest.raises(ConfigError, match="label_to_discriminator needs a regime that reads labels"):
+        build(regime="unsupervised", label_to_discriminator=True)
+
+
 def test_semi_supervised_has_two_heads_and_two_discriminators():
     m = build(regime="semi_supervised", z_dim=5, n_classes=10)
     assert set(m.discriminators) == {"y", "z"}
@@ -166,3 +183,12 @@ def test_generate_supervised_decodes_each_label():
     images = m.generate(10, labels=torch.arange(10), z=torch.zeros(10, 2))
     assert images.shape == (10, 16) and images.min() >= 0 and images.max() <= 1
     assert len({tuple(r.tolist()) for r in images}) == 10
+
+
+def test_input_noise_corrupts_the_encoder_input_only_while_training():
+    m = build(input_noise=0.5)
+    x = torch.rand(4, 16)
+    m.train()
+    assert not torch.equal(m.encode(x).z, m.encode(x).z)
+    m.eval()
+    assert torch.equal(m.encode(x).z, m.encode(x).z)

@@ -52,8 +52,15 @@ class ModelConfig:
     output: str = "bernoulli"
     """bernoulli (sigmoid, cross-entropy) or gaussian (linear, squared error)"""
     input_dropout: float = 0.0
+    """dropout on the encoder's input while training"""
+    input_noise: float = 0.0
+    """std of Gaussian noise added to the encoder's input while training (the target stays clean)"""
     prior: dict[str, Any] = field(default_factory=lambda: {"name": "gaussian"})
     """table with 'name' (gaussian, mixture, swiss_roll, uniform, callable) and that prior's arguments"""
+    label_to_discriminator: bool = False
+    """the z discriminator also reads the one-hot label (label_conditioned always does). In the
+    supervised regime, with a prior that has no parts, this makes q(z|y) match p(z) for every
+    class, so the style code cannot carry the class"""
     y_batch_mean: bool = True
     """the y discriminator also reads its minibatch's mean y, which stops all codes collapsing onto one category"""
     eta: float = 1.0

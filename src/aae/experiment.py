@@ -3,6 +3,7 @@ that the command line, the estimators and the reproduction scripts all use."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,20 +14,34 @@ import torch
 from .config import ExperimentConfig
 from .data import Splits, check_labels, label_budget, load
 from .evaluate import epoch_metrics, final_metrics, write_figures
-from .io import CHECKPOINT, config_of, load as load_model, read_checkpoint
+from .errors import CheckpointError, ConfigError
+from .io import CHECKPOINT, atomic_write, config_of, load as load_model, read_checkpoint
 from .model import AdversarialAutoencoder
 from .regimes import get_regime
-from .train import Trainer
+from .train import Trainer, what_must_match
 
 log = logging.getLogger("aae")
 
 
+FINAL = "final.json"
+
+
 @dataclass
 class Result:
-    model: AdversarialAutoencoder
-    splits: Splits
+    model: AdversarialAutoencoder | None
+    """None for a run read back from its record (final.json and metrics.jsonl) without weights"""
+    splits: Splits | None
     history: list[dict]
     metrics: dict
+
+    @property
+    def epochs(self) -> int:
+        return self.history[-1]["epoch"] if self.history else 0
+
+    @property
+    def seconds(self) -> float:
+        """Training wall time summed over epochs, so a resumed run counts every session's share."""
+        return float(sum(r.get("seconds", 0.0) for r in self.history))
 
 
 def prepare_data(cfg: ExperimentConfig) -> Splits:
@@ -62,9 +77,35 @@ def run(cfg: ExperimentConfig, out: str | Path | None = None, *, resume: bool = 
     history = trainer.fit(splits.train.x, train_labels(cfg, splits), resume=resume)
     model.eval()
     metrics = final_metrics(model, splits, cfg)
-    if out is not None and figures:
-        write_figures(model, splits, Path(out), history)
+    if out is not None:
+        atomic_write(Path(out) / FINAL, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        if figures:
+            write_figures(model, splits, Path(out), history)
     return Result(model, splits, history, metrics)
+
+
+def _recipe(config: dict) -> dict:
+    """What makes two finished runs the same experiment: model, data and training, not where or how fast it ran."""
+    runtime = ("progress", "threads", "device", "checkpoint_every", "eval_every")
+    return {**what_must_match(config), "train": {k: v for k, v in config["train"].items() if k not in runtime}}
+
+
+def recorded(run_dir: str | Path, cfg: ExperimentConfig) -> Result | None:
+    """A finished run read back from its record (``final.json``, ``metrics.jsonl``, ``config.json``),
+    without weights: how a reproduction table gathers runs that earlier sessions finished. None if
+    ``run_dir`` holds no record; an error if it holds one of a different experiment."""
+    run_dir = Path(run_dir)
+    if not (run_dir / FINAL).exists():
+        return None
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+        metrics = json.loads((run_dir / FINAL).read_text())
+        history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{run_dir} holds a broken run record ({e}); remove it to train the run again") from e
+    if _recipe(saved) != _recipe(json.loads(cfg.to_json())):
+        raise ConfigError(f"{run_dir} holds a finished run of another config; remove it or choose another --out")
+    return Result(None, None, history, metrics)
 
 
 def open_run(run_dir: str | Path, data_dir: str | None = None) -> tuple[AdversarialAutoencoder, ExperimentConfig, Splits]:

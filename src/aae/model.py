@@ -44,7 +44,8 @@ class AdversarialAutoencoder(nn.Module):
         self.prior = make_prior(prior if prior is not None else c.prior, c.z_dim)
         n_y = c.n_classes if regime.categorical_head else 0
         self.encoder = Encoder(x_dim, c.hidden, c.z_dim, kind=c.encoder, n_categories=n_y,
-                               noise_dim=c.noise_dim, noise_std=c.noise_std, input_dropout=c.input_dropout)
+                               noise_dim=c.noise_dim, noise_std=c.noise_std, input_dropout=c.input_dropout,
+                               input_noise=c.input_noise)
         if regime.cluster_heads:
             # W_C: one learned n-dimensional head per cluster (Section 7); r = W_C y + z.
             self.cluster_heads = nn.Parameter(torch.randn(n_y, c.z_dim) * c.eta)
@@ -53,13 +54,15 @@ class AdversarialAutoencoder(nn.Module):
             self.cluster_heads = None
             decoder_in = c.z_dim + n_y + (c.n_classes if regime.label_to == "decoder" else 0)
         self.decoder = mlp([decoder_in, *reversed(c.hidden), x_dim])
-        label_dim = c.n_classes + 1 if regime.label_to == "discriminator" else 0
+        if c.label_to_discriminator and regime.label_to is None:
+            raise ConfigError(f"model.label_to_discriminator needs a regime that reads labels, not {regime.name!r}")
+        label_dim = c.n_classes + 1 if regime.label_to == "discriminator" or c.label_to_discriminator else 0
         self.discriminators = nn.ModuleDict({"z": Discriminator(c.z_dim, c.disc_hidden, label_dim)})
         self.priors: dict[str, Prior] = {"z": self.prior}
         if n_y:
             self.discriminators["y"] = Discriminator(n_y, c.disc_hidden, batch_mean=c.y_batch_mean)
             self.priors["y"] = Categorical(n_y)
-        if regime.label_to == "discriminator" and self.prior.n_parts is not None and self.prior.n_parts < c.n_classes:
+        if label_dim and self.prior.n_parts is not None and self.prior.n_parts < c.n_classes:
             raise ConfigError(f"label_conditioned: the prior has {self.prior.n_parts} parts but there are {c.n_classes} classes")
 
     # -- the parts -----------------------------------------------------------------------
@@ -91,8 +94,8 @@ class AdversarialAutoencoder(nn.Module):
         return out
 
     def sample_prior(self, head: str, n: int, labels: Tensor | None = None) -> Tensor:
-        """Prior samples for a head; per label where the z discriminator is label-conditioned."""
-        conditioned = head == "z" and self.regime.label_to == "discriminator" and labels is not None
+        """Prior samples for a head; per label where the z discriminator reads the label."""
+        conditioned = head == "z" and self.discriminators["z"].label_dim > 0 and labels is not None
         if conditioned and self.prior.n_parts is None:
             labels = None  # a prior without parts: every label sees the whole prior
         return self.priors[head].sample(n, labels.cpu() if conditioned and labels is not None else None).to(self.device)

@@ -48,14 +48,19 @@ class Encoder(nn.Module):
     ``kind`` chooses q(z|x) (Section 2.1): ``deterministic`` (z = f(x)); ``gaussian``
     (z = mean + std * eps, the reparametrization trick); ``universal`` (z = f(x, eta) with
     eta ~ N(0, noise_std^2 I) read beside x).
+
+    In training mode the input may be corrupted first, by dropout (``input_dropout``) and by
+    additive Gaussian noise of std ``input_noise``: a regularizer of the encoder (and so of the
+    classifier q(y|x)); the reconstruction target stays the clean image.
     """
 
     def __init__(self, x_dim: int, hidden: list[int], z_dim: int, *, kind: str = "deterministic",
-                 n_categories: int = 0, noise_dim: int = 100, noise_std: float = 1.0, input_dropout: float = 0.0):
+                 n_categories: int = 0, noise_dim: int = 100, noise_std: float = 1.0, input_dropout: float = 0.0,
+                 input_noise: float = 0.0):
         super().__init__()
         if kind not in ENCODER_KINDS:
             raise ConfigError(f"model.encoder = {kind!r} is not allowed; choose one of: {', '.join(ENCODER_KINDS)}")
-        self.kind, self.z_dim, self.noise_std = kind, z_dim, noise_std
+        self.kind, self.z_dim, self.noise_std, self.input_noise = kind, z_dim, noise_std, input_noise
         self.noise_dim = noise_dim if kind == "universal" else 0
         self.dropout = nn.Dropout(input_dropout)
         self.trunk = mlp([x_dim + self.noise_dim, *hidden], final_activation=True)
@@ -67,6 +72,8 @@ class Encoder(nn.Module):
         """Codes of ``x``. With ``sample=False`` the code is the posterior mean (gaussian) or
         the code at zero noise (universal), for a repeatable transform."""
         x = self.dropout(x)
+        if self.training and self.input_noise:
+            x = x + torch.randn_like(x) * self.input_noise
         if self.noise_dim:
             noise = torch.randn(x.shape[0], self.noise_dim, device=x.device) * self.noise_std if sample else x.new_zeros(x.shape[0], self.noise_dim)
             x = torch.cat([x, noise], 1)

@@ -11,7 +11,6 @@ import argparse
 import copy
 import platform
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -19,7 +18,8 @@ import numpy as np
 import torch
 
 from .config import ExperimentConfig, load_config
-from .experiment import Result, prepare_data, run
+from .experiment import Result, prepare_data, recorded, run
+from .io import CHECKPOINT
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,18 +50,23 @@ def _root(args, name: str) -> Path:
     return Path(args.out or f"runs/reproduce/{name}")
 
 
-def _runs(args, name: str, configs: dict[str, ExperimentConfig], sub: str = "") -> dict[str, list[tuple[Result, float]]]:
-    """Train every (variant, seed) under ``<out>/<sub>``, resuming where a run directory has a checkpoint."""
+def _runs(args, name: str, configs: dict[str, ExperimentConfig], sub: str = "",
+          need_model: bool = False) -> dict[str, list[Result]]:
+    """Train every (variant, seed) under ``<out>/<sub>``, resuming where a run directory has a
+    checkpoint. Unless the table needs the model, a run that holds only its record (final.json and
+    its logs, as ``scripts/restore_results.sh`` brings back from docs/results) counts as done."""
     root = _root(args, name) / sub
-    results: dict[str, list[tuple[Result, float]]] = {}
+    results: dict[str, list[Result]] = {}
     splits = None
     for variant, cfg in configs.items():
         for seed in args.seeds:
             cfg.train.seed = seed
-            splits = splits or prepare_data(cfg)
-            start = time.perf_counter()
-            res = run(cfg, root / f"{variant}-seed{seed}", resume=True, splits=splits)
-            results.setdefault(variant, []).append((res, time.perf_counter() - start))
+            run_dir = root / f"{variant}-seed{seed}"
+            res = None if need_model or (run_dir / CHECKPOINT).exists() else recorded(run_dir, cfg)
+            if res is None:
+                splits = splits or prepare_data(cfg)
+                res = run(cfg, run_dir, resume=True, splits=splits)
+            results.setdefault(variant, []).append(res)
     return results
 
 
@@ -72,9 +77,9 @@ def _true_train_labels(cfg: ExperimentConfig) -> np.ndarray:
     return prepare_data(cfg).train.y
 
 
-def _stat(values: list[float], scale: float = 1.0, digits: int = 4) -> str:
+def _stat(values: list[float], scale: float = 1.0, digits: int = 4, unit: str = "") -> str:
     v = np.asarray(values) * scale
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v[0]:.{digits}f} (1 seed)"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}{unit}" if len(v) > 1 else f"{v[0]:.{digits}f}{unit} (1 seed)"
 
 
 def _write_table(args, name: str, header: list[str], rows: list[list[str]], notes: str = "") -> None:
@@ -101,8 +106,8 @@ def prior_match(args) -> None:
     results = _runs(args, f"prior-match-{args.prior}", configs)
     rows = []
     for v, rs in results.items():
-        rows.append([v, _stat([r.metrics["test_mmd"] for r, _ in rs]), _stat([r.metrics["test_reconstruction"] for r, _ in rs], digits=2),
-                     str(base.train.epochs), f"{np.mean([t for _, t in rs]):.0f}"])
+        rows.append([v, _stat([r.metrics["test_mmd"] for r in rs]), _stat([r.metrics["test_reconstruction"] for r in rs], digits=2),
+                     str(base.train.epochs), f"{np.mean([r.seconds for r in rs]):.0f}"])
     _write_table(args, f"prior-match-{args.prior}", ["model", "MMD(test codes, prior)", "test reconstruction (nats)", "epochs", "seconds/run"], rows,
                  notes="Paper (Figures 2-3): the AAE's codes match the prior closely; the VAE's leave gaps and bunch up. "
                        "The paper reports no number; MMD (sum of RBF kernels at fixed bandwidths 0.1-5) is ours. Lower is closer.")
@@ -113,8 +118,8 @@ def label_modes(args) -> None:
     images whose code lies in its own class's part of the prior (goal >= 95 %)."""
     name = f"label-modes-{args.prior}"
     results = _runs(args, name, {"AAE": load_config(f"mnist_{args.prior}_labels", _overrides(args))})
-    rows = [[v, _stat([r.metrics["test_mode_accuracy"] for r, _ in rs], 100, 2) + " %",
-             str(rs[0][0].history[-1]["epoch"]), f"{np.mean([t for _, t in rs]):.0f}"] for v, rs in results.items()]
+    rows = [[v, _stat([r.metrics["test_mode_accuracy"] for r in rs], 100, 2, " %"),
+             str(rs[0].epochs), f"{np.mean([r.seconds for r in rs]):.0f}"] for v, rs in results.items()]
     _write_table(args, name, ["model", "test codes in own class's part", "epochs", "seconds/run"], rows,
                  notes="Paper (Figures 4-5) shows the codes on their class's mode; it gives no number. Goal: >= 95 %.")
 
@@ -126,12 +131,12 @@ def supervised(args) -> None:
     from .metrics import classification_error
 
     name = "supervised"
-    results = _runs(args, name, {"AAE": load_config("mnist_supervised", _overrides(args))})
-    splits = next(iter(results.values()))[0][0].splits
+    results = _runs(args, name, {"AAE": load_config("mnist_supervised", _overrides(args))}, need_model=True)
+    splits = next(iter(results.values()))[0].splits
     cnn = cached_classifier(splits.train, _root(args, name) / "classifier.safetensors", progress=not args.no_progress)
     cnn_acc = 1 - classification_error(splits.test.y, cnn.predict(splits.test.x))
     gen_acc, restyle_acc = [], []
-    for res, _ in results["AAE"]:
+    for res in results["AAE"]:
         model = res.model
         torch.manual_seed(0)
         labels = torch.arange(10).repeat(1000)
@@ -141,8 +146,8 @@ def supervised(args) -> None:
         restyled = model.restyle(x).reshape(-1, x.shape[1]).cpu().numpy()
         restyle_acc.append(1 - classification_error(np.tile(np.arange(10), 1000), cnn.predict(restyled)))
     rows = [["independent CNN on real test images", f"{100 * cnn_acc:.2f} %", "(>= 98 %)"],
-            ["generated: random style, each label (10 x 1000)", _stat(gen_acc, 100, 2) + " %", "goal >= 97 %"],
-            ["restyled: 1000 test images x 10 labels", _stat(restyle_acc, 100, 2) + " %", ""]]
+            ["generated: random style, each label (10 x 1000)", _stat(gen_acc, 100, 2, " %"), "goal >= 97 %"],
+            ["restyled: 1000 test images x 10 labels", _stat(restyle_acc, 100, 2, " %"), ""]]
     _write_table(args, name, ["what the CNN reads", "accuracy (read as the given label)", "target"], rows,
                  notes="Paper (Figures 6-7) shows style/content grids; it gives no number. The CNN is trained here on the "
                        "50k training images and is independent of the AAE.")
@@ -160,9 +165,9 @@ def semi_supervised(args) -> None:
                    for v, extra in {"AAE": [], "NN": ["model.objective='classifier'"]}.items()}
         results = _runs(args, "semi-supervised", configs, sub=f"labels-{budget}")
         for v, rs in results.items():
-            rows.append([budget, v, _stat([r.metrics["test_error"] for r, _ in rs], 100, 2) + " %",
-                         f"{PAPER_SEMI[budget]:.2f} %" if v == "AAE" else "", str(rs[0][0].history[-1]["epoch"]),
-                         f"{np.mean([t for _, t in rs]) / 60:.0f}"])
+            rows.append([budget, v, _stat([r.metrics["test_error"] for r in rs], 100, 2, " %"),
+                         f"{PAPER_SEMI[budget]:.2f} %" if v == "AAE" else "", str(rs[0].epochs),
+                         f"{np.mean([r.seconds for r in rs]) / 60:.0f}"])
     _write_table(args, "semi-supervised", ["labels", "model", "test error", "paper", "epochs", "minutes/run"], rows,
                  notes="Paper: Table 2 (MNIST 100 / 1000 / all labels: 1.90 / 1.60 / 0.85 %). NN: the encoder alone, "
                        "trained with the classification phase only, on the same labeled images.")
@@ -178,10 +183,10 @@ def clustering(args) -> None:
     for m in (16, 30):
         results = _runs(args, "clustering", {"AAE": load_config(f"mnist_cluster_{m}", _overrides(args))}, sub=f"clusters-{m}")
         rs = results["AAE"]
-        rows.append([str(m), _stat([r.metrics["test_cluster_error"] for r, _ in rs], 100, 2) + " %", f"{PAPER_CLUSTER[m]:.2f} %",
-                     _stat([r.metrics["test_hungarian_accuracy"] for r, _ in rs], 100, 2) + " %",
-                     _stat([r.metrics["test_nmi"] for r, _ in rs], 1, 3), str(rs[0][0].history[-1]["epoch"]),
-                     f"{np.mean([t for _, t in rs]) / 60:.0f}"])
+        rows.append([str(m), _stat([r.metrics["test_cluster_error"] for r in rs], 100, 2, " %"), f"{PAPER_CLUSTER[m]:.2f} %",
+                     _stat([r.metrics["test_hungarian_accuracy"] for r in rs], 100, 2, " %"),
+                     _stat([r.metrics["test_nmi"] for r in rs], 1, 3), str(rs[0].epochs),
+                     f"{np.mean([r.seconds for r in rs]) / 60:.0f}"])
     _write_table(args, "clustering", ["clusters", "test error (paper protocol)", "paper", "Hungarian accuracy",
                                       "NMI", "epochs", "minutes/run"], rows,
                  notes="Paper: Table 3 (16 clusters 9.55 %, 30 clusters 4.10 %). Hungarian accuracy matches clusters to "
@@ -199,18 +204,18 @@ def dim_reduction(args) -> None:
     rows = []
     for variant in ("1000", "100", "unsup20", "10d"):
         cfg = load_config(f"mnist_dimred_{variant}", _overrides(args))
-        results = _runs(args, "dim-reduction", {"AAE": cfg}, sub=variant)
+        results = _runs(args, "dim-reduction", {"AAE": cfg}, sub=variant, need_model=True)
         rs = results["AAE"]
-        splits = rs[0][0].splits
+        splits = rs[0].splits
         train, test = splits.train.x[:10000], splits.test
         train_y = _true_train_labels(cfg)[:10000]
-        knn = [one_nn_error(embed(r.model, train), train_y, embed(r.model, test.x), test.y) for r, _ in rs]
-        n = rs[0][0].model.config.z_dim
+        knn = [one_nn_error(embed(r.model, train), train_y, embed(r.model, test.x), test.y) for r in rs]
+        n = rs[0].model.config.z_dim
         pca = PCA(n_components=n).fit(splits.train.x)
         pca_err = one_nn_error(pca.transform(train), train_y, pca.transform(test.x), test.y)
-        err = [r.metrics.get("test_error") for r, _ in rs]
-        rows.append([variant, str(n), _stat(err, 100, 2) + " %" if None not in err else "-",
-                     _stat(knn, 100, 2) + " %", f"{100 * pca_err:.2f} %", str(rs[0][0].history[-1]["epoch"])])
+        err = [r.metrics.get("test_error") for r in rs]
+        rows.append([variant, str(n), _stat(err, 100, 2, " %") if None not in err else "-",
+                     _stat(knn, 100, 2, " %"), f"{100 * pca_err:.2f} %", str(rs[0].epochs)])
     _write_table(args, "dim-reduction", ["variant", "dims", "test error q(y|x)", "1-NN error on the map",
                                          "1-NN error on PCA", "epochs"], rows,
                  notes="Paper: Figure 11 (maps only; no number). 1-NN: the first 10k training images, with their true "

@@ -107,8 +107,8 @@ class Trainer:
         if self.checkpoint_path is None or not self.checkpoint_path.exists():
             return False
         tensors, meta = read_checkpoint(self.checkpoint_path)
-        saved = _what_must_match(json.loads(meta["config"]))
-        mine = _what_must_match(self.config.to_dict())
+        saved = what_must_match(json.loads(meta["config"]))
+        mine = what_must_match(self.config.to_dict())
         diff = [k for k in saved if saved[k] != mine[k]]
         if diff:
             raise CheckpointError(f"{self.checkpoint_path} was trained with another [{diff[0]}] config; "
@@ -209,7 +209,7 @@ class Trainer:
                                 f"lower train.lr.{bad[0] if bad[0] in self.cfg.lr else 'reconstruction'} and resume")
 
 
-def _what_must_match(config: dict) -> dict:
+def what_must_match(config: dict) -> dict:
     """The parts of a config a resumed run must share with its checkpoint (not where data lives)."""
     data = {k: v for k, v in config["data"].items() if k not in ("data_dir", "download")}
     return {"model": config["model"], "data": data}

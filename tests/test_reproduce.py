@@ -1,0 +1,44 @@
+"""Reproduction tables gather runs across sessions: a finished run's record counts without its weights."""
+
+import argparse
+import json
+
+import pytest
+
+from aae.errors import ConfigError
+from aae.experiment import FINAL, recorded
+from aae.io import CHECKPOINT
+from aae.reproduce import _runs
+
+
+def _args(out, seeds=(0,)):
+    return argparse.Namespace(out=str(out), seeds=list(seeds))
+
+
+def test_a_finished_run_counts_from_its_record_without_weights(tiny_config, tmp_path):
+    cfg = tiny_config("train.epochs=2", "model.regime=semi_supervised", "data.n_labeled=100")
+    first = _runs(_args(tmp_path), "exp", {"AAE": cfg})["AAE"][0]
+    run_dir = tmp_path / "AAE-seed0"
+    assert json.loads((run_dir / FINAL).read_text()) == pytest.approx(first.metrics)
+    assert first.epochs == 2 and first.seconds > 0
+
+    (run_dir / CHECKPOINT).unlink()  # as in a later session: only docs/results' record came back
+    again = _runs(_args(tmp_path), "exp", {"AAE": cfg})["AAE"][0]
+    assert again.model is None
+    assert again.metrics == pytest.approx(first.metrics)
+    assert again.epochs == 2 and again.seconds == pytest.approx(first.seconds)
+
+
+def test_a_record_of_another_recipe_is_refused(tiny_config, tmp_path):
+    cfg = tiny_config("train.epochs=1")
+    _runs(_args(tmp_path), "exp", {"AAE": cfg})
+    (tmp_path / "AAE-seed0" / CHECKPOINT).unlink()
+    changed = tiny_config("train.epochs=1", "train.lr.generator=0.01")
+    with pytest.raises(ConfigError, match="holds a finished run of another config"):
+        recorded(tmp_path / "AAE-seed0", changed)
+    # where or how fast a run ran does not make it another recipe
+    assert recorded(tmp_path / "AAE-seed0", tiny_config("train.epochs=1", "train.threads=2")) is not None
+
+
+def test_a_directory_without_a_record_is_not_a_run(tiny_config, tmp_path):
+    assert recorded(tmp_path, tiny_config()) is None
