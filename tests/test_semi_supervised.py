@@ -31,8 +31,8 @@ def test_each_discriminator_takes_its_prior_as_real_and_codes_as_fake(monkeypatc
     seen, losses = [], []
     original, real_loss = model.discriminate, phases.discriminator_loss
 
-    def spy(head, code, labels=None):
-        out = original(head, code, labels)
+    def spy(head, code, labels=None, y=None):
+        out = original(head, code, labels, y)
         seen.append((head, code.detach().clone(), out.detach().clone()))
         return out
 
@@ -56,6 +56,36 @@ def test_each_discriminator_takes_its_prior_as_real_and_codes_as_fake(monkeypatc
     for on_prior, on_codes in losses:
         head = next(h for h, pairs in by_head.items() if torch.equal(pairs[0][1], on_prior))
         assert torch.equal(by_head[head][1][1], on_codes)
+
+
+def test_a_z_discriminator_that_reads_y_sees_the_batch_y_beside_prior_and_codes(monkeypatch):
+    model = small_model(z_disc_reads_y=True)
+    assert model.discriminators["z"].net[0].in_features == 3 + 10
+    x = torch.rand(64, 20)
+    with torch.no_grad():
+        y = model.encode(x).y
+    seen = []
+    original = model.discriminate
+
+    def spy(head, code, labels=None, y=None):
+        seen.append((head, y))
+        return original(head, code, labels, y)
+
+    monkeypatch.setattr(model, "discriminate", spy)
+    regularization_phase(model, Batch(x), optimizers(model))
+    z_calls = [given for head, given in seen if head == "z"]
+    assert len(z_calls) == 3  # prior and codes for the discriminator, codes for the generator
+    for given in z_calls:
+        assert given is not None and not given.requires_grad and torch.allclose(given, y, atol=1e-6)
+    with pytest.raises(ValueError, match="reads y"):
+        original("z", torch.zeros(2, 3))
+
+
+def test_z_disc_reads_y_needs_a_y_head():
+    from aae.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="z_disc_reads_y needs a model with a y head"):
+        AdversarialAutoencoder(ModelConfig(regime="unsupervised", z_disc_reads_y=True, hidden=[8], disc_hidden=[8]), 20)
 
 
 def test_the_y_discriminator_learns_to_tell_one_hot_from_softmax():

@@ -386,8 +386,8 @@ def test_discriminator_takes_prior_samples_as_real_and_codes_as_fake(tiny_config
         sampled[head] = real_sample(head, n, labels)
         return sampled[head]
 
-    def discriminate(head, code, labels=None):
-        out = real_disc(head, code, labels)
+    def discriminate(head, code, labels=None, y=None):
+        out = real_disc(head, code, labels, y)
         seen.append((head, code, out))
         return out
 

@@ -61,6 +61,9 @@ class ModelConfig:
     """the z discriminator also reads the one-hot label (label_conditioned always does). In the
     supervised regime, with a prior that has no parts, this makes q(z|y) match p(z) for every
     class, so the style code cannot carry the class"""
+    z_disc_reads_y: bool = False
+    """models with a y head: the z discriminator also reads q(y|x) (held fixed), with N(0, I) samples
+    paired with the same y as real; q(z|y) must then match p(z), so z cannot carry the category"""
     y_batch_mean: bool = True
     """the y discriminator also reads its minibatch's mean y, which stops all codes collapsing onto one category"""
     eta: float = 1.0

@@ -57,7 +57,10 @@ class AdversarialAutoencoder(nn.Module):
         if c.label_to_discriminator and regime.label_to is None:
             raise ConfigError(f"model.label_to_discriminator needs a regime that reads labels, not {regime.name!r}")
         label_dim = c.n_classes + 1 if regime.label_to == "discriminator" or c.label_to_discriminator else 0
-        self.discriminators = nn.ModuleDict({"z": Discriminator(c.z_dim, c.disc_hidden, label_dim)})
+        if c.z_disc_reads_y and (not n_y or label_dim):
+            raise ConfigError("model.z_disc_reads_y needs a model with a y head whose z discriminator reads no label")
+        self.z_reads_y = c.z_disc_reads_y
+        self.discriminators = nn.ModuleDict({"z": Discriminator(c.z_dim, c.disc_hidden, label_dim or (n_y if self.z_reads_y else 0))})
         self.priors: dict[str, Prior] = {"z": self.prior}
         if n_y:
             self.discriminators["y"] = Discriminator(n_y, c.disc_hidden, batch_mean=c.y_batch_mean)
@@ -100,8 +103,15 @@ class AdversarialAutoencoder(nn.Module):
             labels = None  # a prior without parts: every label sees the whole prior
         return self.priors[head].sample(n, labels.cpu() if conditioned and labels is not None else None).to(self.device)
 
-    def discriminate(self, head: str, code: Tensor, labels: Tensor | None = None) -> Tensor:
+    def discriminate(self, head: str, code: Tensor, labels: Tensor | None = None, y: Tensor | None = None) -> Tensor:
+        """The head's discriminator logit for ``code``; it also reads the one-hot label (with the
+        unlabeled slot) where it is label-conditioned, or ``y`` (the batch's q(y|x)) where the z
+        discriminator reads the category."""
         disc = self.discriminators[head]
+        if head == "z" and self.z_reads_y:
+            if y is None:
+                raise ValueError("this model's z discriminator reads y: pass the batch's q(y|x)")
+            return disc(code, y.detach())
         if disc.label_dim:
             if labels is None:
                 labels = torch.full((code.shape[0],), -1, dtype=torch.long, device=code.device)

@@ -59,17 +59,20 @@ def reconstruction_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
 def regularization_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
     n = batch.x.shape[0]
     # Discriminators: prior samples are real, codes are fake.
+    # (a z discriminator that reads y sees the batch's own q(y|x) beside both real and fake codes)
     with torch.no_grad():
         codes = model.head_codes(model.encode(batch.x))
+    y = codes.get("y")
     d_loss = sum(
-        discriminator_loss(model.discriminate(h, model.sample_prior(h, n, batch.labels), batch.labels),
-                           model.discriminate(h, code, batch.labels))
+        discriminator_loss(model.discriminate(h, model.sample_prior(h, n, batch.labels), batch.labels, y),
+                           model.discriminate(h, code, batch.labels, y))
         for h, code in codes.items()
     )
     _step(model, optimizers["discriminator"], d_loss)
     # Generator: the encoder learns to make its codes pass for prior samples.
     codes = model.head_codes(model.encode(batch.x))
-    g_loss = sum(generator_loss(model.discriminate(h, code, batch.labels)) for h, code in codes.items())
+    y = codes["y"].detach() if "y" in codes else None
+    g_loss = sum(generator_loss(model.discriminate(h, code, batch.labels, y)) for h, code in codes.items())
     _step(model, optimizers["generator"], g_loss)
     return {"discriminator": d_loss.detach(), "generator": g_loss.detach()}
 
