@@ -223,6 +223,20 @@ def test_resume_with_another_config_is_refused(digits, tiny_config, tmp_path, ch
     assert io.read_checkpoint(tmp_path)[1]["epoch"] == "1"
 
 
+def test_a_checkpoint_from_before_a_config_key_existed_still_resumes(digits, tiny_config, tmp_path):
+    from safetensors.torch import save_file
+
+    cfg = tiny_config("train.epochs=1")
+    Trainer(build(cfg), cfg, tmp_path).fit(digits.train.x)
+    path = tmp_path / "checkpoint.safetensors"
+    tensors, meta = io.read_checkpoint(path)
+    old = json.loads(meta["config"])
+    del old["model"]["z_disc_reads_y"]  # as written by a version without this key (its default is off)
+    save_file(tensors, str(path), metadata={**meta, "config": json.dumps(old)})
+    more = tiny_config("train.epochs=2")
+    assert [r["epoch"] for r in Trainer(build(more), more, tmp_path).fit(digits.train.x, resume=True)] == [1, 2]
+
+
 def test_resume_may_change_where_data_lives(digits, tiny_config, tmp_path):
     Trainer(build(tiny_config("train.epochs=1")), tiny_config("train.epochs=1"), tmp_path).fit(digits.train.x)
     other = tiny_config("train.epochs=2", "data.data_dir=/elsewhere", "data.download=false")

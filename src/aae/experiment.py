@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import ExperimentConfig
+from .config import ExperimentConfig, from_dict
 from .data import Splits, check_labels, label_budget, load
 from .evaluate import epoch_metrics, final_metrics, write_figures
 from .errors import CheckpointError, ConfigError
@@ -87,7 +87,8 @@ def run(cfg: ExperimentConfig, out: str | Path | None = None, *, resume: bool = 
 def _recipe(config: dict) -> dict:
     """What makes two finished runs the same experiment: model, data and training, not where or how fast it ran."""
     runtime = ("progress", "threads", "device", "checkpoint_every", "eval_every")
-    return {**what_must_match(config), "train": {k: v for k, v in config["train"].items() if k not in runtime}}
+    train = from_dict(config, strict=False).to_dict()["train"]
+    return {**what_must_match(config), "train": {k: v for k, v in train.items() if k not in runtime}}
 
 
 def recorded(run_dir: str | Path, cfg: ExperimentConfig) -> Result | None:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .config import ExperimentConfig, TrainConfig
+from .config import ExperimentConfig, TrainConfig, from_dict
 from .errors import CheckpointError, ConfigError, DataError, TrainingError
 from .io import CHECKPOINT, append_jsonl, atomic_write, read_checkpoint, restore, restore_training, save_checkpoint
 from .model import AdversarialAutoencoder
@@ -210,7 +210,9 @@ class Trainer:
 
 
 def what_must_match(config: dict) -> dict:
-    """The parts of a config a resumed run must share with its checkpoint (not where data lives)."""
+    """The parts of a config a resumed run must share with its checkpoint (not where data lives).
+    A key that a later version added takes its default, so older checkpoints still resume."""
+    config = from_dict(config, strict=False).to_dict()
     data = {k: v for k, v in config["data"].items() if k not in ("data_dir", "download")}
     return {"model": config["model"], "data": data}
 
