@@ -81,6 +81,14 @@ def test_a_z_discriminator_that_reads_y_sees_the_batch_y_beside_prior_and_codes(
         original("z", torch.zeros(2, 3))
 
 
+def test_a_z_discriminator_that_reads_y_does_not_make_prior_samples_follow_labels():
+    torch.manual_seed(0)
+    model = AdversarialAutoencoder(ModelConfig(regime="semi_supervised", z_disc_reads_y=True, prior={"name": "mixture"},
+                                               hidden=[8], disc_hidden=[8]), 20)
+    z = model.sample_prior("z", 2000, torch.full((2000,), 2))
+    assert len(set(torch.cdist(z, model.prior.part_means()).argmin(1).tolist())) == 10
+
+
 def test_z_disc_reads_y_needs_a_y_head():
     from aae.errors import ConfigError
 

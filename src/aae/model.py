@@ -56,17 +56,21 @@ class AdversarialAutoencoder(nn.Module):
         self.decoder = mlp([decoder_in, *reversed(c.hidden), x_dim])
         if c.label_to_discriminator and regime.label_to is None:
             raise ConfigError(f"model.label_to_discriminator needs a regime that reads labels, not {regime.name!r}")
-        label_dim = c.n_classes + 1 if regime.label_to == "discriminator" or c.label_to_discriminator else 0
+        label_dim = c.n_classes + 1 if self.z_reads_labels else 0
         if c.z_disc_reads_y and (not n_y or label_dim):
             raise ConfigError("model.z_disc_reads_y needs a model with a y head whose z discriminator reads no label")
-        self.z_reads_y = c.z_disc_reads_y
-        self.discriminators = nn.ModuleDict({"z": Discriminator(c.z_dim, c.disc_hidden, label_dim or (n_y if self.z_reads_y else 0))})
+        self.discriminators = nn.ModuleDict({"z": Discriminator(c.z_dim, c.disc_hidden, label_dim or (n_y if c.z_disc_reads_y else 0))})
         self.priors: dict[str, Prior] = {"z": self.prior}
         if n_y:
             self.discriminators["y"] = Discriminator(n_y, c.disc_hidden, batch_mean=c.y_batch_mean)
             self.priors["y"] = Categorical(n_y)
         if label_dim and self.prior.n_parts is not None and self.prior.n_parts < c.n_classes:
             raise ConfigError(f"label_conditioned: the prior has {self.prior.n_parts} parts but there are {c.n_classes} classes")
+
+    @property
+    def z_reads_labels(self) -> bool:
+        """Whether the z discriminator reads the one-hot label (and prior samples follow it)."""
+        return self.regime.label_to == "discriminator" or self.config.label_to_discriminator
 
     # -- the parts -----------------------------------------------------------------------
     def encode(self, x: Tensor, sample: bool = True) -> Codes:
@@ -98,7 +102,7 @@ class AdversarialAutoencoder(nn.Module):
 
     def sample_prior(self, head: str, n: int, labels: Tensor | None = None) -> Tensor:
         """Prior samples for a head; per label where the z discriminator reads the label."""
-        conditioned = head == "z" and self.discriminators["z"].label_dim > 0 and labels is not None
+        conditioned = head == "z" and self.z_reads_labels and labels is not None
         if conditioned and self.prior.n_parts is None:
             labels = None  # a prior without parts: every label sees the whole prior
         return self.priors[head].sample(n, labels.cpu() if conditioned and labels is not None else None).to(self.device)
@@ -108,7 +112,7 @@ class AdversarialAutoencoder(nn.Module):
         unlabeled slot) where it is label-conditioned, or ``y`` (the batch's q(y|x)) where the z
         discriminator reads the category."""
         disc = self.discriminators[head]
-        if head == "z" and self.z_reads_y:
+        if head == "z" and self.config.z_disc_reads_y:
             if y is None:
                 raise ValueError("this model's z discriminator reads y: pass the batch's q(y|x)")
             return disc(code, y.detach())
