@@ -104,7 +104,7 @@ def recorded(run_dir: str | Path, cfg: ExperimentConfig) -> Result | None:
         history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     except (OSError, ValueError) as e:
         raise CheckpointError(f"{run_dir} holds a broken run record ({e}); remove it to train the run again") from e
-    if _recipe(saved) != _recipe(json.loads(cfg.to_json())):
+    if _recipe(saved) != _recipe(cfg.to_dict()):
         raise ConfigError(f"{run_dir} holds a finished run of another config; remove it or choose another --out")
     return Result(None, None, history, metrics)
 
