@@ -6,10 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import aae.phases as phases
 from aae.config import ModelConfig, load_config
 from aae.experiment import run
+from aae.losses import virtual_adversarial_loss
 from aae.model import AdversarialAutoencoder
 from aae.phases import Batch, regularization_phase
 
@@ -129,3 +131,29 @@ def test_short_semi_supervised_run_beats_chance_by_far(tmp_path):
     assert result.metrics["test_error"] < 0.25  # chance is 0.90
     assert [r["epoch"] for r in result.history] == [1, 2, 3]
     assert all("test_error" in r for r in result.history)
+
+
+def test_virtual_adversarial_loss_finds_the_direction_that_changes_q_y_most():
+    torch.manual_seed(0)
+    w = torch.zeros(20, 2)
+    w[3, 0], w[3, 1] = 4.0, -4.0  # the class depends on pixel 3 alone
+    logits_of = lambda x: x @ w  # noqa: E731
+    x = torch.zeros(256, 20)
+    vat = virtual_adversarial_loss(logits_of, x, eps=0.5)
+    # the adversarial perturbation lies along pixel 3: its KL is the largest a step of 0.5 can give
+    along = F.kl_div(((x + 0.5 * torch.eye(20)[3]) @ w).log_softmax(-1), (x @ w).log_softmax(-1), log_target=True,
+                     reduction="batchmean")
+    assert vat.item() == pytest.approx(along.item(), rel=1e-3)
+    # a classifier that ignores its input has nothing to smooth
+    assert virtual_adversarial_loss(lambda x: x[:, :2] * 0, x, eps=0.5).item() == 0
+
+
+def test_vat_enters_the_generator_step_and_trains_the_encoder_only():
+    model = small_model(vat_weight=1.0, vat_eps=0.5)
+    params = {k: v.detach().clone() for k, v in model.named_parameters()}
+    out = regularization_phase(model, Batch(torch.rand(64, 20)), optimizers(model))
+    assert out["vat"].item() > 0
+    changed = {k.split(".")[0] for k, v in model.named_parameters() if not torch.equal(params[k], v)}
+    assert changed == {"encoder", "discriminators"}
+    plain = small_model()
+    assert "vat" not in regularization_phase(plain, Batch(torch.rand(64, 20)), optimizers(plain))

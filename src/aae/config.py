@@ -64,6 +64,14 @@ class ModelConfig:
     z_disc_reads_y: bool = False
     """models with a y head: the z discriminator also reads q(y|x) (held fixed), with N(0, I) samples
     paired with the same y as real; q(z|y) must then match p(z), so z cannot carry the category"""
+    vat_weight: float = 0.0
+    """models with a y head: weight of virtual adversarial training (Miyato et al. 2018) on q(y|x) of
+    the unlabeled batch, added to the encoder's generator step. Not in the AAE paper: it makes the
+    categorical head locally smooth, which the adversarial prior alone does not"""
+    vat_eps: float = 2.0
+    """L2 norm of the virtual adversarial perturbation, in input units (MNIST pixels lie in [0, 1])"""
+    vat_xi: float = 1e-2
+    """L2 norm of the probe perturbation of the power iteration that finds the adversarial direction"""
     y_batch_mean: bool = True
     """the y discriminator also reads its minibatch's mean y, which stops all codes collapsing onto one category"""
     eta: float = 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +37,25 @@ def generator_loss(on_codes: Tensor) -> Tensor:
 
 def classification_loss(y_logits: Tensor, labels: Tensor) -> Tensor:
     return F.cross_entropy(y_logits, labels)
+
+
+def _unit(d: Tensor) -> Tensor:
+    return d / d.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (d.dim() - 1))
+
+
+def virtual_adversarial_loss(logits_of: Callable[[Tensor], Tensor], x: Tensor, eps: float, xi: float = 1e-2,
+                             target_logits: Tensor | None = None) -> Tensor:
+    """KL(p(y|x) || p(y|x + r)) at the perturbation r of norm ``eps`` that changes p(y|x) most
+    (virtual adversarial training, Miyato et al. 2018; one power iteration from a random start,
+    probing at norm ``xi``). p(y|x) is held fixed, so only the perturbed side is trained; pass
+    ``target_logits`` when the caller already has them."""
+    with torch.no_grad():
+        target = (logits_of(x) if target_logits is None else target_logits.detach()).log_softmax(-1)
+    probe = (xi * _unit(torch.randn_like(x))).requires_grad_()
+    kl = F.kl_div(logits_of(x + probe).log_softmax(-1), target, log_target=True, reduction="batchmean")
+    direction = torch.autograd.grad(kl, probe)[0]
+    return F.kl_div(logits_of(x + eps * _unit(direction)).log_softmax(-1), target, log_target=True,
+                    reduction="batchmean")
 
 
 def cluster_head_penalty(heads: Tensor, eta: float) -> Tensor:

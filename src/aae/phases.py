@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from .losses import (classification_loss, cluster_head_penalty, discriminator_loss, generator_loss, kl_divergence,
-                     reconstruction_loss)
+                     reconstruction_loss, virtual_adversarial_loss)
 from .model import AdversarialAutoencoder
 
 
@@ -70,11 +70,19 @@ def regularization_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
     )
     _step(model, optimizers["discriminator"], d_loss)
     # Generator: the encoder learns to make its codes pass for prior samples.
-    codes = model.head_codes(model.encode(batch.x))
+    encoded = model.encode(batch.x)
+    codes = model.head_codes(encoded)
     y = codes["y"].detach() if "y" in codes else None
     g_loss = sum(generator_loss(model.discriminate(h, code, batch.labels, y)) for h, code in codes.items())
+    out = {"discriminator": d_loss.detach(), "generator": g_loss.detach()}
+    c = model.config
+    if c.vat_weight and encoded.y_logits is not None:
+        vat = virtual_adversarial_loss(lambda x: model.encode(x).y_logits, batch.x, c.vat_eps, c.vat_xi,
+                                       target_logits=encoded.y_logits)
+        out["vat"] = vat.detach()
+        g_loss = g_loss + c.vat_weight * vat
     _step(model, optimizers["generator"], g_loss)
-    return {"discriminator": d_loss.detach(), "generator": g_loss.detach()}
+    return out
 
 
 def classification_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
