@@ -49,6 +49,9 @@ def test_clustering_reports_the_papers_protocol_and_beats_chance(clustered):
     # NMI 0 (a random assignment of 600 points to 16 clusters gives NMI about 0.05).
     assert m["test_cluster_error"] < 0.85
     assert m["test_nmi"] > 0.15
+    # the per-epoch log carries the same scores, so a run's cluster-error curve is in metrics.jsonl
+    last = clustered.history[-1]
+    assert last["test_cluster_error"] == m["test_cluster_error"] and last["test_nmi"] == m["test_nmi"]
 
 
 def test_without_batch_features_the_categories_collapse(digits):

@@ -64,15 +64,26 @@ def _label_metrics(model: AdversarialAutoencoder, z: np.ndarray, proba: np.ndarr
     return out
 
 
+def _cluster_metrics(model: AdversarialAutoencoder, proba: np.ndarray | None, splits: Splits) -> dict:
+    """Unsupervised clustering (Section 6): the paper's protocol and the usual scores."""
+    test = splits.test
+    if proba is None or test.y is None or model.regime.label_to is not None:
+        return {}
+    assign = proba.argmax(1)
+    return {"cluster_error": metrics.cluster_error_paper(encode(model, splits.valid.x)[1], splits.valid.y, assign, test.y),
+            "hungarian_accuracy": metrics.hungarian_accuracy(test.y, assign), **metrics.cluster_scores(test.y, assign)}
+
+
 def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Callable[[AdversarialAutoencoder], dict]:
     """The cheap per-epoch metrics (logged each ``eval_every`` epochs): the code's MMD to the prior
-    on ``n`` test points and, where labels give one, the test error or mode accuracy."""
+    on ``n`` test points and, where labels give one, the test error, mode accuracy or cluster error."""
     test = splits.test
 
     def measure(model: AdversarialAutoencoder) -> dict:
         z, proba = encode(model, test.x)
         row = {"test_mmd": metrics.mmd(z, model.prior.sample(len(z)).numpy(), max_points=n)}
         row.update({f"test_{k}": v for k, v in _label_metrics(model, z, proba, test).items()})
+        row.update({f"test_{k}": v for k, v in _cluster_metrics(model, proba, splits).items()})
         return row
 
     return measure
@@ -87,13 +98,7 @@ def final_metrics(model: AdversarialAutoencoder, splits: Splits, cfg: Experiment
         "test_mmd": metrics.mmd(z, model.prior.sample(len(z)).numpy(), max_points=cfg.eval.mmd_points),
     }
     out.update({f"test_{k}": v for k, v in _label_metrics(model, z, proba, test).items()})
-    if proba is not None and test.y is not None and model.regime.label_to is None:
-        # unsupervised clustering: the paper's protocol and the usual scores (Section 6)
-        valid_proba = encode(model, splits.valid.x)[1]
-        assign = proba.argmax(1)
-        out["test_cluster_error"] = metrics.cluster_error_paper(valid_proba, splits.valid.y, assign, test.y)
-        out["test_hungarian_accuracy"] = metrics.hungarian_accuracy(test.y, assign)
-        out.update({f"test_{k}": v for k, v in metrics.cluster_scores(test.y, assign).items()})
+    out.update({f"test_{k}": v for k, v in _cluster_metrics(model, proba, splits).items()})
     return out
 
 
