@@ -127,8 +127,9 @@ def test_eval_every_does_not_change_the_trained_weights(digits, tiny_config):
 # ----------------------------------------------------------------------------- resume
 
 
-def test_resume_equals_training_straight_through(digits, tiny_config, tmp_path):
-    ov = ("model.regime=label_conditioned", MIXTURE)
+@pytest.mark.parametrize("ema", [0.0, 0.9], ids=["raw", "ema"])
+def test_resume_equals_training_straight_through(digits, tiny_config, tmp_path, ema):
+    ov = ("model.regime=label_conditioned", MIXTURE, f"train.ema={ema}")
     straight = build(tiny_config(*ov, "train.epochs=4"))
     h_straight = Trainer(straight, tiny_config(*ov, "train.epochs=4"), tmp_path / "straight").fit(digits.train.x, digits.train.y)
 
@@ -154,6 +155,25 @@ def test_resume_equals_training_straight_through(digits, tiny_config, tmp_path):
     assert m_a["epoch"] == m_b["epoch"] == "4"
     assert t_a.keys() == t_b.keys()
     assert all(torch.equal(t_a[k], t_b[k]) for k in t_a)
+
+
+def test_weight_averaging_measures_and_saves_the_average_and_trains_on(digits, tiny_config, tmp_path):
+    cfg = tiny_config("model.regime=semi_supervised", "train.epochs=2", "train.ema=0.9")
+    model = build(cfg)
+    trainer = Trainer(model, cfg, tmp_path)
+    trainer.fit(digits.train.x, np.where(np.arange(len(digits.train.y)) % 5 == 0, digits.train.y, -1))
+    averaged, raw = state(trainer.result), state(model)
+    assert trainer.result is not model and averaged.keys() == raw.keys()
+    assert not all(torch.equal(averaged[k], raw[k]) for k in raw)
+    # what a user loads is the average; the raw weights stay in the checkpoint for resuming
+    assert_same_weights(state(io.load(tmp_path)), averaged)
+    tensors, _ = io.read_checkpoint(tmp_path)
+    assert all(torch.equal(tensors[f"raw/{k}"], raw[k]) for k in raw)
+    # and training goes on from them, also when the average is switched off
+    more = tiny_config("model.regime=semi_supervised", "train.epochs=3")
+    resumed = Trainer(build(more, seed=5), more, tmp_path)
+    assert resumed.resume()
+    assert_same_weights(state(resumed.model), raw)
 
 
 def test_resume_with_per_epoch_evaluation_equals_straight_through(digits, tiny_config, tmp_path):

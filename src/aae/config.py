@@ -96,6 +96,10 @@ class TrainConfig:
     lr_milestones: list[int] = field(default_factory=list)
     """epochs at which every learning rate is multiplied by lr_gamma"""
     lr_gamma: float = 0.1
+    ema: float = 0.0
+    """decay of an exponential moving average of the weights (Polyak averaging), updated every step;
+    when > 0 the averaged weights are the ones measured, saved as the model and used, while training
+    continues from the raw weights (kept in the checkpoint too). 0.999 averages over ~1000 steps"""
     seed: int = 0
     device: str = "auto"
     """auto (cuda if available, else cpu), cpu, cuda, cuda:N, mps"""

@@ -75,7 +75,7 @@ def run(cfg: ExperimentConfig, out: str | Path | None = None, *, resume: bool = 
     model = AdversarialAutoencoder(cfg.model, splits.train.x.shape[1], prior=prior)
     trainer = Trainer(model, cfg, out, evaluate=epoch_metrics(splits, cfg))
     history = trainer.fit(splits.train.x, train_labels(cfg, splits), resume=resume)
-    model.eval()
+    model = trainer.result.eval()
     metrics = final_metrics(model, splits, cfg)
     if out is not None:
         atomic_write(Path(out) / FINAL, json.dumps(metrics, indent=2, sort_keys=True) + "\n")

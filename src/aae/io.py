@@ -64,10 +64,19 @@ def _join_optimizer(prefix: str, meta: dict, tensors: dict[str, torch.Tensor]) -
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def _weights(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {f"{prefix}/{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
 def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, config: ExperimentConfig, x_dim: int,
-                    epoch: int, history: list[dict], optimizers: dict | None = None, rng: bool = True) -> None:
-    """Save everything needed to rebuild the model, and to resume training exactly."""
-    tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+                    epoch: int, history: list[dict], optimizers: dict | None = None, rng: bool = True,
+                    raw: torch.nn.Module | None = None) -> None:
+    """Save everything needed to rebuild the model, and to resume training exactly. ``model`` is
+    what :func:`load` gives; ``raw``, if training runs on other weights than those (the trainer's
+    weight averaging), is what training continues from."""
+    tensors = _weights("model", model)
+    if raw is not None:
+        tensors.update(_weights("raw", raw))
     optim_meta = {}
     for phase, opt in (optimizers or {}).items():
         t, optim_meta[phase] = _split_optimizer(f"optim/{phase}", opt.state_dict())
@@ -115,8 +124,10 @@ def config_of(meta: dict[str, str], path: str | os.PathLike = "checkpoint") -> E
         raise CheckpointError(f"{path}: its config is unreadable ({exc}); train again") from None
 
 
-def restore(model: torch.nn.Module, tensors: dict[str, torch.Tensor], *, path: str | os.PathLike = "checkpoint") -> None:
-    state = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
+def restore(model: torch.nn.Module, tensors: dict[str, torch.Tensor], *, path: str | os.PathLike = "checkpoint",
+            prefix: str = "model") -> None:
+    """Load the weights saved under ``prefix`` (``model``: the ones to use; ``raw``: the ones to train on)."""
+    state = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + "/")}
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

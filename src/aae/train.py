@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from .config import ExperimentConfig, TrainConfig, from_dict
@@ -91,7 +92,15 @@ class Trainer:
         groups = model.parameter_groups()
         needed = {o for p in self.phases for o in OPTIMIZERS_OF[p]}
         self.optimizers = {k: make_optimizer(groups[k], k, self.cfg) for k in groups if k in needed}
+        self.averaged = None
+        if self.cfg.ema > 0:
+            self.averaged = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema), use_buffers=True)
         self.epoch, self.history = 0, []
+
+    @property
+    def result(self) -> AdversarialAutoencoder:
+        """The model to measure and use: the weight average if ``train.ema`` is set, else the trained weights."""
+        return self.model if self.averaged is None else self.averaged.module
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -99,8 +108,9 @@ class Trainer:
 
     def save(self) -> None:
         if self.run_dir is not None:
-            save_checkpoint(self.checkpoint_path, model=self.model, config=self.config, x_dim=self.model.x_dim,
-                            epoch=self.epoch, history=self.history, optimizers=self.optimizers)
+            save_checkpoint(self.checkpoint_path, model=self.result, config=self.config, x_dim=self.model.x_dim,
+                            epoch=self.epoch, history=self.history, optimizers=self.optimizers,
+                            raw=None if self.averaged is None else self.model)
 
     def resume(self) -> bool:
         """Load the run directory's checkpoint, if there is one; return whether it did."""
@@ -113,7 +123,11 @@ class Trainer:
         if diff:
             raise CheckpointError(f"{self.checkpoint_path} was trained with another [{diff[0]}] config; "
                                   f"use the same config to resume, or another --out")
-        restore(self.model, tensors, path=self.checkpoint_path)
+        # training continues from the raw weights where the run kept an average beside them
+        restore(self.model, tensors, path=self.checkpoint_path, prefix="raw" if any(k.startswith("raw/") for k in tensors) else "model")
+        if self.averaged is not None:  # the average so far (from a run without one: its weights)
+            restore(self.averaged.module, tensors, path=self.checkpoint_path)
+            self.averaged.n_averaged.fill_(1)  # past the first update, which copies
         self.epoch, self.history = restore_training(tensors, meta, self.optimizers)
         # The log may hold epochs past the checkpoint (a kill between log and checkpoint): rewrite it.
         atomic_write(self.run_dir / "metrics.jsonl", "".join(json_line(r) for r in self.history))
@@ -175,6 +189,8 @@ class Trainer:
                 batch.x_labeled, batch.y_labeled = x[pick], y[pick]
             for k, v in train_step(model, batch, self.optimizers, self.phases).items():
                 sums[k] = sums.get(k, 0) + v
+            if self.averaged is not None:
+                self.averaged.update_parameters(model)
             if i % 50 == 49 or i == steps - 1:
                 means = {k: v.item() / (i + 1) for k, v in sums.items()}
                 self._check_finite(means, i + 1)
@@ -184,10 +200,10 @@ class Trainer:
         row = {"epoch": self.epoch, **{k: v.item() / steps for k, v in sums.items()},
                "seconds": round(time.perf_counter() - start, 3)}
         if self.evaluate is not None and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs):
-            model.eval()
+            measured = self.result.eval()
             # Measuring must not change training: it draws from a forked random stream.
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-                row.update(self.evaluate(model))
+                row.update(self.evaluate(measured))
         # with a progress bar the epoch lines go to debug, so they do not tear the bar
         log.log(logging.DEBUG if cfg.progress else logging.INFO, "epoch %d/%d %s", self.epoch, cfg.epochs,
                  " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)))
