@@ -42,3 +42,15 @@ def test_a_record_of_another_recipe_is_refused(tiny_config, tmp_path):
 
 def test_a_directory_without_a_record_is_not_a_run(tiny_config, tmp_path):
     assert recorded(tmp_path, tiny_config()) is None
+
+
+def test_the_paper_row_is_the_bundled_config_without_what_goes_beyond_the_paper():
+    from aae.config import load_config
+    from aae.reproduce import PAPER_RECIPE, _models
+
+    paper = load_config("mnist_semi_1000", PAPER_RECIPE)
+    assert paper.model.vat_weight == 0 and paper.train.ema == 0
+    everything = ("AAE", "AAE-paper", "NN")
+    assert list(_models(argparse.Namespace(models=None), everything)) == list(everything)
+    assert list(_models(argparse.Namespace(models=["NN", "AAE"]), everything)) == ["AAE", "NN"]
+    assert list(_models(argparse.Namespace(models=["NN"]), ("AAE", "AAE-paper"))) == []
