@@ -53,4 +53,5 @@ def test_the_paper_row_is_the_bundled_config_without_what_goes_beyond_the_paper(
     everything = ("AAE", "AAE-paper", "NN")
     assert list(_models(argparse.Namespace(models=None), everything)) == list(everything)
     assert list(_models(argparse.Namespace(models=["NN", "AAE"]), everything)) == ["AAE", "NN"]
-    assert list(_models(argparse.Namespace(models=["NN"]), ("AAE", "AAE-paper"))) == []
+    with pytest.raises(ConfigError, match="has only AAE, AAE-paper"):
+        _models(argparse.Namespace(models=["NN"]), ("AAE", "AAE-paper"))

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .config import ExperimentConfig, load_config
+from .errors import ConfigError
 from .experiment import Result, prepare_data, recorded, run
 from .io import CHECKPOINT
 
@@ -163,7 +164,10 @@ def supervised(args) -> None:
 
 def _models(args, allowed: tuple[str, ...]) -> dict[str, list[str]]:
     chosen = getattr(args, "models", None) or allowed
-    return {m: MODELS[m] for m in allowed if m in chosen}
+    picked = {m: MODELS[m] for m in allowed if m in chosen}
+    if not picked:
+        raise ConfigError(f"--models {' '.join(chosen)}: this experiment has only {', '.join(allowed)}")
+    return picked
 
 
 PAPER_SEMI = {"100": 1.90, "1000": 1.60, "all": 0.85}
