@@ -85,4 +85,5 @@ def test_dim_reduction_transform_gives_head_plus_style(tiny_config, digits, tmp_
         expected = codes.y @ model.cluster_heads + codes.z
     assert np.allclose(r[:5], expected.numpy(), atol=1e-5)
     assert "test_error" in result.metrics
+    assert 0 <= result.metrics["test_map_1nn_error"] < 0.9  # the map's 1-NN error, validation images as reference
     assert (tmp_path / "dr" / "figures" / "map.png").exists()

@@ -99,6 +99,10 @@ def final_metrics(model: AdversarialAutoencoder, splits: Splits, cfg: Experiment
     }
     out.update({f"test_{k}": v for k, v in _label_metrics(model, z, proba, test).items()})
     out.update({f"test_{k}": v for k, v in _cluster_metrics(model, proba, splits).items()})
+    if model.cluster_heads is not None and splits.valid.y is not None and test.y is not None:
+        # how well the map r = W_C y + z keeps the classes apart (Section 7): a 1-nearest-neighbour
+        # classifier on the map, the labeled validation images its reference set
+        out["test_map_1nn_error"] = metrics.one_nn_error(embed(model, splits.valid.x), splits.valid.y, embed(model, test.x), test.y)
     return out
 
 
