@@ -157,6 +157,17 @@ def test_resume_equals_training_straight_through(digits, tiny_config, tmp_path, 
     assert all(torch.equal(t_a[k], t_b[k]) for k in t_a)
 
 
+def test_weight_average_is_the_plain_mean_until_its_window_then_moves_at_its_decay():
+    from aae.train import ema_with_warmup
+
+    avg = [torch.zeros(3)]  # the first update copied 0
+    update = ema_with_warmup(0.5)
+    update(avg, [torch.full((3,), 2.0)], torch.tensor(1))  # mean of 0 and 2
+    assert torch.allclose(avg[0], torch.full((3,), 1.0))
+    update(avg, [torch.full((3,), 5.0)], torch.tensor(2))  # decay capped at 0.5: 1 + (5 - 1) / 2
+    assert torch.allclose(avg[0], torch.full((3,), 3.0))
+
+
 def test_weight_averaging_measures_and_saves_the_average_and_trains_on(digits, tiny_config, tmp_path):
     cfg = tiny_config("model.regime=semi_supervised", "train.epochs=2", "train.ema=0.9")
     model = build(cfg)

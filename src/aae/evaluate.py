@@ -122,6 +122,13 @@ def _decoded_grid(model: AdversarialAutoencoder, n_per: int, n_classes: int) -> 
     return model.generate(n_classes * n_per).cpu().numpy(), "prior samples"
 
 
+def circle_projection(heads: np.ndarray) -> np.ndarray:
+    """The linear map (k, 2) that sends the m cluster heads (m, k) to m points evenly spaced on the
+    unit circle, in the least-squares sense (exactly when the heads are linearly independent)."""
+    angles = 2 * np.pi * np.arange(len(heads)) / len(heads)
+    return np.linalg.lstsq(heads, np.stack([np.cos(angles), np.sin(angles)], 1), rcond=None)[0]
+
+
 def write_figures(model: AdversarialAutoencoder, splits: Splits, run_dir: Path, history: list[dict] | None = None) -> list[Path]:
     """The run's pictures under ``run_dir/figures``: latent scatter beside prior samples, decoded
     prior samples, reconstructions, and by capability the manifold, style grid and cluster heads."""
@@ -160,8 +167,11 @@ def write_figures(model: AdversarialAutoencoder, splits: Splits, run_dir: Path, 
         # Figure 11: the map r = W_C y + z of test images, with the cluster heads W_C
         r = embed(model, test.x[:5000])
         heads = model.cluster_heads.detach().cpu().numpy()
-        paths.append(plots.latent_scatter(r, fig / "map.png", labels=y, n_classes=m, highlight=heads,
-                                          title="test images r = W_C y + z (x: cluster heads)"))
+        title = "test images r = W_C y + z (x: cluster heads)"
+        if r.shape[1] > 2:  # as the paper draws its 10-D map: the linear map that puts the heads on a circle
+            to_2d = circle_projection(heads)
+            r, heads, title = r @ to_2d, heads @ to_2d, f"{title}, {r.shape[1]}-D mapped linearly, heads on a circle"
+        paths.append(plots.latent_scatter(r, fig / "map.png", labels=y, n_classes=m, highlight=heads, title=title))
     if history:
         keys = sorted({k for r in history for k in r if k not in ("epoch", "seconds")})
         paths.append(plots.curves(history, keys, fig / "curves.png"))

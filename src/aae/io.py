@@ -70,13 +70,15 @@ def _weights(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, config: ExperimentConfig, x_dim: int,
                     epoch: int, history: list[dict], optimizers: dict | None = None, rng: bool = True,
-                    raw: torch.nn.Module | None = None) -> None:
+                    raw: torch.nn.Module | None = None, extra: dict[str, torch.Tensor] | None = None) -> None:
     """Save everything needed to rebuild the model, and to resume training exactly. ``model`` is
     what :func:`load` gives; ``raw``, if training runs on other weights than those (the trainer's
-    weight averaging), is what training continues from."""
+    weight averaging), is what training continues from; ``extra`` are more tensors of training
+    state, by name."""
     tensors = _weights("model", model)
     if raw is not None:
         tensors.update(_weights("raw", raw))
+    tensors.update({k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()})
     optim_meta = {}
     for phase, opt in (optimizers or {}).items():
         t, optim_meta[phase] = _split_optimizer(f"optim/{phase}", opt.state_dict())

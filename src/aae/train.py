@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from .config import ExperimentConfig, TrainConfig, from_dict
@@ -94,7 +94,7 @@ class Trainer:
         self.optimizers = {k: make_optimizer(groups[k], k, self.cfg) for k in groups if k in needed}
         self.averaged = None
         if self.cfg.ema > 0:
-            self.averaged = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema), use_buffers=True)
+            self.averaged = AveragedModel(self.model, multi_avg_fn=ema_with_warmup(self.cfg.ema), use_buffers=True)
         self.epoch, self.history = 0, []
 
     @property
@@ -110,7 +110,8 @@ class Trainer:
         if self.run_dir is not None:
             save_checkpoint(self.checkpoint_path, model=self.result, config=self.config, x_dim=self.model.x_dim,
                             epoch=self.epoch, history=self.history, optimizers=self.optimizers,
-                            raw=None if self.averaged is None else self.model)
+                            raw=None if self.averaged is None else self.model,
+                            extra={} if self.averaged is None else {"ema/steps": self.averaged.n_averaged})
 
     def resume(self) -> bool:
         """Load the run directory's checkpoint, if there is one; return whether it did."""
@@ -127,7 +128,7 @@ class Trainer:
         restore(self.model, tensors, path=self.checkpoint_path, prefix="raw" if any(k.startswith("raw/") for k in tensors) else "model")
         if self.averaged is not None:  # the average so far (from a run without one: its weights)
             restore(self.averaged.module, tensors, path=self.checkpoint_path)
-            self.averaged.n_averaged.fill_(1)  # past the first update, which copies
+            self.averaged.n_averaged.copy_(tensors.get("ema/steps", torch.ones((), dtype=torch.long)))
         self.epoch, self.history = restore_training(tensors, meta, self.optimizers)
         # The log may hold epochs past the checkpoint (a kill between log and checkpoint): rewrite it.
         atomic_write(self.run_dir / "metrics.jsonl", "".join(json_line(r) for r in self.history))
@@ -223,6 +224,18 @@ class Trainer:
             where = f"; the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path and self.checkpoint_path.exists() else ""
             raise TrainingError(f"the {bad[0]} loss became {means[bad[0]]} in epoch {self.epoch + 1} by step {step}{where}; "
                                 f"lower train.lr.{bad[0] if bad[0] in self.cfg.lr else 'reconstruction'} and resume")
+
+
+def ema_with_warmup(decay: float):
+    """The update of an exponential moving average of weights whose decay grows as n / (n + 1) until it
+    reaches ``decay``: the plain mean of the first 1 / (1 - decay) steps, then the moving average, so
+    a run shorter than the averaging window is not stuck near its initial weights."""
+
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor) -> None:
+        steps = int(n)
+        torch._foreach_lerp_(averaged, current, 1 - min(decay, steps / (steps + 1)))
+
+    return update
 
 
 def what_must_match(config: dict) -> dict:
