@@ -64,8 +64,8 @@ def _join_optimizer(prefix: str, meta: dict, tensors: dict[str, torch.Tensor]) -
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def _weights(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {f"{prefix}/{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+def _storable(tensors: dict[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
+    return {prefix + k: v.detach().cpu().contiguous() for k, v in tensors.items()}
 
 
 def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, config: ExperimentConfig, x_dim: int,
@@ -75,10 +75,10 @@ def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, config: 
     what :func:`load` gives; ``raw``, if training runs on other weights than those (the trainer's
     weight averaging), is what training continues from; ``extra`` are more tensors of training
     state, by name."""
-    tensors = _weights("model", model)
+    tensors = _storable(model.state_dict(), "model/")
     if raw is not None:
-        tensors.update(_weights("raw", raw))
-    tensors.update({k: v.detach().cpu().contiguous() for k, v in (extra or {}).items()})
+        tensors.update(_storable(raw.state_dict(), "raw/"))
+    tensors.update(_storable(extra or {}))
     optim_meta = {}
     for phase, opt in (optimizers or {}).items():
         t, optim_meta[phase] = _split_optimizer(f"optim/{phase}", opt.state_dict())
