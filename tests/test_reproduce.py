@@ -8,7 +8,7 @@ import pytest
 from aae.errors import ConfigError
 from aae.experiment import FINAL, recorded
 from aae.io import CHECKPOINT
-from aae.reproduce import _runs
+from aae.reproduce import _epochs, _runs
 
 
 def _args(out, seeds=(0,)):
@@ -55,3 +55,15 @@ def test_the_paper_row_is_the_bundled_config_without_what_goes_beyond_the_paper(
     assert list(_models(argparse.Namespace(models=["NN", "AAE"]), everything)) == ["AAE", "NN"]
     with pytest.raises(ConfigError, match="has only AAE, AAE-paper"):
         _models(argparse.Namespace(models=["NN"]), ("AAE", "AAE-paper"))
+
+
+def test_a_run_stopped_early_is_measured_and_listed_at_its_selected_epoch(tiny_config, tmp_path):
+    cfg = tiny_config("train.epochs=6", "model.regime=semi_supervised", "data.n_labeled=300", "model.hidden=[128]",
+                      "train.lr.generator=1e-4", "train.lr.discriminator=1e-4", "train.select_by=valid_error")
+    res = _runs(_args(tmp_path), "exp", {"AAE": cfg})["AAE"][0]
+    best = min(res.history, key=lambda r: r["valid_error"])
+    assert best["epoch"] < 6 and best["test_error"] != res.history[-1]["test_error"]  # (measured: epoch 4)
+    assert res.metrics["selected_epoch"] == best["epoch"] and res.metrics["selected_valid_error"] == best["valid_error"]
+    # the final measurement is of the selected model, not of the last epoch's
+    assert res.metrics["test_error"] == best["test_error"]
+    assert _epochs([res]) == f"6 ({best['epoch']})"

@@ -12,7 +12,7 @@ import torch
 
 import aae.phases
 from aae import io, metrics
-from aae.errors import CheckpointError, DataError, TrainingError
+from aae.errors import CheckpointError, ConfigError, DataError, TrainingError
 from aae.evaluate import encode, epoch_metrics, final_metrics
 from aae.model import AdversarialAutoencoder
 from aae.phases import Batch, classification_phase, reconstruction_phase, regularization_phase
@@ -185,6 +185,62 @@ def test_weight_averaging_measures_and_saves_the_average_and_trains_on(digits, t
     resumed = Trainer(build(more, seed=5), more, tmp_path)
     assert resumed.resume()
     assert_same_weights(state(resumed.model), raw)
+
+
+# ----------------------------------------------------------------------------- early stopping
+
+SEMI = ("model.regime=semi_supervised", "train.ema=0.9")
+
+
+def some_labels(y: np.ndarray) -> np.ndarray:
+    return np.where(np.arange(len(y)) % 5 == 0, y, -1)
+
+
+def test_select_by_keeps_the_model_of_the_lowest_evaluation_and_trains_on(digits, tiny_config, tmp_path):
+    cfg = tiny_config(*SEMI, "train.epochs=4", "train.select_by=score")
+    scores, seen = iter([3.0, 1.0, 2.0, 1.5]), []
+
+    def evaluate(measured):
+        seen.append(state(measured))
+        return {"score": next(scores)}
+
+    model = build(cfg)
+    trainer = Trainer(model, cfg, tmp_path, evaluate=evaluate)
+    trainer.fit(digits.train.x, some_labels(digits.train.y))
+    assert (trainer.selected_epoch, trainer.selected_value) == (2, 1.0)
+    assert_same_weights(state(trainer.result), seen[1])
+    # what a user loads is the selected model; training state (raw weights, average) stays beside it
+    assert_same_weights(state(io.load(tmp_path)), seen[1])
+    tensors, _ = io.read_checkpoint(tmp_path)
+    assert all(torch.equal(tensors[f"raw/{k}"], v) for k, v in state(model).items())
+    assert all(torch.equal(tensors[f"average/{k}"], v) for k, v in seen[3].items())
+
+
+def test_resume_with_select_by_equals_training_straight_through(digits, tiny_config, tmp_path):
+    ov = (*SEMI, "train.select_by=valid_error")
+    y = some_labels(digits.train.y)
+    straight = Trainer(build(tiny_config(*ov, "train.epochs=4")), tiny_config(*ov, "train.epochs=4"), tmp_path / "a",
+                       evaluate=epoch_metrics(digits, tiny_config(*ov)))
+    h_straight = straight.fit(digits.train.x, y)
+    first = tiny_config(*ov, "train.epochs=2")
+    Trainer(build(first), first, tmp_path / "b", evaluate=epoch_metrics(digits, first)).fit(digits.train.x, y)
+    resumed = Trainer(build(tiny_config(*ov, "train.epochs=4"), seed=3), tiny_config(*ov, "train.epochs=4"), tmp_path / "b",
+                      evaluate=epoch_metrics(digits, tiny_config(*ov)))
+    h_resumed = resumed.fit(digits.train.x, y, resume=True)
+    assert losses_of(h_resumed) == losses_of(h_straight)
+    assert resumed.selected_epoch == straight.selected_epoch
+    assert resumed.selected_value == min(r["valid_error"] for r in h_straight)
+    t_a, _ = io.read_checkpoint(tmp_path / "a")
+    t_b, _ = io.read_checkpoint(tmp_path / "b")
+    assert t_a.keys() == t_b.keys() and all(torch.equal(t_a[k], t_b[k]) for k in t_a)
+
+
+def test_select_by_a_metric_the_run_does_not_measure_names_those_it_does(digits, tiny_config):
+    cfg = tiny_config(*SEMI, "train.epochs=1", "train.select_by=valid_eror")
+    with pytest.raises(ConfigError, match="'valid_eror' is not measured.*valid_error"):
+        Trainer(build(cfg), cfg, evaluate=epoch_metrics(digits, cfg)).fit(digits.train.x, some_labels(digits.train.y))
+    with pytest.raises(ConfigError, match="needs a per-epoch evaluation"):
+        Trainer(build(cfg), cfg)
 
 
 def test_resume_with_per_epoch_evaluation_equals_straight_through(digits, tiny_config, tmp_path):

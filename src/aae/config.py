@@ -103,6 +103,10 @@ class TrainConfig:
     when > 0 the averaged weights are the ones measured, saved as the model and used, while training
     continues from the raw weights (kept in the checkpoint too). The average is the plain mean of the
     first 1 / (1 - ema) steps, then moves at this decay: 0.999 averages over ~1000 steps"""
+    select_by: str = ""
+    """early stopping: a per-epoch metric (e.g. valid_error, the error of q(y|x) on the labeled validation
+    split); the run's result is then the model at the evaluation where it was lowest, not the last one.
+    Empty keeps the last"""
     seed: int = 0
     device: str = "auto"
     """auto (cuda if available, else cpu), cpu, cuda, cuda:N, mps"""

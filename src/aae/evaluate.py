@@ -84,6 +84,11 @@ def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Calla
         row = {"test_mmd": metrics.mmd(z, model.prior.sample(len(z)).numpy(), max_points=n)}
         row.update({f"test_{k}": v for k, v in _label_metrics(model, z, proba, test).items()})
         row.update({f"test_{k}": v for k, v in _cluster_metrics(model, proba, splits).items()})
+        valid = splits.valid
+        if proba is not None and len(valid) and valid.y is not None:
+            # what train.select_by can stop on without looking at the test set
+            z, proba = encode(model, valid.x)
+            row.update({f"valid_{k}": v for k, v in _label_metrics(model, z, proba, valid).items()})
         return row
 
     return measure

@@ -77,6 +77,8 @@ def run(cfg: ExperimentConfig, out: str | Path | None = None, *, resume: bool = 
     history = trainer.fit(splits.train.x, train_labels(cfg, splits), resume=resume)
     model = trainer.result.eval()
     metrics = final_metrics(model, splits, cfg)
+    if trainer.selected is not None:
+        metrics.update(selected_epoch=trainer.selected_epoch, **{f"selected_{cfg.train.select_by}": trainer.selected_value})
     if out is not None:
         atomic_write(Path(out) / FINAL, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         if figures:

@@ -7,6 +7,7 @@ bar and the NaN guard. It never asks which regime it trains: it runs ``regime.ph
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -95,23 +96,44 @@ class Trainer:
         self.averaged = None
         if self.cfg.ema > 0:
             self.averaged = AveragedModel(self.model, multi_avg_fn=ema_with_warmup(self.cfg.ema), use_buffers=True)
+        if self.cfg.select_by and evaluate is None:
+            raise ConfigError(f"train.select_by = {self.cfg.select_by!r} needs a per-epoch evaluation; train with "
+                              f"aae train (which measures the validation split), or leave train.select_by empty")
+        self.selected: AdversarialAutoencoder | None = None
+        """with ``train.select_by``: a copy of the measured model at its best evaluation so far"""
+        self.selected_epoch, self.selected_value = 0, math.inf
         self.epoch, self.history = 0, []
 
     @property
-    def result(self) -> AdversarialAutoencoder:
-        """The model to measure and use: the weight average if ``train.ema`` is set, else the trained weights."""
+    def current(self) -> AdversarialAutoencoder:
+        """The model each evaluation measures: the weight average if ``train.ema`` is set, else the trained weights."""
         return self.model if self.averaged is None else self.averaged.module
+
+    @property
+    def result(self) -> AdversarialAutoencoder:
+        """The model to use: with ``train.select_by`` the one at the best evaluation, else :attr:`current`."""
+        return self.current if self.selected is None else self.selected
 
     @property
     def checkpoint_path(self) -> Path | None:
         return None if self.run_dir is None else self.run_dir / CHECKPOINT
 
     def save(self) -> None:
-        if self.run_dir is not None:
-            save_checkpoint(self.checkpoint_path, model=self.result, config=self.config, x_dim=self.model.x_dim,
-                            epoch=self.epoch, history=self.history, optimizers=self.optimizers,
-                            raw=None if self.averaged is None else self.model,
-                            extra={} if self.averaged is None else {"ema/steps": self.averaged.n_averaged})
+        """The result as the checkpoint's model; beside it, where they differ from it, the weights
+        training continues from (``raw/``), the moving average (``average/``) and its step count."""
+        if self.run_dir is None:
+            return
+        extra = {}
+        if self.averaged is not None:
+            extra["ema/steps"] = self.averaged.n_averaged
+            if self.selected is not None:
+                extra.update({f"average/{k}": v for k, v in self.averaged.module.state_dict().items()})
+        if self.selected is not None:
+            extra["selected/epoch"] = torch.tensor(self.selected_epoch)
+            extra["selected/value"] = torch.tensor(self.selected_value, dtype=torch.float64)
+        save_checkpoint(self.checkpoint_path, model=self.result, config=self.config, x_dim=self.model.x_dim,
+                        epoch=self.epoch, history=self.history, optimizers=self.optimizers,
+                        raw=None if self.result is self.model else self.model, extra=extra)
 
     def resume(self) -> bool:
         """Load the run directory's checkpoint, if there is one; return whether it did."""
@@ -124,11 +146,16 @@ class Trainer:
         if diff:
             raise CheckpointError(f"{self.checkpoint_path} was trained with another [{diff[0]}] config; "
                                   f"use the same config to resume, or another --out")
-        # training continues from the raw weights where the run kept an average beside them
-        restore(self.model, tensors, path=self.checkpoint_path, prefix="raw" if any(k.startswith("raw/") for k in tensors) else "model")
+        has = lambda prefix: any(k.startswith(prefix + "/") for k in tensors)  # noqa: E731
+        # training continues from the raw weights where the run kept another model beside them
+        restore(self.model, tensors, path=self.checkpoint_path, prefix="raw" if has("raw") else "model")
         if self.averaged is not None:  # the average so far (from a run without one: its weights)
-            restore(self.averaged.module, tensors, path=self.checkpoint_path)
+            restore(self.averaged.module, tensors, path=self.checkpoint_path, prefix="average" if has("average") else "model")
             self.averaged.n_averaged.copy_(tensors.get("ema/steps", torch.ones((), dtype=torch.long)))
+        if "selected/epoch" in tensors and self.cfg.select_by:
+            self.selected = copy.deepcopy(self.current)
+            restore(self.selected, tensors, path=self.checkpoint_path)
+            self.selected_epoch, self.selected_value = int(tensors["selected/epoch"]), float(tensors["selected/value"])
         self.epoch, self.history = restore_training(tensors, meta, self.optimizers)
         # The log may hold epochs past the checkpoint (a kill between log and checkpoint): rewrite it.
         atomic_write(self.run_dir / "metrics.jsonl", "".join(json_line(r) for r in self.history))
@@ -201,14 +228,28 @@ class Trainer:
         row = {"epoch": self.epoch, **{k: v.item() / steps for k, v in sums.items()},
                "seconds": round(time.perf_counter() - start, 3)}
         if self.evaluate is not None and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs):
-            measured = self.result.eval()
+            measured = self.current.eval()
             # Measuring must not change training: it draws from a forked random stream.
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 row.update(self.evaluate(measured))
+            if self.cfg.select_by:
+                self._select(row)
         # with a progress bar the epoch lines go to debug, so they do not tear the bar
         log.log(logging.DEBUG if cfg.progress else logging.INFO, "epoch %d/%d %s", self.epoch, cfg.epochs,
                  " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)))
         return row
+
+    def _select(self, row: dict) -> None:
+        """Early stopping: keep a copy of the measured model when ``train.select_by`` reaches a new low."""
+        key = self.cfg.select_by
+        if key not in row:
+            measured = sorted(k for k in row if k not in ("epoch", "seconds") and "/" not in k)
+            raise ConfigError(f"train.select_by = {key!r} is not measured in this run; it measures {', '.join(measured)}")
+        if row[key] < self.selected_value:
+            if self.selected is None:
+                self.selected = copy.deepcopy(self.current)
+            self.selected.load_state_dict(self.current.state_dict())
+            self.selected_epoch, self.selected_value = self.epoch, float(row[key])
 
     def _set_learning_rates(self) -> None:
         """The schedule: each phase's rate from the config, times lr_gamma per milestone passed.
