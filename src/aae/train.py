@@ -273,8 +273,9 @@ def ema_with_warmup(decay: float):
     a run shorter than the averaging window is not stuck near its initial weights."""
 
     def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor) -> None:
-        steps = int(n)
-        torch._foreach_lerp_(averaged, current, 1 - min(decay, steps / (steps + 1)))
+        # 1 - min(decay, n / (n + 1)), kept on the device: no host sync per step on a GPU
+        weight = (n.to(averaged[0].dtype) + 1).reciprocal().clamp_min(1 - decay)
+        torch._foreach_lerp_(averaged, current, weight)
 
     return update
 
