@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -30,3 +33,13 @@ def tiny_config():
         return load_config(path, [*TINY, *overrides])
 
     return make
+
+
+@pytest.fixture
+def mnist_dir() -> str:
+    """The data root holding MNIST ($AAE_DATA_DIR, else ../shared/data beside the repository); the
+    test is skipped where there is none."""
+    for root in (os.environ.get("AAE_DATA_DIR"), Path(__file__).resolve().parents[2] / "shared" / "data"):
+        if root and (Path(root) / "mnist" / "train-images-idx3-ubyte.gz").exists():
+            return str(root)
+    pytest.skip("MNIST not found (set AAE_DATA_DIR, or put it in ../shared/data/mnist)")

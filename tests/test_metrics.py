@@ -188,3 +188,22 @@ def test_select_parzen_sigma_finds_true_sigma_and_grid_best() -> None:
     assert best == pytest.approx(brute)
     assert abs(math.log(best / true_sigma)) < math.log(10) / 9 + 1e-9  # within one grid step
     assert select_parzen_sigma(samples, valid) == pytest.approx(best)  # default grid is logspace(-1, 0, 10)
+
+
+def test_balanced_cluster_floor_is_the_best_of_every_allocation_of_equal_clusters() -> None:
+    import itertools
+
+    from aae.metrics import balanced_cluster_floor
+
+    # two classes of 6 and 4 in 3 clusters of 10/3: two clusters for the 6, one for the 4
+    assert balanced_cluster_floor([0] * 6 + [1] * 4, 3) == pytest.approx(1 - (6 + 10 / 3) / 10)
+    assert balanced_cluster_floor([0] * 5 + [1] * 5, 4) == 0.0
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y = rng.integers(0, 4, rng.integers(8, 40))
+        m, sizes = int(rng.integers(1, 7)), np.bincount(y, minlength=4)
+        best = max(np.minimum(np.array(a) * len(y) / m, sizes).sum()
+                   for a in itertools.product(range(m + 1), repeat=4) if sum(a) == m)
+        assert balanced_cluster_floor(y, m) == pytest.approx(1 - best / len(y))
+    with pytest.raises(DataError, match="positive number of clusters"):
+        balanced_cluster_floor([0, 1], 0)

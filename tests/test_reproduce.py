@@ -67,3 +67,22 @@ def test_a_run_stopped_early_is_measured_and_listed_at_its_selected_epoch(tiny_c
     # the final measurement is of the selected model, not of the last epoch's
     assert res.metrics["test_error"] == best["test_error"]
     assert _epochs([res]) == f"6 ({best['epoch']})"
+
+
+def test_clustering_table_prints_the_equal_cluster_floor_beside_each_row(tmp_path, mnist_dir, capsys):
+    from aae.config import load_config
+    from aae.reproduce import clustering
+
+    args = argparse.Namespace(out=str(tmp_path), seeds=[0], models=["AAE"], set=[f"data.data_dir='{mnist_dir}'"],
+                              epochs=None, data_dir=None, no_progress=True)
+    for m, err in ((16, 0.2), (30, 0.05)):  # records as an earlier session would have left them
+        cfg = load_config(f"mnist_cluster_{m}", [f"data.data_dir='{mnist_dir}'", "train.seed=0"])
+        run_dir = tmp_path / f"clusters-{m}" / "AAE-seed0"
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.json").write_text(cfg.to_json())
+        (run_dir / "metrics.jsonl").write_text(json.dumps({"epoch": 40, "seconds": 60.0}) + "\n")
+        (run_dir / FINAL).write_text(json.dumps({"test_cluster_error": err, "test_hungarian_accuracy": 0.6, "test_nmi": 0.7}))
+    clustering(args)
+    out = capsys.readouterr().out
+    assert "| 16 | AAE | 20.00 % (1 seed) | 9.55 % | 13.04 % |" in out
+    assert "| 30 | AAE | 5.00 % (1 seed) | 4.10 % | 2.14 % |" in out

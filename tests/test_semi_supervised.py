@@ -1,8 +1,5 @@
 """The semi-supervised regime (Section 5): two discriminators, three phases, label budgets."""
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -113,18 +110,10 @@ def test_the_y_discriminator_learns_to_tell_one_hot_from_softmax():
     assert real > 0 > fake
 
 
-def _mnist_dir():
-    for d in (os.environ.get("AAE_DATA_DIR"), Path(__file__).resolve().parents[2] / "shared" / "data"):
-        if d and (Path(d) / "mnist").is_dir():
-            return str(d)
-    return None
-
-
-@pytest.mark.skipif(_mnist_dir() is None, reason="MNIST not found (set AAE_DATA_DIR)")
-def test_short_semi_supervised_run_beats_chance_by_far(tmp_path):
+def test_short_semi_supervised_run_beats_chance_by_far(tmp_path, mnist_dir):
     cfg = load_config("mnist_semi_1000", [
         "train.epochs=3", "train.progress=false", "model.hidden=[256, 256]", "model.disc_hidden=[128]",
-        "data.subset=5000", "train.lr_milestones=[]", f"data.data_dir='{_mnist_dir()}'", "data.download=false"])
+        "data.subset=5000", "train.lr_milestones=[]", f"data.data_dir='{mnist_dir}'", "data.download=false"])
     result = run(cfg, tmp_path / "run", figures=False)
     assert (result.splits.train.y >= 0).sum() == 1000
     assert np.bincount(result.splits.train.y[result.splits.train.y >= 0]).tolist() == [100] * 10
