@@ -74,7 +74,7 @@ def test_clustering_table_prints_the_equal_cluster_floor_beside_each_row(tmp_pat
     from aae.reproduce import clustering
 
     args = argparse.Namespace(out=str(tmp_path), seeds=[0], models=["AAE"], set=[f"data.data_dir='{mnist_dir}'"],
-                              epochs=None, data_dir=None, no_progress=True)
+                              epochs=None, data_dir=None, no_progress=True, clusters=[16, 30])
     for m, err in ((16, 0.2), (30, 0.05)):  # records as an earlier session would have left them
         cfg = load_config(f"mnist_cluster_{m}", [f"data.data_dir='{mnist_dir}'", "train.seed=0"])
         run_dir = tmp_path / f"clusters-{m}" / "AAE-seed0"

@@ -36,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prior", default="mixture", choices=["gaussian", "mixture", "swiss_roll"],
                    help="prior-match, label-modes: which prior (default mixture)")
     p.add_argument("--labels", nargs="+", default=["100", "1000", "all"], choices=["100", "1000", "all"], help="semi-supervised: label budgets (default 100 1000 all)")
+    p.add_argument("--clusters", type=int, nargs="+", default=[16, 30], choices=[16, 30],
+                   help="clustering: numbers of clusters (default 16 30)")
     p.add_argument("--models", nargs="+", choices=list(MODELS), help="semi-supervised, clustering: which rows to train "
                    "and print (default: all the experiment has): AAE (the bundled config), AAE-paper (the same without "
                    "what goes beyond the paper: VAT and weight averaging), NN (the encoder alone as a classifier)")
@@ -200,7 +202,7 @@ def clustering(args) -> None:
     from .metrics import balanced_cluster_floor
 
     rows, test_labels = [], None
-    for m in (16, 30):
+    for m in getattr(args, "clusters", None) or (16, 30):
         configs = {v: load_config(f"mnist_cluster_{m}", _overrides(args) + extra) for v, extra in _models(args, ("AAE", "AAE-paper")).items()}
         test_labels = test_labels if test_labels is not None else prepare_data(next(iter(configs.values()))).test.y
         floor = f"{100 * balanced_cluster_floor(test_labels, m):.2f} %"
