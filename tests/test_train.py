@@ -187,6 +187,19 @@ def test_weight_averaging_measures_and_saves_the_average_and_trains_on(digits, t
     assert_same_weights(state(resumed.model), raw)
 
 
+
+def test_batch_norm_encoder_averages_its_statistics_and_copies_its_counter(digits, tiny_config, tmp_path):
+    cfg = tiny_config("model.regime=semi_supervised", "train.epochs=1", "train.ema=0.9", "model.encoder_batch_norm=true")
+    model = build(cfg)
+    trainer = Trainer(model, cfg, tmp_path)
+    trainer.fit(digits.train.x, np.where(np.arange(len(digits.train.y)) % 5 == 0, digits.train.y, -1))
+    averaged, raw = state(trainer.result), state(model)
+    counters = [k for k in raw if k.endswith("num_batches_tracked")]
+    assert counters and all(torch.equal(averaged[k], raw[k]) and raw[k] > 0 for k in counters)
+    means = [k for k in raw if k.endswith("running_mean")]
+    assert means and not any(torch.equal(averaged[k], raw[k]) for k in means)
+    assert_same_weights(state(io.load(tmp_path)), averaged)
+
 # ----------------------------------------------------------------------------- early stopping
 
 SEMI = ("model.regime=semi_supervised", "train.ema=0.9")

@@ -55,6 +55,8 @@ class ModelConfig:
     """dropout on the encoder's input while training"""
     input_noise: float = 0.0
     """std of Gaussian noise added to the encoder's input while training (the target stays clean)"""
+    encoder_batch_norm: bool = False
+    """batch normalization before each ReLU of the encoder's trunk"""
     prior: dict[str, Any] = field(default_factory=lambda: {"name": "gaussian"})
     """table with 'name' (gaussian, mixture, swiss_roll, uniform, callable) and that prior's arguments"""
     label_to_discriminator: bool = False

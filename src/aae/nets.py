@@ -16,13 +16,14 @@ from .errors import ConfigError
 ENCODER_KINDS = ("deterministic", "gaussian", "universal")
 
 
-def mlp(sizes: list[int], *, final_activation: bool = False) -> nn.Sequential:
-    """Linear layers of the given sizes with ReLU between them (and after the last if asked)."""
+def mlp(sizes: list[int], *, final_activation: bool = False, batch_norm: bool = False) -> nn.Sequential:
+    """Linear layers of the given sizes with ReLU between them (and after the last if asked),
+    each ReLU preceded by batch normalization if asked."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(a, b))
         if final_activation or i < len(sizes) - 2:
-            layers.append(nn.ReLU())
+            layers += [nn.BatchNorm1d(b), nn.ReLU()] if batch_norm else [nn.ReLU()]
     return nn.Sequential(*layers)
 
 
@@ -56,14 +57,14 @@ class Encoder(nn.Module):
 
     def __init__(self, x_dim: int, hidden: list[int], z_dim: int, *, kind: str = "deterministic",
                  n_categories: int = 0, noise_dim: int = 100, noise_std: float = 1.0, input_dropout: float = 0.0,
-                 input_noise: float = 0.0):
+                 input_noise: float = 0.0, batch_norm: bool = False):
         super().__init__()
         if kind not in ENCODER_KINDS:
             raise ConfigError(f"model.encoder = {kind!r} is not allowed; choose one of: {', '.join(ENCODER_KINDS)}")
         self.kind, self.z_dim, self.noise_std, self.input_noise = kind, z_dim, noise_std, input_noise
         self.noise_dim = noise_dim if kind == "universal" else 0
         self.dropout = nn.Dropout(input_dropout)
-        self.trunk = mlp([x_dim + self.noise_dim, *hidden], final_activation=True)
+        self.trunk = mlp([x_dim + self.noise_dim, *hidden], final_activation=True, batch_norm=batch_norm)
         width = hidden[-1] if hidden else x_dim + self.noise_dim
         self.z_head = nn.Linear(width, 2 * z_dim if kind == "gaussian" else z_dim)
         self.y_head = nn.Linear(width, n_categories) if n_categories else None

@@ -273,6 +273,9 @@ def ema_with_warmup(decay: float):
     a run shorter than the averaging window is not stuck near its initial weights."""
 
     def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor) -> None:
+        if not averaged[0].is_floating_point():  # a counter such as batch norm's num_batches_tracked
+            torch._foreach_copy_(averaged, current)
+            return
         # 1 - min(decay, n / (n + 1)), kept on the device: no host sync per step on a GPU
         weight = (n.to(averaged[0].dtype) + 1).reciprocal().clamp_min(1 - decay)
         torch._foreach_lerp_(averaged, current, weight)
