@@ -185,8 +185,9 @@ def test_generate_supervised_decodes_each_label():
     assert len({tuple(r.tolist()) for r in images}) == 10
 
 
-def test_input_noise_corrupts_the_encoder_input_only_while_training():
-    m = build(input_noise=0.5)
+@pytest.mark.parametrize("noise", [{"input_noise": 0.5}, {"hidden_noise": 0.5}], ids=["input", "hidden"])
+def test_noise_corrupts_the_encoder_only_while_training(noise):
+    m = build(**noise)
     x = torch.rand(4, 16)
     m.train()
     assert not torch.equal(m.encode(x).z, m.encode(x).z)

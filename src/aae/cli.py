@@ -24,7 +24,7 @@ Train one experiment. The config is a TOML file (or the name of a bundled one, s
 model: regime (unsupervised | label_conditioned | supervised | semi_supervised | clustering |
   dim_reduction), objective (aae | vae | ae), encoder (deterministic | gaussian | universal),
   z_dim, n_classes, hidden, disc_hidden, noise_dim, noise_std, output (bernoulli | gaussian),
-  input_dropout, input_noise, encoder_batch_norm, prior = {name = gaussian | mixture | swiss_roll | uniform |
+  input_dropout, input_noise, hidden_noise, encoder_batch_norm, prior = {name = gaussian | mixture | swiss_roll | uniform |
   callable, ...}, label_to_discriminator, z_disc_reads_y, vat_weight, vat_eps, vat_xi,
   y_batch_mean, eta, head_penalty
 train: epochs, batch_size, labeled_batch_size, optimizer (adam | sgd), lr = {reconstruction,

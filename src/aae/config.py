@@ -55,6 +55,8 @@ class ModelConfig:
     """dropout on the encoder's input while training"""
     input_noise: float = 0.0
     """std of Gaussian noise added to the encoder's input while training (the target stays clean)"""
+    hidden_noise: float = 0.0
+    """std of Gaussian noise added to each hidden layer of the encoder while training"""
     encoder_batch_norm: bool = False
     """batch normalization before each ReLU of the encoder's trunk"""
     prior: dict[str, Any] = field(default_factory=lambda: {"name": "gaussian"})

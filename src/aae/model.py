@@ -45,7 +45,8 @@ class AdversarialAutoencoder(nn.Module):
         n_y = c.n_classes if regime.categorical_head else 0
         self.encoder = Encoder(x_dim, c.hidden, c.z_dim, kind=c.encoder, n_categories=n_y,
                                noise_dim=c.noise_dim, noise_std=c.noise_std, input_dropout=c.input_dropout,
-                               input_noise=c.input_noise, batch_norm=c.encoder_batch_norm)
+                               input_noise=c.input_noise, hidden_noise=c.hidden_noise,
+                               batch_norm=c.encoder_batch_norm)
         if regime.cluster_heads:
             # W_C: one learned n-dimensional head per cluster (Section 7); r = W_C y + z.
             self.cluster_heads = nn.Parameter(torch.randn(n_y, c.z_dim) * c.eta)

@@ -16,14 +16,28 @@ from .errors import ConfigError
 ENCODER_KINDS = ("deterministic", "gaussian", "universal")
 
 
-def mlp(sizes: list[int], *, final_activation: bool = False, batch_norm: bool = False) -> nn.Sequential:
+class GaussianNoise(nn.Module):
+    """Adds N(0, std^2) noise in training mode; the identity in evaluation mode."""
+
+    def __init__(self, std: float):
+        super().__init__()
+        self.std = std
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + torch.randn_like(x) * self.std if self.training else x
+
+
+def mlp(sizes: list[int], *, final_activation: bool = False, batch_norm: bool = False,
+        noise: float = 0.0) -> nn.Sequential:
     """Linear layers of the given sizes with ReLU between them (and after the last if asked),
-    each ReLU preceded by batch normalization if asked."""
+    each ReLU preceded by batch normalization and followed by Gaussian noise of std ``noise``
+    in training, if asked."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(a, b))
         if final_activation or i < len(sizes) - 2:
-            layers += [nn.BatchNorm1d(b), nn.ReLU()] if batch_norm else [nn.ReLU()]
+            layers += [nn.BatchNorm1d(b)] if batch_norm else []
+            layers += [nn.ReLU(), GaussianNoise(noise)] if noise else [nn.ReLU()]
     return nn.Sequential(*layers)
 
 
@@ -51,20 +65,22 @@ class Encoder(nn.Module):
     eta ~ N(0, noise_std^2 I) read beside x).
 
     In training mode the input may be corrupted first, by dropout (``input_dropout``) and by
-    additive Gaussian noise of std ``input_noise``: a regularizer of the encoder (and so of the
-    classifier q(y|x)); the reconstruction target stays the clean image.
+    additive Gaussian noise of std ``input_noise``, and each hidden layer's output by noise of std
+    ``hidden_noise``: regularizers of the encoder (and so of the classifier q(y|x)); the
+    reconstruction target stays the clean image.
     """
 
     def __init__(self, x_dim: int, hidden: list[int], z_dim: int, *, kind: str = "deterministic",
                  n_categories: int = 0, noise_dim: int = 100, noise_std: float = 1.0, input_dropout: float = 0.0,
-                 input_noise: float = 0.0, batch_norm: bool = False):
+                 input_noise: float = 0.0, hidden_noise: float = 0.0, batch_norm: bool = False):
         super().__init__()
         if kind not in ENCODER_KINDS:
             raise ConfigError(f"model.encoder = {kind!r} is not allowed; choose one of: {', '.join(ENCODER_KINDS)}")
         self.kind, self.z_dim, self.noise_std, self.input_noise = kind, z_dim, noise_std, input_noise
         self.noise_dim = noise_dim if kind == "universal" else 0
         self.dropout = nn.Dropout(input_dropout)
-        self.trunk = mlp([x_dim + self.noise_dim, *hidden], final_activation=True, batch_norm=batch_norm)
+        self.trunk = mlp([x_dim + self.noise_dim, *hidden], final_activation=True, batch_norm=batch_norm,
+                         noise=hidden_noise)
         width = hidden[-1] if hidden else x_dim + self.noise_dim
         self.z_head = nn.Linear(width, 2 * z_dim if kind == "gaussian" else z_dim)
         self.y_head = nn.Linear(width, n_categories) if n_categories else None
