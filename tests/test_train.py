@@ -363,6 +363,14 @@ def test_resume_uses_the_learning_rate_of_the_new_config(digits, tiny_config, tm
     assert trainer.optimizers["reconstruction"].param_groups[0]["lr"] == pytest.approx(1e-5)
 
 
+
+def test_the_classification_phase_can_have_its_own_optimizer(tiny_config):
+    cfg = tiny_config("model.regime=semi_supervised", "train.classification_optimizer=sgd", "train.momentum=0.8")
+    optimizers = Trainer(build(cfg), cfg).optimizers
+    assert isinstance(optimizers["classification"], torch.optim.SGD)
+    assert optimizers["classification"].param_groups[0]["momentum"] == 0.8
+    assert all(isinstance(o, torch.optim.Adam) for k, o in optimizers.items() if k != "classification")
+
 # ----------------------------------------------------------------------------- NaN guard
 
 

@@ -27,7 +27,7 @@ model: regime (unsupervised | label_conditioned | supervised | semi_supervised |
   input_dropout, input_noise, hidden_noise, encoder_batch_norm, prior = {name = gaussian | mixture | swiss_roll | uniform |
   callable, ...}, label_to_discriminator, z_disc_reads_y, vat_weight, vat_eps, vat_xi,
   y_batch_mean, eta, head_penalty
-train: epochs, batch_size, labeled_batch_size, optimizer (adam | sgd), lr = {reconstruction,
+train: epochs, batch_size, labeled_batch_size, optimizer (adam | sgd), classification_optimizer, lr = {reconstruction,
   discriminator, generator, classification}, momentum, betas, lr_milestones, lr_gamma, ema, select_by, seed,
   device (auto | cpu | cuda | cuda:N | mps), threads, checkpoint_every, eval_every, progress
 data: name (mnist | digits | svhn | path.npy/.npz), data_dir, download, n_labeled, label_seed,

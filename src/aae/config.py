@@ -93,6 +93,10 @@ class TrainConfig:
     labeled_batch_size: int = 100
     optimizer: str = "adam"
     """adam | sgd (with momentum, as in the paper)"""
+    classification_optimizer: str = ""
+    """the classification phase's own optimizer, adam | sgd; empty: train.optimizer. Adam's step
+    keeps its size as the labeled loss goes to zero, so it goes on fitting the labeled points
+    ever harder; an SGD step shrinks with the loss"""
     lr: dict[str, float] = field(
         default_factory=lambda: {"reconstruction": 1e-3, "discriminator": 1e-3, "generator": 1e-3, "classification": 1e-3}
     )
@@ -162,6 +166,7 @@ CHOICES = {
     "model.encoder": ("deterministic", "gaussian", "universal"),
     "model.output": ("bernoulli", "gaussian"),
     "train.optimizer": ("adam", "sgd"),
+    "train.classification_optimizer": ("", "adam", "sgd"),
 }
 PHASE_NAMES = ("reconstruction", "discriminator", "generator", "classification")
 

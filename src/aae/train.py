@@ -52,7 +52,8 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def make_optimizer(params, phase: str, cfg: TrainConfig) -> torch.optim.Optimizer:
     lr = cfg.lr[phase]
-    if cfg.optimizer == "sgd":
+    kind = cfg.classification_optimizer if phase == "classification" and cfg.classification_optimizer else cfg.optimizer
+    if kind == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum)
     return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas))
 
