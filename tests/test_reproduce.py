@@ -86,3 +86,24 @@ def test_clustering_table_prints_the_equal_cluster_floor_beside_each_row(tmp_pat
     out = capsys.readouterr().out
     assert "| 16 | AAE | 20.00 % (1 seed) | 9.55 % | 13.04 % |" in out
     assert "| 30 | AAE | 5.00 % (1 seed) | 4.10 % | 2.14 % |" in out
+
+
+def test_dim_reduction_table_has_a_row_for_each_chosen_map_only(tmp_path, mnist_dir, capsys):
+    from aae.config import load_config
+    from aae.reproduce import dim_reduction
+
+    args = argparse.Namespace(out=str(tmp_path), seeds=[0], set=[f"data.data_dir='{mnist_dir}'"], epochs=None,
+                              data_dir=None, no_progress=True, maps=["100", "10d"])
+    for variant, err in (("100", 0.06), ("10d", 0.02)):  # records as an earlier session would have left them
+        cfg = load_config(f"mnist_dimred_{variant}", [f"data.data_dir='{mnist_dir}'", "train.seed=0"])
+        run_dir = tmp_path / variant / "AAE-seed0"
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.json").write_text(cfg.to_json())
+        (run_dir / "metrics.jsonl").write_text(json.dumps({"epoch": 20, "seconds": 60.0}) + "\n")
+        (run_dir / FINAL).write_text(json.dumps({"test_error": err, "test_map_1nn_error": 2 * err}))
+    dim_reduction(args)
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "%" in line]
+    assert [r.split(" | ")[0] for r in rows] == ["| 100", "| 10d"]
+    assert "| 100 | 2 | 6.00 % (1 seed) | 12.00 % (1 seed) |" in rows[0]
+    assert "| 10d | 10 | 2.00 % (1 seed) | 4.00 % (1 seed) |" in rows[1]
+    assert not (tmp_path / "1000").exists() and not (tmp_path / "unsup20").exists()

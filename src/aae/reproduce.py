@@ -25,6 +25,8 @@ from .io import CHECKPOINT
 PAPER_RECIPE = ["model.vat_weight=0", "train.ema=0"]
 """the bundled semi-supervised and clustering configs without what goes beyond the paper"""
 MODELS = {"AAE": [], "AAE-paper": PAPER_RECIPE, "NN": ["model.objective='classifier'"]}
+MAPS = ("1000", "100", "unsup20", "10d")
+"""the dimensionality-reduction variants, each a bundled config mnist_dimred_<variant>"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", nargs="+", default=["100", "1000", "all"], choices=["100", "1000", "all"], help="semi-supervised: label budgets (default 100 1000 all)")
     p.add_argument("--clusters", type=int, nargs="+", default=[16, 30], choices=[16, 30],
                    help="clustering: numbers of clusters (default 16 30)")
+    p.add_argument("--maps", nargs="+", default=list(MAPS), choices=list(MAPS),
+                   help="dim-reduction: which maps (default all): 1000 and 100 labels and unsupervised with 20 clusters in "
+                        "2-D, 1000 labels in 10-D")
     p.add_argument("--models", nargs="+", choices=list(MODELS), help="semi-supervised, clustering: which rows to train "
                    "and print (default: all the experiment has): AAE (the bundled config), AAE-paper (the same without "
                    "what goes beyond the paper: VAT and weight averaging), NN (the encoder alone as a classifier)")
@@ -227,7 +232,7 @@ def dim_reduction(args) -> None:
     from .metrics import one_nn_error
 
     rows, splits = [], None
-    for variant in ("1000", "100", "unsup20", "10d"):
+    for variant in getattr(args, "maps", None) or MAPS:
         cfg = load_config(f"mnist_dimred_{variant}", _overrides(args))
         rs = _runs(args, "dim-reduction", {"AAE": cfg}, sub=variant)["AAE"]
         splits = splits or prepare_data(cfg)
