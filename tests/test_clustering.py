@@ -100,3 +100,26 @@ def test_circle_projection_puts_independent_heads_on_the_unit_circle():
     mapped = heads @ circle_projection(heads)
     angles = 2 * np.pi * np.arange(10) / 10
     assert np.allclose(mapped, np.stack([np.cos(angles), np.sin(angles)], 1))
+
+
+def test_circle_projection_fitted_on_codes_keeps_clusters_apart_where_the_exact_map_smears_them():
+    from aae.evaluate import circle_projection
+
+    rng = np.random.default_rng(0)
+    # ten heads 6 apart in 10-D, but nine of them nearly in one plane: the exact map is ill-conditioned
+    heads = np.concatenate([rng.normal(size=(10, 9)) * 6, rng.normal(size=(10, 1)) * 0.05], 1)
+    clusters = np.repeat(np.arange(10), 200)
+    codes = heads[clusters] + rng.normal(size=(2000, 10))  # r = W_C y + z with z ~ N(0, I)
+    angles = 2 * np.pi * np.arange(10) / 10
+    circle = np.stack([np.cos(angles), np.sin(angles)], 1)
+
+    def spread(to_2d):  # mean distance of a mapped code from its cluster's point on the circle
+        return np.linalg.norm(codes @ to_2d - circle[clusters], axis=1).mean()
+
+    def nearest_own(to_2d):  # how often a mapped code is nearest its own cluster's point
+        d = np.linalg.norm((codes @ to_2d)[:, None] - circle[None], axis=2)
+        return (d.argmin(1) == clusters).mean()
+
+    fitted, exact = circle_projection(heads, codes, clusters), circle_projection(heads)
+    assert spread(fitted) < 0.5 and 100 * spread(fitted) < spread(exact)
+    assert nearest_own(fitted) > nearest_own(exact) + 0.3

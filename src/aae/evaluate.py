@@ -127,11 +127,19 @@ def _decoded_grid(model: AdversarialAutoencoder, n_per: int, n_classes: int) -> 
     return model.generate(n_classes * n_per).cpu().numpy(), "prior samples"
 
 
-def circle_projection(heads: np.ndarray) -> np.ndarray:
+def circle_projection(heads: np.ndarray, codes: np.ndarray | None = None, clusters: np.ndarray | None = None) -> np.ndarray:
     """The linear map (k, 2) that sends the m cluster heads (m, k) to m points evenly spaced on the
-    unit circle, in the least-squares sense (exactly when the heads are linearly independent)."""
+    unit circle, in the least-squares sense (exactly when the heads are linearly independent).
+
+    Given ``codes`` (n, k) and their ``clusters`` (n,), the map sends each code to its cluster's point
+    instead: heads that are independent but close to a lower-dimensional subspace make the exact map
+    blow the style part of the codes up along that subspace's normal, and the clusters smear into
+    each other on the page; fitted on the codes, the map sees that spread and keeps it small."""
     angles = 2 * np.pi * np.arange(len(heads)) / len(heads)
-    return np.linalg.lstsq(heads, np.stack([np.cos(angles), np.sin(angles)], 1), rcond=None)[0]
+    circle = np.stack([np.cos(angles), np.sin(angles)], 1)
+    if codes is None:
+        return np.linalg.lstsq(heads, circle, rcond=None)[0]
+    return np.linalg.lstsq(codes, circle[clusters], rcond=None)[0]
 
 
 def write_figures(model: AdversarialAutoencoder, splits: Splits, run_dir: Path, history: list[dict] | None = None) -> list[Path]:
@@ -173,9 +181,9 @@ def write_figures(model: AdversarialAutoencoder, splits: Splits, run_dir: Path, 
         r = embed(model, test.x[:5000])
         heads = model.cluster_heads.detach().cpu().numpy()
         title = "test images r = W_C y + z (x: cluster heads)"
-        if r.shape[1] > 2:  # as the paper draws its 10-D map: the linear map that puts the heads on a circle
-            to_2d = circle_projection(heads)
-            r, heads, title = r @ to_2d, heads @ to_2d, f"{title}, {r.shape[1]}-D mapped linearly, heads on a circle"
+        if r.shape[1] > 2:  # as the paper draws its 10-D map: a linear map that puts the clusters on a circle
+            to_2d = circle_projection(heads, r, proba.argmax(1))
+            r, heads, title = r @ to_2d, heads @ to_2d, f"{title}\n{r.shape[1]}-D, mapped linearly to put the clusters on a circle"
         paths.append(plots.latent_scatter(r, fig / "map.png", labels=y, n_classes=m, highlight=heads, title=title))
     if history:
         keys = sorted({k for r in history for k in r if k not in ("epoch", "seconds")})
