@@ -64,10 +64,12 @@ def _label_metrics(model: AdversarialAutoencoder, z: np.ndarray, proba: np.ndarr
     return out
 
 
-def _cluster_metrics(model: AdversarialAutoencoder, proba: np.ndarray | None, splits: Splits) -> dict:
-    """Unsupervised clustering (Section 6): the paper's protocol and the usual scores."""
+def _cluster_metrics(model: AdversarialAutoencoder, proba: np.ndarray | None, splits: Splits, cfg: ExperimentConfig) -> dict:
+    """Unsupervised clustering (Section 6), and a categorical head trained without labels (the
+    unsupervised map of Section 7): the paper's protocol and the usual scores."""
     test = splits.test
-    if proba is None or test.y is None or model.regime.label_to is not None:
+    unsupervised = model.regime.label_to is None or cfg.data.n_labeled == 0
+    if proba is None or test.y is None or not unsupervised:
         return {}
     assign = proba.argmax(1)
     return {"cluster_error": metrics.cluster_error_paper(encode(model, splits.valid.x)[1], splits.valid.y, assign, test.y),
@@ -83,7 +85,7 @@ def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Calla
         z, proba = encode(model, test.x)
         row = {"test_mmd": metrics.mmd(z, model.prior.sample(len(z)).numpy(), max_points=n)}
         row.update({f"test_{k}": v for k, v in _label_metrics(model, z, proba, test).items()})
-        row.update({f"test_{k}": v for k, v in _cluster_metrics(model, proba, splits).items()})
+        row.update({f"test_{k}": v for k, v in _cluster_metrics(model, proba, splits, cfg).items()})
         valid = splits.valid
         if proba is not None and len(valid) and valid.y is not None:
             # what train.select_by can stop on without looking at the test set
@@ -103,7 +105,7 @@ def final_metrics(model: AdversarialAutoencoder, splits: Splits, cfg: Experiment
         "test_mmd": metrics.mmd(z, model.prior.sample(len(z)).numpy(), max_points=cfg.eval.mmd_points),
     }
     out.update({f"test_{k}": v for k, v in _label_metrics(model, z, proba, test).items()})
-    out.update({f"test_{k}": v for k, v in _cluster_metrics(model, proba, splits).items()})
+    out.update({f"test_{k}": v for k, v in _cluster_metrics(model, proba, splits, cfg).items()})
     if model.cluster_heads is not None and splits.valid.y is not None and test.y is not None:
         # how well the map r = W_C y + z keeps the classes apart (Section 7): a 1-nearest-neighbour
         # classifier on the map, the labeled validation images its reference set
