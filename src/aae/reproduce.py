@@ -242,9 +242,9 @@ def dim_reduction(args) -> None:
         err = [r.metrics.get("test_error", r.metrics.get("test_cluster_error")) for r in rs]
         rows.append([variant, str(n), _stat(err, 100, 2, " %") if None not in err else "-",
                      _stat([r.metrics["test_map_1nn_error"] for r in rs], 100, 2, " %"), f"{100 * pca_err:.2f} %",
-                     str(rs[0].epochs), f"{np.mean([r.seconds for r in rs]) / 60:.0f}"])
+                     _epochs(rs), f"{np.mean([r.seconds for r in rs]) / 60:.0f}"])
     _write_table(args, "dim-reduction", ["variant", "dims", "test error q(y|x)", "1-NN error on the map",
-                                         "1-NN error on PCA", "epochs", "minutes/run"], rows,
+                                         "1-NN error on PCA", "epochs (selected)", "minutes/run"], rows,
                  notes="Paper: Figure 11 (maps only; no number). Test error q(y|x): for the unsupervised map, the cluster "
                        "error by the paper's protocol (Table 3). 1-NN: the 10k validation images, with their labels, "
                        "classify the test images by their nearest neighbour in the map (or in PCA to as many dimensions, "
