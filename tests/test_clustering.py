@@ -93,13 +93,13 @@ def test_dim_reduction_transform_gives_head_plus_style(tiny_config, digits, tmp_
     assert (tmp_path / "dr" / "figures" / "map.png").exists()
 
 
-
 def test_unsupervised_map_is_scored_as_a_clustering(tiny_config, digits):
     cfg = tiny_config("model.regime=dim_reduction", "model.n_classes=12", "train.epochs=1", "data.n_labeled=0")
     metrics = run(cfg, None, splits=digits).metrics
     assert 0 <= metrics["test_cluster_error"] <= 1 and 0 <= metrics["test_nmi"] <= 1
     labeled = run(tiny_config("model.regime=dim_reduction", "train.epochs=1", "data.n_labeled=100"), None, splits=digits)
     assert "test_cluster_error" not in labeled.metrics and "test_error" in labeled.metrics
+
 
 def test_circle_projection_puts_independent_heads_on_the_unit_circle():
     from aae.evaluate import circle_projection

@@ -187,18 +187,18 @@ def test_weight_averaging_measures_and_saves_the_average_and_trains_on(digits, t
     assert_same_weights(state(resumed.model), raw)
 
 
-
 def test_batch_norm_encoder_averages_its_statistics_and_copies_its_counter(digits, tiny_config, tmp_path):
     cfg = tiny_config("model.regime=semi_supervised", "train.epochs=1", "train.ema=0.9", "model.encoder_batch_norm=true")
     model = build(cfg)
     trainer = Trainer(model, cfg, tmp_path)
-    trainer.fit(digits.train.x, np.where(np.arange(len(digits.train.y)) % 5 == 0, digits.train.y, -1))
+    trainer.fit(digits.train.x, some_labels(digits.train.y))
     averaged, raw = state(trainer.result), state(model)
     counters = [k for k in raw if k.endswith("num_batches_tracked")]
     assert counters and all(torch.equal(averaged[k], raw[k]) and raw[k] > 0 for k in counters)
     means = [k for k in raw if k.endswith("running_mean")]
     assert means and not any(torch.equal(averaged[k], raw[k]) for k in means)
     assert_same_weights(state(io.load(tmp_path)), averaged)
+
 
 # ----------------------------------------------------------------------------- early stopping
 
@@ -363,13 +363,13 @@ def test_resume_uses_the_learning_rate_of_the_new_config(digits, tiny_config, tm
     assert trainer.optimizers["reconstruction"].param_groups[0]["lr"] == pytest.approx(1e-5)
 
 
-
 def test_the_classification_phase_can_have_its_own_optimizer(tiny_config):
     cfg = tiny_config("model.regime=semi_supervised", "train.classification_optimizer=sgd", "train.momentum=0.8")
     optimizers = Trainer(build(cfg), cfg).optimizers
     assert isinstance(optimizers["classification"], torch.optim.SGD)
     assert optimizers["classification"].param_groups[0]["momentum"] == 0.8
     assert all(isinstance(o, torch.optim.Adam) for k, o in optimizers.items() if k != "classification")
+
 
 # ----------------------------------------------------------------------------- NaN guard
 

@@ -17,14 +17,14 @@ ENCODER_KINDS = ("deterministic", "gaussian", "universal")
 
 
 class GaussianNoise(nn.Module):
-    """Adds N(0, std^2) noise in training mode; the identity in evaluation mode."""
+    """Adds N(0, std^2) noise in training mode; the identity in evaluation mode or at std 0."""
 
     def __init__(self, std: float):
         super().__init__()
         self.std = std
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + torch.randn_like(x) * self.std if self.training else x
+        return x + torch.randn_like(x) * self.std if self.training and self.std else x
 
 
 def mlp(sizes: list[int], *, final_activation: bool = False, batch_norm: bool = False,
@@ -76,9 +76,9 @@ class Encoder(nn.Module):
         super().__init__()
         if kind not in ENCODER_KINDS:
             raise ConfigError(f"model.encoder = {kind!r} is not allowed; choose one of: {', '.join(ENCODER_KINDS)}")
-        self.kind, self.z_dim, self.noise_std, self.input_noise = kind, z_dim, noise_std, input_noise
+        self.kind, self.z_dim, self.noise_std = kind, z_dim, noise_std
         self.noise_dim = noise_dim if kind == "universal" else 0
-        self.dropout = nn.Dropout(input_dropout)
+        self.dropout, self.input_noise = nn.Dropout(input_dropout), GaussianNoise(input_noise)
         self.trunk = mlp([x_dim + self.noise_dim, *hidden], final_activation=True, batch_norm=batch_norm,
                          noise=hidden_noise)
         width = hidden[-1] if hidden else x_dim + self.noise_dim
@@ -88,9 +88,7 @@ class Encoder(nn.Module):
     def forward(self, x: Tensor, sample: bool = True) -> Codes:
         """Codes of ``x``. With ``sample=False`` the code is the posterior mean (gaussian) or
         the code at zero noise (universal), for a repeatable transform."""
-        x = self.dropout(x)
-        if self.training and self.input_noise:
-            x = x + torch.randn_like(x) * self.input_noise
+        x = self.input_noise(self.dropout(x))
         if self.noise_dim:
             noise = torch.randn(x.shape[0], self.noise_dim, device=x.device) * self.noise_std if sample else x.new_zeros(x.shape[0], self.noise_dim)
             x = torch.cat([x, noise], 1)
