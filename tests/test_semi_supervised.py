@@ -8,7 +8,7 @@ import torch.nn.functional as F
 import aae.phases as phases
 from aae.config import ModelConfig, load_config
 from aae.experiment import run
-from aae.losses import virtual_adversarial_loss
+from aae.losses import marginal_kl, virtual_adversarial_loss
 from aae.model import AdversarialAutoencoder
 from aae.phases import Batch, regularization_phase
 
@@ -146,3 +146,30 @@ def test_vat_enters_the_generator_step_and_trains_the_encoder_only():
     assert changed == {"encoder", "discriminators"}
     plain = small_model()
     assert "vat" not in regularization_phase(plain, Batch(torch.rand(64, 20)), optimizers(plain))
+
+
+def test_marginal_kl_is_zero_on_the_prior_and_grows_as_q_y_collapses():
+    uniform = torch.full((10,), 0.1)
+    spread = torch.eye(10).repeat(3, 1)  # every category equally often
+    assert marginal_kl(spread, uniform).item() == pytest.approx(0, abs=1e-6)
+    one = F.one_hot(torch.zeros(30, dtype=torch.long), 10).float()
+    assert marginal_kl(one, uniform).item() == pytest.approx(np.log(10), rel=1e-5)
+    half = torch.tensor([0.5, 0.5] + [0.0] * 8).expand(30, 10)
+    assert 0 < marginal_kl(half, uniform).item() < marginal_kl(one, uniform).item()
+
+
+def test_marginal_kl_spreads_q_y_and_trains_the_encoder_only():
+    torch.manual_seed(0)
+    model = small_model(y_marginal_weight=10.0)
+    x = torch.rand(64, 20)
+    with torch.no_grad():  # start collapsed: every input on category 0
+        model.encoder.y_head.bias.copy_(torch.tensor([3.0] + [0.0] * 9))
+    before = marginal_kl(model.encode(x).y, model.priors["y"].probs).item()
+    params = {k: v.detach().clone() for k, v in model.named_parameters()}
+    for _ in range(20):
+        out = regularization_phase(model, Batch(x), optimizers(model))
+    assert out["y_marginal"].item() < before / 2
+    changed = {k.split(".")[0] for k, v in model.named_parameters() if not torch.equal(params[k], v)}
+    assert changed == {"encoder", "discriminators"}
+    plain = small_model()
+    assert "y_marginal" not in regularization_phase(plain, Batch(x), optimizers(plain))

@@ -80,6 +80,10 @@ class ModelConfig:
     """L2 norm of the probe perturbation of the power iteration that finds the adversarial direction"""
     y_batch_mean: bool = True
     """the y discriminator also reads its minibatch's mean y, which stops all codes collapsing onto one category"""
+    y_marginal_weight: float = 0.0
+    """models with a y head: weight of KL(batch mean of q(y|x) || Cat) in the encoder's generator step.
+    Not in the AAE paper: the analytic twin of the y discriminator (as in RIM and IMSAT), which needs no
+    discriminator to learn first, so it acts from the first step, before q(y|x) can saturate on one category"""
     eta: float = 1.0
     """dim_reduction: cluster heads closer than eta are penalized (Section 7)"""
     head_penalty: float = 1.0

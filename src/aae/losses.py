@@ -39,6 +39,13 @@ def classification_loss(y_logits: Tensor, labels: Tensor) -> Tensor:
     return F.cross_entropy(y_logits, labels)
 
 
+def marginal_kl(y: Tensor, probs: Tensor) -> Tensor:
+    """KL(mean of the batch's q(y|x) || Cat(probs)): the analytic estimate, on one minibatch, of how far
+    the aggregated categorical posterior is from its prior (what the y discriminator judges)."""
+    mean = y.mean(0).clamp_min(1e-12)
+    return (mean * (mean.log() - probs.clamp_min(1e-12).log())).sum()
+
+
 def _unit(d: Tensor) -> Tensor:
     return d / d.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (d.dim() - 1))
 

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from .losses import (classification_loss, cluster_head_penalty, discriminator_loss, generator_loss, kl_divergence,
-                     reconstruction_loss, virtual_adversarial_loss)
+                     marginal_kl, reconstruction_loss, virtual_adversarial_loss)
 from .model import AdversarialAutoencoder
 
 
@@ -81,6 +81,10 @@ def regularization_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
                                        target_logits=encoded.y_logits)
         out["vat"] = vat.detach()
         g_loss = g_loss + c.vat_weight * vat
+    if c.y_marginal_weight and "y" in codes:
+        marginal = marginal_kl(codes["y"], model.priors["y"].probs.to(codes["y"].device))
+        out["y_marginal"] = marginal.detach()
+        g_loss = g_loss + c.y_marginal_weight * marginal
     _step(model, optimizers["generator"], g_loss)
     return out
 
