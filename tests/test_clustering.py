@@ -53,6 +53,8 @@ def test_clustering_reports_the_papers_protocol_and_beats_chance(clustered):
     # NMI 0 (a random assignment of 600 points to 16 clusters gives NMI about 0.05).
     assert m["test_cluster_error"] < 0.85
     assert m["test_nmi"] > 0.15
+    # cluster sizes as multiples of the equal share 1/16 of the test images: they average to 1
+    assert 0 <= m["test_smallest_cluster"] <= 1 <= m["test_largest_cluster"] <= 16
     # the per-epoch log carries the same scores, so a run's cluster-error curve is in metrics.jsonl
     last = clustered.history[-1]
     assert last["test_cluster_error"] == m["test_cluster_error"] and last["test_nmi"] == m["test_nmi"]

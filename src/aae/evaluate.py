@@ -72,8 +72,11 @@ def _cluster_metrics(model: AdversarialAutoencoder, proba: np.ndarray | None, sp
     if proba is None or test.y is None or not unsupervised:
         return {}
     assign = proba.argmax(1)
+    # cluster sizes against the equal share n / m a q(y) matching the uniform prior would give
+    sizes = np.bincount(assign, minlength=proba.shape[1]) * proba.shape[1] / len(assign)
     return {"cluster_error": metrics.cluster_error_paper(encode(model, splits.valid.x)[1], splits.valid.y, assign, test.y),
-            "hungarian_accuracy": metrics.hungarian_accuracy(test.y, assign), **metrics.cluster_scores(test.y, assign)}
+            "hungarian_accuracy": metrics.hungarian_accuracy(test.y, assign), **metrics.cluster_scores(test.y, assign),
+            "largest_cluster": float(sizes.max()), "smallest_cluster": float(sizes.min())}
 
 
 def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Callable[[AdversarialAutoencoder], dict]:
