@@ -38,7 +38,9 @@ class ModelConfig:
     """unsupervised | label_conditioned | supervised | semi_supervised | clustering | dim_reduction"""
     objective: str = "aae"
     """aae (adversarial), vae (ELBO with the same nets), ae (plain autoencoder, no regularization),
-    or classifier (the encoder alone trained on the labeled points: the paper's NN baseline)"""
+    classifier (the encoder alone trained on the labeled points: the paper's NN baseline; vat_weight is
+    ignored), or vat (the same classifier plus virtual adversarial training on the unlabeled points, with
+    vat_weight and vat_eps: the AAE recipe without the autoencoder)"""
     encoder: str = "deterministic"
     """deterministic | gaussian (reparametrization trick) | universal (input plus noise)"""
     z_dim: int = 2
@@ -166,7 +168,7 @@ class ExperimentConfig:
 
 CHOICES = {
     "model.regime": ("unsupervised", "label_conditioned", "supervised", "semi_supervised", "clustering", "dim_reduction"),
-    "model.objective": ("aae", "vae", "ae", "classifier"),
+    "model.objective": ("aae", "vae", "ae", "classifier", "vat"),
     "model.encoder": ("deterministic", "gaussian", "universal"),
     "model.output": ("bernoulli", "gaussian"),
     "train.optimizer": ("adam", "sgd"),

@@ -41,6 +41,11 @@ class AdversarialAutoencoder(nn.Module):
         c = config
         if c.objective == "vae" and c.encoder != "gaussian":
             raise ConfigError(f"model.objective = 'vae' needs model.encoder = 'gaussian', not {c.encoder!r}")
+        if c.objective in ("classifier", "vat") and regime.label_to != "classifier":
+            raise ConfigError(f"model.objective = {c.objective!r} trains q(y|x) on labels: it needs the semi_supervised "
+                              f"or dim_reduction regime, not {regime.name!r}")
+        if c.objective == "vat" and c.vat_weight <= 0:
+            raise ConfigError("model.objective = 'vat' needs model.vat_weight > 0")
         self.prior = make_prior(prior if prior is not None else c.prior, c.z_dim)
         n_y = c.n_classes if regime.categorical_head else 0
         self.encoder = Encoder(x_dim, c.hidden, c.z_dim, kind=c.encoder, n_categories=n_y,

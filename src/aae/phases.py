@@ -89,6 +89,15 @@ def regularization_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
     return out
 
 
+def smoothing_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
+    """Virtual adversarial training of q(y|x) on the unlabeled batch alone, for the ``vat`` objective
+    (a classifier without the autoencoder); the AAE runs the same loss inside its generator step."""
+    c = model.config
+    vat = virtual_adversarial_loss(lambda x: model.encode(x).y_logits, batch.x, c.vat_eps, c.vat_xi)
+    _step(model, optimizers["generator"], c.vat_weight * vat)
+    return {"vat": vat.detach()}
+
+
 def classification_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
     if batch.x_labeled is None:
         return {}
@@ -110,6 +119,7 @@ PHASES: dict[str, Callable[..., dict[str, Tensor]]] = {
     "reconstruction": reconstruction_phase,
     "regularization": regularization_phase,
     "classification": classification_phase,
+    "smoothing": smoothing_phase,
     "elbo": elbo_phase,
 }
 

@@ -31,7 +31,7 @@ class Regime:
     def phases(self, objective: str) -> tuple[str, ...]:
         """The phases one minibatch runs, for an objective (aae, vae or ae)."""
         main = {"aae": ("reconstruction", "regularization"), "vae": ("elbo",), "ae": ("reconstruction",),
-                "classifier": ()}[objective]
+                "classifier": (), "vat": ("smoothing",)}[objective]
         return main + (("classification",) if self.label_to == "classifier" else ())
 
 

@@ -30,7 +30,8 @@ log = logging.getLogger("aae")
 
 # the optimizer each phase steps; the VAE's ELBO steps the reconstruction optimizer
 OPTIMIZERS_OF = {"reconstruction": ("reconstruction",), "elbo": ("reconstruction",),
-                 "regularization": ("discriminator", "generator"), "classification": ("classification",)}
+                 "regularization": ("discriminator", "generator"), "classification": ("classification",),
+                 "smoothing": ("generator",)}
 
 
 def pick_device(name: str = "auto") -> torch.device:
