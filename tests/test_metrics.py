@@ -91,6 +91,24 @@ def test_cluster_error_paper_hand_case() -> None:
         cluster_error_paper(valid_proba, y_valid, np.array([0, 3]), np.array([0, 1]))
 
 
+def test_cluster_error_by_majority_lets_no_single_image_label_a_cluster() -> None:
+    valid_proba = np.array(
+        [
+            [0.9, 0.05, 0.05],  # label 0
+            [0.1, 0.10, 0.80],  # label 2
+            [0.1, 0.10, 0.80],  # label 2
+            [0.0, 0.05, 0.95],  # label 1: the most confident for cluster 2, against two 2s
+            [0.6, 0.35, 0.05],  # label 1: no validation image falls in cluster 1; this is its most confident
+        ]
+    )
+    y_valid = np.array([0, 2, 2, 1, 1])
+    test_assign = np.array([0, 1, 2, 2, 2])
+    y_test = np.array([0, 1, 2, 2, 1])
+    # the paper's labels [0, 1, 1]: 2 wrong; by majority [0, 1, 2] (cluster 1 keeps its most confident): 1 wrong
+    assert cluster_error_paper(valid_proba, y_valid, test_assign, y_test) == pytest.approx(2 / 5)
+    assert cluster_error_paper(valid_proba, y_valid, test_assign, y_test, majority=True) == pytest.approx(1 / 5)
+
+
 def test_cluster_scores_perfect_and_random() -> None:
     y = np.repeat(np.arange(4), 50)
     s = cluster_scores(y, (y + 1) % 4)

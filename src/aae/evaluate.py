@@ -74,7 +74,9 @@ def _cluster_metrics(model: AdversarialAutoencoder, proba: np.ndarray | None, sp
     assign = proba.argmax(1)
     # cluster sizes against the equal share n / m a q(y) matching the uniform prior would give
     sizes = np.bincount(assign, minlength=proba.shape[1]) * proba.shape[1] / len(assign)
-    return {"cluster_error": metrics.cluster_error_paper(encode(model, splits.valid.x)[1], splits.valid.y, assign, test.y),
+    valid_proba = encode(model, splits.valid.x)[1]
+    return {"cluster_error": metrics.cluster_error_paper(valid_proba, splits.valid.y, assign, test.y),
+            "cluster_error_majority": metrics.cluster_error_paper(valid_proba, splits.valid.y, assign, test.y, majority=True),
             "hungarian_accuracy": metrics.hungarian_accuracy(test.y, assign), **metrics.cluster_scores(test.y, assign),
             "largest_cluster": float(sizes.max()), "smallest_cluster": float(sizes.min())}
 

@@ -108,12 +108,15 @@ def hungarian_accuracy(y_true: Any, clusters: Any) -> float:
     return float(counts[rows, cols].sum() / len(t))
 
 
-def cluster_error_paper(valid_proba: Any, y_valid: Any, test_assign: Any, y_test: Any) -> float:
+def cluster_error_paper(valid_proba: Any, y_valid: Any, test_assign: Any, y_test: Any, majority: bool = False) -> float:
     """Test error of the AAE paper's clustering protocol (Makhzani et al., Section 6).
 
     Cluster ``i`` is labelled with the class of the validation image maximising
     ``q(y=i|x)`` (column ``i`` of ``valid_proba``, shape (n_valid, m)); each test image
-    takes the label of its cluster ``test_assign`` (in 0..m-1).
+    takes the label of its cluster ``test_assign`` (in 0..m-1). With ``majority`` (not the
+    paper's) a cluster takes the most common class of the validation images assigned to it, and
+    only a cluster no validation image falls in keeps its most confident image's class: one
+    atypical image can no longer mislabel a whole cluster.
     """
     p = _np(valid_proba, "valid_proba", ndim=2, dtype=np.float64)
     yv, a, yt = _labels(y_valid, "y_valid"), _labels(test_assign, "test_assign"), _labels(y_test, "y_test")
@@ -123,6 +126,10 @@ def cluster_error_paper(valid_proba: Any, y_valid: Any, test_assign: Any, y_test
     if a.min() < 0 or a.max() >= m:
         raise DataError(f"test_assign must be cluster indices in 0..{m - 1}, got values in {a.min()}..{a.max()}")
     cluster_label = yv[np.argmax(p, axis=0)]  # (m,)
+    if majority:
+        votes = np.zeros((m, int(max(yv.max(), yt.max())) + 1))
+        np.add.at(votes, (p.argmax(1), yv), 1)
+        cluster_label = np.where(votes.sum(1) > 0, votes.argmax(1), cluster_label)
     return float(np.mean(cluster_label[a] != yt))
 
 
