@@ -22,7 +22,7 @@ Train one experiment. The config is a TOML file (or the name of a bundled one, s
 `aae configs`) with the tables [model], [train], [data], [eval]; --set overrides any key.
 
 model: regime (unsupervised | label_conditioned | supervised | semi_supervised | clustering |
-  dim_reduction), objective (aae | vae | ae), encoder (deterministic | gaussian | universal),
+  dim_reduction), objective (aae | vae | ae | classifier | vat), encoder (deterministic | gaussian | universal),
   z_dim, n_classes, hidden, disc_hidden, noise_dim, noise_std, output (bernoulli | gaussian),
   input_dropout, input_noise, hidden_noise, encoder_batch_norm, prior = {name = gaussian | mixture | swiss_roll | uniform |
   callable, ...}, label_to_discriminator, z_disc_reads_y, vat_weight, vat_eps, vat_xi, y_marginal_weight,

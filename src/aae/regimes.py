@@ -29,7 +29,7 @@ class Regime:
     """how many training labels the regime needs: none, some (semi-supervised), optional, all"""
 
     def phases(self, objective: str) -> tuple[str, ...]:
-        """The phases one minibatch runs, for an objective (aae, vae or ae)."""
+        """The phases one minibatch runs, for an objective (aae, vae, ae, classifier or vat)."""
         main = {"aae": ("reconstruction", "regularization"), "vae": ("elbo",), "ae": ("reconstruction",),
                 "classifier": (), "vat": ("smoothing",)}[objective]
         return main + (("classification",) if self.label_to == "classifier" else ())

@@ -22,7 +22,7 @@ from .experiment import Result, prepare_data, recorded, run
 from .io import CHECKPOINT
 
 
-PAPER_RECIPE = ["model.vat_weight=0", "train.ema=0"]
+PAPER_RECIPE = ["model.vat_weight=0", "model.y_marginal_weight=0", "train.ema=0"]
 """the bundled semi-supervised and clustering configs without what goes beyond the paper"""
 MODELS = {"AAE": [], "AAE-paper": PAPER_RECIPE, "NN": ["model.objective='classifier'"], "NN+VAT": ["model.objective='vat'"]}
 MAPS = ("1000", "100", "unsup20", "10d")
