@@ -44,6 +44,12 @@ def _step(model: AdversarialAutoencoder, optimizer: torch.optim.Optimizer, loss:
     optimizer.step()
 
 
+def _vat(model: AdversarialAutoencoder, x: Tensor, target_logits: Tensor | None = None) -> Tensor:
+    """The virtual adversarial loss of q(y|x) on ``x``, at the model's radius and probe size."""
+    c = model.config
+    return virtual_adversarial_loss(lambda x: model.encode(x).y_logits, x, c.vat_eps, c.vat_xi, target_logits=target_logits)
+
+
 def reconstruction_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
     codes = model.encode(batch.x)
     loss = reconstruction_loss(model.decode(model.representation(codes, batch.labels)), batch.x, model.config.output)
@@ -77,8 +83,7 @@ def regularization_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
     out = {"discriminator": d_loss.detach(), "generator": g_loss.detach()}
     c = model.config
     if c.vat_weight and encoded.y_logits is not None:
-        vat = virtual_adversarial_loss(lambda x: model.encode(x).y_logits, batch.x, c.vat_eps, c.vat_xi,
-                                       target_logits=encoded.y_logits)
+        vat = _vat(model, batch.x, target_logits=encoded.y_logits)
         out["vat"] = vat.detach()
         g_loss = g_loss + c.vat_weight * vat
     if c.y_marginal_weight and "y" in codes:
@@ -92,9 +97,8 @@ def regularization_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
 def smoothing_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
     """Virtual adversarial training of q(y|x) on the unlabeled batch alone, for the ``vat`` objective
     (a classifier without the autoencoder); the AAE runs the same loss inside its generator step."""
-    c = model.config
-    vat = virtual_adversarial_loss(lambda x: model.encode(x).y_logits, batch.x, c.vat_eps, c.vat_xi)
-    _step(model, optimizers["generator"], c.vat_weight * vat)
+    vat = _vat(model, batch.x)
+    _step(model, optimizers["generator"], model.config.vat_weight * vat)
     return {"vat": vat.detach()}
 
 

@@ -204,9 +204,14 @@ def semi_supervised(args) -> None:
 PAPER_CLUSTER = {16: 9.55, 30: 4.10}
 
 
+def _measured(rs: list[Result], key: str) -> bool:
+    """Whether every run's record has ``key`` (records older than a metric lack it)."""
+    return all(key in r.metrics for r in rs)
+
+
 def _sizes(rs: list[Result]) -> str:
     """Each run's smallest and largest test cluster, as multiples of the equal share."""
-    if not all("test_smallest_cluster" in r.metrics for r in rs):
+    if not _measured(rs, "test_smallest_cluster"):
         return ""
     return ", ".join(f"{r.metrics['test_smallest_cluster']:.2f}-{r.metrics['test_largest_cluster']:.2f}" for r in rs)
 
@@ -222,9 +227,9 @@ def clustering(args) -> None:
         test_labels = test_labels if test_labels is not None else prepare_data(next(iter(configs.values()))).test.y
         floor = f"{100 * balanced_cluster_floor(test_labels, m):.2f} %"
         for v, rs in _runs(args, "clustering", configs, sub=f"clusters-{m}").items():
-            majority = [r.metrics.get("test_cluster_error_majority") for r in rs]
             rows.append([str(m), v, _stat([r.metrics["test_cluster_error"] for r in rs], 100, 2, " %"), f"{PAPER_CLUSTER[m]:.2f} %", floor,
-                         _stat(majority, 100, 2, " %") if None not in majority else "",
+                         _stat([r.metrics["test_cluster_error_majority"] for r in rs], 100, 2, " %")
+                         if _measured(rs, "test_cluster_error_majority") else "",
                          _stat([r.metrics["test_hungarian_accuracy"] for r in rs], 100, 2, " %"),
                          _stat([r.metrics["test_nmi"] for r in rs], 1, 3), _sizes(rs), str(rs[0].epochs),
                          f"{np.mean([r.seconds for r in rs]) / 60:.0f}"])
@@ -233,10 +238,11 @@ def clustering(args) -> None:
                                       "Hungarian accuracy", "NMI", "cluster sizes", "epochs", "minutes/run"], rows,
                  notes="Paper: Table 3 (16 clusters 9.55 %, 30 clusters 4.10 %). Equal-cluster floor: the least error of m "
                        "clusters of equal size on these test labels, which a q(y) matching the uniform prior Cat(m) exactly "
-                       "cannot beat. Validation majority (not the paper's): each cluster takes the most common label of the "
-                       "validation images assigned to it, so one atypical image cannot mislabel a whole cluster. Cluster sizes: the smallest and largest test cluster of each run, as multiples of "
-                       "the equal share 10000 / m. Hungarian accuracy matches clusters to classes one to one, so with more clusters than "
-                       "classes it counts the extra clusters as wrong.")
+                       "cannot beat. Validation majority (not the paper's): each cluster takes the most common label of "
+                       "the validation images assigned to it, so one atypical image cannot mislabel a whole cluster. "
+                       "Cluster sizes: the smallest and largest test cluster of each run, as multiples of the equal "
+                       "share 10000 / m. Hungarian accuracy matches clusters to classes one to one, so with more "
+                       "clusters than classes it counts the extra clusters as wrong.")
 
 
 def dim_reduction(args) -> None:
