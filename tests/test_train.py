@@ -16,7 +16,7 @@ from aae.errors import CheckpointError, ConfigError, DataError, TrainingError
 from aae.evaluate import encode, epoch_metrics, final_metrics
 from aae.model import AdversarialAutoencoder
 from aae.phases import Batch, classification_phase, reconstruction_phase, regularization_phase
-from aae.train import Trainer, make_optimizer
+from aae.train import Trainer, image_shape_of, make_optimizer, random_shift
 
 MIXTURE = "model.prior={name = 'mixture', n_modes = 10}"
 
@@ -369,6 +369,48 @@ def test_the_classification_phase_can_have_its_own_optimizer(tiny_config):
     assert isinstance(optimizers["classification"], torch.optim.SGD)
     assert optimizers["classification"].param_groups[0]["momentum"] == 0.8
     assert all(isinstance(o, torch.optim.Adam) for k, o in optimizers.items() if k != "classification")
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 1), (5, 5, 3)])
+def test_random_shift_translates_each_image_by_its_own_offset_within_range(shape):
+    h, w, c = shape
+    images = torch.rand(40, h, w, c) + 1  # no zeros, so the zero fill shows where the image moved out
+    shifted = random_shift(images.reshape(40, -1), 2, shape).reshape(40, h, w, c)
+    offsets = set()
+    for original, moved in zip(images, shifted):
+        fits = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                if torch.equal(moved, torch.roll(torch.nn.functional.pad(original, (0, 0, 2, 2, 2, 2)),
+                                                 (dy, dx), (0, 1))[2:2 + h, 2:2 + w])]
+        assert len(fits) == 1
+        offsets.add(fits[0])
+    assert len(offsets) > 5  # each image draws its own offset
+
+
+def test_image_shape_of_flattened_grey_and_colour_squares():
+    assert image_shape_of(64) == (8, 8, 1) and image_shape_of(3072) == (32, 32, 3)
+    with pytest.raises(DataError, match="70 features are not a square image"):
+        image_shape_of(70)
+
+
+def test_shift_trains_on_shifted_images_and_is_refused_where_it_cannot_apply(digits, tiny_config):
+    originals = torch.as_tensor(digits.train.x)
+    labels = np.where(np.arange(len(digits.train)) < 100, digits.train.y, -1)
+
+    def unseen_images(shift: int) -> int:
+        """how many images the encoder read in one epoch that are not training images"""
+        cfg = tiny_config("model.regime=semi_supervised", f"train.shift={shift}", "train.epochs=1")
+        trainer, seen = Trainer(build(cfg), cfg), []
+        trainer.model.encode = (lambda encode: lambda x, **k: seen.append(x) or encode(x, **k))(trainer.model.encode)
+        trainer.fit(digits.train.x, labels)
+        return sum(int((~(x[:, None, :] == originals[None]).all(-1).any(-1)).sum()) for x in seen)
+
+    assert unseen_images(0) == 0
+    assert unseen_images(1) > 0
+    cfg = tiny_config("model.regime=semi_supervised", "train.shift=1")
+    with pytest.raises(DataError, match="not a square image"):
+        Trainer(build(cfg, x_dim=70), cfg)
+    with pytest.raises(ConfigError, match="train.shift = -1"):
+        Trainer(build(cfg), tiny_config("train.shift=-1"))
 
 
 # ----------------------------------------------------------------------------- NaN guard

@@ -28,7 +28,7 @@ model: regime (unsupervised | label_conditioned | supervised | semi_supervised |
   callable, ...}, label_to_discriminator, z_disc_reads_y, vat_weight, vat_eps, vat_xi, y_marginal_weight,
   y_batch_mean, eta, head_penalty
 train: epochs, batch_size, labeled_batch_size, optimizer (adam | sgd), classification_optimizer, lr = {reconstruction,
-  discriminator, generator, classification}, momentum, betas, lr_milestones, lr_gamma, ema, select_by, seed,
+  discriminator, generator, classification}, momentum, betas, shift, lr_milestones, lr_gamma, ema, select_by, seed,
   device (auto | cpu | cuda | cuda:N | mps), threads, checkpoint_every, eval_every, progress
 data: name (mnist | digits | svhn | path.npy/.npz), data_dir, download, n_labeled, label_seed,
   valid_size, subset

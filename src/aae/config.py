@@ -108,6 +108,10 @@ class TrainConfig:
     )
     """learning rate per phase: reconstruction, discriminator, generator, classification (elbo uses reconstruction's)"""
     momentum: float = 0.9
+    shift: int = 0
+    """data augmentation: every training image (unlabeled and labeled batches alike) is translated by a
+    random whole number of pixels in [-shift, shift] along each axis, zero filled, drawn anew each step.
+    The encoder, and so q(y|x), sees the shifted image; the decoder reconstructs it. Not in the AAE paper"""
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     lr_milestones: list[int] = field(default_factory=list)
     """epochs at which every learning rate is multiplied by lr_gamma"""

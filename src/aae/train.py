@@ -105,6 +105,10 @@ class Trainer:
         """with ``train.select_by``: a copy of the measured model at its best evaluation so far"""
         self.selected_epoch, self.selected_value = 0, math.inf
         self.epoch, self.history = 0, []
+        if self.cfg.shift < 0:
+            raise ConfigError(f"train.shift = {self.cfg.shift} must be 0 or more pixels")
+        self._augment = ((lambda x, s=image_shape_of(model.x_dim): random_shift(x, self.cfg.shift, s))
+                         if self.cfg.shift else (lambda x: x))
 
     @property
     def current(self) -> AdversarialAutoencoder:
@@ -213,10 +217,10 @@ class Trainer:
         bar = self._bar
         for i in range(steps):
             idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            batch = Batch(x[idx], y[idx] if y is not None else None)
+            batch = Batch(self._augment(x[idx]), y[idx] if y is not None else None)
             if labeled is not None:
                 pick = labeled[torch.randint(labeled.numel(), (cfg.labeled_batch_size,)).to(self.device)]
-                batch.x_labeled, batch.y_labeled = x[pick], y[pick]
+                batch.x_labeled, batch.y_labeled = self._augment(x[pick]), y[pick]
             for k, v in train_step(model, batch, self.optimizers, self.phases).items():
                 sums[k] = sums.get(k, 0) + v
             if self.averaged is not None:
@@ -267,6 +271,29 @@ class Trainer:
             where = f"; the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path and self.checkpoint_path.exists() else ""
             raise TrainingError(f"the {bad[0]} loss became {means[bad[0]]} in epoch {self.epoch + 1} by step {step}{where}; "
                                 f"lower train.lr.{bad[0] if bad[0] in self.cfg.lr else 'reconstruction'} and resume")
+
+
+def image_shape_of(d: int) -> tuple[int, int, int]:
+    """(height, width, channels) of a flattened square image of ``d`` values: grey (s * s) or colour
+    (s * s * 3, HWC as the loaders store it)."""
+    for channels in (1, 3):
+        side = math.isqrt(d // channels)
+        if d % channels == 0 and side * side * channels == d:
+            return side, side, channels
+    raise DataError(f"{d} features are not a square image (s*s grey or s*s*3 colour), so they cannot be shifted; "
+                    f"set train.shift = 0")
+
+
+def random_shift(x, shift: int, image_shape: tuple[int, int, int]):
+    """Translate each flattened image of ``x`` (a torch tensor (n, h*w*c)) by its own random offsets
+    in [-shift, shift] pixels along each axis, filling with zeros."""
+    h, w, c = image_shape
+    n = x.shape[0]
+    padded = torch.nn.functional.pad(x.reshape(n, h, w, c), (0, 0, shift, shift, shift, shift))
+    dy, dx = (torch.randint(0, 2 * shift + 1, (2, n, 1), device=x.device))
+    rows = (torch.arange(h, device=x.device) + dy)[:, :, None]
+    cols = (torch.arange(w, device=x.device) + dx)[:, None, :]
+    return padded[torch.arange(n, device=x.device)[:, None, None], rows, cols].reshape(n, -1)
 
 
 def ema_with_warmup(decay: float):
