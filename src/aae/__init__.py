@@ -3,6 +3,10 @@
 >>> import aae
 >>> model = aae.load("runs/demo")        # doctest: +SKIP
 >>> images = model.generate(16)          # doctest: +SKIP
+
+scikit-learn-style estimators, one per regime of the paper (see :mod:`aae.estimators`):
+
+>>> clf = aae.SemiSupervisedAAE(z_dim=10, epochs=30).fit(X, y)   # doctest: +SKIP
 """
 
 __version__ = "0.1.0"
@@ -10,4 +14,15 @@ __version__ = "0.1.0"
 from .io import load  # noqa: E402
 from .model import AdversarialAutoencoder  # noqa: E402
 
-__all__ = ["AdversarialAutoencoder", "load", "__version__"]
+ESTIMATORS = ("AAE", "VAE", "SupervisedAAE", "SemiSupervisedAAE", "ClusteringAAE", "DimReductionAAE")
+__all__ = ["AdversarialAutoencoder", "load", "__version__", *ESTIMATORS]
+
+
+def __getattr__(name: str):
+    # the estimators import scikit-learn's base classes: load them when first asked for, so that
+    # the command line starts without them
+    if name in ESTIMATORS:
+        from . import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'aae' has no attribute {name!r}")
