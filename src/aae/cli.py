@@ -83,12 +83,15 @@ def _print_metrics(metrics: dict) -> None:
 
 
 def cmd_train(args) -> None:
+    from . import distributed
     from .experiment import run
 
     cfg = _config_from(args)
     out = Path(args.out or f"runs/{Path(args.config).stem if args.config else cfg.name}")
     start = time.perf_counter()
     result = run(cfg, out, resume=args.resume, figures=not args.no_figures)
+    if not distributed.is_main():
+        return
     print(f"trained {cfg.name} for {len(result.history)} epochs in {time.perf_counter() - start:.0f} s -> {out}")
     _print_metrics(result.metrics)
 
@@ -237,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aae: interrupted; a training run continues from its last checkpoint with --resume", file=sys.stderr)
         return 130
+    finally:
+        from .distributed import finish
+
+        finish()
     return 0
 
 

@@ -76,6 +76,8 @@ def run(cfg: ExperimentConfig, out: str | Path | None = None, *, resume: bool = 
     trainer = Trainer(model, cfg, out, evaluate=epoch_metrics(splits, cfg))
     history = trainer.fit(splits.train.x, train_labels(cfg, splits), resume=resume)
     model = trainer.result.eval()
+    if not trainer.main:  # under torchrun, process 0 measures and writes
+        return Result(model, splits, history, {})
     metrics = final_metrics(model, splits, cfg)
     if trainer.selected is not None:
         metrics.update(selected_epoch=trainer.selected_epoch, **{f"selected_{cfg.train.select_by}": trainer.selected_value})

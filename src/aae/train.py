@@ -3,6 +3,7 @@
 The :class:`Trainer` owns the per-phase optimizers and the learning-rate schedule, the seed,
 checkpoints (every ``checkpoint_every`` epochs, atomic), resume, the metrics log, the progress
 bar and the NaN guard. It never asks which regime it trains: it runs ``regime.phases``.
+Under ``torchrun`` it trains on every process, sharing the minibatches (:mod:`aae.distributed`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
+from . import distributed
 from .config import ExperimentConfig, TrainConfig, from_dict
 from .errors import CheckpointError, ConfigError, DataError, TrainingError
 from .io import CHECKPOINT, append_jsonl, atomic_write, read_checkpoint, restore, restore_training, save_checkpoint
@@ -87,7 +89,8 @@ class Trainer:
         self.config, self.cfg = config, config.train
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.evaluate = evaluate
-        self.device = pick_device(self.cfg.device)
+        self.device = distributed.setup(pick_device(self.cfg.device))
+        self.main, self.world = distributed.is_main(), distributed.world_size()
         if self.cfg.threads > 0:
             torch.set_num_threads(self.cfg.threads)
         self.model = model.to(self.device)
@@ -95,6 +98,10 @@ class Trainer:
         groups = model.parameter_groups()
         needed = {o for p in self.phases for o in OPTIMIZERS_OF[p]}
         self.optimizers = {k: make_optimizer(groups[k], k, self.cfg) for k in groups if k in needed}
+        if self.world > 1:
+            distributed.broadcast_from_main(self.model)
+            for opt in self.optimizers.values():
+                distributed.average_gradients_before_step(opt)
         self.averaged = None
         if self.cfg.ema > 0:
             self.averaged = AveragedModel(self.model, multi_avg_fn=ema_with_warmup(self.cfg.ema), use_buffers=True)
@@ -127,7 +134,7 @@ class Trainer:
     def save(self) -> None:
         """The result as the checkpoint's model; beside it, where they differ from it, the weights
         training continues from (``raw/``), the moving average (``average/``) and its step count."""
-        if self.run_dir is None:
+        if self.run_dir is None or not self.main:
             return
         extra = {}
         if self.averaged is not None:
@@ -164,7 +171,8 @@ class Trainer:
             self.selected_epoch, self.selected_value = int(tensors["selected/epoch"]), float(tensors["selected/value"])
         self.epoch, self.history = restore_training(tensors, meta, self.optimizers)
         # The log may hold epochs past the checkpoint (a kill between log and checkpoint): rewrite it.
-        atomic_write(self.run_dir / "metrics.jsonl", "".join(json_line(r) for r in self.history))
+        if self.main:
+            atomic_write(self.run_dir / "metrics.jsonl", "".join(json_line(r) for r in self.history))
         log.info("resumed %s at epoch %d", self.checkpoint_path, self.epoch)
         return True
 
@@ -186,7 +194,7 @@ class Trainer:
                 raise CheckpointError(f"{self.run_dir} already holds a checkpoint; pass --resume to continue it, or choose another --out")
         if not (resume and self.resume()):
             torch.manual_seed(cfg.seed)
-            if self.run_dir is not None:
+            if self.run_dir is not None and self.main:
                 atomic_write(self.run_dir / "config.json", self.config.to_json())
                 atomic_write(self.run_dir / "metrics.jsonl", "")
         x = x.to(self.device)
@@ -194,13 +202,17 @@ class Trainer:
         labeled = torch.nonzero(y >= 0).squeeze(1) if y is not None and "classification" in self.phases else None
         labeled = labeled if labeled is not None and labeled.numel() else None  # no labels: no classification
         steps = n // cfg.batch_size
-        self._bar = tqdm(total=cfg.epochs * steps, initial=self.epoch * steps, disable=not cfg.progress,
+        if steps < self.world:
+            raise DataError(f"{n} training points make {steps} minibatches of {cfg.batch_size}, fewer than the "
+                            f"{self.world} processes; lower train.batch_size or the number of processes")
+        local = steps // self.world
+        self._bar = tqdm(total=cfg.epochs * local, initial=self.epoch * local, disable=not (cfg.progress and self.main),
                          dynamic_ncols=True, desc="training", unit="step")
         try:
             while self.epoch < cfg.epochs:
                 row = self._epoch(x, y, labeled, steps)
                 self.history.append(row)
-                if self.run_dir is not None:
+                if self.run_dir is not None and self.main:
                     append_jsonl(self.run_dir / "metrics.jsonl", row)
                 if self.epoch % cfg.checkpoint_every == 0 or self.epoch == cfg.epochs:
                     self.save()
@@ -212,11 +224,15 @@ class Trainer:
         model, cfg = self.model.train(), self.cfg
         self._set_learning_rates()
         start = time.perf_counter()
-        perm = torch.randperm(x.shape[0]).to(self.device)
+        if self.world == 1:
+            batches = torch.randperm(x.shape[0]).to(self.device)[:steps * cfg.batch_size].view(steps, -1)
+        else:  # one permutation on every process, each its own share of it and its own noise
+            perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(cfg.seed * 100_003 + self.epoch))
+            batches = distributed.shard(perm, steps, cfg.batch_size).to(self.device)
+            torch.manual_seed((cfg.seed * 100_003 + self.epoch) * 1_009 + distributed.rank())
         sums: dict[str, torch.Tensor] = {}
-        bar = self._bar
-        for i in range(steps):
-            idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+        bar, steps = self._bar, len(batches)
+        for i, idx in enumerate(batches):
             batch = Batch(self._augment(x[idx]), y[idx] if y is not None else None)
             if labeled is not None:
                 pick = labeled[torch.randint(labeled.numel(), (cfg.labeled_batch_size,)).to(self.device)]
@@ -226,14 +242,14 @@ class Trainer:
             if self.averaged is not None:
                 self.averaged.update_parameters(model)
             if i % 50 == 49 or i == steps - 1:
-                means = {k: v.item() / (i + 1) for k, v in sums.items()}
+                means = dict(zip(sums, (distributed.mean_over_processes(torch.stack(list(sums.values())).double()) / (i + 1)).tolist()))
                 self._check_finite(means, i + 1)
                 bar.set_postfix({"epoch": self.epoch + 1, **{k: f"{v:.3g}" for k, v in means.items()}}, refresh=False)
             bar.update()
         self.epoch += 1
-        row = {"epoch": self.epoch, **{k: v.item() / steps for k, v in sums.items()},
+        row = {"epoch": self.epoch, **means,
                "seconds": round(time.perf_counter() - start, 3)}
-        if self.evaluate is not None and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs):
+        if self.evaluate is not None and self.main and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs):
             measured = self.current.eval()
             # Measuring must not change training: it draws from a forked random stream.
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
@@ -241,7 +257,7 @@ class Trainer:
             if self.cfg.select_by:
                 self._select(row)
         # with a progress bar the epoch lines go to debug, so they do not tear the bar
-        log.log(logging.DEBUG if cfg.progress else logging.INFO, "epoch %d/%d %s", self.epoch, cfg.epochs,
+        log.log(logging.DEBUG if cfg.progress or not self.main else logging.INFO, "epoch %d/%d %s", self.epoch, cfg.epochs,
                  " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)))
         return row
 
