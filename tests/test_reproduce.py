@@ -113,3 +113,21 @@ def test_dim_reduction_table_has_a_row_for_each_chosen_map_only(tmp_path, mnist_
     assert "| 100 | 2 | 6.00 % (1 seed) | 12.00 % (1 seed) |" in rows[0]
     assert "| 10d | 10 | 2.00 % (1 seed) | 4.00 % (1 seed) |" in rows[1]
     assert not (tmp_path / "1000").exists() and not (tmp_path / "unsup20").exists()
+
+
+def test_likelihood_table_scores_models_and_real_images_by_one_parzen_protocol(tmp_path, capsys):
+    from aae.reproduce import PARZEN_SIGMAS, likelihood
+
+    tiny = ["data.name='digits'", "model.hidden=[64]", "model.disc_hidden=[32]", "train.threads=1"]
+    args = argparse.Namespace(out=str(tmp_path), seeds=[0], models=["AAE", "VAE"], set=tiny, epochs=2,
+                              data_dir=None, no_progress=True, samples=500)
+    likelihood(args)
+    rows = {r.split(" | ")[0][2:]: r.split(" | ") for r in capsys.readouterr().out.splitlines()
+            if r.startswith("| ") and "(s.e.)" in r}
+    assert list(rows) == ["AAE", "VAE", "500 real training images"]
+    assert rows["AAE"][2] == "340 ± 2" and rows["VAE"][2] == ""
+    assert all(min(PARZEN_SIGMAS) - 1e-9 <= float(r[3]) <= max(PARZEN_SIGMAS) + 1e-9 for r in rows.values())
+    ll = {k: float(r[1].split(" ± ")[0]) for k, r in rows.items()}
+    # two epochs of a tiny model: real images must score far above its samples
+    assert ll["500 real training images"] > ll["AAE"] + 10 and ll["500 real training images"] > ll["VAE"] + 10
+    assert (tmp_path / "results.md").read_text().count("340 ± 2") >= 1
