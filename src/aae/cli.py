@@ -38,6 +38,8 @@ The run directory (--out) receives checkpoint.safetensors, config.json, metrics.
 figures/. A killed run continues from its last checkpoint with --resume.
 
 example: aae train --config mnist_mixture_aae --set train.epochs=5 --out runs/mix
+several processes (each takes every N-th minibatch; train.batch_size is per process):
+  torchrun --standalone --nproc-per-node N -m aae.cli train --config mnist_semi_1000 --out runs/semi
 """
 
 
