@@ -18,6 +18,7 @@ WORKER = textwrap.dedent("""
     from aae.data import load
     from aae.model import AdversarialAutoencoder
     from aae.train import Trainer
+    from aae import distributed
 
     torch.set_num_threads(1)
     cfg = load_config(None, ["model.regime=semi_supervised", "model.z_dim=3", "model.hidden=[32]",
@@ -32,6 +33,7 @@ WORKER = textwrap.dedent("""
     trainer.fit(splits.train.x, y)
     weights = torch.cat([p.detach().flatten() for p in trainer.result.parameters()])
     np.save(os.path.join(sys.argv[1], f"weights{rank}.npy"), weights.numpy())
+    distributed.finish()
 """)
 
 

@@ -234,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.quiet)
+    from .distributed import finish
+
     try:
         args.func(args)
     except AAEError as exc:
@@ -242,10 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aae: interrupted; a training run continues from its last checkpoint with --resume", file=sys.stderr)
         return 130
-    finally:
-        from .distributed import finish
-
-        finish()
+    finish(0)  # under torchrun: wait for the other processes, then exit (returns at once otherwise)
     return 0
 
 
