@@ -36,6 +36,7 @@ from .data import _features
 from .errors import DataError
 from .evaluate import embed, encode
 from .model import AdversarialAutoencoder
+from .regimes import get_regime
 from .train import Trainer
 
 UNLABELED = -1
@@ -96,8 +97,10 @@ class _Estimator(TransformerMixin, BaseEstimator):
         return x
 
     def _encode_labels(self, y, n: int, need: str) -> np.ndarray | None:
-        """Labels as 0..k-1 (-1 kept for unlabeled points), learning ``classes_``; None if y is None."""
+        """Labels as 0..k-1 (-1 kept for unlabeled points), learning ``classes_``; None if y is None
+        (forgetting the classes of an earlier fit)."""
         if y is None:
+            self.__dict__.pop("classes_", None)
             if need != "optional":
                 raise DataError(f"{type(self).__name__}.fit needs y ({need} labels; -1 marks an unlabeled point)")
             return None
@@ -135,8 +138,12 @@ class _Estimator(TransformerMixin, BaseEstimator):
         return self
 
     def fit(self, X, y=None):
-        """Train on X (n, features) with values in [0, 1] (or 0..255 integers); y is ignored."""
-        return self._fit(self._check_X(X, fitting=True), None, None)
+        """Train on X (n, features) with values in [0, 1] (or 0..255 integers) and, where the regime
+        reads labels, y (-1 for an unlabeled point); a regime without labels ignores y."""
+        x = self._check_X(X, fitting=True)
+        need = get_regime(self._regime).labels
+        labels = None if need == "none" else self._encode_labels(y, len(x), need)
+        return self._fit(x, labels, None if labels is None else len(self.classes_))
 
     # -- use ----------------------------------------------------------------------------------
     def transform(self, X) -> np.ndarray:
@@ -219,7 +226,6 @@ class AAE(_Estimator):
         x = self._check_X(X, fitting=True)
         labels = self._encode_labels(y, len(x), "optional")
         if labels is None:
-            self.__dict__.pop("classes_", None)
             return self._fit(x, None, None)
         return self._fit(x, labels, len(self.classes_), "label_conditioned")
 
@@ -235,11 +241,6 @@ class SupervisedAAE(_Estimator):
     style; ``inverse_transform(Z, y)`` and ``sample(n, y)`` draw any style in any class."""
 
     _regime = "supervised"
-
-    def fit(self, X, y):
-        x = self._check_X(X, fitting=True)
-        labels = self._encode_labels(y, len(x), "all")
-        return self._fit(x, labels, len(self.classes_))
 
 
 class _Categorical:
@@ -260,11 +261,6 @@ class SemiSupervisedAAE(ClassifierMixin, _Categorical, _Estimator):
     ``transform`` gives the style z."""
 
     _regime = "semi_supervised"
-
-    def fit(self, X, y):
-        x = self._check_X(X, fitting=True)
-        labels = self._encode_labels(y, len(x), "some")
-        return self._fit(x, labels, len(self.classes_))
 
 
 class ClusteringAAE(ClusterMixin, _Categorical, _Estimator):
@@ -322,5 +318,4 @@ class DimReductionAAE(_Categorical, _Estimator):
                 raise DataError(f"n_clusters = {self.n_clusters} but y has {len(self.classes_)} classes; "
                                 "with labels the categories are the classes (leave n_clusters None)")
             return self._fit(x, labels, len(self.classes_))
-        self.__dict__.pop("classes_", None)
         return self._fit(x, None, None if self.n_clusters is None else int(self.n_clusters))

@@ -25,6 +25,8 @@ from .io import CHECKPOINT
 PAPER_RECIPE = ["model.vat_weight=0", "model.y_marginal_weight=0", "train.ema=0", "train.shift=0"]
 """the bundled semi-supervised and clustering configs without what goes beyond the paper"""
 MODELS = {"AAE": [], "AAE-paper": PAPER_RECIPE, "NN": ["model.objective='classifier'"], "NN+VAT": ["model.objective='vat'"]}
+VAE = ["model.objective='vae'", "model.encoder='gaussian'"]
+"""a config's VAE twin: the same networks, trained by the ELBO"""
 MAPS = ("1000", "100", "unsup20", "10d")
 """the dimensionality-reduction variants, each a bundled config mnist_dimred_<variant>"""
 
@@ -119,7 +121,7 @@ def prior_match(args) -> None:
     """Figures 2-3 / the AAE-vs-VAE claim: how close q(z) of MNIST test codes comes to p(z), as MMD,
     for an AAE, a VAE and a plain autoencoder with the same networks, prior and epochs."""
     base = load_config(f"mnist_{args.prior}_aae", _overrides(args))
-    variants = {"AAE": [], "VAE": ["model.objective='vae'", "model.encoder='gaussian'"], "AE": ["model.objective='ae'"]}
+    variants = {"AAE": [], "VAE": VAE, "AE": ["model.objective='ae'"]}
     configs = {v: load_config(f"mnist_{args.prior}_aae", _overrides(args) + extra) for v, extra in variants.items()}
     results = _runs(args, f"prior-match-{args.prior}", configs)
     rows = []
@@ -294,7 +296,7 @@ def likelihood(args) -> None:
     images the model generates, the width chosen on the validation images; beside the VAE with the
     same networks and the same window on 10k real training images (what perfect samples score)."""
     n = args.samples
-    variants = {"AAE": [], "VAE": ["model.objective='vae'", "model.encoder='gaussian'"]}
+    variants = {"AAE": [], "VAE": VAE}
     configs = {v: load_config("mnist_likelihood", _overrides(args) + extra) for v, extra in variants.items()
                if v in (getattr(args, "models", None) or variants)}
     if not configs:

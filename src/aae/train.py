@@ -91,6 +91,8 @@ class Trainer:
         self.evaluate = evaluate
         self.device = distributed.setup(pick_device(self.cfg.device))
         self.main, self.world = distributed.is_main(), distributed.world_size()
+        self.writes = self.run_dir is not None and self.main
+        """whether this process writes the run directory (process 0 of a multi-process run)"""
         if self.cfg.threads > 0:
             torch.set_num_threads(self.cfg.threads)
         self.model = model.to(self.device)
@@ -134,7 +136,7 @@ class Trainer:
     def save(self) -> None:
         """The result as the checkpoint's model; beside it, where they differ from it, the weights
         training continues from (``raw/``), the moving average (``average/``) and its step count."""
-        if self.run_dir is None or not self.main:
+        if not self.writes:
             return
         extra = {}
         if self.averaged is not None:
@@ -171,7 +173,7 @@ class Trainer:
             self.selected_epoch, self.selected_value = int(tensors["selected/epoch"]), float(tensors["selected/value"])
         self.epoch, self.history = restore_training(tensors, meta, self.optimizers)
         # The log may hold epochs past the checkpoint (a kill between log and checkpoint): rewrite it.
-        if self.main:
+        if self.writes:
             atomic_write(self.run_dir / "metrics.jsonl", "".join(json_line(r) for r in self.history))
         log.info("resumed %s at epoch %d", self.checkpoint_path, self.epoch)
         return True
@@ -194,7 +196,7 @@ class Trainer:
                 raise CheckpointError(f"{self.run_dir} already holds a checkpoint; pass --resume to continue it, or choose another --out")
         if not (resume and self.resume()):
             torch.manual_seed(cfg.seed)
-            if self.run_dir is not None and self.main:
+            if self.writes:
                 atomic_write(self.run_dir / "config.json", self.config.to_json())
                 atomic_write(self.run_dir / "metrics.jsonl", "")
         x = x.to(self.device)
@@ -212,7 +214,7 @@ class Trainer:
             while self.epoch < cfg.epochs:
                 row = self._epoch(x, y, labeled, steps)
                 self.history.append(row)
-                if self.run_dir is not None and self.main:
+                if self.writes:
                     append_jsonl(self.run_dir / "metrics.jsonl", row)
                 if self.epoch % cfg.checkpoint_every == 0 or self.epoch == cfg.epochs:
                     self.save()
@@ -225,11 +227,12 @@ class Trainer:
         self._set_learning_rates()
         start = time.perf_counter()
         if self.world == 1:
-            batches = torch.randperm(x.shape[0]).to(self.device)[:steps * cfg.batch_size].view(steps, -1)
+            perm = torch.randperm(x.shape[0])
         else:  # one permutation on every process, each its own share of it and its own noise
-            perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(cfg.seed * 100_003 + self.epoch))
-            batches = distributed.shard(perm, steps, cfg.batch_size).to(self.device)
-            torch.manual_seed((cfg.seed * 100_003 + self.epoch) * 1_009 + distributed.rank())
+            epoch_seed = cfg.seed * 100_003 + self.epoch
+            perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(epoch_seed))
+            torch.manual_seed(epoch_seed * 1_009 + distributed.rank())
+        batches = distributed.shard(perm, steps, cfg.batch_size).to(self.device)
         sums: dict[str, torch.Tensor] = {}
         bar, steps = self._bar, len(batches)
         for i, idx in enumerate(batches):
