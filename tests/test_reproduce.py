@@ -36,6 +36,8 @@ def test_a_record_of_another_recipe_is_refused(tiny_config, tmp_path):
     changed = tiny_config("train.epochs=1", "train.lr.generator=0.01")
     with pytest.raises(ConfigError, match="holds a finished run of another config"):
         recorded(tmp_path / "AAE-seed0", changed)
+    with pytest.raises(ConfigError, match="holds a finished run of another config"):  # measured another way
+        recorded(tmp_path / "AAE-seed0", tiny_config("train.epochs=1", "eval.tta_shift=1"))
     # where or how fast a run ran does not make it another recipe
     assert recorded(tmp_path / "AAE-seed0", tiny_config("train.epochs=1", "train.threads=2")) is not None
 

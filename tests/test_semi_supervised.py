@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 import aae.phases as phases
 from aae.config import ModelConfig, load_config
-from aae.errors import ConfigError
+from aae.errors import ConfigError, DataError
 from aae.experiment import run
 from aae.losses import marginal_kl, virtual_adversarial_loss
 from aae.model import AdversarialAutoencoder
@@ -90,7 +90,7 @@ def test_a_z_discriminator_that_reads_y_does_not_make_prior_samples_follow_label
 
 
 def test_z_disc_reads_y_needs_a_y_head():
-    from aae.errors import ConfigError
+    from aae.errors import ConfigError, DataError
 
     with pytest.raises(ConfigError, match="z_disc_reads_y needs a model with a y head"):
         AdversarialAutoencoder(ModelConfig(regime="unsupervised", z_disc_reads_y=True, hidden=[8], disc_hidden=[8]), 20)
@@ -202,3 +202,23 @@ def test_nn_with_vat_trains_on_digits_and_beats_chance(tiny_config):
     result = run(cfg, None, figures=False)
     assert result.metrics["test_error"] < 0.5  # chance is 0.9 (measured 0.36; without VAT 0.27: too small a net to gain)
     assert all(r["vat"] > 0 for r in result.history)
+
+
+def test_test_time_shifts_average_q_y_over_every_translation(tiny_config, digits):
+    from aae.evaluate import encode
+    from aae.train import translate
+
+    torch.manual_seed(0)
+    cfg = tiny_config("model.regime=semi_supervised")
+    model = AdversarialAutoencoder(cfg.model, digits.train.x.shape[1]).eval()
+    x = digits.test.x[:50]
+    plain = encode(model, x, sample=False)[1]
+    averaged = encode(model, x, sample=False, tta_shift=1)[1]
+    xt = torch.as_tensor(x)
+    by_hand = sum(model.encode(translate(xt, dy, dx, 1, (8, 8, 1)), sample=False).y for dy in (-1, 0, 1) for dx in (-1, 0, 1)) / 9
+    np.testing.assert_allclose(averaged, by_hand.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(averaged, plain) and np.allclose(averaged.sum(1), 1, atol=1e-5)
+    with pytest.raises(ConfigError, match="eval.tta_shift = -1 must be 0 or more"):
+        encode(model, x, tta_shift=-1)
+    with pytest.raises(DataError, match="set eval.tta_shift = 0"):
+        encode(AdversarialAutoencoder(cfg.model, 70).eval(), np.zeros((3, 70), np.float32), tta_shift=1)

@@ -16,7 +16,7 @@ from aae.errors import CheckpointError, ConfigError, DataError, TrainingError
 from aae.evaluate import encode, epoch_metrics, final_metrics
 from aae.model import AdversarialAutoencoder
 from aae.phases import Batch, classification_phase, reconstruction_phase, regularization_phase
-from aae.train import Trainer, image_shape_of, make_optimizer, random_shift
+from aae.train import Trainer, image_shape_of, make_optimizer, random_shift, translate
 
 MIXTURE = "model.prior={name = 'mixture', n_modes = 10}"
 
@@ -384,6 +384,16 @@ def test_random_shift_translates_each_image_by_its_own_offset_within_range(shape
         assert len(fits) == 1
         offsets.add(fits[0])
     assert len(offsets) > 5  # each image draws its own offset
+
+
+def test_translate_takes_pixel_i_plus_dy_j_plus_dx_and_fills_with_zeros():
+    image = torch.arange(1, 17, dtype=torch.float32).reshape(1, 4, 4)
+    moved = translate(image.reshape(1, -1), 1, -1, 2, (4, 4, 1)).reshape(4, 4)
+    assert moved[0, 1] == image[0, 1, 0] and moved[2, 3] == image[0, 3, 2]
+    assert moved[3].eq(0).all() and moved[:, 0].eq(0).all()
+    # one offset per image, as tensors (n, 1)
+    both = translate(torch.cat([image, image]).reshape(2, -1), torch.tensor([[0], [1]]), torch.tensor([[0], [-1]]), 1, (4, 4, 1))
+    assert torch.equal(both[0], image.reshape(-1)) and torch.equal(both[1], moved.reshape(-1))
 
 
 def test_image_shape_of_flattened_grey_and_colour_squares():

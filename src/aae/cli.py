@@ -32,7 +32,7 @@ train: epochs, batch_size, labeled_batch_size, optimizer (adam | sgd), classific
   device (auto | cpu | cuda | cuda:N | mps), threads, checkpoint_every, eval_every, progress
 data: name (mnist | digits | svhn | path.npy/.npz), data_dir, download, n_labeled, label_seed,
   valid_size, subset
-eval: mmd_points
+eval: mmd_points, tta_shift (q(y|x) averaged over shifts of up to that many pixels)
 
 The run directory (--out) receives checkpoint.safetensors, config.json, metrics.jsonl and
 figures/. A killed run continues from its last checkpoint with --resume.

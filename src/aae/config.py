@@ -153,6 +153,11 @@ class DataConfig:
 @dataclass
 class EvalConfig:
     mmd_points: int = 2000
+    tta_shift: int = 0
+    """test-time augmentation: q(y|x), wherever it is measured (errors, clusters, early stopping) and
+    predicted, is the mean of q(y|x') over every translation x' of x by whole pixels in
+    [-tta_shift, tta_shift] along each axis ((2 tta_shift + 1)^2 of them, zero filled). Meant for
+    models trained with train.shift. 0: x alone. Not in the AAE paper"""
 
 
 @dataclass

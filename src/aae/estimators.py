@@ -153,7 +153,7 @@ class _Estimator(TransformerMixin, BaseEstimator):
 
     def _proba(self, X) -> np.ndarray:
         check_is_fitted(self, "model_")
-        return encode(self.model_, self._check_X(X), sample=False)[1]
+        return encode(self.model_, self._check_X(X), sample=False, tta_shift=self.config_.eval.tta_shift)[1]
 
     def _labels_out(self, k: np.ndarray) -> np.ndarray:
         return self.classes_[k] if hasattr(self, "classes_") else k

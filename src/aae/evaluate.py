@@ -12,19 +12,31 @@ import torch
 from . import metrics, plots
 from .config import ExperimentConfig
 from .data import Dataset, Splits
+from .errors import ConfigError
 from .losses import reconstruction_loss
 from .model import AdversarialAutoencoder
+from .train import image_shape_of, translate
 
 
 @torch.no_grad()
-def encode(model: AdversarialAutoencoder, x: np.ndarray, *, sample: bool = True, batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray | None]:
-    """Codes z and, where the model has a y head, q(y|x), in batches."""
+def encode(model: AdversarialAutoencoder, x: np.ndarray, *, sample: bool = True, tta_shift: int = 0,
+           batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray | None]:
+    """Codes z and, where the model has a y head, q(y|x), in batches; with ``tta_shift`` (config
+    ``eval.tta_shift``) q(y|x) is averaged over every translation of x by up to that many pixels."""
+    if tta_shift < 0:
+        raise ConfigError(f"eval.tta_shift = {tta_shift} must be 0 or more pixels")
     zs, ys = [], []
     for i in range(0, len(x), batch_size):
-        codes = model.encode(torch.as_tensor(x[i:i + batch_size], device=model.device), sample=sample)
+        xb = torch.as_tensor(x[i:i + batch_size], device=model.device)
+        codes = model.encode(xb, sample=sample)
         zs.append(codes.z.cpu().numpy())
         if codes.y_logits is not None:
-            ys.append(codes.y.cpu().numpy())
+            if tta_shift:
+                shape, k = image_shape_of(xb.shape[1], "eval.tta_shift"), range(-tta_shift, tta_shift + 1)
+                y = sum(model.encode(translate(xb, dy, dx, tta_shift, shape), sample=False).y for dy in k for dx in k) / len(k) ** 2
+            else:
+                y = codes.y
+            ys.append(y.cpu().numpy())
     return np.concatenate(zs), (np.concatenate(ys) if ys else None)
 
 
@@ -74,7 +86,7 @@ def _cluster_metrics(model: AdversarialAutoencoder, proba: np.ndarray | None, sp
     assign = proba.argmax(1)
     # cluster sizes against the equal share n / m a q(y) matching the uniform prior would give
     sizes = np.bincount(assign, minlength=proba.shape[1]) * proba.shape[1] / len(assign)
-    valid_proba = encode(model, splits.valid.x)[1]
+    valid_proba = encode(model, splits.valid.x, tta_shift=cfg.eval.tta_shift)[1]
     return {"cluster_error": metrics.cluster_error_paper(valid_proba, splits.valid.y, assign, test.y),
             "cluster_error_majority": metrics.cluster_error_paper(valid_proba, splits.valid.y, assign, test.y, majority=True),
             "hungarian_accuracy": metrics.hungarian_accuracy(test.y, assign), **metrics.cluster_scores(test.y, assign),
@@ -87,14 +99,14 @@ def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Calla
     test = splits.test
 
     def measure(model: AdversarialAutoencoder) -> dict:
-        z, proba = encode(model, test.x)
+        z, proba = encode(model, test.x, tta_shift=cfg.eval.tta_shift)
         row = {"test_mmd": metrics.mmd(z, model.prior.sample(len(z)).numpy(), max_points=n)}
         row.update({f"test_{k}": v for k, v in _label_metrics(model, z, proba, test).items()})
         row.update({f"test_{k}": v for k, v in _cluster_metrics(model, proba, splits, cfg).items()})
         valid = splits.valid
         if proba is not None and len(valid) and valid.y is not None:
             # what train.select_by can stop on without looking at the test set
-            z, proba = encode(model, valid.x)
+            z, proba = encode(model, valid.x, tta_shift=cfg.eval.tta_shift)
             row.update({f"valid_{k}": v for k, v in _label_metrics(model, z, proba, valid).items()})
         return row
 
@@ -104,7 +116,7 @@ def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Calla
 def final_metrics(model: AdversarialAutoencoder, splits: Splits, cfg: ExperimentConfig) -> dict:
     """The full evaluation on the test set (``aae eval``)."""
     test = splits.test
-    z, proba = encode(model, test.x)
+    z, proba = encode(model, test.x, tta_shift=cfg.eval.tta_shift)
     out = {
         "test_reconstruction": mean_reconstruction_loss(model, test),
         "test_mmd": metrics.mmd(z, model.prior.sample(len(z)).numpy(), max_points=cfg.eval.mmd_points),

@@ -89,10 +89,12 @@ def run(cfg: ExperimentConfig, out: str | Path | None = None, *, resume: bool = 
 
 
 def _recipe(config: dict) -> dict:
-    """What makes two finished runs the same experiment: model, data and training, not where or how fast it ran."""
+    """What makes two finished runs the same experiment: model, data, training and how q(y|x) is
+    measured, not where or how fast it ran."""
     runtime = ("progress", "threads", "device", "checkpoint_every", "eval_every")
-    train = from_dict(config, strict=False).to_dict()["train"]
-    return {**what_must_match(config), "train": {k: v for k, v in train.items() if k not in runtime}}
+    full = from_dict(config, strict=False).to_dict()
+    return {**what_must_match(config), "train": {k: v for k, v in full["train"].items() if k not in runtime},
+            "eval": full["eval"]}
 
 
 def recorded(run_dir: str | Path, cfg: ExperimentConfig) -> Result | None:

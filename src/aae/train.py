@@ -292,7 +292,7 @@ class Trainer:
                                 f"lower train.lr.{bad[0] if bad[0] in self.cfg.lr else 'reconstruction'} and resume")
 
 
-def image_shape_of(d: int) -> tuple[int, int, int]:
+def image_shape_of(d: int, setting: str = "train.shift") -> tuple[int, int, int]:
     """(height, width, channels) of a flattened square image of ``d`` values: grey (s * s) or colour
     (s * s * 3, HWC as the loaders store it)."""
     for channels in (1, 3):
@@ -300,18 +300,25 @@ def image_shape_of(d: int) -> tuple[int, int, int]:
         if d % channels == 0 and side * side * channels == d:
             return side, side, channels
     raise DataError(f"{d} features are not a square image (s*s grey or s*s*3 colour), so they cannot be shifted; "
-                    f"set train.shift = 0")
+                    f"set {setting} = 0")
 
 
 def random_shift(x, shift: int, image_shape: tuple[int, int, int]):
     """Translate each flattened image of ``x`` (a torch tensor (n, h*w*c)) by its own random offsets
     in [-shift, shift] pixels along each axis, filling with zeros."""
+    dy, dx = torch.randint(-shift, shift + 1, (2, x.shape[0], 1), device=x.device)
+    return translate(x, dy, dx, shift, image_shape)
+
+
+def translate(x, dy, dx, shift: int, image_shape: tuple[int, int, int]):
+    """The flattened images ``x`` (n, h*w*c) moved so that pixel (i, j) of the result is pixel
+    (i + dy, j + dx) of the input, zero where that falls outside; ``dy``, ``dx`` are ints, or (n, 1)
+    tensors for one offset per image, each in [-shift, shift]."""
     h, w, c = image_shape
     n = x.shape[0]
     padded = torch.nn.functional.pad(x.reshape(n, h, w, c), (0, 0, shift, shift, shift, shift))
-    dy, dx = (torch.randint(0, 2 * shift + 1, (2, n, 1), device=x.device))
-    rows = (torch.arange(h, device=x.device) + dy)[:, :, None]
-    cols = (torch.arange(w, device=x.device) + dx)[:, None, :]
+    rows = (torch.arange(h, device=x.device) + shift + torch.as_tensor(dy, device=x.device).reshape(-1, 1))[:, :, None]
+    cols = (torch.arange(w, device=x.device) + shift + torch.as_tensor(dx, device=x.device).reshape(-1, 1))[:, None, :]
     return padded[torch.arange(n, device=x.device)[:, None, None], rows, cols].reshape(n, -1)
 
 
