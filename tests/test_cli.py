@@ -118,6 +118,19 @@ def test_eval_prints_the_same_deterministic_metrics(trained, capsys):
     assert float(shown["test_mmd"]) > -0.1
 
 
+def test_eval_can_average_q_y_over_shifted_images(tmp_path):
+    run_dir = tmp_path / "semi"
+    rc, _, err = run_main(["train", "--config", "demo", "--epochs", "2", "--out", str(run_dir), *TINY,
+                           "--set", "model.regime=semi_supervised", "--set", "data.n_labeled=100"])
+    assert rc == 0, err
+    plain, shifted = (run_main(["eval", "--run", str(run_dir), *extra]) for extra in ([], ["--tta-shift", "1"]))
+    assert plain[0] == shifted[0] == 0
+    errors = [float(printed_metrics(out)["test_error"]) for _, out, _ in (plain, shifted)]
+    assert errors[0] != errors[1] and all(0 <= e <= 1 for e in errors)
+    rc, _, err = run_main(["eval", "--run", str(run_dir), "--tta-shift", "-1"])
+    assert rc != 0 and "eval.tta_shift = -1 must be 0 or more pixels" in err
+
+
 def test_sample_writes_a_png_grid(trained, tmp_path, capsys):
     out = tmp_path / "grid.png"
     assert main(["sample", "--run", str(trained[0]), "-n", "16", "--out", str(out)]) == 0

@@ -138,6 +138,44 @@ def test_virtual_adversarial_loss_finds_the_direction_that_changes_q_y_most():
     assert virtual_adversarial_loss(lambda x: x[:, :2] * 0, x, eps=0.5).item() == 0
 
 
+def test_virtual_adversarial_loss_takes_one_radius_per_point():
+    w = torch.zeros(20, 2)
+    w[3, 0], w[3, 1] = 4.0, -4.0
+    logits_of = lambda x: x @ w  # noqa: E731
+    x = torch.zeros(4, 20)
+    per_point = virtual_adversarial_loss(logits_of, x, eps=torch.tensor([[0.1], [0.1], [1.0], [1.0]]))
+    small, large = (virtual_adversarial_loss(logits_of, x[:2], eps=e) for e in (0.1, 1.0))
+    assert per_point.item() == pytest.approx((small.item() + large.item()) / 2, rel=1e-3)
+
+
+def test_neighbour_distance_is_the_kth_nearest_other_point(tiny_config, digits):
+    from sklearn.neighbors import NearestNeighbors
+
+    from aae.losses import neighbour_distance
+
+    x = torch.as_tensor(digits.train.x[:300])
+    ours = neighbour_distance(x, 5, chunk=64)  # several chunks
+    theirs = NearestNeighbors(n_neighbors=6).fit(x.numpy()).kneighbors(x.numpy())[0][:, 5]  # itself first
+    np.testing.assert_allclose(ours.numpy(), theirs, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ConfigError, match="model.vat_knn = 300 must be between 1"):
+        neighbour_distance(x, 300)
+
+
+def test_vat_knn_gives_each_training_image_its_own_radius(tiny_config, digits, monkeypatch):
+    from aae.losses import neighbour_distance
+    from aae.train import Trainer
+
+    cfg = tiny_config("model.regime=semi_supervised", "model.vat_weight=1", "model.vat_eps=0.25", "model.vat_knn=10",
+                      "train.epochs=1")
+    model = AdversarialAutoencoder(cfg.model, digits.train.x.shape[1])
+    seen, vat = [], phases._vat
+    monkeypatch.setattr(phases, "_vat", lambda model, batch, **kw: (seen.append(batch.vat_eps), vat(model, batch, **kw))[1])
+    Trainer(model, cfg).fit(digits.train.x, digits.train.y)
+    radii = 0.25 * neighbour_distance(torch.as_tensor(digits.train.x), 10)
+    assert seen and all(r.shape == (cfg.train.batch_size, 1) for r in seen)
+    assert torch.isin(torch.cat(seen).squeeze(1), radii).all() and torch.cat(seen).std() > 0
+
+
 def test_vat_enters_the_generator_step_and_trains_the_encoder_only():
     model = small_model(vat_weight=1.0, vat_eps=0.5)
     params = {k: v.detach().clone() for k, v in model.named_parameters()}

@@ -25,7 +25,7 @@ model: regime (unsupervised | label_conditioned | supervised | semi_supervised |
   dim_reduction), objective (aae | vae | ae | classifier | vat), encoder (deterministic | gaussian | universal),
   z_dim, n_classes, hidden, disc_hidden, noise_dim, noise_std, output (bernoulli | gaussian),
   input_dropout, input_noise, hidden_noise, encoder_batch_norm, prior = {name = gaussian | mixture | swiss_roll | uniform |
-  callable, ...}, label_to_discriminator, z_disc_reads_y, vat_weight, vat_eps, vat_xi, y_marginal_weight,
+  callable, ...}, label_to_discriminator, z_disc_reads_y, vat_weight, vat_eps, vat_knn, vat_xi, y_marginal_weight,
   y_batch_mean, eta, head_penalty
 train: epochs, batch_size, labeled_batch_size, optimizer (adam | sgd), classification_optimizer, lr = {reconstruction,
   discriminator, generator, classification}, momentum, betas, shift, lr_milestones, lr_gamma, ema, select_by, seed,
@@ -103,6 +103,8 @@ def cmd_eval(args) -> None:
     from .experiment import open_run
 
     model, cfg, splits = open_run(args.run, args.data_dir)
+    if args.tta_shift is not None:
+        cfg.eval.tta_shift = args.tta_shift
     _print_metrics(final_metrics(model, splits, cfg))
 
 
@@ -197,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="print a trained run's test metrics")
     p.add_argument("--run", "-r", required=True, help="run directory")
     p.add_argument("--data-dir", help="directory holding data sets")
+    p.add_argument("--tta-shift", type=int, metavar="K", help="measure q(y|x) as its mean over every shift of the "
+                   "image by up to K pixels (default: the run's eval.tta_shift)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("plot", help="(re)draw a trained run's figures")

@@ -78,6 +78,10 @@ class ModelConfig:
     """L2 norm of the virtual adversarial perturbation, in input units: 2 suits MNIST (784 pixels in
     [0, 1], median distance to the 10th nearest neighbour 5.1); 0.3 the 8x8 digits. Too large a radius
     smooths q(y|x) into one category"""
+    vat_knn: int = 0
+    """k > 0: each training image's VAT radius is vat_eps times its distance to its k-th nearest
+    neighbour among the training images, so dense regions get small perturbations and sparse ones
+    large (IMSAT, Hu et al. 2017: 0.25 times the 10th); 0: vat_eps for every image"""
     vat_xi: float = 1e-2
     """L2 norm of the probe perturbation of the power iteration that finds the adversarial direction"""
     y_batch_mean: bool = True

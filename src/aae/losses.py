@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .errors import ConfigError
 from .priors import Gaussian, Prior
 
 
@@ -50,9 +51,10 @@ def _unit(d: Tensor) -> Tensor:
     return d / d.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (d.dim() - 1))
 
 
-def virtual_adversarial_loss(logits_of: Callable[[Tensor], Tensor], x: Tensor, eps: float, xi: float = 1e-2,
+def virtual_adversarial_loss(logits_of: Callable[[Tensor], Tensor], x: Tensor, eps: float | Tensor, xi: float = 1e-2,
                              target_logits: Tensor | None = None) -> Tensor:
-    """KL(p(y|x) || p(y|x + r)) at the perturbation r of norm ``eps`` that changes p(y|x) most
+    """KL(p(y|x) || p(y|x + r)) at the perturbation r of norm ``eps`` (a float, or (n, 1) for one
+    radius per point) that changes p(y|x) most
     (virtual adversarial training, Miyato et al. 2018; one power iteration from a random start,
     probing at norm ``xi``). p(y|x) is held fixed, so only the perturbed side is trained; pass
     ``target_logits`` when the caller already has them."""
@@ -63,6 +65,21 @@ def virtual_adversarial_loss(logits_of: Callable[[Tensor], Tensor], x: Tensor, e
     direction = torch.autograd.grad(kl, probe)[0]
     return F.kl_div(logits_of(x + eps * _unit(direction)).log_softmax(-1), target, log_target=True,
                     reduction="batchmean")
+
+
+@torch.no_grad()
+def neighbour_distance(x: Tensor, k: int, chunk: int = 2048) -> Tensor:
+    """The Euclidean distance from each row of ``x`` (n, d) to its k-th nearest other row, in chunks
+    of rows so that memory stays at chunk * n (for model.vat_knn)."""
+    if not 0 < k < len(x):
+        raise ConfigError(f"model.vat_knn = {k} must be between 1 and the number of training points - 1 ({len(x) - 1})")
+    squared = (x * x).sum(1)
+    out = []
+    for i in range(0, len(x), chunk):
+        d2 = squared[i:i + chunk, None] + squared[None] - 2 * x[i:i + chunk] @ x.T
+        d2[torch.arange(len(d2)), torch.arange(i, i + len(d2))] = float("inf")  # not itself
+        out.append(d2.topk(k, dim=1, largest=False).values[:, -1].clamp_min(0).sqrt())
+    return torch.cat(out)
 
 
 def cluster_head_penalty(heads: Tensor, eta: float) -> Tensor:

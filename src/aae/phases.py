@@ -34,6 +34,8 @@ class Batch:
     x_labeled: Tensor | None = None
     """a labeled minibatch for the classification phase"""
     y_labeled: Tensor | None = None
+    vat_eps: Tensor | None = None
+    """(n, 1) VAT radius of each image of ``x`` (model.vat_knn); None: model.vat_eps for all"""
 
 
 def _step(model: AdversarialAutoencoder, optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
@@ -44,10 +46,12 @@ def _step(model: AdversarialAutoencoder, optimizer: torch.optim.Optimizer, loss:
     optimizer.step()
 
 
-def _vat(model: AdversarialAutoencoder, x: Tensor, target_logits: Tensor | None = None) -> Tensor:
-    """The virtual adversarial loss of q(y|x) on ``x``, at the model's radius and probe size."""
+def _vat(model: AdversarialAutoencoder, batch: Batch, target_logits: Tensor | None = None) -> Tensor:
+    """The virtual adversarial loss of q(y|x) on the unlabeled batch, at the batch's radii (else the
+    model's radius) and the model's probe size."""
     c = model.config
-    return virtual_adversarial_loss(lambda x: model.encode(x).y_logits, x, c.vat_eps, c.vat_xi, target_logits=target_logits)
+    eps = c.vat_eps if batch.vat_eps is None else batch.vat_eps
+    return virtual_adversarial_loss(lambda x: model.encode(x).y_logits, batch.x, eps, c.vat_xi, target_logits=target_logits)
 
 
 def reconstruction_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
@@ -83,7 +87,7 @@ def regularization_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
     out = {"discriminator": d_loss.detach(), "generator": g_loss.detach()}
     c = model.config
     if c.vat_weight and encoded.y_logits is not None:
-        vat = _vat(model, batch.x, target_logits=encoded.y_logits)
+        vat = _vat(model, batch, target_logits=encoded.y_logits)
         out["vat"] = vat.detach()
         g_loss = g_loss + c.vat_weight * vat
     if c.y_marginal_weight and "y" in codes:
@@ -97,7 +101,7 @@ def regularization_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
 def smoothing_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
     """Virtual adversarial training of q(y|x) on the unlabeled batch alone, for the ``vat`` objective
     (a classifier without the autoencoder); the AAE runs the same loss inside its generator step."""
-    vat = _vat(model, batch.x)
+    vat = _vat(model, batch)
     _step(model, optimizers["generator"], model.config.vat_weight * vat)
     return {"vat": vat.detach()}
 

@@ -25,6 +25,7 @@ from . import distributed
 from .config import ExperimentConfig, TrainConfig, from_dict
 from .errors import CheckpointError, ConfigError, DataError, TrainingError
 from .io import CHECKPOINT, append_jsonl, atomic_write, read_checkpoint, restore, restore_training, save_checkpoint
+from .losses import neighbour_distance
 from .model import AdversarialAutoencoder
 from .phases import Batch, train_step
 
@@ -201,6 +202,9 @@ class Trainer:
                 atomic_write(self.run_dir / "metrics.jsonl", "")
         x = x.to(self.device)
         y = y.to(self.device) if y is not None else None
+        c = model.config
+        # per-image VAT radii (model.vat_knn), from the unshifted images, once per fit
+        self._vat_radii = (c.vat_eps * neighbour_distance(x, c.vat_knn))[:, None] if c.vat_knn and c.vat_weight else None
         labeled = torch.nonzero(y >= 0).squeeze(1) if y is not None and "classification" in self.phases else None
         labeled = labeled if labeled is not None and labeled.numel() else None  # no labels: no classification
         steps = n // cfg.batch_size
@@ -236,7 +240,8 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         bar, steps = self._bar, len(batches)
         for i, idx in enumerate(batches):
-            batch = Batch(self._augment(x[idx]), y[idx] if y is not None else None)
+            batch = Batch(self._augment(x[idx]), y[idx] if y is not None else None,
+                          vat_eps=self._vat_radii[idx] if self._vat_radii is not None else None)
             if labeled is not None:
                 pick = labeled[torch.randint(labeled.numel(), (cfg.labeled_batch_size,)).to(self.device)]
                 batch.x_labeled, batch.y_labeled = self._augment(x[pick]), y[pick]
