@@ -53,6 +53,7 @@ def test_the_paper_row_is_the_bundled_config_without_what_goes_beyond_the_paper(
     paper = load_config("mnist_semi_1000", PAPER_RECIPE)
     assert paper.model.vat_weight == 0 and paper.train.ema == 0 and paper.train.shift == 0
     assert load_config("mnist_semi_1000").train.shift > 0  # the shifted images are ours
+    assert load_config("mnist_semi_all").eval.tta_shift > 0 and load_config("mnist_semi_all", PAPER_RECIPE).eval.tta_shift == 0
     unsup = load_config("mnist_dimred_unsup20", PAPER_RECIPE)  # the analytic KL of q(y) is ours too
     assert unsup.model.y_marginal_weight == 0 and load_config("mnist_dimred_unsup20").model.y_marginal_weight > 0
     everything = ("AAE", "AAE-paper", "NN", "NN+VAT")
