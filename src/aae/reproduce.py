@@ -199,11 +199,11 @@ def semi_supervised(args) -> None:
                          f"{np.mean([r.seconds for r in rs]) / 60:.0f}"])
     _write_table(args, "semi-supervised", ["labels", "model", "test error", "paper", "epochs (selected)", "minutes/run"], rows,
                  notes="Paper: Table 2 (MNIST 100 / 1000 / all labels: 1.90 / 1.60 / 0.85 %). AAE: the bundled config; "
-                       "AAE-paper: the same without virtual adversarial training, weight averaging and shifted images "
-                       "(the paper's method). NN: the encoder alone, trained with the classification phase only, on the "
-                       "same labeled images (shifted like the AAE's where the config shifts, and measured the same way). "
-                       "Where the config sets eval.tta_shift (all labels), q(y|x) is the mean over the 9 shifts of each "
-                       "image by up to one pixel. NN+VAT: the same plus "
+                       "AAE-paper: the same without virtual adversarial training, weight averaging, shifted images and "
+                       "test-time shifts (the paper's method). NN: the encoder alone, trained with the classification "
+                       "phase only, on the same labeled images (shifted like the AAE's where the config shifts, and "
+                       "measured the same way). Where the config sets eval.tta_shift = k, q(y|x) is the mean over the "
+                       "shifts of each image by up to k pixels. NN+VAT: the same plus "
                        "the bundled config's virtual adversarial training on "
                        "the unlabeled images, so the AAE's own share of the gain shows. "
                        "Each run's result is the epoch (in brackets) with the lowest error on the 10k labeled validation "
