@@ -9,7 +9,7 @@ import aae.phases as phases
 from aae.config import ModelConfig, load_config
 from aae.errors import ConfigError, DataError
 from aae.experiment import run
-from aae.losses import marginal_kl, virtual_adversarial_loss
+from aae.losses import marginal_kl, mean_entropy, virtual_adversarial_loss
 from aae.model import AdversarialAutoencoder
 from aae.phases import Batch, regularization_phase
 
@@ -212,6 +212,31 @@ def test_marginal_kl_spreads_q_y_and_trains_the_encoder_only():
     assert changed == {"encoder", "discriminators"}
     plain = small_model()
     assert "y_marginal" not in regularization_phase(plain, Batch(x), optimizers(plain))
+
+
+def test_mean_entropy_is_log_m_when_uniform_and_zero_when_sure():
+    assert mean_entropy(torch.zeros(5, 16)).item() == pytest.approx(np.log(16), rel=1e-6)
+    assert mean_entropy(torch.tensor([[50.0, 0.0, 0.0]])).item() == pytest.approx(0, abs=1e-12)
+    p = torch.tensor([0.5, 0.25, 0.25])
+    assert mean_entropy(p.log()[None]).item() == pytest.approx(-(p * p.log()).sum().item(), rel=1e-6)
+
+
+def test_without_the_y_adversary_mutual_information_sharpens_q_y_and_keeps_it_spread():
+    torch.manual_seed(0)
+    model = small_model(y_adversary=False, y_marginal_weight=4.0, y_entropy_weight=1.0)
+    assert set(model.discriminators) == {"z"} and "y" in model.priors
+    x = (5 * torch.eye(20)[torch.arange(64) % 10] + 0.1 * torch.randn(64, 20))  # ten well-separated groups
+    adam = {k: torch.optim.Adam(v, lr=1e-2) for k, v in model.parameter_groups().items()}
+    first = regularization_phase(model, Batch(x), adam)
+    for _ in range(100):
+        out = regularization_phase(model, Batch(x), adam)
+    assert out["y_entropy"].item() < first["y_entropy"].item() / 2  # q(y|x) became sure
+    assert out["y_marginal"].item() < 0.5  # without collapsing onto few categories (one category: log 10 = 2.3)
+    assert "y_entropy" not in regularization_phase(small_model(), Batch(x), optimizers(small_model()))
+    with pytest.raises(ConfigError, match="y_adversary = false leaves the y head unregularized"):
+        small_model(y_adversary=False)
+    with pytest.raises(ConfigError, match="z_disc_reads_y needs .* a y discriminator"):
+        small_model(y_adversary=False, vat_weight=1.0, z_disc_reads_y=True)
 
 
 def test_the_nn_baselines_run_the_classification_phase_and_vat_alone():

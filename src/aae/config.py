@@ -90,6 +90,14 @@ class ModelConfig:
     """models with a y head: weight of KL(batch mean of q(y|x) || Cat) in the encoder's generator step.
     Not in the AAE paper: the analytic twin of the y discriminator (as in RIM and IMSAT), which needs no
     discriminator to learn first, so it acts from the first step, before q(y|x) can saturate on one category"""
+    y_entropy_weight: float = 0.0
+    """models with a y head: weight of the mean entropy of q(y|x) over the unlabeled batch in the
+    encoder's generator step. Not in the AAE paper: with y_marginal_weight it makes IMSAT's mutual
+    information objective (Hu et al. 2017), H(Y|X) - H(Y) up to a constant, which asks for confident
+    categories without asking for equal ones"""
+    y_adversary: bool = True
+    """models with a y head: whether a discriminator matches q(y) to Cat (the paper). False leaves y to
+    the analytic terms (y_marginal_weight, y_entropy_weight, vat_weight), one of which must be set"""
     eta: float = 1.0
     """dim_reduction: cluster heads closer than eta are penalized (Section 7)"""
     head_penalty: float = 1.0

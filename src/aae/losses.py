@@ -47,6 +47,12 @@ def marginal_kl(y: Tensor, probs: Tensor) -> Tensor:
     return (mean * (mean.log() - probs.clamp_min(1e-12).log())).sum()
 
 
+def mean_entropy(logits: Tensor) -> Tensor:
+    """Mean over the batch of the entropy of softmax(logits), in nats: H(Y|X) on one minibatch."""
+    log_p = F.log_softmax(logits, 1)
+    return -(log_p.exp() * log_p).sum(1).mean()
+
+
 def _unit(d: Tensor) -> Tensor:
     return d / d.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (d.dim() - 1))
 

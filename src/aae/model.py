@@ -63,12 +63,16 @@ class AdversarialAutoencoder(nn.Module):
         if c.label_to_discriminator and regime.label_to is None:
             raise ConfigError(f"model.label_to_discriminator needs a regime that reads labels, not {regime.name!r}")
         label_dim = c.n_classes + 1 if self.z_reads_labels else 0
-        if c.z_disc_reads_y and (not n_y or label_dim):
-            raise ConfigError("model.z_disc_reads_y needs a model with a y head whose z discriminator reads no label")
+        if c.z_disc_reads_y and (not n_y or label_dim or not c.y_adversary):
+            raise ConfigError("model.z_disc_reads_y needs a model with a y head, a y discriminator and a z discriminator that reads no label")
         self.discriminators = nn.ModuleDict({"z": Discriminator(c.z_dim, c.disc_hidden, label_dim or (n_y if c.z_disc_reads_y else 0))})
         self.priors: dict[str, Prior] = {"z": self.prior}
         if n_y:
-            self.discriminators["y"] = Discriminator(n_y, c.disc_hidden, batch_mean=c.y_batch_mean)
+            if c.y_adversary:
+                self.discriminators["y"] = Discriminator(n_y, c.disc_hidden, batch_mean=c.y_batch_mean)
+            elif not (c.y_marginal_weight or c.y_entropy_weight or c.vat_weight):
+                raise ConfigError("model.y_adversary = false leaves the y head unregularized: set y_marginal_weight, "
+                                  "y_entropy_weight or vat_weight")
             self.priors["y"] = Categorical(n_y)
         if label_dim and self.prior.n_parts is not None and self.prior.n_parts < c.n_classes:
             raise ConfigError(f"label_conditioned: the prior has {self.prior.n_parts} parts but there are {c.n_classes} classes")
@@ -100,9 +104,9 @@ class AdversarialAutoencoder(nn.Module):
         return self.decoder(representation)
 
     def head_codes(self, codes: Codes) -> dict[str, Tensor]:
-        """The code of each head, as its discriminator sees it."""
+        """The code of each head that has a discriminator, as the discriminator sees it."""
         out = {"z": codes.z}
-        if codes.y_logits is not None:
+        if codes.y_logits is not None and "y" in self.discriminators:
             out["y"] = codes.y
         return out
 

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from .losses import (classification_loss, cluster_head_penalty, discriminator_loss, generator_loss, kl_divergence,
-                     marginal_kl, reconstruction_loss, virtual_adversarial_loss)
+                     marginal_kl, mean_entropy, reconstruction_loss, virtual_adversarial_loss)
 from .model import AdversarialAutoencoder
 
 
@@ -83,17 +83,21 @@ def regularization_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
     encoded = model.encode(batch.x)
     codes = model.head_codes(encoded)
     y = codes["y"].detach() if "y" in codes else None
-    g_loss = sum(generator_loss(model.discriminate(h, code, batch.labels, y)) for h, code in codes.items())
+    g_loss: Tensor = sum(generator_loss(model.discriminate(h, code, batch.labels, y)) for h, code in codes.items())
     out = {"discriminator": d_loss.detach(), "generator": g_loss.detach()}
     c = model.config
     if c.vat_weight and encoded.y_logits is not None:
         vat = _vat(model, batch, target_logits=encoded.y_logits)
         out["vat"] = vat.detach()
         g_loss = g_loss + c.vat_weight * vat
-    if c.y_marginal_weight and "y" in codes:
-        marginal = marginal_kl(codes["y"], model.priors["y"].probs.to(codes["y"].device))
+    if c.y_marginal_weight and encoded.y_logits is not None:
+        marginal = marginal_kl(encoded.y, model.priors["y"].probs.to(encoded.y.device))
         out["y_marginal"] = marginal.detach()
         g_loss = g_loss + c.y_marginal_weight * marginal
+    if c.y_entropy_weight and encoded.y_logits is not None:
+        entropy = mean_entropy(encoded.y_logits)
+        out["y_entropy"] = entropy.detach()
+        g_loss = g_loss + c.y_entropy_weight * entropy
     _step(model, optimizers["generator"], g_loss)
     return out
 
