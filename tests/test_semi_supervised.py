@@ -239,6 +239,16 @@ def test_without_the_y_adversary_mutual_information_sharpens_q_y_and_keeps_it_sp
         small_model(y_adversary=False, vat_weight=1.0, z_disc_reads_y=True)
 
 
+@pytest.mark.parametrize("trains_y", [True, False])
+def test_the_reconstruction_reaches_q_y_only_if_asked(trains_y):
+    model = small_model(reconstruction_trains_y=trains_y)
+    head = model.encoder.y_head.weight.detach().clone()
+    decoder = next(model.decoder.parameters()).detach().clone()
+    phases.reconstruction_phase(model, Batch(torch.rand(64, 20)), optimizers(model))
+    assert not torch.equal(decoder, next(model.decoder.parameters()))  # the decoder still learns from y
+    assert torch.equal(head, model.encoder.y_head.weight) != trains_y
+
+
 def test_the_nn_baselines_run_the_classification_phase_and_vat_alone():
     assert small_model(objective="classifier").regime.phases("classifier") == ("classification",)
     assert small_model(objective="vat", vat_weight=1.0).regime.phases("vat") == ("smoothing", "classification")

@@ -98,6 +98,11 @@ class ModelConfig:
     y_adversary: bool = True
     """models with a y head: whether a discriminator matches q(y) to Cat (the paper). False leaves y to
     the analytic terms (y_marginal_weight, y_entropy_weight, vat_weight), one of which must be set"""
+    reconstruction_trains_y: bool = True
+    """models with a y head: whether the reconstruction error reaches q(y|x) (the paper). False: the
+    decoder reads q(y|x) held fixed, so y is shaped only by its regularizers (the y discriminator,
+    VAT, the mutual-information terms) while the reconstruction still shapes the shared layers
+    through z"""
     eta: float = 1.0
     """dim_reduction: cluster heads closer than eta are penalized (Section 7)"""
     head_penalty: float = 1.0

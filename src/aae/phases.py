@@ -15,7 +15,7 @@ tensors (the trainer reads them once per step, so there is no host sync per phas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
@@ -56,6 +56,8 @@ def _vat(model: AdversarialAutoencoder, batch: Batch, target_logits: Tensor | No
 
 def reconstruction_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
     codes = model.encode(batch.x)
+    if not model.config.reconstruction_trains_y and codes.y_logits is not None:
+        codes = replace(codes, y_logits=codes.y_logits.detach())
     loss = reconstruction_loss(model.decode(model.representation(codes, batch.labels)), batch.x, model.config.output)
     out = {"reconstruction": loss.detach()}
     if model.cluster_heads is not None:

@@ -22,7 +22,7 @@ from .experiment import Result, prepare_data, recorded, run
 from .io import CHECKPOINT
 
 
-PAPER_RECIPE = ["model.vat_weight=0", "model.y_marginal_weight=0", "model.y_entropy_weight=0", "model.y_adversary=true", "train.ema=0", "train.shift=0", "eval.tta_shift=0"]
+PAPER_RECIPE = ["model.vat_weight=0", "model.y_marginal_weight=0", "model.y_entropy_weight=0", "model.y_adversary=true", "model.reconstruction_trains_y=true", "train.ema=0", "train.shift=0", "eval.tta_shift=0"]
 """the bundled semi-supervised and clustering configs without what goes beyond the paper"""
 MODELS = {"AAE": [], "AAE-paper": PAPER_RECIPE, "NN": ["model.objective='classifier'"], "NN+VAT": ["model.objective='vat'"]}
 VAE = ["model.objective='vae'", "model.encoder='gaussian'"]
