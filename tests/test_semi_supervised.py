@@ -232,7 +232,8 @@ def test_without_the_y_adversary_mutual_information_sharpens_q_y_and_keeps_it_sp
         out = regularization_phase(model, Batch(x), adam)
     assert out["y_entropy"].item() < first["y_entropy"].item() / 2  # q(y|x) became sure
     assert out["y_marginal"].item() < 0.5  # without collapsing onto few categories (one category: log 10 = 2.3)
-    assert "y_entropy" not in regularization_phase(small_model(), Batch(x), optimizers(small_model()))
+    plain = small_model()
+    assert "y_entropy" not in regularization_phase(plain, Batch(x), optimizers(plain))
     with pytest.raises(ConfigError, match="y_adversary = false leaves the y head unregularized"):
         small_model(y_adversary=False)
     with pytest.raises(ConfigError, match="z_disc_reads_y needs .* a y discriminator"):

@@ -85,21 +85,23 @@ def regularization_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
     encoded = model.encode(batch.x)
     codes = model.head_codes(encoded)
     y = codes["y"].detach() if "y" in codes else None
-    g_loss: Tensor = sum(generator_loss(model.discriminate(h, code, batch.labels, y)) for h, code in codes.items())
+    g_loss = sum(generator_loss(model.discriminate(h, code, batch.labels, y)) for h, code in codes.items())
     out = {"discriminator": d_loss.detach(), "generator": g_loss.detach()}
     c = model.config
-    if c.vat_weight and encoded.y_logits is not None:
-        vat = _vat(model, batch, target_logits=encoded.y_logits)
-        out["vat"] = vat.detach()
-        g_loss = g_loss + c.vat_weight * vat
-    if c.y_marginal_weight and encoded.y_logits is not None:
-        marginal = marginal_kl(encoded.y, model.priors["y"].probs.to(encoded.y.device))
-        out["y_marginal"] = marginal.detach()
-        g_loss = g_loss + c.y_marginal_weight * marginal
-    if c.y_entropy_weight and encoded.y_logits is not None:
-        entropy = mean_entropy(encoded.y_logits)
-        out["y_entropy"] = entropy.detach()
-        g_loss = g_loss + c.y_entropy_weight * entropy
+    if encoded.y_logits is not None:  # the y head's terms beyond the paper, each off at weight 0
+        logits = encoded.y_logits
+        if c.vat_weight:
+            vat = _vat(model, batch, target_logits=logits)
+            out["vat"] = vat.detach()
+            g_loss = g_loss + c.vat_weight * vat
+        if c.y_marginal_weight:
+            marginal = marginal_kl(logits.softmax(-1), model.priors["y"].probs.to(logits.device))
+            out["y_marginal"] = marginal.detach()
+            g_loss = g_loss + c.y_marginal_weight * marginal
+        if c.y_entropy_weight:
+            entropy = mean_entropy(logits)
+            out["y_entropy"] = entropy.detach()
+            g_loss = g_loss + c.y_entropy_weight * entropy
     _step(model, optimizers["generator"], g_loss)
     return out
 
