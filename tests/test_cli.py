@@ -118,6 +118,18 @@ def test_eval_prints_the_same_deterministic_metrics(trained, capsys):
     assert float(shown["test_mmd"]) > -0.1
 
 
+def test_eval_write_rerecords_the_metrics_and_keeps_the_other_keys(run_copy, capsys):
+    final = run_copy / "final.json"
+    record = json.loads(final.read_text())
+    final.write_text(json.dumps({**record, "test_mode_accuracy": -1.0, "selected_epoch": 7}))  # a stale record
+    assert main(["eval", "--run", str(run_copy), "--write"]) == 0
+    assert f"wrote {final}" in capsys.readouterr().out
+    rewritten = json.loads(final.read_text())
+    assert rewritten["selected_epoch"] == 7 and rewritten["test_mode_accuracy"] == pytest.approx(record["test_mode_accuracy"])
+    assert main(["eval", "--run", str(run_copy), "--write", "--tta-shift", "1"]) != 0
+    assert "drop --tta-shift or --write" in capsys.readouterr().err
+
+
 def test_eval_can_average_q_y_over_shifted_images(tmp_path):
     run_dir = tmp_path / "semi"
     rc, _, err = run_main(["train", "--config", "demo", "--epochs", "2", "--out", str(run_dir), *TINY,

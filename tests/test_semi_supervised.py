@@ -264,6 +264,8 @@ def test_the_nn_baselines_run_the_classification_phase_and_vat_alone():
 @pytest.mark.parametrize("kw, message", [
     ({"objective": "vat"}, "vat_weight > 0"),
     ({"objective": "classifier", "regime": "clustering"}, "not 'clustering'"),
+    ({"objective": "vat", "vat_weight": 1.0, "regime": "unsupervised"}, "not 'unsupervised'"),
+    ({"objective": "vat", "vat_weight": 1.0, "regime": "clustering", "y_marginal_weight": 1.0}, "y_entropy_weight > 0"),
 ])
 def test_a_baseline_objective_that_cannot_train_is_refused(kw, message):
     with pytest.raises(ConfigError, match=message):
@@ -276,6 +278,33 @@ def test_nn_with_vat_trains_on_digits_and_beats_chance(tiny_config):
     result = run(cfg, None, figures=False)
     assert result.metrics["test_error"] < 0.5  # chance is 0.9 (measured 0.36; without VAT 0.27: too small a net to gain)
     assert all(r["vat"] > 0 for r in result.history)
+
+
+def test_log_q_y_ranks_images_a_sure_head_rounds_to_one(tiny_config, digits):
+    """The paper's cluster protocol takes each cluster's most confident validation image; a sure head
+    gives hundreds of them q(y|x) = 1.0 in float32 (and past margin 37, in float64), so the ranking
+    must come from log q(y|x) computed through 1 - q."""
+    from aae.evaluate import encode, log_mean_softmax
+
+    logits = torch.tensor([[50.0, 0.0, 0.0], [60.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    assert logits.double().softmax(1)[0, 0] == logits.double().softmax(1)[1, 0] == 1.0
+    log_q = log_mean_softmax([logits])
+    np.testing.assert_allclose(log_q[:, 0], [-2 * np.exp(-50.0), -2 * np.exp(-60.0), np.log(1 / (2 + np.e))], rtol=1e-12)
+    np.testing.assert_allclose(log_q.exp().sum(1), 1, rtol=1e-12)
+    averaged = log_mean_softmax([logits, 0.9 * logits])  # q averaged over two views, both sure of class 0
+    np.testing.assert_allclose(averaged[:2, 0], [-np.exp(-50.0) - np.exp(-45.0), -np.exp(-60.0) - np.exp(-54.0)], rtol=1e-12)
+    np.testing.assert_allclose(averaged[2].exp(), (logits[2].double().softmax(0) + (0.9 * logits[2]).double().softmax(0)) / 2, rtol=1e-12)
+
+    torch.manual_seed(0)
+    model = AdversarialAutoencoder(tiny_config("model.regime=semi_supervised").model, digits.train.x.shape[1]).eval()
+    with torch.no_grad():
+        for p in model.encoder.parameters():
+            p.mul_(30)  # logit margins of hundreds
+    x = digits.test.x[:200]
+    proba, log_q = encode(model, x, sample=False)[1], encode(model, x, sample=False, log=True)[1]
+    assert log_q.dtype == np.float64 and np.allclose(np.exp(log_q), proba, atol=1e-6)
+    top = proba.argmax(1)[0]
+    assert (proba[:, top] == proba[:, top].max()).sum() > 1 and (log_q[:, top] == log_q[:, top].max()).sum() == 1
 
 
 def test_test_time_shifts_average_q_y_over_every_translation(tiny_config, digits):

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .errors import AAEError
+from .errors import AAEError, ConfigError
 
 log = logging.getLogger("aae")
 
@@ -100,12 +100,21 @@ def cmd_train(args) -> None:
 
 def cmd_eval(args) -> None:
     from .evaluate import final_metrics
-    from .experiment import open_run
+    from .experiment import FINAL, open_run
+    from .io import atomic_write
 
+    if args.write and args.tta_shift is not None:
+        raise ConfigError("--write records the run's own evaluation; drop --tta-shift or --write")
     model, cfg, splits = open_run(args.run, args.data_dir)
     if args.tta_shift is not None:
         cfg.eval.tta_shift = args.tta_shift
-    _print_metrics(final_metrics(model, splits, cfg))
+    measured = final_metrics(model, splits, cfg)
+    _print_metrics(measured)
+    if args.write:  # after a fix to the evaluation: the record keeps its other keys (the selected epoch)
+        path = Path(args.run) / FINAL
+        record = json.loads(path.read_text()) if path.exists() else {}
+        atomic_write(path, json.dumps({**record, **measured}, indent=2, sort_keys=True) + "\n")
+        print(f"wrote {path}")
 
 
 def cmd_plot(args) -> None:
@@ -201,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="directory holding data sets")
     p.add_argument("--tta-shift", type=int, metavar="K", help="measure q(y|x) as its mean over every shift of the "
                    "image by up to K pixels (default: the run's eval.tta_shift)")
+    p.add_argument("--write", action="store_true", help="also record the metrics in the run's final.json (what "
+                   "`aae reproduce` tables read), to re-measure finished runs after a fix to the evaluation")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("plot", help="(re)draw a trained run's figures")

@@ -18,11 +18,25 @@ from .model import AdversarialAutoencoder
 from .train import image_shape_of, translate
 
 
+def log_mean_softmax(views: list[torch.Tensor]) -> torch.Tensor:
+    """log of the softmax of each (n, m) logit tensor in ``views``, averaged over the views, in
+    float64 and exact both where q(y|x) is near 0 and where it is near 1. A sure head has logit
+    margins past 37, where even float64's softmax (and log_softmax) is exactly 1 (0) for hundreds
+    of images; 1 - q_i = sigmoid(logsumexp_{j != i} x_j - x_i) keeps them apart."""
+    logits = torch.stack(views).double()  # (k, n, m)
+    log_q = logits.log_softmax(2).logsumexp(0) - np.log(len(views))
+    others = torch.full((logits.shape[2],) * 2, 0.0, dtype=logits.dtype, device=logits.device).fill_diagonal_(-np.inf)
+    rest = (logits.unsqueeze(2) + others).logsumexp(3) - logits  # log((1 - q_i) / q_i) per view
+    near_one = torch.log1p(-rest.sigmoid().mean(0))
+    return torch.where(log_q > -np.log(2), near_one, log_q)
+
+
 @torch.no_grad()
 def encode(model: AdversarialAutoencoder, x: np.ndarray, *, sample: bool = True, tta_shift: int = 0,
-           batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray | None]:
+           log: bool = False, batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray | None]:
     """Codes z and, where the model has a y head, q(y|x), in batches; with ``tta_shift`` (config
-    ``eval.tta_shift``) q(y|x) is averaged over every translation of x by up to that many pixels."""
+    ``eval.tta_shift``) q(y|x) is averaged over every translation of x by up to that many pixels.
+    With ``log``, log q(y|x) in float64 (`log_mean_softmax`): what ranks images by confidence."""
     if tta_shift < 0:
         raise ConfigError(f"eval.tta_shift = {tta_shift} must be 0 or more pixels")
     zs, ys = [], []
@@ -31,12 +45,14 @@ def encode(model: AdversarialAutoencoder, x: np.ndarray, *, sample: bool = True,
         codes = model.encode(xb, sample=sample)
         zs.append(codes.z.cpu().numpy())
         if codes.y_logits is not None:
+            views = [codes.y_logits]
             if tta_shift:
                 shape, k = image_shape_of(xb.shape[1], "eval.tta_shift"), range(-tta_shift, tta_shift + 1)
-                y = sum(model.encode(translate(xb, dy, dx, tta_shift, shape), sample=False).y for dy in k for dx in k) / len(k) ** 2
+                views = [model.encode(translate(xb, dy, dx, tta_shift, shape), sample=False).y_logits for dy in k for dx in k]
+            if log:
+                ys.append(log_mean_softmax(views).cpu().numpy())
             else:
-                y = codes.y
-            ys.append(y.cpu().numpy())
+                ys.append((sum(v.softmax(1) for v in views) / len(views)).cpu().numpy())
     return np.concatenate(zs), (np.concatenate(ys) if ys else None)
 
 
@@ -86,9 +102,9 @@ def _cluster_metrics(model: AdversarialAutoencoder, proba: np.ndarray | None, sp
     assign = proba.argmax(1)
     # cluster sizes against the equal share n / m a q(y) matching the uniform prior would give
     sizes = np.bincount(assign, minlength=proba.shape[1]) * proba.shape[1] / len(assign)
-    valid_proba = encode(model, splits.valid.x, tta_shift=cfg.eval.tta_shift)[1]
-    return {"cluster_error": metrics.cluster_error_paper(valid_proba, splits.valid.y, assign, test.y),
-            "cluster_error_majority": metrics.cluster_error_paper(valid_proba, splits.valid.y, assign, test.y, majority=True),
+    valid_logp = encode(model, splits.valid.x, tta_shift=cfg.eval.tta_shift, log=True)[1]
+    return {"cluster_error": metrics.cluster_error_paper(valid_logp, splits.valid.y, assign, test.y),
+            "cluster_error_majority": metrics.cluster_error_paper(valid_logp, splits.valid.y, assign, test.y, majority=True),
             "hungarian_accuracy": metrics.hungarian_accuracy(test.y, assign), **metrics.cluster_scores(test.y, assign),
             "largest_cluster": float(sizes.max()), "smallest_cluster": float(sizes.min())}
 

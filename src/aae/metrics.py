@@ -112,7 +112,8 @@ def cluster_error_paper(valid_proba: Any, y_valid: Any, test_assign: Any, y_test
     """Test error of the AAE paper's clustering protocol (Makhzani et al., Section 6).
 
     Cluster ``i`` is labelled with the class of the validation image maximising
-    ``q(y=i|x)`` (column ``i`` of ``valid_proba``, shape (n_valid, m)); each test image
+    ``q(y=i|x)`` (column ``i`` of ``valid_proba``, shape (n_valid, m); log-probabilities rank the
+    same and do not tie where q(y|x) rounds to 1); each test image
     takes the label of its cluster ``test_assign`` (in 0..m-1). With ``majority`` (not the
     paper's) a cluster takes the most common class of the validation images assigned to it, and
     only a cluster no validation image falls in keeps its most confident image's class: one

@@ -87,31 +87,34 @@ def regularization_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
     y = codes["y"].detach() if "y" in codes else None
     g_loss = sum(generator_loss(model.discriminate(h, code, batch.labels, y)) for h, code in codes.items())
     out = {"discriminator": d_loss.detach(), "generator": g_loss.detach()}
-    c = model.config
-    if encoded.y_logits is not None:  # the y head's terms beyond the paper, each off at weight 0
-        logits = encoded.y_logits
-        if c.vat_weight:
-            vat = _vat(model, batch, target_logits=logits)
-            out["vat"] = vat.detach()
-            g_loss = g_loss + c.vat_weight * vat
-        if c.y_marginal_weight:
-            marginal = marginal_kl(logits.softmax(-1), model.priors["y"].probs.to(logits.device))
-            out["y_marginal"] = marginal.detach()
-            g_loss = g_loss + c.y_marginal_weight * marginal
-        if c.y_entropy_weight:
-            entropy = mean_entropy(logits)
-            out["y_entropy"] = entropy.detach()
-            g_loss = g_loss + c.y_entropy_weight * entropy
+    if encoded.y_logits is not None:
+        g_loss = g_loss + _y_terms(model, batch, encoded.y_logits, out)
     _step(model, optimizers["generator"], g_loss)
     return out
 
 
+def _y_terms(model: AdversarialAutoencoder, batch: Batch, logits: Tensor, out: dict) -> Tensor:
+    """The y head's terms beyond the paper, each off at weight 0: VAT on q(y|x) and IMSAT's
+    mutual information (the marginal's KL to the prior, the mean conditional entropy); each
+    term's value goes into ``out``."""
+    c, terms = model.config, {}
+    if c.vat_weight:
+        terms["vat"] = c.vat_weight, _vat(model, batch, target_logits=logits)
+    if c.y_marginal_weight:
+        terms["y_marginal"] = c.y_marginal_weight, marginal_kl(logits.softmax(-1), model.priors["y"].probs.to(logits.device))
+    if c.y_entropy_weight:
+        terms["y_entropy"] = c.y_entropy_weight, mean_entropy(logits)
+    out.update({k: v.detach() for k, (_, v) in terms.items()})
+    return sum((w * v for w, v in terms.values()), logits.new_zeros(()))
+
+
 def smoothing_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
-    """Virtual adversarial training of q(y|x) on the unlabeled batch alone, for the ``vat`` objective
-    (a classifier without the autoencoder); the AAE runs the same loss inside its generator step."""
-    vat = _vat(model, batch)
-    _step(model, optimizers["generator"], model.config.vat_weight * vat)
-    return {"vat": vat.detach()}
+    """The y head's terms on the unlabeled batch alone, for the ``vat`` objective (a classifier
+    without the autoencoder: NN+VAT with labels, IMSAT without); the AAE runs the same terms inside
+    its generator step."""
+    out: dict[str, Tensor] = {}
+    _step(model, optimizers["generator"], _y_terms(model, batch, model.encode(batch.x).y_logits, out))
+    return out
 
 
 def classification_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
