@@ -63,6 +63,19 @@ def test_the_paper_row_is_the_bundled_config_without_what_goes_beyond_the_paper(
         _models(argparse.Namespace(models=["NN"]), ("AAE", "AAE-paper"))
 
 
+def test_the_imsat_row_is_hu_et_als_recipe_on_the_clustering_config():
+    from aae.config import load_config
+    from aae.model import AdversarialAutoencoder
+    from aae.reproduce import IMSAT
+
+    cfg = load_config("mnist_cluster_30", IMSAT)
+    m = cfg.model
+    assert (m.objective, m.n_classes, m.hidden, m.vat_knn, m.vat_eps) == ("vat", 30, [1200, 1200], 10, 0.25)
+    assert m.y_marginal_weight == 4 * m.y_entropy_weight == 0.4 * m.vat_weight  # lambda = 0.1, mu = 4
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.lr["generator"]) == (50, 250, 0.002)
+    assert AdversarialAutoencoder(m, 784).regime.phases(m.objective) == ("smoothing",)  # no decoder, no discriminator
+
+
 def test_a_run_stopped_early_is_measured_and_listed_at_its_selected_epoch(tiny_config, tmp_path):
     cfg = tiny_config("train.epochs=6", "model.regime=semi_supervised", "data.n_labeled=300", "model.hidden=[128]",
                       "train.lr.generator=1e-4", "train.lr.discriminator=1e-4", "train.select_by=valid_error")
