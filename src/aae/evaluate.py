@@ -22,13 +22,14 @@ def log_mean_softmax(views: list[torch.Tensor]) -> torch.Tensor:
     """log of the softmax of each (n, m) logit tensor in ``views``, averaged over the views, in
     float64 and exact both where q(y|x) is near 0 and where it is near 1. A sure head has logit
     margins past 37, where even float64's softmax (and log_softmax) is exactly 1 (0) for hundreds
-    of images; 1 - q_i = sigmoid(logsumexp_{j != i} x_j - x_i) keeps them apart."""
+    of images; at each view's top class, 1 - q = sigmoid(logsumexp of the other logits - the top
+    logit) keeps them apart (only the top class can have q > 1/2)."""
     logits = torch.stack(views).double()  # (k, n, m)
     log_q = logits.log_softmax(2).logsumexp(0) - np.log(len(views))
-    others = torch.full((logits.shape[2],) * 2, 0.0, dtype=logits.dtype, device=logits.device).fill_diagonal_(-np.inf)
-    rest = (logits.unsqueeze(2) + others).logsumexp(3) - logits  # log((1 - q_i) / q_i) per view
-    near_one = torch.log1p(-rest.sigmoid().mean(0))
-    return torch.where(log_q > -np.log(2), near_one, log_q)
+    top = logits.argmax(2, keepdim=True)
+    rest = logits.scatter(2, top, -np.inf).logsumexp(2, keepdim=True) - logits.gather(2, top)  # log((1 - q) / q)
+    one_minus_q = (1 - logits.softmax(2)).scatter(2, top, rest.sigmoid())
+    return torch.where(log_q > -np.log(2), torch.log1p(-one_minus_q.mean(0)), log_q)
 
 
 @torch.no_grad()
