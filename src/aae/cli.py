@@ -100,8 +100,7 @@ def cmd_train(args) -> None:
 
 def cmd_eval(args) -> None:
     from .evaluate import final_metrics
-    from .experiment import FINAL, open_run
-    from .io import atomic_write
+    from .experiment import FINAL, open_run, write_final
 
     if args.write and args.tta_shift is not None:
         raise ConfigError("--write records the run's own evaluation; drop --tta-shift or --write")
@@ -113,8 +112,7 @@ def cmd_eval(args) -> None:
     if args.write:  # after a fix to the evaluation: the record keeps its other keys (the selected epoch)
         path = Path(args.run) / FINAL
         record = json.loads(path.read_text()) if path.exists() else {}
-        atomic_write(path, json.dumps({**record, **measured}, indent=2, sort_keys=True) + "\n")
-        print(f"wrote {path}")
+        print(f"wrote {write_final(args.run, {**record, **measured})}")
 
 
 def cmd_plot(args) -> None:

@@ -82,10 +82,17 @@ def run(cfg: ExperimentConfig, out: str | Path | None = None, *, resume: bool = 
     if trainer.selected is not None:
         metrics.update(selected_epoch=trainer.selected_epoch, **{f"selected_{cfg.train.select_by}": trainer.selected_value})
     if out is not None:
-        atomic_write(Path(out) / FINAL, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        write_final(out, metrics)
         if figures:
             write_figures(model, splits, Path(out), history)
     return Result(model, splits, history, metrics)
+
+
+def write_final(run_dir: str | Path, metrics: dict) -> Path:
+    """A run's final metrics as its record (``final.json``), which `recorded` reads back."""
+    path = Path(run_dir) / FINAL
+    atomic_write(path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return path
 
 
 def _recipe(config: dict) -> dict:
