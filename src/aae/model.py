@@ -44,15 +44,16 @@ class AdversarialAutoencoder(nn.Module):
         if c.objective == "classifier" and regime.label_to != "classifier":
             raise ConfigError(f"model.objective = 'classifier' trains q(y|x) on labels: it needs the semi_supervised "
                               f"or dim_reduction regime, not {regime.name!r}")
-        if c.objective == "vat" and not regime.categorical_head:
-            raise ConfigError(f"model.objective = 'vat' trains q(y|x): it needs the semi_supervised, dim_reduction or "
-                              f"clustering regime, not {regime.name!r}")
-        if c.objective == "vat" and c.vat_weight <= 0:
-            raise ConfigError("model.objective = 'vat' needs model.vat_weight > 0")
-        if c.objective == "vat" and regime.label_to is None and not (c.y_marginal_weight > 0 and c.y_entropy_weight > 0):
-            # IMSAT (Hu et al. 2017): without either term VAT is content with one cluster or a uniform q(y|x)
-            raise ConfigError("model.objective = 'vat' without labels clusters by IMSAT's objective: it needs "
-                              "model.y_marginal_weight > 0 and model.y_entropy_weight > 0")
+        if c.objective == "vat":
+            if not regime.categorical_head:
+                raise ConfigError(f"model.objective = 'vat' trains q(y|x): it needs the semi_supervised, dim_reduction or "
+                                  f"clustering regime, not {regime.name!r}")
+            if c.vat_weight <= 0:
+                raise ConfigError("model.objective = 'vat' needs model.vat_weight > 0")
+            if regime.label_to is None and not (c.y_marginal_weight > 0 and c.y_entropy_weight > 0):
+                # IMSAT (Hu et al. 2017): without either term VAT is content with one cluster or a uniform q(y|x)
+                raise ConfigError("model.objective = 'vat' without labels clusters by IMSAT's objective: it needs "
+                                  "model.y_marginal_weight > 0 and model.y_entropy_weight > 0")
         self.prior = make_prior(prior if prior is not None else c.prior, c.z_dim)
         n_y = c.n_classes if regime.categorical_head else 0
         self.encoder = Encoder(x_dim, c.hidden, c.z_dim, kind=c.encoder, n_categories=n_y,
