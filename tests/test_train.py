@@ -482,8 +482,8 @@ def test_nan_guard_names_a_classification_loss(digits, tiny_config, monkeypatch)
 # ----------------------------------------------------------------------------- phases
 
 
-def _semi_supervised(tiny_config, digits):
-    cfg = tiny_config("model.regime=semi_supervised")
+def _semi_supervised(tiny_config, digits, *settings):
+    cfg = tiny_config("model.regime=semi_supervised", *settings)
     model = build(cfg).train()
     groups = model.parameter_groups()
     optimizers = {k: make_optimizer(groups[k], k, cfg.train) for k in groups}
@@ -539,6 +539,23 @@ def test_classification_phase_updates_only_the_encoder(tiny_config, digits):
     # the style head z does not enter q(y|x), so it stays too
     assert _changed(model, before) == {"encoder.trunk": True, "encoder.z_head": False, "encoder.y_head": True,
                                        "decoder": False, "disc.z": False, "disc.y": False}
+
+
+def test_a_separate_y_trunk_is_moved_only_by_what_trains_y(tiny_config, digits):
+    model, optimizers, batch = _semi_supervised(tiny_config, digits, "model.separate_y_trunk=true",
+                                                "model.reconstruction_trains_y=false")
+    moved = {}
+    for phase in (reconstruction_phase, classification_phase):
+        before = state(model)
+        phase(model, batch, optimizers)
+        after = state(model)
+        moved[phase.__name__] = {part: any(not torch.equal(before[k], after[k]) for k in before if k.startswith(f"encoder.{part}."))
+                                 for part in ("trunk", "z_head", "y_trunk", "y_head")}
+    # the reconstruction reaches z's trunk only; the labels reach y's trunk only
+    assert moved == {"reconstruction_phase": {"trunk": True, "z_head": True, "y_trunk": False, "y_head": False},
+                     "classification_phase": {"trunk": False, "z_head": False, "y_trunk": True, "y_head": True}}
+    with pytest.raises(ConfigError, match="separate_y_trunk"):
+        build(tiny_config("model.separate_y_trunk=true"))
 
 
 def test_classification_phase_without_a_labeled_batch_does_nothing(tiny_config, digits):

@@ -61,6 +61,10 @@ class ModelConfig:
     """std of Gaussian noise added to each hidden layer of the encoder while training"""
     encoder_batch_norm: bool = False
     """batch normalization before each ReLU of the encoder's trunk"""
+    separate_y_trunk: bool = False
+    """models with a y head: q(y|x) reads a trunk of its own (same sizes) instead of sharing the
+    encoder's layers with z, so the z discriminator (and, with reconstruction_trains_y = false, the
+    reconstruction) cannot move the layers under y"""
     prior: dict[str, Any] = field(default_factory=lambda: {"name": "gaussian"})
     """table with 'name' (gaussian, mixture, swiss_roll, uniform, callable) and that prior's arguments"""
     label_to_discriminator: bool = False

@@ -56,10 +56,12 @@ class AdversarialAutoencoder(nn.Module):
                                   "model.y_marginal_weight > 0 and model.y_entropy_weight > 0")
         self.prior = make_prior(prior if prior is not None else c.prior, c.z_dim)
         n_y = c.n_classes if regime.categorical_head else 0
+        if c.separate_y_trunk and not n_y:
+            raise ConfigError(f"model.separate_y_trunk needs a regime with a y head, not {regime.name!r}")
         self.encoder = Encoder(x_dim, c.hidden, c.z_dim, kind=c.encoder, n_categories=n_y,
                                noise_dim=c.noise_dim, noise_std=c.noise_std, input_dropout=c.input_dropout,
                                input_noise=c.input_noise, hidden_noise=c.hidden_noise,
-                               batch_norm=c.encoder_batch_norm)
+                               batch_norm=c.encoder_batch_norm, separate_y_trunk=c.separate_y_trunk)
         if regime.cluster_heads:
             # W_C: one learned n-dimensional head per cluster (Section 7); r = W_C y + z.
             self.cluster_heads = nn.Parameter(torch.randn(n_y, c.z_dim) * c.eta)

@@ -68,19 +68,25 @@ class Encoder(nn.Module):
     additive Gaussian noise of std ``input_noise``, and each hidden layer's output by noise of std
     ``hidden_noise``: regularizers of the encoder (and so of the classifier q(y|x)); the
     reconstruction target stays the clean image.
+
+    With ``separate_y_trunk`` the categorical head reads a trunk of its own (same sizes), so the
+    terms that shape z (reconstruction, the z discriminator) do not reach the layers under y.
     """
 
     def __init__(self, x_dim: int, hidden: list[int], z_dim: int, *, kind: str = "deterministic",
                  n_categories: int = 0, noise_dim: int = 100, noise_std: float = 1.0, input_dropout: float = 0.0,
-                 input_noise: float = 0.0, hidden_noise: float = 0.0, batch_norm: bool = False):
+                 input_noise: float = 0.0, hidden_noise: float = 0.0, batch_norm: bool = False,
+                 separate_y_trunk: bool = False):
         super().__init__()
         if kind not in ENCODER_KINDS:
             raise ConfigError(f"model.encoder = {kind!r} is not allowed; choose one of: {', '.join(ENCODER_KINDS)}")
         self.kind, self.z_dim, self.noise_std = kind, z_dim, noise_std
         self.noise_dim = noise_dim if kind == "universal" else 0
         self.dropout, self.input_noise = nn.Dropout(input_dropout), GaussianNoise(input_noise)
-        self.trunk = mlp([x_dim + self.noise_dim, *hidden], final_activation=True, batch_norm=batch_norm,
-                         noise=hidden_noise)
+        trunk = lambda: mlp([x_dim + self.noise_dim, *hidden], final_activation=True, batch_norm=batch_norm,
+                            noise=hidden_noise)
+        self.trunk = trunk()
+        self.y_trunk = trunk() if separate_y_trunk and n_categories else None
         width = hidden[-1] if hidden else x_dim + self.noise_dim
         self.z_head = nn.Linear(width, 2 * z_dim if kind == "gaussian" else z_dim)
         self.y_head = nn.Linear(width, n_categories) if n_categories else None
@@ -93,7 +99,7 @@ class Encoder(nn.Module):
             noise = torch.randn(x.shape[0], self.noise_dim, device=x.device) * self.noise_std if sample else x.new_zeros(x.shape[0], self.noise_dim)
             x = torch.cat([x, noise], 1)
         h = self.trunk(x)
-        y_logits = self.y_head(h) if self.y_head is not None else None
+        y_logits = None if self.y_head is None else self.y_head(h if self.y_trunk is None else self.y_trunk(x))
         out = self.z_head(h)
         if self.kind != "gaussian":
             return Codes(out, y_logits)
