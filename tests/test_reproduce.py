@@ -38,8 +38,22 @@ def test_a_record_of_another_recipe_is_refused(tiny_config, tmp_path):
         recorded(tmp_path / "AAE-seed0", changed)
     with pytest.raises(ConfigError, match="holds a finished run of another config"):  # measured another way
         recorded(tmp_path / "AAE-seed0", tiny_config("train.epochs=1", "eval.tta_shift=1"))
-    # where or how fast a run ran does not make it another recipe
+    # where or how fast a run ran does not make it another recipe, nor a key that does not act
     assert recorded(tmp_path / "AAE-seed0", tiny_config("train.epochs=1", "train.threads=2")) is not None
+    assert tiny_config().train.lr_milestones == []
+    assert recorded(tmp_path / "AAE-seed0", tiny_config("train.epochs=1", "train.lr_gamma=0.5")) is not None
+
+
+def test_a_classifier_record_ignores_the_autoencoders_keys(tiny_config, tmp_path):
+    clusterer = ("model.regime=clustering", "model.objective='vat'", "model.vat_weight=1", "model.y_marginal_weight=0.4",
+                 "model.y_entropy_weight=0.1", "train.epochs=1")
+    _runs(_args(tmp_path), "exp", {"IMSAT": tiny_config(*clusterer)})
+    (tmp_path / "IMSAT-seed0" / CHECKPOINT).unlink()
+    # no decoder or discriminator trains under objective = 'vat'; its own terms still count
+    assert recorded(tmp_path / "IMSAT-seed0", tiny_config(*clusterer, "model.y_adversary=false",
+                                                          "model.reconstruction_trains_y=false")) is not None
+    with pytest.raises(ConfigError, match="holds a finished run of another config"):
+        recorded(tmp_path / "IMSAT-seed0", tiny_config(*clusterer, "model.vat_weight=2"))
 
 
 def test_a_directory_without_a_record_is_not_a_run(tiny_config, tmp_path):

@@ -95,13 +95,24 @@ def write_final(run_dir: str | Path, metrics: dict) -> Path:
     return path
 
 
+AUTOENCODER_ONLY = ("output", "prior", "z_dim", "disc_hidden", "label_to_discriminator", "z_disc_reads_y",
+                    "y_adversary", "reconstruction_trains_y", "y_batch_mean", "eta", "head_penalty")
+"""model keys that only the decoder and the discriminators read: a classifier objective never trains them"""
+
+
 def _recipe(config: dict) -> dict:
     """What makes two finished runs the same experiment: model, data, training and how q(y|x) is
-    measured, not where or how fast it ran."""
+    measured, not where or how fast it ran, nor the keys that do not act: a decay factor without
+    milestones, or the autoencoder's keys under a classifier objective (classifier, vat)."""
     runtime = ("progress", "threads", "device", "checkpoint_every", "eval_every")
     full = from_dict(config, strict=False).to_dict()
-    return {**what_must_match(config), "train": {k: v for k, v in full["train"].items() if k not in runtime},
-            "eval": full["eval"]}
+    train = {k: v for k, v in full["train"].items() if k not in runtime}
+    if not train["lr_milestones"]:
+        del train["lr_gamma"]
+    same = what_must_match(config)
+    if same["model"]["objective"] in ("classifier", "vat"):
+        same["model"] = {k: v for k, v in same["model"].items() if k not in AUTOENCODER_ONLY}
+    return {**same, "train": train, "eval": full["eval"]}
 
 
 def recorded(run_dir: str | Path, cfg: ExperimentConfig) -> Result | None:
