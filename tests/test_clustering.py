@@ -67,10 +67,14 @@ def test_without_batch_features_the_categories_collapse_unless_mutual_informatio
     from aae.config import load_config
     from aae.evaluate import encode
 
-    off = [] if mutual_information else ["model.y_marginal_weight=0", "model.y_entropy_weight=0"]
-    cfg = load_config("mnist_cluster_16", ["model.hidden=[128]", "model.disc_hidden=[64]", "train.progress=false",
+    terms = ["model.y_marginal_weight=1.2", "model.y_entropy_weight=0.3"] if mutual_information else \
+        ["model.y_marginal_weight=0", "model.y_entropy_weight=0"]
+    # the recipe of sessions 10-11: a y discriminator that the reconstruction reaches, VAT at one radius
+    y_discriminator = ["model.y_adversary=true", "model.reconstruction_trains_y=true", "model.encoder_batch_norm=false",
+                       "model.vat_weight=3", "model.vat_eps=2", "model.vat_knn=0", "train.lr.generator=0.001"]
+    cfg = load_config("mnist_cluster_16", [*y_discriminator, "model.hidden=[128]", "model.disc_hidden=[64]", "train.progress=false",
                                            "data.name=digits", "train.epochs=20", "train.lr_milestones=[]",
-                                           "train.eval_every=20", "train.batch_size=32", "model.y_batch_mean=false", *off])
+                                           "train.eval_every=20", "train.batch_size=32", "model.y_batch_mean=false", *terms])
     used = len(np.unique(encode(run(cfg, None, splits=digits).model, digits.test.x)[1].argmax(1)))
     if mutual_information:
         assert used >= 4  # measured 6 of 16

@@ -70,6 +70,12 @@ def test_the_paper_row_is_the_bundled_config_without_what_goes_beyond_the_paper(
     assert load_config("mnist_semi_all").eval.tta_shift > 0 and load_config("mnist_semi_all", PAPER_RECIPE).eval.tta_shift == 0
     unsup = load_config("mnist_dimred_unsup20", PAPER_RECIPE)  # the analytic KL of q(y) is ours too
     assert unsup.model.y_marginal_weight == 0 and load_config("mnist_dimred_unsup20").model.y_marginal_weight > 0
+    clustering = load_config("mnist_cluster_30", PAPER_RECIPE).model  # the paper's y discriminator, no IMSAT terms
+    assert clustering.y_adversary and clustering.reconstruction_trains_y and not clustering.encoder_batch_norm
+    assert clustering.vat_weight == clustering.y_marginal_weight == clustering.y_entropy_weight == 0
+    for name in ("mnist_semi_100", "mnist_semi_1000", "mnist_semi_all", "mnist_dimred_unsup20"):  # their records stay valid
+        base = load_config(name)
+        assert (base.model.hidden, base.train.batch_size, base.model.encoder_batch_norm) == ([1000, 1000], 100, False)
     everything = ("AAE", "AAE-paper", "NN", "NN+VAT")
     assert list(_models(argparse.Namespace(models=None), everything)) == list(everything)
     assert list(_models(argparse.Namespace(models=["NN", "AAE"]), everything)) == ["AAE", "NN"]
