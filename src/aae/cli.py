@@ -25,8 +25,9 @@ model: regime (unsupervised | label_conditioned | supervised | semi_supervised |
   dim_reduction), objective (aae | vae | ae | classifier | vat), encoder (deterministic | gaussian | universal),
   z_dim, n_classes, hidden, disc_hidden, noise_dim, noise_std, output (bernoulli | gaussian),
   input_dropout, input_noise, hidden_noise, encoder_batch_norm, separate_y_trunk,
-  prior = {name = gaussian | mixture | swiss_roll | uniform | callable, ...}, label_to_discriminator, z_disc_reads_y, vat_weight, vat_eps, vat_knn, vat_xi, y_marginal_weight,
-  y_entropy_weight, y_adversary, reconstruction_trains_y, y_batch_mean, eta, head_penalty
+  prior = {name = gaussian | mixture | swiss_roll | uniform | callable, ...}, label_to_discriminator,
+  z_disc_reads_y, vat_weight, vat_eps, vat_knn, vat_xi, y_marginal_weight, y_entropy_weight, y_adversary,
+  reconstruction_trains_y, y_batch_mean, eta, head_penalty
 train: epochs, batch_size, labeled_batch_size, optimizer (adam | sgd), classification_optimizer, lr = {reconstruction,
   discriminator, generator, classification}, momentum, betas, shift, lr_milestones, lr_gamma, ema, select_by, seed,
   device (auto | cpu | cuda | cuda:N | mps), threads, checkpoint_every, eval_every, progress

@@ -83,10 +83,10 @@ class Encoder(nn.Module):
         self.kind, self.z_dim, self.noise_std = kind, z_dim, noise_std
         self.noise_dim = noise_dim if kind == "universal" else 0
         self.dropout, self.input_noise = nn.Dropout(input_dropout), GaussianNoise(input_noise)
-        trunk = lambda: mlp([x_dim + self.noise_dim, *hidden], final_activation=True, batch_norm=batch_norm,
-                            noise=hidden_noise)
-        self.trunk = trunk()
-        self.y_trunk = trunk() if separate_y_trunk and n_categories else None
+        sizes = [x_dim + self.noise_dim, *hidden]
+        self.trunk = mlp(sizes, final_activation=True, batch_norm=batch_norm, noise=hidden_noise)
+        self.y_trunk = (mlp(sizes, final_activation=True, batch_norm=batch_norm, noise=hidden_noise)
+                        if separate_y_trunk and n_categories else None)
         width = hidden[-1] if hidden else x_dim + self.noise_dim
         self.z_head = nn.Linear(width, 2 * z_dim if kind == "gaussian" else z_dim)
         self.y_head = nn.Linear(width, n_categories) if n_categories else None
