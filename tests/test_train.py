@@ -493,11 +493,14 @@ def _semi_supervised(tiny_config, digits, *settings):
     return model, optimizers, batch
 
 
-def _changed(model, before: dict) -> dict[str, bool]:
-    """Per part (encoder trunk / z head / y head, decoder, each discriminator): did any weight change?"""
+PARTS = {"encoder.trunk": "encoder.trunk.", "encoder.z_head": "encoder.z_head.", "encoder.y_head": "encoder.y_head.",
+         "decoder": "decoder.", "disc.z": "discriminators.z.", "disc.y": "discriminators.y."}
+
+
+def _changed(model, before: dict, parts: dict[str, str] = PARTS) -> dict[str, bool]:
+    """Per part (by default encoder trunk / z head / y head, decoder, each discriminator; else
+    ``parts``, name to parameter prefix): did any weight change?"""
     after = state(model)
-    parts = {"encoder.trunk": "encoder.trunk.", "encoder.z_head": "encoder.z_head.", "encoder.y_head": "encoder.y_head.",
-             "decoder": "decoder.", "disc.z": "discriminators.z.", "disc.y": "discriminators.y."}
     return {name: any(not torch.equal(before[k], after[k]) for k in before if k.startswith(p)) for name, p in parts.items()}
 
 
@@ -544,13 +547,12 @@ def test_classification_phase_updates_only_the_encoder(tiny_config, digits):
 def test_a_separate_y_trunk_is_moved_only_by_what_trains_y(tiny_config, digits):
     model, optimizers, batch = _semi_supervised(tiny_config, digits, "model.separate_y_trunk=true",
                                                 "model.reconstruction_trains_y=false")
+    encoder = {part: f"encoder.{part}." for part in ("trunk", "z_head", "y_trunk", "y_head")}
     moved = {}
     for phase in (reconstruction_phase, classification_phase):
         before = state(model)
         phase(model, batch, optimizers)
-        after = state(model)
-        moved[phase.__name__] = {part: any(not torch.equal(before[k], after[k]) for k in before if k.startswith(f"encoder.{part}."))
-                                 for part in ("trunk", "z_head", "y_trunk", "y_head")}
+        moved[phase.__name__] = _changed(model, before, encoder)
     # the reconstruction reaches z's trunk only; the labels reach y's trunk only
     assert moved == {"reconstruction_phase": {"trunk": True, "z_head": True, "y_trunk": False, "y_head": False},
                      "classification_phase": {"trunk": False, "z_head": False, "y_trunk": True, "y_head": True}}
