@@ -143,6 +143,22 @@ def test_eval_can_average_q_y_over_shifted_images(tmp_path):
     assert rc != 0 and "eval.tta_shift = -1 must be 0 or more pixels" in err
 
 
+def test_eval_breaks_the_cluster_error_down_by_cluster(trained, tmp_path):
+    run_dir = tmp_path / "clusters"
+    rc, _, err = run_main(["train", "--config", "demo", "--epochs", "1", "--out", str(run_dir), *TINY, "--no-figures",
+                           "--set", "model.regime=clustering", "--set", "model.n_classes=4"])
+    assert rc == 0, err
+    rc, out, err = run_main(["eval", "--run", str(run_dir), "--clusters"])
+    assert rc == 0, err
+    rows = re.findall(r"^ +(\d+) +(\d+)  (\d) \( *([\d.]+) %\) +(\d) \( *([\d.]+) %\) +((?:\d:\d+ ?)+|\(empty\))$", out, re.M)
+    assert sorted(int(r[0]) for r in rows) == [0, 1, 2, 3]
+    printed = printed_metrics(out)
+    assert sum(float(r[3]) for r in rows) == pytest.approx(100 * float(printed["test_cluster_error"]), abs=0.02)
+    assert sum(float(r[5]) for r in rows) == pytest.approx(100 * float(printed["test_cluster_error_majority"]), abs=0.02)
+    rc, _, err = run_main(["eval", "--run", str(trained[0]), "--clusters"])
+    assert rc != 0 and "no categorical head" in err
+
+
 def test_sample_writes_a_png_grid(trained, tmp_path, capsys):
     out = tmp_path / "grid.png"
     assert main(["sample", "--run", str(trained[0]), "-n", "16", "--out", str(out)]) == 0

@@ -12,6 +12,7 @@ from scipy.special import logsumexp
 from aae.errors import AAEError, ConfigError, DataError
 from aae.metrics import (
     classification_error,
+    cluster_breakdown,
     cluster_error_paper,
     cluster_scores,
     hungarian_accuracy,
@@ -107,6 +108,14 @@ def test_cluster_error_by_majority_lets_no_single_image_label_a_cluster() -> Non
     # the paper's labels [0, 1, 1]: 2 wrong; by majority [0, 1, 2] (cluster 1 keeps its most confident): 1 wrong
     assert cluster_error_paper(valid_proba, y_valid, test_assign, y_test) == pytest.approx(2 / 5)
     assert cluster_error_paper(valid_proba, y_valid, test_assign, y_test, majority=True) == pytest.approx(1 / 5)
+
+    # the breakdown says which cluster those errors sit in, and sums to both errors
+    rows = cluster_breakdown(valid_proba, y_valid, test_assign, y_test)
+    assert rows[0] == {"cluster": 2, "size": 3, "classes": [0, 1, 2], "paper_label": 1, "majority_label": 2,
+                       "paper_cost": pytest.approx(2 / 5), "majority_cost": pytest.approx(1 / 5)}
+    assert sorted(r["cluster"] for r in rows) == [0, 1, 2]
+    assert sum(r["paper_cost"] for r in rows) == pytest.approx(2 / 5)
+    assert sum(r["majority_cost"] for r in rows) == pytest.approx(1 / 5)
 
 
 def test_cluster_scores_perfect_and_random() -> None:

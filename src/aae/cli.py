@@ -100,7 +100,7 @@ def cmd_train(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from .evaluate import final_metrics
+    from .evaluate import cluster_breakdown, final_metrics
     from .experiment import FINAL, open_run, write_final
 
     if args.write and args.tta_shift is not None:
@@ -110,10 +110,23 @@ def cmd_eval(args) -> None:
         cfg.eval.tta_shift = args.tta_shift
     measured = final_metrics(model, splits, cfg)
     _print_metrics(measured)
+    if args.clusters:
+        _print_clusters(cluster_breakdown(model, splits, cfg))
     if args.write:  # after a fix to the evaluation: the record keeps its other keys (the selected epoch)
         path = Path(args.run) / FINAL
         record = json.loads(path.read_text()) if path.exists() else {}
         print(f"wrote {write_final(args.run, {**record, **measured})}")
+
+
+def _print_clusters(rows: list[dict]) -> None:
+    """One line per cluster, the costliest first: its test images, their three commonest classes,
+    and its label by the paper's protocol and by validation majority with the test error each costs."""
+    print(f"{'cluster':>7} {'size':>5}  {'paper label (cost)':<18}  {'majority (cost)':<16}  classes")
+    for r in rows:
+        top = sorted(range(len(r["classes"])), key=lambda c: -r["classes"][c])[:3]
+        classes = " ".join(f"{c}:{r['classes'][c]}" for c in top if r["classes"][c]) or "(empty)"
+        paper, majority = (f"{r[k + '_label']} ({100 * r[k + '_cost']:5.2f} %)" for k in ("paper", "majority"))
+        print(f"{r['cluster']:>7} {r['size']:>5}  {paper:<18}  {majority:<16}  {classes}")
 
 
 def cmd_plot(args) -> None:
@@ -209,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="directory holding data sets")
     p.add_argument("--tta-shift", type=int, metavar="K", help="measure q(y|x) as its mean over every shift of the "
                    "image by up to K pixels (default: the run's eval.tta_shift)")
+    p.add_argument("--clusters", action="store_true", help="also print each cluster's test classes and its label "
+                   "by the paper's protocol and by validation majority, with the error each costs")
     p.add_argument("--write", action="store_true", help="also record the metrics in the run's final.json (what "
                    "`aae reproduce` tables read), to re-measure finished runs after a fix to the evaluation")
     p.set_defaults(func=cmd_eval)

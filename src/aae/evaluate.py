@@ -130,6 +130,18 @@ def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Calla
     return measure
 
 
+def cluster_breakdown(model: AdversarialAutoencoder, splits: Splits, cfg: ExperimentConfig) -> list[dict]:
+    """Each test cluster's classes and its labels by the paper's protocol and by validation
+    majority (`aae.metrics.cluster_breakdown`): which clusters the cluster error comes from."""
+    if splits.test.y is None or splits.valid.y is None:
+        raise ConfigError("a cluster breakdown needs labeled validation and test splits")
+    proba = encode(model, splits.test.x, tta_shift=cfg.eval.tta_shift)[1]
+    if proba is None:
+        raise ConfigError(f"{cfg.name} has no categorical head q(y|x): there are no clusters to break down")
+    valid_logp = encode(model, splits.valid.x, tta_shift=cfg.eval.tta_shift, log=True)[1]
+    return metrics.cluster_breakdown(valid_logp, splits.valid.y, proba.argmax(1), splits.test.y)
+
+
 def final_metrics(model: AdversarialAutoencoder, splits: Splits, cfg: ExperimentConfig) -> dict:
     """The full evaluation on the test set (``aae eval``)."""
     test = splits.test

@@ -21,6 +21,7 @@ __all__ = [
     "mmd",
     "hungarian_accuracy",
     "cluster_error_paper",
+    "cluster_breakdown",
     "balanced_cluster_floor",
     "cluster_scores",
     "parzen_log_likelihood",
@@ -108,6 +109,25 @@ def hungarian_accuracy(y_true: Any, clusters: Any) -> float:
     return float(counts[rows, cols].sum() / len(t))
 
 
+def _cluster_inputs(valid_proba: Any, y_valid: Any, test_assign: Any, y_test: Any):
+    p = _np(valid_proba, "valid_proba", ndim=2, dtype=np.float64)
+    yv, a, yt = _labels(y_valid, "y_valid"), _labels(test_assign, "test_assign"), _labels(y_test, "y_test")
+    _same_len(p, yv, "valid_proba", "y_valid")
+    _same_len(a, yt, "test_assign", "y_test")
+    if a.min() < 0 or a.max() >= p.shape[1]:
+        raise DataError(f"test_assign must be cluster indices in 0..{p.shape[1] - 1}, got values in {a.min()}..{a.max()}")
+    return p, yv, a, yt
+
+
+def _cluster_labels(p: np.ndarray, yv: np.ndarray, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each cluster's label by the paper's protocol and by validation majority (see
+    `cluster_error_paper`), both of shape (m,)."""
+    paper = yv[np.argmax(p, axis=0)]
+    votes = np.zeros((p.shape[1], n_labels))
+    np.add.at(votes, (p.argmax(1), yv), 1)
+    return paper, np.where(votes.sum(1) > 0, votes.argmax(1), paper)
+
+
 def cluster_error_paper(valid_proba: Any, y_valid: Any, test_assign: Any, y_test: Any, majority: bool = False) -> float:
     """Test error of the AAE paper's clustering protocol (Makhzani et al., Section 6).
 
@@ -119,19 +139,26 @@ def cluster_error_paper(valid_proba: Any, y_valid: Any, test_assign: Any, y_test
     only a cluster no validation image falls in keeps its most confident image's class: one
     atypical image can no longer mislabel a whole cluster.
     """
-    p = _np(valid_proba, "valid_proba", ndim=2, dtype=np.float64)
-    yv, a, yt = _labels(y_valid, "y_valid"), _labels(test_assign, "test_assign"), _labels(y_test, "y_test")
-    _same_len(p, yv, "valid_proba", "y_valid")
-    _same_len(a, yt, "test_assign", "y_test")
-    m = p.shape[1]
-    if a.min() < 0 or a.max() >= m:
-        raise DataError(f"test_assign must be cluster indices in 0..{m - 1}, got values in {a.min()}..{a.max()}")
-    cluster_label = yv[np.argmax(p, axis=0)]  # (m,)
-    if majority:
-        votes = np.zeros((m, int(max(yv.max(), yt.max())) + 1))
-        np.add.at(votes, (p.argmax(1), yv), 1)
-        cluster_label = np.where(votes.sum(1) > 0, votes.argmax(1), cluster_label)
-    return float(np.mean(cluster_label[a] != yt))
+    p, yv, a, yt = _cluster_inputs(valid_proba, y_valid, test_assign, y_test)
+    paper, by_majority = _cluster_labels(p, yv, int(max(yv.max(), yt.max())) + 1)
+    return float(np.mean((by_majority if majority else paper)[a] != yt))
+
+
+def cluster_breakdown(valid_proba: Any, y_valid: Any, test_assign: Any, y_test: Any) -> list[dict]:
+    """Where `cluster_error_paper` loses: for each cluster, its test images per class
+    (``classes``, a list), its label by the paper's protocol and by validation majority, and the
+    test error each label costs (as fractions of all test images), worst cluster first."""
+    p, yv, a, yt = _cluster_inputs(valid_proba, y_valid, test_assign, y_test)
+    n_labels = int(max(yv.max(), yt.max())) + 1
+    paper, by_majority = _cluster_labels(p, yv, n_labels)
+    rows = []
+    for i in range(p.shape[1]):
+        counts = np.bincount(yt[a == i], minlength=n_labels)
+        rows.append({"cluster": i, "size": int(counts.sum()), "classes": counts.tolist(),
+                     "paper_label": int(paper[i]), "majority_label": int(by_majority[i]),
+                     "paper_cost": float((counts.sum() - counts[paper[i]]) / len(yt)),
+                     "majority_cost": float((counts.sum() - counts[by_majority[i]]) / len(yt))})
+    return sorted(rows, key=lambda r: -r["paper_cost"])
 
 
 def balanced_cluster_floor(y_true: Any, m: int) -> float:
