@@ -93,6 +93,13 @@ def _label_metrics(model: AdversarialAutoencoder, z: np.ndarray, proba: np.ndarr
     return out
 
 
+def _cluster_protocol_inputs(model: AdversarialAutoencoder, proba: np.ndarray, splits: Splits,
+                             cfg: ExperimentConfig) -> tuple[np.ndarray, np.ndarray]:
+    """What the paper's cluster protocol reads: log q(y|x) of the validation images (which rank
+    each cluster's exemplar) and the test images' clusters, the argmax of their q(y|x) ``proba``."""
+    return encode(model, splits.valid.x, tta_shift=cfg.eval.tta_shift, log=True)[1], proba.argmax(1)
+
+
 def _cluster_metrics(model: AdversarialAutoencoder, proba: np.ndarray | None, splits: Splits, cfg: ExperimentConfig) -> dict:
     """Unsupervised clustering (Section 6), and a categorical head trained without labels (the
     unsupervised map of Section 7): the paper's protocol and the usual scores."""
@@ -100,10 +107,9 @@ def _cluster_metrics(model: AdversarialAutoencoder, proba: np.ndarray | None, sp
     unsupervised = model.regime.label_to is None or cfg.data.n_labeled == 0
     if proba is None or test.y is None or not unsupervised:
         return {}
-    assign = proba.argmax(1)
+    valid_logp, assign = _cluster_protocol_inputs(model, proba, splits, cfg)
     # cluster sizes against the equal share n / m a q(y) matching the uniform prior would give
     sizes = np.bincount(assign, minlength=proba.shape[1]) * proba.shape[1] / len(assign)
-    valid_logp = encode(model, splits.valid.x, tta_shift=cfg.eval.tta_shift, log=True)[1]
     return {"cluster_error": metrics.cluster_error_paper(valid_logp, splits.valid.y, assign, test.y),
             "cluster_error_majority": metrics.cluster_error_paper(valid_logp, splits.valid.y, assign, test.y, majority=True),
             "hungarian_accuracy": metrics.hungarian_accuracy(test.y, assign), **metrics.cluster_scores(test.y, assign),
@@ -138,8 +144,8 @@ def cluster_breakdown(model: AdversarialAutoencoder, splits: Splits, cfg: Experi
     proba = encode(model, splits.test.x, tta_shift=cfg.eval.tta_shift)[1]
     if proba is None:
         raise ConfigError(f"{cfg.name} has no categorical head q(y|x): there are no clusters to break down")
-    valid_logp = encode(model, splits.valid.x, tta_shift=cfg.eval.tta_shift, log=True)[1]
-    return metrics.cluster_breakdown(valid_logp, splits.valid.y, proba.argmax(1), splits.test.y)
+    valid_logp, assign = _cluster_protocol_inputs(model, proba, splits, cfg)
+    return metrics.cluster_breakdown(valid_logp, splits.valid.y, assign, splits.test.y)
 
 
 def final_metrics(model: AdversarialAutoencoder, splits: Splits, cfg: ExperimentConfig) -> dict:

@@ -110,13 +110,14 @@ def hungarian_accuracy(y_true: Any, clusters: Any) -> float:
 
 
 def _cluster_inputs(valid_proba: Any, y_valid: Any, test_assign: Any, y_test: Any):
+    """The checked arrays of `cluster_error_paper`, and how many labels they hold."""
     p = _np(valid_proba, "valid_proba", ndim=2, dtype=np.float64)
     yv, a, yt = _labels(y_valid, "y_valid"), _labels(test_assign, "test_assign"), _labels(y_test, "y_test")
     _same_len(p, yv, "valid_proba", "y_valid")
     _same_len(a, yt, "test_assign", "y_test")
     if a.min() < 0 or a.max() >= p.shape[1]:
         raise DataError(f"test_assign must be cluster indices in 0..{p.shape[1] - 1}, got values in {a.min()}..{a.max()}")
-    return p, yv, a, yt
+    return p, yv, a, yt, int(max(yv.max(), yt.max())) + 1
 
 
 def _cluster_labels(p: np.ndarray, yv: np.ndarray, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -139,8 +140,8 @@ def cluster_error_paper(valid_proba: Any, y_valid: Any, test_assign: Any, y_test
     only a cluster no validation image falls in keeps its most confident image's class: one
     atypical image can no longer mislabel a whole cluster.
     """
-    p, yv, a, yt = _cluster_inputs(valid_proba, y_valid, test_assign, y_test)
-    paper, by_majority = _cluster_labels(p, yv, int(max(yv.max(), yt.max())) + 1)
+    p, yv, a, yt, n_labels = _cluster_inputs(valid_proba, y_valid, test_assign, y_test)
+    paper, by_majority = _cluster_labels(p, yv, n_labels)
     return float(np.mean((by_majority if majority else paper)[a] != yt))
 
 
@@ -148,8 +149,7 @@ def cluster_breakdown(valid_proba: Any, y_valid: Any, test_assign: Any, y_test: 
     """Where `cluster_error_paper` loses: for each cluster, its test images per class
     (``classes``, a list), its label by the paper's protocol and by validation majority, and the
     test error each label costs (as fractions of all test images), worst cluster first."""
-    p, yv, a, yt = _cluster_inputs(valid_proba, y_valid, test_assign, y_test)
-    n_labels = int(max(yv.max(), yt.max())) + 1
+    p, yv, a, yt, n_labels = _cluster_inputs(valid_proba, y_valid, test_assign, y_test)
     paper, by_majority = _cluster_labels(p, yv, n_labels)
     rows = []
     for i in range(p.shape[1]):
