@@ -10,7 +10,7 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
 	touch $@
 
-.PHONY: install demo test test-slow bench
+.PHONY: install demo test test-fast lint readme bench compare
 install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
@@ -19,8 +19,15 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
 
-test-slow: $(BIN)/.installed
-	$(BIN)/python -m pytest -q -m slow
+test-fast: $(BIN)/.installed
+	$(BIN)/python -m pytest -q -m 'not slow'
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check src tests benchmarks
+
+# regenerate the README's config-key table from the config's own field docs
+readme: $(BIN)/.installed
+	$(BIN)/python -c 'from aae.config import write_key_table; write_key_table("README.md")' 
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/throughput.py

@@ -13,7 +13,7 @@ import torch
 torch.set_num_threads(1)
 
 # Tiny networks on sklearn's digits (64 features): a training epoch takes a few milliseconds.
-TINY = ("model.hidden=[32]", "model.disc_hidden=[16]", "train.progress=false", "data.name=digits")
+TINY = ("model.hidden=[32]", "model.disc_hidden=[16]", "data.name=digits")
 
 
 @pytest.fixture(scope="session")

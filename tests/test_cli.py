@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aae import io
+from aae import checkpoint as io
 from aae.cli import main
 from aae.config import DataConfig, EvalConfig, ModelConfig, TrainConfig, bundled_configs
 
@@ -87,7 +87,9 @@ def test_train_writes_checkpoint_config_metrics_and_figures(trained):
     cfg = json.loads((run_dir / "config.json").read_text())
     assert cfg["name"] == "demo" and cfg["model"]["regime"] == "label_conditioned"
     assert cfg["model"]["hidden"] == [32] and cfg["model"]["disc_hidden"] == [16]
-    assert cfg["train"]["epochs"] == 2 and cfg["train"]["progress"] is False
+    assert cfg["train"]["epochs"] == 2
+    # where and how a run runs (--device, --threads, --no-progress) is not part of its config
+    assert not {"device", "threads", "progress"} & set(cfg["train"])
     rows = metrics_rows(run_dir)
     assert [r["epoch"] for r in rows] == [1, 2]
     assert "test_mmd" not in rows[0] and "test_mmd" in rows[1]  # eval_every = 25, and always at the last epoch
@@ -140,7 +142,7 @@ def test_eval_can_average_q_y_over_shifted_images(tmp_path):
     errors = [float(printed_metrics(out)["test_error"]) for _, out, _ in (plain, shifted)]
     assert errors[0] != errors[1] and all(0 <= e <= 1 for e in errors)
     rc, _, err = run_main(["eval", "--run", str(run_dir), "--tta-shift", "-1"])
-    assert rc != 0 and "eval.tta_shift = -1 must be 0 or more pixels" in err
+    assert rc == 2 and err == "aae: error: --tta-shift -1 is not allowed; give 0 or more pixels\n"
 
 
 def test_eval_breaks_the_cluster_error_down_by_cluster(trained, tmp_path):
@@ -157,6 +159,25 @@ def test_eval_breaks_the_cluster_error_down_by_cluster(trained, tmp_path):
     assert sum(float(r[5]) for r in rows) == pytest.approx(100 * float(printed["test_cluster_error_majority"]), abs=0.02)
     rc, _, err = run_main(["eval", "--run", str(trained[0]), "--clusters"])
     assert rc != 0 and "no categorical head" in err
+
+
+def test_a_classifier_run_is_measured_and_plotted_but_has_nothing_to_sample(tmp_path):
+    run_dir = tmp_path / "nn"
+    rc, out, err = run_main(["train", "--config", "demo", "--epochs", "1", "--out", str(run_dir), *TINY,
+                             "--set", "model.regime=semi_supervised", "--set", "model.objective=classifier",
+                             "--set", "data.n_labeled=100"])
+    assert rc == 0, err
+    assert set(printed_metrics(out)) == {"test_error"}
+    assert set(metrics_rows(run_dir)[0]) >= {"classification", "valid_error"}
+    assert "reconstruction" not in metrics_rows(run_dir)[0]
+    rc, again, err = run_main(["eval", "--run", str(run_dir)])
+    assert rc == 0 and printed_metrics(again) == printed_metrics(out), err
+    rc, plotted, err = run_main(["plot", "--run", str(run_dir)])
+    assert rc == 0 and plotted.split() == [str(run_dir / "figures" / "curves.png")], err
+    rc, _, err = run_main(["sample", "--run", str(run_dir), "-n", "4", "--out", str(tmp_path / "s.npy")])
+    assert rc == 2 and err == (f"aae: error: {run_dir} is a model.objective = 'classifier' run: it has no decoder to "
+                               f"sample from\n")
+    assert not (tmp_path / "s.npy").exists()
 
 
 def test_sample_writes_a_png_grid(trained, tmp_path, capsys):
@@ -248,9 +269,19 @@ ERRORS = {
     "unknown key": (lambda t, r: ["train", "--config", "demo", "--out", str(t / "o"), "--set", "model.hiden=[3]"],
                     "unknown config key 'model.hiden'; allowed in [model]: regime"),
     "bad choice": (lambda t, r: ["train", "--config", "demo", "--out", str(t / "o"), "--set", "model.encoder=foo"],
-                   "model.encoder = 'foo' is not allowed; choose one of: deterministic, gaussian, universal"),
+                   "model.encoder = 'foo' is not allowed; choose one of: 'deterministic', 'gaussian', 'universal'"),
     "sample label out of range": (lambda t, r: ["sample", "--run", r, "-n", "4", "--label", "99", "--out", str(t / "s.npy")],
                                   "--label 99 is out of range; this model has labels 0..9"),
+    "sample no samples": (lambda t, r: ["sample", "--run", r, "-n", "0", "--out", str(t / "s.npy")],
+                          "-n 0 is not allowed; give 1 or more samples"),
+    "sample bad suffix": (lambda t, r: ["sample", "--run", r, "-n", "4", "--out", str(t / "s.txt")],
+                          "s.txt: write a .png grid or a .npy array (not '.txt')"),
+    "sample missing folder": (lambda t, r: ["sample", "--run", r, "-n", "4", "--out", str(t / "no" / "s.npy")],
+                              "/no does not exist; create it first"),
+    "bad threads": (lambda t, r: ["train", "--config", "demo", "--out", str(t / "o"), "--threads", "-1"],
+                    "--threads -1 is not allowed"),
+    "bad device": (lambda t, r: ["train", "--config", "demo", "--epochs", "1", "--out", str(t / "o"), *TINY,
+                                 "--device", "toaster"], "device 'toaster' is not a device"),
 }
 
 
@@ -265,7 +296,7 @@ def test_user_errors_end_in_one_line_and_exit_2(case, trained, tmp_path, capsys)
     assert expected in err
     assert "Traceback" not in err and out == ""
     assert not (tmp_path / "o").exists()  # no run directory is left behind
-    assert not (tmp_path / "s.npy").exists()
+    assert not (tmp_path / "s.npy").exists() and not (tmp_path / "s.txt").exists()
 
 
 def test_train_help_mentions_every_config_key(capsys):
@@ -273,12 +304,18 @@ def test_train_help_mentions_every_config_key(capsys):
         main(["train", "--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
-    for key in ("labeled_batch_size", "lr_milestones", "n_labeled", "disc_hidden", "head_penalty", "mmd_points"):
+    from aae.cli import _key_lines
+
+    for line in _key_lines().splitlines():  # every table's line, as generated from the config's keys
+        assert line in text, line
+    for key in ("y_regularizer", "lr_milestones", "n_labeled", "disc_hidden", "head_penalty", "tta_shift"):
         assert key in text
+    for removed in ("labeled_batch_size", "mmd_points", "separate_y_trunk", "checkpoint_every"):
+        assert removed not in text
     for cls in (ModelConfig, TrainConfig, DataConfig, EvalConfig):
         for f in dataclasses.fields(cls):
             assert re.search(rf"\b{f.name}\b", text), f"{cls.__name__}.{f.name} missing from `aae train --help`"
-    for flag in ("--config", "--set", "--epochs", "--out", "--resume", "--no-progress"):
+    for flag in ("--config", "--set", "--epochs", "--out", "--resume", "--no-progress", "--device", "--threads"):
         assert flag in text
 
 

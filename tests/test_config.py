@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
 
-from aae.config import (CHOICES, PHASE_NAMES, DataConfig, EvalConfig, ExperimentConfig, ModelConfig, TrainConfig,
-                        bundled_configs, from_dict, load_config)
+from aae.config import (
+    KEY_TABLE,
+    LR_PHASES,
+    DataConfig,
+    EvalConfig,
+    ExperimentConfig,
+    ModelConfig,
+    TrainConfig,
+    bundled_configs,
+    from_dict,
+    key_table,
+    keys,
+    load_config,
+)
 from aae.errors import ConfigError
-
 
 # ----------------------------------------------------------------------------- defaults
 
@@ -22,10 +34,10 @@ def test_defaults_are_the_papers_mnist_setting():
     assert (m.regime, m.objective, m.encoder, m.output) == ("unsupervised", "aae", "deterministic", "bernoulli")
     assert (m.z_dim, m.n_classes, m.hidden, m.disc_hidden) == (2, 10, [1000, 1000], [1000, 1000])
     assert m.prior == {"name": "gaussian"}
-    assert (t.epochs, t.batch_size, t.optimizer, t.betas, t.lr_milestones, t.seed) == (50, 100, "adam", [0.5, 0.999], [], 0)
+    assert (t.epochs, t.batch_size, t.optimizer, t.lr_milestones, t.seed) == (50, 100, "adam", [], 0)
     assert t.lr == {"reconstruction": 1e-3, "discriminator": 1e-3, "generator": 1e-3, "classification": 1e-3}
     assert (d.name, d.n_labeled, d.subset) == ("mnist", None, None)
-    assert e.mmd_points == 2000
+    assert e.tta_shift == 0
 
 
 def test_default_lists_and_tables_are_not_shared_between_instances():
@@ -123,25 +135,23 @@ def test_every_bundled_config_loads_and_builds_a_model():
 def test_overrides_parse_ints_floats_bools_lists_tables_and_bare_words():
     cfg = load_config(None, [
         "model.z_dim=8",
-        "model.noise_std=0.5",
-        "model.input_dropout=1",          # an int where a float is expected becomes a float
+        "model.vat_eps=0.5",
+        "model.vat_weight=1",             # an int where a float is expected becomes a float
         "model.hidden=[64, 32]",
-        "model.prior={name = 'mixture', n_modes = 5}",
+        "model.prior={name = 'gaussian', std = 2}",
         "model.regime=supervised",        # a bare word is a string
-        "train.progress=false",
-        "train.betas=[0.9, 1]",
+        "train.lr_milestones=[3, 5]",
         "data.name=digits",
         "data.n_labeled=100",
         "train.epochs = 7",               # spaces around '=' are fine
     ])
     assert cfg.model.z_dim == 8 and type(cfg.model.z_dim) is int
-    assert cfg.model.noise_std == 0.5
-    assert cfg.model.input_dropout == 1.0 and type(cfg.model.input_dropout) is float
+    assert cfg.model.vat_eps == 0.5
+    assert cfg.model.vat_weight == 1.0 and type(cfg.model.vat_weight) is float
     assert cfg.model.hidden == [64, 32]
-    assert cfg.model.prior == {"name": "mixture", "n_modes": 5}
+    assert cfg.model.prior == {"name": "gaussian", "std": 2}
     assert cfg.model.regime == "supervised"
-    assert cfg.train.progress is False
-    assert cfg.train.betas == [0.9, 1.0] and all(type(b) is float for b in cfg.train.betas)
+    assert cfg.train.lr_milestones == [3, 5]
     assert cfg.data.name == "digits" and cfg.data.n_labeled == 100
     assert cfg.train.epochs == 7
 
@@ -191,16 +201,16 @@ def test_unknown_key_in_train_lists_train_keys():
     ("model.z_dim=2.5", "model.z_dim", "expected int"),
     ("model.z_dim=true", "model.z_dim", "expected int"),
     ("model.z_dim='eight'", "model.z_dim", "expected int"),
-    ("train.progress=1", "train.progress", "expected true or false"),
+    ("data.download=1", "data.download", "expected true or false"),
     ("model.hidden=32", "model.hidden", "expected a list"),
     ("model.hidden=[32.5]", "model.hidden", "expected int"),
     ("model.hidden=[a]", "model.hidden", "expected a list"),      # not TOML: a bare string, not a list
     ("train.lr=0.1", "train.lr", "expected a table"),
-    ("train.lr.generator='fast'", "train.lr.generator", "expected float"),
-    ("train.lr.generator=true", "train.lr.generator", "expected float"),
-    ("data.n_labeled=true", "data.n_labeled", "is not a"),
-    ("data.subset=1.5", "data.subset", "is not a"),
-    ("model.noise_std=[1]", "model.noise_std", "expected float"),
+    ("train.lr.generator='fast'", "train.lr.generator", "expected a number"),
+    ("train.lr.generator=true", "train.lr.generator", "expected a number"),
+    ("data.n_labeled=true", "data.n_labeled", "expected int or none"),
+    ("data.subset=1.5", "data.subset", "expected int or none"),
+    ("model.vat_eps=[1]", "model.vat_eps", "expected a number"),
     ("model.prior=gaussian", "model.prior", "expected a table"),
     ("model=3", "model", "must be a table"),
 ])
@@ -220,11 +230,13 @@ def test_bad_choice_lists_the_allowed_values(key, bad):
         load_config(None, [f"{key}={bad}"])
     msg = str(err.value)
     assert f"{key} = '{bad}' is not allowed" in msg
-    assert msg.endswith("choose one of: " + ", ".join(CHOICES[key]))
+    choices = next(f.metadata["choices"] for name, _, f in keys() if name == key)
+    assert msg.endswith("choose one of: " + ", ".join(repr(c) for c in choices))
 
 
 def test_encoder_foo_message():
-    with pytest.raises(ConfigError, match=r"model\.encoder = 'foo' is not allowed; choose one of: deterministic, gaussian, universal$"):
+    with pytest.raises(ConfigError, match=r"model\.encoder = 'foo' is not allowed; choose one of: 'deterministic', "
+                       r"'gaussian', 'universal'$"):
         load_config(None, ["model.encoder=foo"])
 
 
@@ -251,15 +263,15 @@ def test_unknown_lr_phase_is_rejected():
         load_config(None, ["train.lr.elbo=1e-3"])
     msg = str(err.value)
     assert "train.lr has unknown phase 'elbo'" in msg
-    assert msg.endswith("allowed: " + ", ".join(PHASE_NAMES))
+    assert msg.endswith("allowed: " + ", ".join(LR_PHASES))
 
 
 # ----------------------------------------------------------------------------- prior table
 
 
 def test_prior_override_with_same_name_merges_arguments():
-    cfg = load_config("demo", ["model.prior.n_modes=5"])
-    assert cfg.model.prior == {"name": "mixture", "n_modes": 5}
+    cfg = load_config("demo", ["model.prior.n_modes=12"])
+    assert cfg.model.prior == {"name": "mixture", "n_modes": 12}
     cfg = load_config("demo", ["model.prior.radius=2.0"])
     assert cfg.model.prior == {"name": "mixture", "n_modes": 10, "radius": 2.0}
 
@@ -289,8 +301,90 @@ def test_base_table_is_not_mutated():
 
 
 def test_data_and_eval_keys_validate():
-    cfg = load_config(None, ["eval.mmd_points=500", "data.label_seed=3", "data.download=false"])
-    assert cfg.eval == EvalConfig(mmd_points=500)
+    cfg = load_config(None, ["eval.tta_shift=1", "data.label_seed=3", "data.download=false"])
+    assert cfg.eval == EvalConfig(tta_shift=1)
     assert cfg.data == DataConfig(label_seed=3, download=False)
     with pytest.raises(ConfigError, match="unknown config key 'eval.points'"):
         load_config(None, ["eval.points=5"])
+
+
+# ----------------------------------------------------------------------------- ranges and cross-key checks
+
+
+@pytest.mark.parametrize("item, allowed", [
+    ("train.batch_size=0", "1 <= train.batch_size"),
+    ("train.epochs=0", "1 <= train.epochs"),
+    ("train.eval_every=0", "1 <= train.eval_every"),
+    ("model.z_dim=0", "1 <= model.z_dim"),
+    ("model.z_dim=-2", "1 <= model.z_dim"),
+    ("model.hidden=[-5]", "1 <= model.hidden"),
+    ("model.hidden=[0]", "1 <= model.hidden"),
+    ("model.n_classes=0", "2 <= model.n_classes"),
+    ("train.lr.generator=-1e-3", "0 < train.lr"),
+    ("train.lr.generator=1e6", "train.lr <= 10"),
+    ("train.ema=1.5", "0 <= train.ema < 1"),
+    ("train.lr_gamma=0", "0 < train.lr_gamma <= 1"),
+    ("data.subset=-100", "1 <= data.subset"),
+    ("data.n_labeled=-1", "0 <= data.n_labeled"),
+    ("train.shift=-1", "0 <= train.shift"),
+    ("eval.tta_shift=-1", "0 <= eval.tta_shift"),
+    ("model.vat_eps=0", "0 < model.vat_eps"),
+    ("train.seed=-3", "0 <= train.seed"),
+    ("train.lr_milestones=[0]", "1 <= train.lr_milestones"),
+])
+def test_a_value_out_of_range_names_the_key_the_value_and_the_range(item, allowed):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [item])
+    msg = str(err.value)
+    assert msg.startswith(item.split("=")[0].split(".lr.")[0].replace(".lr", ".lr")) and "is not allowed" in msg
+    assert allowed in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("items, expect", [
+    (["model.objective=vae"], "needs model.encoder = 'gaussian'"),
+    (["model.objective=classifier"], "needs the semi_supervised, dim_reduction or clustering regime"),
+    (["model.objective=classifier", "model.regime=clustering"], "IMSAT's objective"),
+    (["model.y_regularizer=imsat"], "needs a regime with a y head"),
+    (["model.y_regularizer=imsat", "model.regime=clustering"], "y_marginal_weight > 0 and model.y_entropy_weight > 0"),
+    (["model.label_to_discriminator=true"], "needs a regime that reads labels"),
+    (["model.regime=label_conditioned", "model.prior={name='mixture', n_modes=5}"], "5 parts but model.n_classes = 10"),
+    (["model.prior={name='gaussian', std=-1}"], "model.prior"),
+    (["model.prior={name='nope'}"], "unknown prior 'nope'"),
+])
+def test_a_bad_combination_is_refused_when_the_config_is_loaded(items, expect):
+    with pytest.raises(ConfigError, match=expect) as err:
+        load_config(None, items)
+    assert "\n" not in str(err.value)
+
+
+def test_a_config_file_that_is_not_utf8_is_one_line(tmp_path: Path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes("# caf\xe9\n[model]\nz_dim = 3\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not a UTF-8 text file"):
+        load_config(path)
+
+
+def test_configs_saved_by_earlier_versions_map_to_todays_keys():
+    old = {"model": {"regime": "clustering", "y_adversary": False, "reconstruction_trains_y": False,
+                     "y_marginal_weight": 0.4, "y_entropy_weight": 0.1, "input_dropout": 0.0},
+           "train": {"labeled_batch_size": 100, "progress": False, "betas": [0.5, 0.999]}}
+    cfg = from_dict(old, strict=False)
+    assert cfg.model.y_regularizer == "imsat"
+    nn = from_dict({"model": {"regime": "semi_supervised", "objective": "classifier", "vat_weight": 3.0}}, strict=False)
+    assert (nn.model.objective, nn.model.vat_weight) == ("classifier", 0.0)  # the old NN ignored VAT
+    vat = from_dict({"model": {"regime": "semi_supervised", "objective": "vat", "vat_weight": 3.0}}, strict=False)
+    assert (vat.model.objective, vat.model.vat_weight) == ("classifier", 3.0)
+    # a config saved by today's version (it records y_regularizer) is today's classifier, with its terms
+    imsat = load_config(None, ["model.regime=clustering", "model.objective=classifier", "model.vat_weight=1",
+                               "model.y_marginal_weight=0.4", "model.y_entropy_weight=0.1"])
+    assert from_dict(json.loads(imsat.to_json()), strict=False) == imsat
+
+
+def test_every_key_is_documented_and_the_readme_table_is_the_generated_one():
+    assert len(keys()) <= 40
+    assert all(f.metadata["doc"] for _, _, f in keys())
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    found = KEY_TABLE.search(readme)
+    assert found, "README.md lacks the config-keys markers"
+    assert found.group(0) == found.group(1) + key_table() + "\n" + found.group(2), \
+        "README's key table is stale: run `make readme`"

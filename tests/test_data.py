@@ -341,9 +341,13 @@ def test_load_array_bad(tmp_path):
     np.save(tmp_path / "nan.npy", np.array([[0.1, np.nan]]))
     with pytest.raises(DataError, match=r"nan\.npy.*NaN"):
         data.load_array(tmp_path / "nan.npy")
-    np.save(tmp_path / "range.npy", np.array([[0.0, 3.5]]))
-    with pytest.raises(DataError, match=r"range\.npy.*\[0, 3\.5\]"):
-        data.load_array(tmp_path / "range.npy")
+    # real values outside [0, 1] load as they are (a gaussian decoder models them); Dataset.unit tells
+    np.save(tmp_path / "range.npy", np.array([[0.0, 3.5], [-1.0, 0.5]]))
+    real = data.load_array(tmp_path / "range.npy")
+    np.testing.assert_array_equal(real.x, [[0.0, 3.5], [-1.0, 0.5]])
+    assert not real.unit and real.x.dtype == np.float32
+    np.save(tmp_path / "unit.npy", np.array([[0.0, 1.0], [0.25, 0.5]]))
+    assert data.load_array(tmp_path / "unit.npy").unit
     np.savez(tmp_path / "len.npz", x=np.zeros((4, 2)), y=np.zeros(3, dtype=int))
     with pytest.raises(DataError, match=r"len\.npz\['y'\] has shape \(3,\), expected \(4,\)"):
         data.load_array(tmp_path / "len.npz")

@@ -22,7 +22,7 @@ WORKER = textwrap.dedent("""
 
     torch.set_num_threads(1)
     cfg = load_config(None, ["model.regime=semi_supervised", "model.z_dim=3", "model.hidden=[32]",
-                             "model.disc_hidden=[16]", "train.epochs=2", "train.progress=false",
+                             "model.disc_hidden=[16]", "train.epochs=2", 
                              "train.batch_size=50", "train.ema=0.9", "train.shift=1"])
     splits = load("digits", progress=False)
     y = splits.train.y.copy()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from aae.errors import ConfigError
-from aae.priors import Categorical, CallablePrior, Gaussian, GaussianMixture, SwissRoll, Uniform, make_prior
+from aae.priors import CallablePrior, Categorical, Gaussian, GaussianMixture, SwissRoll, Uniform, describe, make_prior
 
 N = 20000
 
@@ -102,8 +102,22 @@ def test_callable_prior_wraps_a_user_function():
     assert torch.equal(prior.sample(4), torch.full((4, 3), 5.0))
     with pytest.raises(ConfigError, match="shape"):
         make_prior(lambda n: torch.ones(n), dim=1)
-    with pytest.raises(ConfigError, match="cannot import"):
-        make_prior({"name": "callable", "fn": "no_such_module:f"}, dim=2)
+    # a function named in a config is never imported: the function itself must be passed
+    for spec in ({"name": "callable", "fn": "os:getcwd"}, {"name": "callable"}, "callable"):
+        with pytest.raises(ConfigError, match="aae never imports code named in a file: pass the function itself"):
+            make_prior(spec, dim=2)
+
+
+def ring(n):
+    angle = torch.linspace(0, 6.283, n)
+    return torch.stack([angle.cos(), angle.sin()], 1)
+
+
+def test_a_prior_function_is_recorded_by_its_name_only():
+    assert describe(ring) == {"name": "callable", "fn": f"{__name__}:ring"}
+    assert describe(GaussianMixture.sample) == {"name": "callable", "fn": "aae.priors:GaussianMixture.sample"}
+    prior = make_prior(ring, dim=2)  # the function itself is the prior
+    assert isinstance(prior, CallablePrior) and torch.equal(prior.sample(5), ring(5))
 
 
 def test_same_generator_seed_gives_same_samples():

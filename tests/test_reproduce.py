@@ -5,14 +5,18 @@ import json
 
 import pytest
 
+from aae.checkpoint import CHECKPOINT
 from aae.errors import ConfigError
-from aae.experiment import FINAL, recorded
-from aae.io import CHECKPOINT
-from aae.reproduce import _epochs, _runs
+from aae.experiment import FINAL
+from aae.paper.records import recorded
+from aae.paper.reproduce import _epochs, _runs
+
+RUNTIME = dict(records=None, retrain=False, device="cpu", no_progress=True)
+"""the reproduce command's arguments that no table test varies: no committed records, on the CPU"""
 
 
-def _args(out, seeds=(0,)):
-    return argparse.Namespace(out=str(out), seeds=list(seeds))
+def _args(out, seeds=(0,), **kw):
+    return argparse.Namespace(**{**RUNTIME, "out": str(out), "seeds": list(seeds), **kw})
 
 
 def test_a_finished_run_counts_from_its_record_without_weights(tiny_config, tmp_path):
@@ -39,19 +43,19 @@ def test_a_record_of_another_recipe_is_refused(tiny_config, tmp_path):
     with pytest.raises(ConfigError, match="holds a finished run of another config"):  # measured another way
         recorded(tmp_path / "AAE-seed0", tiny_config("train.epochs=1", "eval.tta_shift=1"))
     # where or how fast a run ran does not make it another recipe, nor a key that does not act
-    assert recorded(tmp_path / "AAE-seed0", tiny_config("train.epochs=1", "train.threads=2")) is not None
+    assert recorded(tmp_path / "AAE-seed0", tiny_config("train.epochs=1")) is not None
     assert tiny_config().train.lr_milestones == []
     assert recorded(tmp_path / "AAE-seed0", tiny_config("train.epochs=1", "train.lr_gamma=0.5")) is not None
 
 
 def test_a_classifier_record_ignores_the_autoencoders_keys(tiny_config, tmp_path):
-    clusterer = ("model.regime=clustering", "model.objective='vat'", "model.vat_weight=1", "model.y_marginal_weight=0.4",
-                 "model.y_entropy_weight=0.1", "train.epochs=1")
+    clusterer = ("model.regime=clustering", "model.objective='classifier'", "model.vat_weight=1",
+                 "model.y_marginal_weight=0.4", "model.y_entropy_weight=0.1", "train.epochs=1")
     _runs(_args(tmp_path), "exp", {"IMSAT": tiny_config(*clusterer)})
     (tmp_path / "IMSAT-seed0" / CHECKPOINT).unlink()
-    # no decoder or discriminator trains under objective = 'vat'; its own terms still count
-    assert recorded(tmp_path / "IMSAT-seed0", tiny_config(*clusterer, "model.y_adversary=false",
-                                                          "model.reconstruction_trains_y=false")) is not None
+    # no decoder or discriminator trains under objective = 'classifier'; its own terms still count
+    assert recorded(tmp_path / "IMSAT-seed0", tiny_config(*clusterer, "model.y_regularizer=imsat", "model.z_dim=5",
+                                                          "model.disc_hidden=[8]")) is not None
     with pytest.raises(ConfigError, match="holds a finished run of another config"):
         recorded(tmp_path / "IMSAT-seed0", tiny_config(*clusterer, "model.vat_weight=2"))
 
@@ -60,9 +64,25 @@ def test_a_directory_without_a_record_is_not_a_run(tiny_config, tmp_path):
     assert recorded(tmp_path, tiny_config()) is None
 
 
+def test_a_committed_record_counts_unless_retrained_or_of_another_recipe(tiny_config, tmp_path):
+    cfg = tiny_config("train.epochs=1")
+    committed = _runs(_args(tmp_path / "records" / "exp"), "exp", {"AAE": cfg})["AAE"][0]
+    (tmp_path / "records" / "exp" / "AAE-seed0" / CHECKPOINT).unlink()  # what docs/results keeps: the record
+    args = _args(tmp_path / "out", records=str(tmp_path / "records"))
+    read = _runs(args, "exp", {"AAE": tiny_config("train.epochs=1")})["AAE"][0]
+    assert read.model is None and read.metrics == pytest.approx(committed.metrics)
+    assert not (tmp_path / "out").exists()  # nothing trained
+    # a committed record of an older recipe is passed over (not an error), and --retrain ignores the records
+    other = _runs(args, "exp", {"AAE": tiny_config("train.epochs=1", "train.lr.generator=0.01")})["AAE"][0]
+    assert other.model is not None and (tmp_path / "out" / "AAE-seed0" / FINAL).exists()
+    fresh = _runs(_args(tmp_path / "again", records=str(tmp_path / "records"), retrain=True), "exp",
+                  {"AAE": tiny_config("train.epochs=1")})["AAE"][0]
+    assert fresh.model is not None and (tmp_path / "again" / "AAE-seed0" / CHECKPOINT).exists()
+
+
 def test_the_paper_row_is_the_bundled_config_without_what_goes_beyond_the_paper():
     from aae.config import load_config
-    from aae.reproduce import PAPER_RECIPE, _models
+    from aae.paper.reproduce import PAPER_RECIPE, _models
 
     paper = load_config("mnist_semi_1000", PAPER_RECIPE)
     assert paper.model.vat_weight == 0 and paper.train.ema == 0 and paper.train.shift == 0
@@ -71,7 +91,7 @@ def test_the_paper_row_is_the_bundled_config_without_what_goes_beyond_the_paper(
     unsup = load_config("mnist_dimred_unsup20", PAPER_RECIPE)  # the analytic KL of q(y) is ours too
     assert unsup.model.y_marginal_weight == 0 and load_config("mnist_dimred_unsup20").model.y_marginal_weight > 0
     clustering = load_config("mnist_cluster_30", PAPER_RECIPE).model  # the paper's y discriminator, no IMSAT terms
-    assert clustering.y_adversary and clustering.reconstruction_trains_y and not clustering.encoder_batch_norm
+    assert clustering.y_regularizer == "adversary" and not clustering.encoder_batch_norm
     assert clustering.vat_weight == clustering.y_marginal_weight == clustering.y_entropy_weight == 0
     for name in ("mnist_semi_100", "mnist_semi_1000", "mnist_semi_all", "mnist_dimred_unsup20"):  # their records stay valid
         base = load_config(name)
@@ -85,15 +105,17 @@ def test_the_paper_row_is_the_bundled_config_without_what_goes_beyond_the_paper(
 
 def test_the_imsat_row_is_hu_et_als_recipe_on_the_clustering_config():
     from aae.config import load_config
-    from aae.model import AdversarialAutoencoder
-    from aae.reproduce import IMSAT
+    from aae.model import Classifier, build_model
+    from aae.paper.reproduce import IMSAT
 
     cfg = load_config("mnist_cluster_30", IMSAT)
     m = cfg.model
-    assert (m.objective, m.n_classes, m.hidden, m.vat_knn, m.vat_eps) == ("vat", 30, [1200, 1200], 10, 0.25)
+    assert (m.objective, m.n_classes, m.hidden, m.vat_knn, m.vat_eps) == ("classifier", 30, [1200, 1200], 10, 0.25)
     assert m.y_marginal_weight == 4 * m.y_entropy_weight == 0.4 * m.vat_weight  # lambda = 0.1, mu = 4
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.lr["generator"]) == (50, 250, 0.002)
-    assert AdversarialAutoencoder(m, 784).regime.phases(m.objective) == ("smoothing",)  # no decoder, no discriminator
+    model = build_model(m, 784)
+    assert isinstance(model, Classifier) and model.phases == ("smoothing",)  # no decoder, no discriminator
+    assert not hasattr(model, "decoder") and not hasattr(model, "discriminators")
 
 
 def test_a_run_stopped_early_is_measured_and_listed_at_its_selected_epoch(tiny_config, tmp_path):
@@ -110,10 +132,10 @@ def test_a_run_stopped_early_is_measured_and_listed_at_its_selected_epoch(tiny_c
 
 def test_clustering_table_prints_the_equal_cluster_floor_beside_each_row(tmp_path, mnist_dir, capsys):
     from aae.config import load_config
-    from aae.reproduce import clustering
+    from aae.paper.reproduce import clustering
 
     args = argparse.Namespace(out=str(tmp_path), seeds=[0], models=["AAE"], set=[f"data.data_dir='{mnist_dir}'"],
-                              epochs=None, data_dir=None, no_progress=True, clusters=[16, 30])
+                              epochs=None, data_dir=None, clusters=[16, 30], **RUNTIME)
     for m, err in ((16, 0.2), (30, 0.05)):  # records as an earlier session would have left them
         cfg = load_config(f"mnist_cluster_{m}", [f"data.data_dir='{mnist_dir}'", "train.seed=0"])
         run_dir = tmp_path / f"clusters-{m}" / "AAE-seed0"
@@ -132,10 +154,10 @@ def test_clustering_table_prints_the_equal_cluster_floor_beside_each_row(tmp_pat
 
 def test_dim_reduction_table_has_a_row_for_each_chosen_map_only(tmp_path, mnist_dir, capsys):
     from aae.config import load_config
-    from aae.reproduce import dim_reduction
+    from aae.paper.reproduce import dim_reduction
 
     args = argparse.Namespace(out=str(tmp_path), seeds=[0], set=[f"data.data_dir='{mnist_dir}'"], epochs=None,
-                              data_dir=None, no_progress=True, maps=["100", "10d"])
+                              data_dir=None, maps=["100", "10d"], **RUNTIME)
     for variant, err in (("100", 0.06), ("10d", 0.02)):  # records as an earlier session would have left them
         cfg = load_config(f"mnist_dimred_{variant}", [f"data.data_dir='{mnist_dir}'", "train.seed=0"])
         run_dir = tmp_path / variant / "AAE-seed0"
@@ -152,11 +174,11 @@ def test_dim_reduction_table_has_a_row_for_each_chosen_map_only(tmp_path, mnist_
 
 
 def test_likelihood_table_scores_models_and_real_images_by_one_parzen_protocol(tmp_path, capsys):
-    from aae.reproduce import PARZEN_SIGMAS, likelihood
+    from aae.paper.reproduce import PARZEN_SIGMAS, likelihood
 
-    tiny = ["data.name='digits'", "model.hidden=[64]", "model.disc_hidden=[32]", "train.threads=1"]
+    tiny = ["data.name='digits'", "model.hidden=[64]", "model.disc_hidden=[32]"]
     args = argparse.Namespace(out=str(tmp_path), seeds=[0], models=["AAE", "VAE"], set=tiny, epochs=2,
-                              data_dir=None, no_progress=True, samples=500)
+                              data_dir=None, samples=500, **RUNTIME)
     likelihood(args)
     rows = {r.split(" | ")[0][2:]: r.split(" | ") for r in capsys.readouterr().out.splitlines()
             if r.startswith("| ") and "(s.e.)" in r}

@@ -10,7 +10,7 @@ from aae.config import ModelConfig, load_config
 from aae.errors import ConfigError, DataError
 from aae.experiment import run
 from aae.losses import marginal_kl, mean_entropy, virtual_adversarial_loss
-from aae.model import AdversarialAutoencoder
+from aae.model import AdversarialAutoencoder, Classifier, build_model
 from aae.phases import Batch, regularization_phase
 
 
@@ -31,8 +31,8 @@ def test_each_discriminator_takes_its_prior_as_real_and_codes_as_fake(monkeypatc
     seen, losses = [], []
     original, real_loss = model.discriminate, phases.discriminator_loss
 
-    def spy(head, code, labels=None, y=None):
-        out = original(head, code, labels, y)
+    def spy(head, code, labels=None):
+        out = original(head, code, labels)
         seen.append((head, code.detach().clone(), out.detach().clone()))
         return out
 
@@ -43,6 +43,9 @@ def test_each_discriminator_takes_its_prior_as_real_and_codes_as_fake(monkeypatc
     monkeypatch.setattr(model, "discriminate", spy)
     monkeypatch.setattr(phases, "discriminator_loss", loss_spy)
     regularization_phase(model, Batch(x), optimizers(model))
+    # the y discriminator reads each code beside its minibatch's mean (always); the z discriminator the code alone
+    assert model.discriminators["y"].batch_mean and model.discriminators["y"].net[0].in_features == 2 * 10
+    assert not model.discriminators["z"].batch_mean and model.discriminators["z"].net[0].in_features == 3
 
     disc_step = seen[:4]  # the discriminator step: (prior, codes) for each head, then the generator step
     by_head = {h: [(c, d) for hh, c, d in disc_step if hh == h] for h in ("y", "z")}
@@ -56,44 +59,6 @@ def test_each_discriminator_takes_its_prior_as_real_and_codes_as_fake(monkeypatc
     for on_prior, on_codes in losses:
         head = next(h for h, pairs in by_head.items() if torch.equal(pairs[0][1], on_prior))
         assert torch.equal(by_head[head][1][1], on_codes)
-
-
-def test_a_z_discriminator_that_reads_y_sees_the_batch_y_beside_prior_and_codes(monkeypatch):
-    model = small_model(z_disc_reads_y=True)
-    assert model.discriminators["z"].net[0].in_features == 3 + 10
-    x = torch.rand(64, 20)
-    with torch.no_grad():
-        y = model.encode(x).y
-    seen = []
-    original = model.discriminate
-
-    def spy(head, code, labels=None, y=None):
-        seen.append((head, y))
-        return original(head, code, labels, y)
-
-    monkeypatch.setattr(model, "discriminate", spy)
-    regularization_phase(model, Batch(x), optimizers(model))
-    z_calls = [given for head, given in seen if head == "z"]
-    assert len(z_calls) == 3  # prior and codes for the discriminator, codes for the generator
-    for given in z_calls:
-        assert given is not None and not given.requires_grad and torch.allclose(given, y, atol=1e-6)
-    with pytest.raises(ValueError, match="reads y"):
-        original("z", torch.zeros(2, 3))
-
-
-def test_a_z_discriminator_that_reads_y_does_not_make_prior_samples_follow_labels():
-    torch.manual_seed(0)
-    model = AdversarialAutoencoder(ModelConfig(regime="semi_supervised", z_disc_reads_y=True, prior={"name": "mixture"},
-                                               hidden=[8], disc_hidden=[8]), 20)
-    z = model.sample_prior("z", 2000, torch.full((2000,), 2))
-    assert len(set(torch.cdist(z, model.prior.part_means()).argmin(1).tolist())) == 10
-
-
-def test_z_disc_reads_y_needs_a_y_head():
-    from aae.errors import ConfigError, DataError
-
-    with pytest.raises(ConfigError, match="z_disc_reads_y needs a model with a y head"):
-        AdversarialAutoencoder(ModelConfig(regime="unsupervised", z_disc_reads_y=True, hidden=[8], disc_hidden=[8]), 20)
 
 
 def test_the_y_discriminator_learns_to_tell_one_hot_from_softmax():
@@ -113,7 +78,7 @@ def test_the_y_discriminator_learns_to_tell_one_hot_from_softmax():
 
 def test_short_semi_supervised_run_beats_chance_by_far(tmp_path, mnist_dir):
     cfg = load_config("mnist_semi_1000", [
-        "train.epochs=3", "train.progress=false", "model.hidden=[256, 256]", "model.disc_hidden=[128]",
+        "train.epochs=3", "model.hidden=[256, 256]", "model.disc_hidden=[128]",
         "data.subset=5000", "train.lr_milestones=[]", f"data.data_dir='{mnist_dir}'", "data.download=false"])
     result = run(cfg, tmp_path / "run", figures=False)
     assert (result.splits.train.y >= 0).sum() == 1000
@@ -151,7 +116,7 @@ def test_virtual_adversarial_loss_takes_one_radius_per_point():
 def test_neighbour_distance_is_the_kth_nearest_other_point(tiny_config, digits):
     from sklearn.neighbors import NearestNeighbors
 
-    from aae.losses import neighbour_distance
+    from aae.augment import neighbour_distance
 
     x = torch.as_tensor(digits.train.x[:300])
     ours = neighbour_distance(x, 5, chunk=64)  # several chunks
@@ -162,7 +127,7 @@ def test_neighbour_distance_is_the_kth_nearest_other_point(tiny_config, digits):
 
 
 def test_vat_knn_gives_each_training_image_its_own_radius(tiny_config, digits, monkeypatch):
-    from aae.losses import neighbour_distance
+    from aae.augment import neighbour_distance
     from aae.train import Trainer
 
     cfg = tiny_config("model.regime=semi_supervised", "model.vat_weight=1", "model.vat_eps=0.25", "model.vat_knn=10",
@@ -223,7 +188,7 @@ def test_mean_entropy_is_log_m_when_uniform_and_zero_when_sure():
 
 def test_without_the_y_adversary_mutual_information_sharpens_q_y_and_keeps_it_spread():
     torch.manual_seed(0)
-    model = small_model(y_adversary=False, y_marginal_weight=4.0, y_entropy_weight=1.0)
+    model = small_model(y_regularizer="imsat", y_marginal_weight=4.0, y_entropy_weight=1.0)
     assert set(model.discriminators) == {"z"} and "y" in model.priors
     x = (5 * torch.eye(20)[torch.arange(64) % 10] + 0.1 * torch.randn(64, 20))  # ten well-separated groups
     adam = {k: torch.optim.Adam(v, lr=1e-2) for k, v in model.parameter_groups().items()}
@@ -234,15 +199,19 @@ def test_without_the_y_adversary_mutual_information_sharpens_q_y_and_keeps_it_sp
     assert out["y_marginal"].item() < 0.5  # without collapsing onto few categories (one category: log 10 = 2.3)
     plain = small_model()
     assert "y_entropy" not in regularization_phase(plain, Batch(x), optimizers(plain))
-    with pytest.raises(ConfigError, match="y_adversary = false leaves the y head unregularized"):
-        small_model(y_adversary=False)
-    with pytest.raises(ConfigError, match="z_disc_reads_y needs .* a y discriminator"):
-        small_model(y_adversary=False, vat_weight=1.0, z_disc_reads_y=True)
+    # refused when the config is loaded: without both terms nothing keeps q(y|x) from collapsing
+    imsat = ["model.regime=semi_supervised", "model.y_regularizer=imsat"]
+    for terms in ([], ["model.vat_weight=1"], ["model.y_marginal_weight=1"], ["model.y_entropy_weight=1"]):
+        with pytest.raises(ConfigError, match="^model.y_regularizer = 'imsat' trains q\\(y\\|x\\) by the mutual "
+                           "information: it needs model.y_marginal_weight > 0 and model.y_entropy_weight > 0$"):
+            load_config(None, [*imsat, *terms])
 
 
-@pytest.mark.parametrize("trains_y", [True, False])
-def test_the_reconstruction_reaches_q_y_only_if_asked(trains_y):
-    model = small_model(reconstruction_trains_y=trains_y)
+@pytest.mark.parametrize("regularizer", ["adversary", "imsat"])
+def test_the_reconstruction_reaches_q_y_only_under_the_y_adversary(regularizer):
+    trains_y = regularizer == "adversary"  # imsat: the decoder reads q(y|x) held fixed
+    model = small_model(y_regularizer=regularizer, y_marginal_weight=1.0, y_entropy_weight=1.0)
+    assert ("y" in model.discriminators) == trains_y
     head = model.encoder.y_head.weight.detach().clone()
     decoder = next(model.decoder.parameters()).detach().clone()
     phases.reconstruction_phase(model, Batch(torch.rand(64, 20)), optimizers(model))
@@ -250,34 +219,63 @@ def test_the_reconstruction_reaches_q_y_only_if_asked(trains_y):
     assert torch.equal(head, model.encoder.y_head.weight) != trains_y
 
 
+def small_classifier(**kw):
+    torch.manual_seed(0)
+    kw = {"regime": "semi_supervised", "objective": "classifier", "z_dim": 3, "hidden": [32], **kw}
+    return build_model(ModelConfig(**kw), 20)
+
+
 def test_the_nn_baselines_run_the_classification_phase_and_vat_alone():
-    assert small_model(objective="classifier").regime.phases("classifier") == ("classification",)
-    assert small_model(objective="vat", vat_weight=1.0).regime.phases("vat") == ("smoothing", "classification")
-    model = small_model(objective="vat", vat_weight=1.0, vat_eps=0.5)
-    params = {k: v.detach().clone() for k, v in model.named_parameters()}
+    nn = small_classifier()
+    assert isinstance(nn, Classifier) and nn.phases == ("classification",)
+    assert {n.split(".")[0] for n, _ in nn.named_parameters()} == {"encoder"}  # no decoder, no discriminator
+    assert nn.encoder.z_head is None and nn.encode(torch.rand(4, 20)).y_logits.shape == (4, 10)
+    assert set(nn.parameter_groups()) == {"generator", "classification"}
+    assert small_classifier(vat_weight=1.0).phases == ("smoothing", "classification")
+    assert small_classifier(regime="clustering", y_marginal_weight=1.0, y_entropy_weight=1.0).phases == ("smoothing",)
+    model = small_classifier(vat_weight=1.0, vat_eps=0.5)
+    head = model.encoder.y_head.weight.detach().clone()
     out = phases.smoothing_phase(model, Batch(torch.rand(64, 20)), optimizers(model))
-    assert out["vat"].item() > 0
-    changed = {k.split(".")[0] for k, v in model.named_parameters() if not torch.equal(params[k], v)}
-    assert changed == {"encoder"}
+    assert set(out) == {"vat"} and out["vat"].item() > 0
+    assert not torch.equal(head, model.encoder.y_head.weight)
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"objective": "vat"}, "vat_weight > 0"),
-    ({"objective": "classifier", "regime": "clustering"}, "not 'clustering'"),
-    ({"objective": "vat", "vat_weight": 1.0, "regime": "unsupervised"}, "not 'unsupervised'"),
-    ({"objective": "vat", "vat_weight": 1.0, "regime": "clustering", "y_marginal_weight": 1.0}, "y_entropy_weight > 0"),
+IMSAT_TERMS = "it needs model.y_marginal_weight > 0 and model.y_entropy_weight > 0"
+
+
+@pytest.mark.parametrize("items, message", [
+    (["model.regime=unsupervised"], "needs the semi_supervised, dim_reduction or clustering regime, not "
+                                    "'unsupervised'"),
+    (["model.regime=supervised", "model.vat_weight=1"], "not 'supervised'"),
+    (["model.regime=clustering"], IMSAT_TERMS),
+    (["model.regime=clustering", "model.vat_weight=1"], IMSAT_TERMS),  # VAT alone is content with one cluster
+    (["model.regime=clustering", "model.vat_weight=1", "model.y_marginal_weight=1"], IMSAT_TERMS),
 ])
-def test_a_baseline_objective_that_cannot_train_is_refused(kw, message):
-    with pytest.raises(ConfigError, match=message):
-        AdversarialAutoencoder(ModelConfig(**{"regime": "semi_supervised", "z_dim": 3, "hidden": [8], **kw}), 20)
+def test_a_baseline_objective_that_cannot_train_is_refused(items, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(None, ["model.objective=classifier", *items])
+    assert str(err.value).startswith("model.objective = 'classifier' ")
+    # with labels, or with both mutual-information terms, the same classifier loads
+    assert load_config(None, ["model.objective=classifier", "model.regime=semi_supervised"]).model.objective == \
+        "classifier"
+    assert load_config(None, ["model.objective=classifier", "model.regime=clustering", "model.y_marginal_weight=1",
+                              "model.y_entropy_weight=1"]).model.regime == "clustering"
 
 
-def test_nn_with_vat_trains_on_digits_and_beats_chance(tiny_config):
-    cfg = tiny_config("model.regime='semi_supervised'", "model.objective='vat'", "model.vat_weight=1.0",
+def test_nn_with_vat_trains_on_digits_and_beats_chance(tiny_config, tmp_path):
+    from aae.checkpoint import load
+    from aae.evaluate import encode
+
+    cfg = tiny_config("model.regime='semi_supervised'", "model.objective='classifier'", "model.vat_weight=1.0",
                       "model.vat_eps=0.3", "model.z_dim=2", "data.n_labeled=100", "train.epochs=8")
-    result = run(cfg, None, figures=False)
+    result = run(cfg, tmp_path / "nn", figures=False, progress=False)
     assert result.metrics["test_error"] < 0.5  # chance is 0.9 (measured 0.36; without VAT 0.27: too small a net to gain)
-    assert all(r["vat"] > 0 for r in result.history)
+    assert all(r["vat"] > 0 and r["classification"] > 0 for r in result.history)
+    # the run loads back as the same classifier, with its VAT (a saved config is not taken for the old NN's)
+    loaded = load(tmp_path / "nn")
+    assert isinstance(loaded, Classifier) and loaded.config == cfg.model and loaded.phases == result.model.phases
+    x = result.splits.test.x[:50]
+    np.testing.assert_array_equal(encode(loaded, x, sample=False)[1], encode(result.model, x, sample=False)[1])
 
 
 def test_log_q_y_ranks_images_a_sure_head_rounds_to_one(tiny_config, digits):
@@ -308,8 +306,8 @@ def test_log_q_y_ranks_images_a_sure_head_rounds_to_one(tiny_config, digits):
 
 
 def test_test_time_shifts_average_q_y_over_every_translation(tiny_config, digits):
+    from aae.augment import translate
     from aae.evaluate import encode
-    from aae.train import translate
 
     torch.manual_seed(0)
     cfg = tiny_config("model.regime=semi_supervised")

@@ -4,6 +4,7 @@ and the data checks of Trainer.fit. Tiny nets on sklearn's digits; every fit tak
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +12,14 @@ import pytest
 import torch
 
 import aae.phases
-from aae import io, metrics
+from aae import checkpoint as io
+from aae import metrics
+from aae.augment import image_shape_of, random_shift, translate
 from aae.errors import CheckpointError, ConfigError, DataError, TrainingError
 from aae.evaluate import encode, epoch_metrics, final_metrics
 from aae.model import AdversarialAutoencoder
 from aae.phases import Batch, classification_phase, reconstruction_phase, regularization_phase
-from aae.train import Trainer, image_shape_of, make_optimizer, random_shift, translate
+from aae.train import Trainer, make_optimizer
 
 MIXTURE = "model.prior={name = 'mixture', n_modes = 10}"
 
@@ -73,12 +76,22 @@ def test_short_training_lowers_reconstruction_and_mmd_to_the_prior(digits, tiny_
     assert metrics.mmd(z, prior) < 0.25 * before["test_mmd"]
 
 
-def test_history_rows_hold_the_phase_losses(digits, tiny_config):
-    cfg = tiny_config("train.epochs=2", "model.regime=semi_supervised", "train.labeled_batch_size=20")
+def test_history_rows_hold_the_phase_losses(digits, tiny_config, monkeypatch):
+    cfg = tiny_config("train.epochs=2", "model.regime=semi_supervised", "train.batch_size=50")
     y = np.full(len(digits.train), -1)
-    y[:50] = digits.train.y[:50]
-    history = Trainer(build(cfg), cfg).fit(digits.train.x, y)
+    y[:30] = digits.train.y[:30]
+    real, labeled = aae.phases.PHASES["classification"], []
+
+    def classification(model, batch, optimizers):
+        labeled.append((batch.x_labeled.shape[0], batch.y_labeled))
+        return real(model, batch, optimizers)
+
+    monkeypatch.setitem(aae.phases.PHASES, "classification", classification)
+    history = Trainer(build(cfg), cfg, progress=False).fit(digits.train.x, y)
     assert [r["epoch"] for r in history] == [1, 2]
+    # each step's labeled minibatch is train.batch_size points drawn from the 30 labeled ones
+    assert len(labeled) == 2 * (len(digits.train) // 50) and all(n == 50 for n, _ in labeled)
+    assert all(set(ys.tolist()) <= set(digits.train.y[:30].tolist()) for _, ys in labeled)
     assert set(history[0]) == {"epoch", "reconstruction", "discriminator", "generator", "classification", "seconds"}
     # two heads (z, y), each a two-term BCE: near 2 * 2 log 2 = 2.77 while the codes are easy to tell apart
     assert 2.0 < history[0]["discriminator"] < 3.5
@@ -183,7 +196,8 @@ def test_weight_averaging_measures_and_saves_the_average_and_trains_on(digits, t
     # and training goes on from them, also when the average is switched off
     more = tiny_config("model.regime=semi_supervised", "train.epochs=3")
     resumed = Trainer(build(more, seed=5), more, tmp_path)
-    assert resumed.resume()
+    io.resume_training(resumed)
+    assert resumed.epoch == 2 and resumed.averaged is None
     assert_same_weights(state(resumed.model), raw)
 
 
@@ -210,17 +224,17 @@ def some_labels(y: np.ndarray) -> np.ndarray:
 
 
 def test_select_by_keeps_the_model_of_the_lowest_evaluation_and_trains_on(digits, tiny_config, tmp_path):
-    cfg = tiny_config(*SEMI, "train.epochs=4", "train.select_by=score")
-    scores, seen = iter([3.0, 1.0, 2.0, 1.5]), []
+    cfg = tiny_config(*SEMI, "train.epochs=4", "train.select_by=valid_error")
+    scores, seen = iter([0.3, 0.1, 0.2, 0.15]), []
 
     def evaluate(measured):
         seen.append(state(measured))
-        return {"score": next(scores)}
+        return {"valid_error": next(scores)}
 
     model = build(cfg)
     trainer = Trainer(model, cfg, tmp_path, evaluate=evaluate)
     trainer.fit(digits.train.x, some_labels(digits.train.y))
-    assert (trainer.selected_epoch, trainer.selected_value) == (2, 1.0)
+    assert (trainer.selected_epoch, trainer.selected_value) == (2, 0.1)
     assert_same_weights(state(trainer.result), seen[1])
     # what a user loads is the selected model; training state (raw weights, average) stays beside it
     assert_same_weights(state(io.load(tmp_path)), seen[1])
@@ -249,9 +263,15 @@ def test_resume_with_select_by_equals_training_straight_through(digits, tiny_con
 
 
 def test_select_by_a_metric_the_run_does_not_measure_names_those_it_does(digits, tiny_config):
-    cfg = tiny_config(*SEMI, "train.epochs=1", "train.select_by=valid_eror")
-    with pytest.raises(ConfigError, match="'valid_eror' is not measured.*valid_error"):
-        Trainer(build(cfg), cfg, evaluate=epoch_metrics(digits, cfg)).fit(digits.train.x, some_labels(digits.train.y))
+    with pytest.raises(ConfigError, match="^train.select_by = 'valid_eror' is not allowed; choose one of: '', "
+                       "'valid_error'$"):
+        tiny_config(*SEMI, "train.select_by=valid_eror")
+    # an unsupervised run has no labeled validation split: it measures no valid_error
+    cfg = tiny_config("train.epochs=1", "train.select_by=valid_error")
+    with pytest.raises(ConfigError, match="^train.select_by = 'valid_error' is not measured in this run; it measures "
+                       "discriminator, generator, reconstruction, test_mmd, test_reconstruction$"):
+        Trainer(build(cfg), cfg, evaluate=lambda m: {"test_reconstruction": 1.0, "test_mmd": 0.5},
+                progress=False).fit(digits.train.x)
     with pytest.raises(ConfigError, match="needs a per-epoch evaluation"):
         Trainer(build(cfg), cfg)
 
@@ -313,26 +333,50 @@ def test_fit_into_a_run_dir_with_a_checkpoint_needs_resume(digits, tiny_config, 
     assert len(rows(tmp_path)) == 1
 
 
-@pytest.mark.parametrize("change, section", [("model.z_dim=3", "model"), ("model.hidden=[16]", "model"),
-                                             ("data.subset=500", "data")])
-def test_resume_with_another_config_is_refused(digits, tiny_config, tmp_path, change, section):
+@pytest.mark.parametrize("change, was", [
+    ("model.z_dim=3", "model.z_dim = 2, not 3"),
+    ("model.hidden=[16]", "model.hidden = [32], not [16]"),
+    ("data.subset=500", "data.subset = None, not 500"),
+    ("train.optimizer=sgd", "train.optimizer = 'adam', not 'sgd'"),
+    ("train.seed=4", "train.seed = 0, not 4"),
+])
+def test_resume_with_another_config_is_refused(digits, tiny_config, tmp_path, change, was):
     Trainer(build(tiny_config("train.epochs=1")), tiny_config("train.epochs=1"), tmp_path).fit(digits.train.x)
     other = tiny_config("train.epochs=2", change)
-    with pytest.raises(CheckpointError, match=rf"trained with another \[{section}\] config"):
+    path = tmp_path / io.CHECKPOINT
+    with pytest.raises(CheckpointError, match=rf"^{path} was trained with {re.escape(was)}; a resume cannot change "
+                                              rf"it: use the run's config, or another --out$"):
         Trainer(build(other), other, tmp_path).fit(digits.train.x, resume=True)
     assert io.read_checkpoint(tmp_path)[1]["epoch"] == "1"
 
 
+def test_what_a_resume_must_match_is_the_model_the_data_and_the_optimizers_kind(tiny_config):
+    same = io.what_must_match(tiny_config().to_dict())
+    assert set(same) == {"model", "data", "train"}
+    assert set(same["train"]) == {"optimizer", "seed", "select_by"}
+    assert "data_dir" not in same["data"] and "download" not in same["data"]
+    # the learning rates, epochs, schedule and evaluation may change on a resume
+    changed = tiny_config("train.epochs=9", "train.lr.generator=0.01", "train.eval_every=3", "eval.tta_shift=1",
+                          "data.data_dir=/elsewhere")
+    assert io.what_must_match(changed.to_dict()) == same
+
+
 def test_a_checkpoint_from_before_a_config_key_existed_still_resumes(digits, tiny_config, tmp_path):
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     cfg = tiny_config("train.epochs=1")
     Trainer(build(cfg), cfg, tmp_path).fit(digits.train.x)
     path = tmp_path / "checkpoint.safetensors"
     tensors, meta = io.read_checkpoint(path)
     old = json.loads(meta["config"])
-    del old["model"]["z_disc_reads_y"]  # as written by a version without this key (its default is off)
-    save_file(tensors, str(path), metadata={**meta, "config": json.dumps(old)})
+    # as written by an earlier version: without a key of today (at its default), with the y head's old flags
+    # instead of y_regularizer, and with keys since removed
+    del old["model"]["vat_knn"], old["model"]["y_regularizer"]
+    old["model"].update(y_adversary=True, reconstruction_trains_y=True, input_dropout=0.0)
+    old["train"].update(checkpoint_every=1, progress=False, device="cpu")
+    meta = {**meta, "config": json.dumps(old)}
+    meta["sha256"] = io._digest(save(tensors, metadata=meta), meta)  # as that version's save would have
+    io.atomic_write(path, save(tensors, metadata=meta))
     more = tiny_config("train.epochs=2")
     assert [r["epoch"] for r in Trainer(build(more), more, tmp_path).fit(digits.train.x, resume=True)] == [1, 2]
 
@@ -363,12 +407,18 @@ def test_resume_uses_the_learning_rate_of_the_new_config(digits, tiny_config, tm
     assert trainer.optimizers["reconstruction"].param_groups[0]["lr"] == pytest.approx(1e-5)
 
 
-def test_the_classification_phase_can_have_its_own_optimizer(tiny_config):
-    cfg = tiny_config("model.regime=semi_supervised", "train.classification_optimizer=sgd", "train.momentum=0.8")
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_every_phase_has_the_papers_optimizer_at_its_own_rate(tiny_config, optimizer):
+    cfg = tiny_config("model.regime=semi_supervised", f"train.optimizer={optimizer}", "train.lr.classification=0.01")
     optimizers = Trainer(build(cfg), cfg).optimizers
-    assert isinstance(optimizers["classification"], torch.optim.SGD)
-    assert optimizers["classification"].param_groups[0]["momentum"] == 0.8
-    assert all(isinstance(o, torch.optim.Adam) for k, o in optimizers.items() if k != "classification")
+    assert set(optimizers) == {"reconstruction", "discriminator", "generator", "classification"}
+    for phase, opt in optimizers.items():
+        group = opt.param_groups[0]
+        assert group["lr"] == (0.01 if phase == "classification" else 1e-3)
+        if optimizer == "sgd":  # SGD with momentum 0.9 (the paper), Adam with beta1 0.5 (as GANs train)
+            assert isinstance(opt, torch.optim.SGD) and group["momentum"] == 0.9
+        else:
+            assert isinstance(opt, torch.optim.Adam) and group["betas"] == (0.5, 0.999)
 
 
 @pytest.mark.parametrize("shape", [(8, 8, 1), (5, 5, 3)])
@@ -427,10 +477,34 @@ def test_shift_trains_on_shifted_images_and_is_refused_where_it_cannot_apply(dig
 
 
 def test_huge_learning_rate_stops_with_a_training_error_naming_the_loss(digits, tiny_config):
-    cfg = tiny_config("train.epochs=3", "train.lr.reconstruction=1e30")
-    with pytest.raises(TrainingError, match=r"^the reconstruction loss became nan in epoch 1 by step 10; "
-                                            r"lower train\.lr\.reconstruction and resume$"):
-        Trainer(build(cfg), cfg).fit(digits.train.x)
+    cfg = tiny_config("train.epochs=3", "train.optimizer=sgd", "train.lr.reconstruction=10")  # the highest allowed
+    with pytest.raises(TrainingError, match=r"^the reconstruction loss became nan \(first nan\) in epoch 1 by step "
+                                            r"10; lower train\.lr\.reconstruction and train again$"):
+        Trainer(build(cfg), cfg, progress=False).fit(digits.train.x)
+
+
+@pytest.mark.parametrize("loss, stops", [("reconstruction", True), ("generator", False)])
+def test_a_reconstruction_loss_a_million_times_its_first_stops_the_run(digits, tiny_config, tmp_path, monkeypatch,
+                                                                       loss, stops):
+    import aae.train
+
+    calls = {"n": 0}
+
+    def step(model, batch, optimizers, phases):  # one sane epoch (10 steps), then a loss 2e7 times larger
+        calls["n"] += 1
+        return {loss: torch.tensor(1e9 if calls["n"] > 10 else 50.0)}
+
+    monkeypatch.setattr(aae.train, "train_step", step)
+    cfg = tiny_config("train.epochs=3")
+    trainer = Trainer(build(cfg), cfg, tmp_path, progress=False)
+    if not stops:  # only the reconstruction (and the VAE's kl) are held to their first value
+        assert [r[loss] for r in trainer.fit(digits.train.x)] == pytest.approx([50.0, 1e9, 1e9])
+        return
+    with pytest.raises(TrainingError, match=rf"^the reconstruction loss became 1e\+09 \(first 50\) in epoch 2 by step "
+                                            rf"10; the last good checkpoint is {tmp_path / io.CHECKPOINT}; lower "
+                                            rf"train\.lr\.reconstruction and resume$"):
+        trainer.fit(digits.train.x)
+    assert io.read_checkpoint(tmp_path)[1]["epoch"] == "1"
 
 
 def test_nan_guard_keeps_the_last_good_checkpoint(digits, tiny_config, tmp_path, monkeypatch):
@@ -454,7 +528,7 @@ def test_nan_guard_keeps_the_last_good_checkpoint(digits, tiny_config, tmp_path,
     with pytest.raises(TrainingError) as err:
         Trainer(build(cfg), cfg, run_dir).fit(digits.train.x)
     msg = str(err.value)
-    assert msg.startswith("the generator loss became nan in epoch 3 by step 10")
+    assert re.match(r"the generator loss became nan \(first 0\.\d+\) in epoch 3 by step 10; ", msg)
     assert f"the last good checkpoint is {run_dir / 'checkpoint.safetensors'}" in msg
     assert "lower train.lr.generator and resume" in msg
 
@@ -474,8 +548,8 @@ def test_nan_guard_names_a_classification_loss(digits, tiny_config, monkeypatch)
 
     monkeypatch.setitem(aae.phases.PHASES, "classification", nan_classification)
     cfg = tiny_config("train.epochs=1", "model.regime=semi_supervised")
-    with pytest.raises(TrainingError, match="the classification loss became inf in epoch 1 by step 10; "
-                                            "lower train.lr.classification"):
+    with pytest.raises(TrainingError, match=r"^the classification loss became inf \(first inf\) in epoch 1 by step 10; "
+                                            r"lower train\.lr\.classification and train again$"):
         Trainer(build(cfg), cfg).fit(digits.train.x, digits.train.y)
 
 
@@ -544,22 +618,6 @@ def test_classification_phase_updates_only_the_encoder(tiny_config, digits):
                                        "decoder": False, "disc.z": False, "disc.y": False}
 
 
-def test_a_separate_y_trunk_is_moved_only_by_what_trains_y(tiny_config, digits):
-    model, optimizers, batch = _semi_supervised(tiny_config, digits, "model.separate_y_trunk=true",
-                                                "model.reconstruction_trains_y=false")
-    encoder = {part: f"encoder.{part}." for part in ("trunk", "z_head", "y_trunk", "y_head")}
-    moved = {}
-    for phase in (reconstruction_phase, classification_phase):
-        before = state(model)
-        phase(model, batch, optimizers)
-        moved[phase.__name__] = _changed(model, before, encoder)
-    # the reconstruction reaches z's trunk only; the labels reach y's trunk only
-    assert moved == {"reconstruction_phase": {"trunk": True, "z_head": True, "y_trunk": False, "y_head": False},
-                     "classification_phase": {"trunk": False, "z_head": False, "y_trunk": True, "y_head": True}}
-    with pytest.raises(ConfigError, match="separate_y_trunk"):
-        build(tiny_config("model.separate_y_trunk=true"))
-
-
 def test_classification_phase_without_a_labeled_batch_does_nothing(tiny_config, digits):
     model, optimizers, batch = _semi_supervised(tiny_config, digits)
     batch.x_labeled = batch.y_labeled = None
@@ -579,8 +637,8 @@ def test_discriminator_takes_prior_samples_as_real_and_codes_as_fake(tiny_config
         sampled[head] = real_sample(head, n, labels)
         return sampled[head]
 
-    def discriminate(head, code, labels=None, y=None):
-        out = real_disc(head, code, labels, y)
+    def discriminate(head, code, labels=None):
+        out = real_disc(head, code, labels)
         seen.append((head, code, out))
         return out
 
@@ -603,10 +661,12 @@ def test_discriminator_takes_prior_samples_as_real_and_codes_as_fake(tiny_config
 
 
 def test_trained_discriminator_scores_prior_above_zero_and_codes_below(tiny_config, digits):
-    cfg = tiny_config(MIXTURE, "train.optimizer=sgd", "train.lr.generator=0", "train.lr.discriminator=0.05")
+    cfg = tiny_config(MIXTURE, "train.optimizer=sgd", "train.lr.discriminator=0.05")
     model = build(cfg).train()
     groups = model.parameter_groups()
-    optimizers = {k: make_optimizer(groups[k], k, cfg.train) for k in ("discriminator", "generator")}
+    # the discriminator's optimizer alone steps: the generator's has rate 0 (a config refuses that rate)
+    optimizers = {"discriminator": make_optimizer(groups["discriminator"], "discriminator", cfg.train),
+                  "generator": torch.optim.SGD(groups["generator"], lr=0.0)}
     x = torch.as_tensor(digits.train.x[:200])
     encoder_before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
     for i in range(150):

@@ -6,12 +6,12 @@
 
 scikit-learn-style estimators, one per regime of the paper (see :mod:`aae.estimators`):
 
->>> clf = aae.SemiSupervisedAAE(z_dim=10, epochs=30).fit(X, y)   # doctest: +SKIP
+>>> clf = aae.SemiSupervisedAAE(n_components=10, epochs=30).fit(X, y)   # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-from .io import load  # noqa: E402
+from .checkpoint import load  # noqa: E402
 from .model import AdversarialAutoencoder  # noqa: E402
 
 ESTIMATORS = ("AAE", "VAE", "SupervisedAAE", "SemiSupervisedAAE", "ClusteringAAE", "DimReductionAAE")

@@ -21,19 +21,7 @@ TRAIN_HELP = """\
 Train one experiment. The config is a TOML file (or the name of a bundled one, see
 `aae configs`) with the tables [model], [train], [data], [eval]; --set overrides any key.
 
-model: regime (unsupervised | label_conditioned | supervised | semi_supervised | clustering |
-  dim_reduction), objective (aae | vae | ae | classifier | vat), encoder (deterministic | gaussian | universal),
-  z_dim, n_classes, hidden, disc_hidden, noise_dim, noise_std, output (bernoulli | gaussian),
-  input_dropout, input_noise, hidden_noise, encoder_batch_norm, separate_y_trunk,
-  prior = {name = gaussian | mixture | swiss_roll | uniform | callable, ...}, label_to_discriminator,
-  z_disc_reads_y, vat_weight, vat_eps, vat_knn, vat_xi, y_marginal_weight, y_entropy_weight, y_adversary,
-  reconstruction_trains_y, y_batch_mean, eta, head_penalty
-train: epochs, batch_size, labeled_batch_size, optimizer (adam | sgd), classification_optimizer, lr = {reconstruction,
-  discriminator, generator, classification}, momentum, betas, shift, lr_milestones, lr_gamma, ema, select_by, seed,
-  device (auto | cpu | cuda | cuda:N | mps), threads, checkpoint_every, eval_every, progress
-data: name (mnist | digits | svhn | path.npy/.npz), data_dir, download, n_labeled, label_seed,
-  valid_size, subset
-eval: mmd_points, tta_shift (q(y|x) averaged over shifts of up to that many pixels)
+{keys}
 
 The run directory (--out) receives checkpoint.safetensors, config.json, metrics.jsonl and
 figures/. A killed run continues from its last checkpoint with --resume.
@@ -42,6 +30,17 @@ example: aae train --config mnist_mixture_aae --set train.epochs=5 --out runs/mi
 several processes (each takes every N-th minibatch; train.batch_size is per process):
   torchrun --standalone --nproc-per-node N -m aae.cli train --config mnist_semi_1000 --out runs/semi
 """
+
+
+def _key_lines() -> str:
+    """Every config key with its default, grouped by table, for ``aae train --help``."""
+    from .config import keys
+
+    groups: dict[str, list[str]] = {}
+    for name, default, _ in keys():
+        section, _, short = name.rpartition(".")
+        groups.setdefault(section or "top level", []).append(short)
+    return "\n".join(f"{s}: {', '.join(names)}" for s, names in groups.items())
 
 
 def _configure_logging(quiet: bool) -> None:
@@ -61,7 +60,12 @@ def _experiment_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="directory holding data sets (default: $AAE_DATA_DIR, else ~/.cache/aae)")
     p.add_argument("--epochs", type=int, help="number of epochs (= --set train.epochs=N)")
     p.add_argument("--seed", type=int, help="random seed (= --set train.seed=N)")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (= --set train.device=...)")
+    _runtime_args(p)
+
+
+def _runtime_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's own choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -69,14 +73,11 @@ def _config_from(args: argparse.Namespace, base: dict | None = None):
     from .config import load_config
 
     overrides = list(args.set)
-    for key, value in (("data.name", args.data), ("train.epochs", args.epochs), ("train.seed", args.seed),
-                       ("train.device", args.device)):
+    for key, value in (("data.name", args.data), ("train.epochs", args.epochs), ("train.seed", args.seed)):
         if value is not None:
             overrides.append(f"{key}={json.dumps(value)}")
     if args.data_dir:
         overrides.append(f"data.data_dir={json.dumps(args.data_dir)}")
-    if args.no_progress:
-        overrides.append("train.progress=false")
     return load_config(args.config, overrides, base=base)
 
 
@@ -92,7 +93,8 @@ def cmd_train(args) -> None:
     cfg = _config_from(args)
     out = Path(args.out or f"runs/{Path(args.config).stem if args.config else cfg.name}")
     start = time.perf_counter()
-    result = run(cfg, out, resume=args.resume, figures=not args.no_figures)
+    result = run(cfg, out, resume=args.resume, require_checkpoint=args.resume, figures=not args.no_figures,
+                 device=args.device, progress=not args.no_progress)
     if not distributed.is_main():
         return
     print(f"trained {cfg.name} for {len(result.history)} epochs in {time.perf_counter() - start:.0f} s -> {out}")
@@ -105,7 +107,9 @@ def cmd_eval(args) -> None:
 
     if args.write and args.tta_shift is not None:
         raise ConfigError("--write records the run's own evaluation; drop --tta-shift or --write")
-    model, cfg, splits = open_run(args.run, args.data_dir)
+    if args.tta_shift is not None and args.tta_shift < 0:
+        raise ConfigError(f"--tta-shift {args.tta_shift} is not allowed; give 0 or more pixels")
+    model, cfg, splits = open_run(args.run, args.data_dir, progress=False)
     if args.tta_shift is not None:
         cfg.eval.tta_shift = args.tta_shift
     measured = final_metrics(model, splits, cfg)
@@ -130,10 +134,10 @@ def _print_clusters(rows: list[dict]) -> None:
 
 
 def cmd_plot(args) -> None:
-    from .evaluate import write_figures
     from .experiment import open_run
+    from .figures import write_figures
 
-    model, cfg, splits = open_run(args.run, args.data_dir)
+    model, cfg, splits = open_run(args.run, args.data_dir, progress=False)
     history = [json.loads(line) for line in (Path(args.run) / "metrics.jsonl").read_text().splitlines() if line.strip()] \
         if (Path(args.run) / "metrics.jsonl").exists() else None
     for p in write_figures(model, splits, Path(args.run), history):
@@ -145,44 +149,74 @@ def cmd_sample(args) -> None:
     import torch
 
     from . import plots
-    from .io import load
+    from .checkpoint import load
 
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".npy"):
+        raise ConfigError(f"--out {out}: write a .png grid or a .npy array (not {out.suffix or 'no suffix'!r})")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: the folder {out.parent} does not exist; create it first")
+    if args.n < 1:
+        raise ConfigError(f"-n {args.n} is not allowed; give 1 or more samples")
     model = load(args.run)
+    if not hasattr(model, "generate"):  # the classifier baselines: q(y|x) alone
+        raise ConfigError(f"{args.run} is a model.objective = 'classifier' run: it has no decoder to sample from")
     torch.manual_seed(args.seed)
     labels = None
+    categories = "y" in model.priors or model.regime.label_to == "decoder" or \
+        (model.z_reads_labels and model.prior.n_parts is not None)
     if args.label is not None:
         m = model.config.n_classes
+        if not categories:
+            raise ConfigError(f"--label {args.label}: this {model.regime.name} model has no classes to sample from; "
+                              f"drop --label")
         if not 0 <= args.label < m:
-            raise AAEError(f"--label {args.label} is out of range; this model has labels 0..{m - 1}")
+            raise ConfigError(f"--label {args.label} is out of range; this model has labels 0..{m - 1}")
         labels = torch.full((args.n,), args.label, dtype=torch.long)
     elif model.regime.label_to == "decoder":
         labels = torch.arange(args.n) % model.config.n_classes
+    if out.suffix.lower() == ".png":
+        shape = tuple(args.image_shape) if args.image_shape is not None else _image_shape(args.run)
+        if shape is None:
+            raise ConfigError("this data set has no image shape; write .npy, or pass --image-shape H W")
     images = model.generate(args.n, labels=labels).cpu().numpy()
-    out = Path(args.out)
-    if out.suffix == ".npy":
+    if out.suffix.lower() == ".npy":
         np.save(out, images)
     else:
-        from .experiment import open_run
-
-        shape = open_run(args.run)[2].test.image_shape if args.image_shape is None else tuple(args.image_shape)
-        if shape is None:
-            raise AAEError("this data set has no image shape; write .npy, or pass --image-shape H W")
         plots.image_grid(images, out, image_shape=shape)
     print(out)
 
 
+def _image_shape(run: str):
+    from .experiment import open_run
+
+    return open_run(run, progress=False)[2].test.image_shape
+
+
+OWN_OUTPUT = {"checkpoint.safetensors", "config.json", "metrics.jsonl", "metrics.csv", "final.json", "figures",
+              ".lock", "tensorboard"}
+"""what a training writes into its run directory: all that ``aae demo`` may replace"""
+
+
 def cmd_demo(args) -> None:
+    import shutil
+
     from .config import load_config
     from .experiment import run
 
     cfg = load_config("demo", [f"train.epochs={args.epochs}"] if args.epochs else [])
     out = Path(args.out)
-    if (out / "checkpoint.safetensors").exists():
-        import shutil
-
-        shutil.rmtree(out)  # the demo always starts afresh
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a directory")
+    if out.is_dir() and any(out.iterdir()):
+        other = sorted(p.name for p in out.iterdir() if p.name not in OWN_OUTPUT)
+        if other or not (out / "checkpoint.safetensors").exists():
+            shown = ", ".join(other[:3]) or "no demo checkpoint"
+            raise ConfigError(f"{out} holds files the demo did not write ({shown}); give an empty or new --out")
+        for p in out.iterdir():  # the demo's own previous output only
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
     start = time.perf_counter()
-    result = run(cfg, out)
+    result = run(cfg, out, device=args.device, progress=not args.no_progress)
     print(f"demo: label-conditioned AAE on scikit-learn's digits, 10-mode mixture prior, "
           f"{len(result.history)} epochs in {time.perf_counter() - start:.0f} s")
     _print_metrics(result.metrics)
@@ -199,7 +233,7 @@ def cmd_configs(args) -> None:
 
 
 def cmd_reproduce(args) -> None:
-    from .reproduce import EXPERIMENTS
+    from .paper.reproduce import EXPERIMENTS
 
     EXPERIMENTS[args.experiment](args)
 
@@ -210,7 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", "-q", action="store_true", help="log warnings only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train one experiment", description=TRAIN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser("train", help="train one experiment", description=TRAIN_HELP.format(keys=_key_lines()),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     _experiment_args(p)
     p.add_argument("--out", "-o", help="run directory (default: runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
@@ -245,12 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="train a small AAE on scikit-learn's digits and write its figures (no download)")
     p.add_argument("--out", "-o", default="runs/demo", help="run directory (default runs/demo)")
     p.add_argument("--epochs", type=int, help="epochs (default: the demo config's)")
+    _runtime_args(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("configs", help="list the bundled configs")
     p.set_defaults(func=cmd_configs)
 
-    from .reproduce import EXPERIMENTS, add_arguments
+    from .paper.reproduce import EXPERIMENTS, add_arguments
 
     p = sub.add_parser("reproduce", help="run a paper result and print ours beside the paper's")
     p.add_argument("experiment", choices=sorted(EXPERIMENTS), help="which result")
@@ -266,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     from .distributed import finish
 
     try:
+        if getattr(args, "threads", 0):
+            if args.threads < 0:
+                raise ConfigError(f"--threads {args.threads} is not allowed; give 1 or more (0: torch's choice)")
+            import torch
+
+            torch.set_num_threads(args.threads)
         args.func(args)
     except AAEError as exc:
         print(f"aae: error: {exc}", file=sys.stderr)

@@ -2,8 +2,10 @@
 
 An experiment is four tables, ``[model]``, ``[train]``, ``[data]`` and ``[eval]``; every key
 has a default (the paper's MNIST setting where the paper gives one), so a config file only
-says what differs. An unknown key or a wrong type ends in an error naming the key and what
-is allowed.
+says what differs. Each key's documentation, allowed values and range live beside it (the
+README's key table and ``aae train --help`` are generated from them), and every check, of one
+key or across keys, runs when the config is loaded: a bad value is one line naming the key,
+the value and what is allowed, before any data is read.
 
 >>> cfg = load_config(None, overrides=["model.z_dim=8", "train.epochs=3"])
 >>> cfg.model.z_dim, cfg.train.epochs
@@ -15,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
+import re
 import sys
 import types
 import typing
@@ -28,162 +32,107 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .errors import ConfigError
+from .regimes import REGIMES
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+LR_PHASES = ("reconstruction", "discriminator", "generator", "classification")
+"""the optimizers a model may have, one per phase that steps (the VAE's ELBO steps reconstruction's)"""
+
+
+def key(default: Any = dataclasses.MISSING, doc: str = "", *, factory: Any = None, choices: tuple | None = None,
+        low: float | None = None, high: float | None = None, above: float | None = None,
+        below: float | None = None) -> Any:
+    """A config field with its documentation, its allowed values and its range (``low <= v <= high``,
+    ``above < v < below``; for a list or table, of every item)."""
+    meta = {"doc": " ".join(doc.split()), "choices": choices, "low": low, "high": high, "above": above, "below": below}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class ModelConfig:
-    regime: str = "unsupervised"
-    """unsupervised | label_conditioned | supervised | semi_supervised | clustering | dim_reduction"""
-    objective: str = "aae"
-    """aae (adversarial), vae (ELBO with the same nets), ae (plain autoencoder, no regularization),
-    classifier (the encoder alone trained on the labeled points: the paper's NN baseline; vat_weight is
-    ignored), or vat (the same classifier plus virtual adversarial training on the unlabeled points, with
-    vat_weight and vat_eps: the AAE recipe without the autoencoder)"""
-    encoder: str = "deterministic"
-    """deterministic | gaussian (reparametrization trick) | universal (input plus noise)"""
-    z_dim: int = 2
-    n_classes: int = 10
-    """label classes, or clusters m of the categorical head"""
-    hidden: list[int] = field(default_factory=lambda: [1000, 1000])
-    disc_hidden: list[int] = field(default_factory=lambda: [1000, 1000])
-    noise_dim: int = 100
-    """size of the noise the universal-approximator encoder reads beside x"""
-    noise_std: float = 1.0
-    output: str = "bernoulli"
-    """bernoulli (sigmoid, cross-entropy) or gaussian (linear, squared error)"""
-    input_dropout: float = 0.0
-    """dropout on the encoder's input while training"""
-    input_noise: float = 0.0
-    """std of Gaussian noise added to the encoder's input while training (the target stays clean)"""
-    hidden_noise: float = 0.0
-    """std of Gaussian noise added to each hidden layer of the encoder while training"""
-    encoder_batch_norm: bool = False
-    """batch normalization before each ReLU of the encoder's trunk"""
-    separate_y_trunk: bool = False
-    """models with a y head: q(y|x) reads a trunk of its own (same sizes) instead of sharing the
-    encoder's layers with z, so the z discriminator (and, with reconstruction_trains_y = false, the
-    reconstruction) cannot move the layers under y"""
-    prior: dict[str, Any] = field(default_factory=lambda: {"name": "gaussian"})
-    """table with 'name' (gaussian, mixture, swiss_roll, uniform, callable) and that prior's arguments"""
-    label_to_discriminator: bool = False
-    """the z discriminator also reads the one-hot label (label_conditioned always does). In the
-    supervised regime, with a prior that has no parts, this makes q(z|y) match p(z) for every
-    class, so the style code cannot carry the class"""
-    z_disc_reads_y: bool = False
-    """models with a y head: the z discriminator also reads q(y|x) (held fixed), with N(0, I) samples
-    paired with the same y as real; q(z|y) must then match p(z), so z cannot carry the category"""
-    vat_weight: float = 0.0
-    """models with a y head: weight of virtual adversarial training (Miyato et al. 2018) on q(y|x) of
-    the unlabeled batch, added to the encoder's generator step. Not in the AAE paper: it makes the
-    categorical head locally smooth, which the adversarial prior alone does not"""
-    vat_eps: float = 2.0
-    """L2 norm of the virtual adversarial perturbation, in input units: 2 suits MNIST (784 pixels in
-    [0, 1], median distance to the 10th nearest neighbour 5.1); 0.3 the 8x8 digits. Too large a radius
-    smooths q(y|x) into one category"""
-    vat_knn: int = 0
-    """k > 0: each training image's VAT radius is vat_eps times its distance to its k-th nearest
-    neighbour among the training images, so dense regions get small perturbations and sparse ones
-    large (IMSAT, Hu et al. 2017: 0.25 times the 10th); 0: vat_eps for every image"""
-    vat_xi: float = 1e-2
-    """L2 norm of the probe perturbation of the power iteration that finds the adversarial direction"""
-    y_batch_mean: bool = True
-    """the y discriminator also reads its minibatch's mean y, which stops all codes collapsing onto one category"""
-    y_marginal_weight: float = 0.0
-    """models with a y head: weight of KL(batch mean of q(y|x) || Cat) in the encoder's generator step.
-    Not in the AAE paper: the analytic twin of the y discriminator (as in RIM and IMSAT), which needs no
-    discriminator to learn first, so it acts from the first step, before q(y|x) can saturate on one category"""
-    y_entropy_weight: float = 0.0
-    """models with a y head: weight of the mean entropy of q(y|x) over the unlabeled batch in the
-    encoder's generator step. Not in the AAE paper: with y_marginal_weight it makes IMSAT's mutual
-    information objective (Hu et al. 2017), H(Y|X) - H(Y) up to a constant, which asks for confident
-    categories without asking for equal ones"""
-    y_adversary: bool = True
-    """models with a y head: whether a discriminator matches q(y) to Cat (the paper). False leaves y to
-    the analytic terms (y_marginal_weight, y_entropy_weight, vat_weight), one of which must be set"""
-    reconstruction_trains_y: bool = True
-    """models with a y head: whether the reconstruction error reaches q(y|x) (the paper). False: the
-    decoder reads q(y|x) held fixed, so y is shaped only by its regularizers (the y discriminator,
-    VAT, the mutual-information terms) while the reconstruction still shapes the shared layers
-    through z"""
-    eta: float = 1.0
-    """dim_reduction: cluster heads closer than eta are penalized (Section 7)"""
-    head_penalty: float = 1.0
-    """dim_reduction: weight of the cluster-head distance penalty"""
+    regime: str = key("unsupervised", "where the label goes and which heads the code has (see the regime table)",
+                      choices=tuple(REGIMES))
+    objective: str = key("aae", "aae: the adversarial autoencoder; vae: the ELBO on the same networks (needs the "
+                         "gaussian encoder); ae: no regularization; classifier: the encoder's q(y|x) alone, trained on "
+                         "the labels and the y head's terms below (the paper's NN baseline, NN+VAT, IMSAT)",
+                         choices=("aae", "vae", "ae", "classifier"))
+    encoder: str = key("deterministic", "q(z|x): deterministic, gaussian (reparametrization) or universal (x plus "
+                       "noise)", choices=("deterministic", "gaussian", "universal"))
+    z_dim: int = key(2, "size of the style code z (the map's dimension n for dim_reduction)", low=1)
+    n_classes: int = key(10, "classes, or the clusters m of the categorical head", low=2)
+    hidden: list[int] = key(doc="encoder hidden layers; the decoder mirrors them", factory=lambda: [1000, 1000], low=1)
+    disc_hidden: list[int] = key(doc="discriminator hidden layers", factory=lambda: [1000, 1000], low=1)
+    noise_dim: int = key(100, "universal encoder: size of the N(0, I) noise read beside x", low=1)
+    output: str = key("bernoulli", "bernoulli (sigmoid, cross-entropy; data in [0, 1]) or gaussian (linear, squared "
+                      "error)", choices=("bernoulli", "gaussian"))
+    encoder_batch_norm: bool = key(False, "batch normalization before each ReLU of the encoder")
+    prior: dict[str, Any] = key(doc="p(z): a table with name = gaussian (std), mixture (n_modes, radius, radial_std, "
+                                "tangential_std), swiss_roll (n_parts, scale, turns, noise) or uniform (low, high); "
+                                "a function is passed as an object (name = callable records its name, never imported)",
+                                factory=lambda: {"name": "gaussian"})
+    label_to_discriminator: bool = key(False, "the z discriminator also reads the one-hot label (supervised: z "
+                                       "then cannot carry the class)")
+    y_regularizer: str = key("adversary", "y head: adversary (a discriminator matches q(y) to Cat, the paper) or "
+                             "imsat (no y discriminator; the decoder reads q(y|x) held fixed, and the two "
+                             "mutual-information weights below train it, as in IMSAT)", choices=("adversary", "imsat"))
+    vat_weight: float = key(0.0, "y head: weight of virtual adversarial training of q(y|x) on the unlabeled batch "
+                            "(beyond the paper)", low=0)
+    vat_eps: float = key(2.0, "y head: VAT radius in input units (MNIST 2, 8x8 digits 0.3), or with vat_knn the "
+                         "factor of each image's k-th neighbour distance", above=0)
+    vat_knn: int = key(0, "k > 0: each image's VAT radius is vat_eps times its distance to its k-th nearest "
+                       "training image (IMSAT's rule)", low=0)
+    y_marginal_weight: float = key(0.0, "y head: weight of KL(batch mean of q(y|x) || Cat) (beyond the paper)", low=0)
+    y_entropy_weight: float = key(0.0, "y head: weight of the mean entropy of q(y|x) (with the above: IMSAT's "
+                                  "mutual information)", low=0)
+    eta: float = key(1.0, "dim_reduction: cluster heads closer than eta are penalized (Section 7)", low=0)
+    head_penalty: float = key(1.0, "dim_reduction: weight of the cluster-head distance penalty", low=0)
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 50
-    batch_size: int = 100
-    labeled_batch_size: int = 100
-    optimizer: str = "adam"
-    """adam | sgd (with momentum, as in the paper)"""
-    classification_optimizer: str = ""
-    """the classification phase's own optimizer, adam | sgd; empty: train.optimizer. Adam's step
-    keeps its size as the labeled loss goes to zero, so it goes on fitting the labeled points
-    ever harder; an SGD step shrinks with the loss"""
-    lr: dict[str, float] = field(
-        default_factory=lambda: {"reconstruction": 1e-3, "discriminator": 1e-3, "generator": 1e-3, "classification": 1e-3}
-    )
-    """learning rate per phase: reconstruction, discriminator, generator, classification (elbo uses reconstruction's)"""
-    momentum: float = 0.9
-    shift: int = 0
-    """data augmentation: every training image (unlabeled and labeled batches alike) is translated by a
-    random whole number of pixels in [-shift, shift] along each axis, zero filled, drawn anew each step.
-    The encoder, and so q(y|x), sees the shifted image; the decoder reconstructs it. Not in the AAE paper"""
-    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
-    lr_milestones: list[int] = field(default_factory=list)
-    """epochs at which every learning rate is multiplied by lr_gamma"""
-    lr_gamma: float = 0.1
-    ema: float = 0.0
-    """decay of an exponential moving average of the weights (Polyak averaging), updated every step;
-    when > 0 the averaged weights are the ones measured, saved as the model and used, while training
-    continues from the raw weights (kept in the checkpoint too). The average is the plain mean of the
-    first 1 / (1 - ema) steps, then moves at this decay: 0.999 averages over ~1000 steps"""
-    select_by: str = ""
-    """early stopping: a per-epoch metric (e.g. valid_error, the error of q(y|x) on the labeled validation
-    split); the run's result is then the model at the evaluation where it was lowest, not the last one.
-    Empty keeps the last"""
-    seed: int = 0
-    device: str = "auto"
-    """auto (cuda if available, else cpu), cpu, cuda, cuda:N, mps"""
-    threads: int = 0
-    """torch intra-op threads; 0 keeps torch's default"""
-    checkpoint_every: int = 1
-    eval_every: int = 1
-    progress: bool = True
+    epochs: int = key(50, "epochs", low=1)
+    batch_size: int = key(100, "minibatch size (the classification phase's labeled minibatch too)", low=1)
+    optimizer: str = key("adam", "adam (betas 0.5, 0.999) or sgd (momentum 0.9, as in the paper)",
+                         choices=("adam", "sgd"))
+    lr: dict[str, float] = key(doc="learning rate per phase: reconstruction, discriminator, generator, "
+                               "classification", factory=lambda: dict.fromkeys(LR_PHASES, 1e-3), above=0, high=10)
+    lr_milestones: list[int] = key(doc="epochs at which every learning rate is multiplied by lr_gamma",
+                                   factory=list, low=1)
+    lr_gamma: float = key(0.1, "learning-rate decay factor at each milestone", above=0, high=1)
+    shift: int = key(0, "augmentation: each training image moves by a random whole number of pixels in [-shift, "
+                     "shift] along each axis, drawn anew each step (beyond the paper)", low=0)
+    ema: float = key(0.0, "decay of a moving average of the weights; when > 0 the average is what is measured "
+                     "and saved (0.999: ~1000 steps)", low=0, below=1)
+    select_by: str = key("", "early stopping: the per-epoch metric (valid_error) whose lowest epoch is the result; "
+                         "empty keeps the last", choices=("", "valid_error"))
+    seed: int = key(0, "seeds torch: a CPU run repeats bit for bit with the same code, machine and thread count",
+                    low=0)
+    eval_every: int = key(1, "epochs between per-epoch evaluations", low=1)
 
 
 @dataclass
 class DataConfig:
-    name: str = "mnist"
-    """mnist | digits | svhn | path to a .npy/.npz file"""
-    data_dir: str | None = None
-    """where data sets live; default $AAE_DATA_DIR, else the per-user cache"""
-    download: bool = True
-    n_labeled: int | None = None
-    """labels kept for training (balanced across classes); None keeps all"""
-    label_seed: int = 0
-    valid_size: int | None = None
-    subset: int | None = None
-    """use only the first N training images (quick runs)"""
+    name: str = key("mnist", "mnist, digits, svhn, or a path to a .npy/.npz file")
+    data_dir: str | None = key(None, "where data sets live (default $AAE_DATA_DIR, else ~/.cache/aae)")
+    download: bool = key(True, "download MNIST if it is missing")
+    n_labeled: int | None = key(None, "training labels kept, balanced across classes (None: all)", low=0)
+    label_seed: int = key(0, "which labeled images (and validation split) are drawn", low=0)
+    valid_size: int | None = key(None, "validation images carved from the training set (None: 10000 for MNIST)",
+                                 low=0)
+    subset: int | None = key(None, "train on the first N training images only (quick runs)", low=1)
 
 
 @dataclass
 class EvalConfig:
-    mmd_points: int = 2000
-    tta_shift: int = 0
-    """test-time augmentation: q(y|x), wherever it is measured (errors, clusters, early stopping) and
-    predicted, is the mean of q(y|x') over every translation x' of x by whole pixels in
-    [-tta_shift, tta_shift] along each axis ((2 tta_shift + 1)^2 of them, zero filled). Meant for
-    models trained with train.shift. 0: x alone. Not in the AAE paper"""
+    tta_shift: int = key(0, "q(y|x) is measured as its mean over every shift of the image by up to this many "
+                         "pixels (beyond the paper)", low=0)
 
 
 @dataclass
 class ExperimentConfig:
-    name: str = "experiment"
+    name: str = key("experiment", "the experiment's name")
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -196,17 +145,36 @@ class ExperimentConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
-CHOICES = {
-    "model.regime": ("unsupervised", "label_conditioned", "supervised", "semi_supervised", "clustering", "dim_reduction"),
-    "model.objective": ("aae", "vae", "ae", "classifier", "vat"),
-    "model.encoder": ("deterministic", "gaussian", "universal"),
-    "model.output": ("bernoulli", "gaussian"),
-    "train.optimizer": ("adam", "sgd"),
-    "train.classification_optimizer": ("", "adam", "sgd"),
-}
-PHASE_NAMES = ("reconstruction", "discriminator", "generator", "classification")
+SECTIONS = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig, "eval": EvalConfig}
 
 
+def keys() -> list[tuple[str, Any, dataclasses.Field]]:
+    """Every config key as (dotted name, default, field), in the order of the dataclasses."""
+    out = [("name", ExperimentConfig.name, dataclasses.fields(ExperimentConfig)[0])]
+    for section, cls in SECTIONS.items():
+        default = cls()
+        out += [(f"{section}.{f.name}", getattr(default, f.name), f) for f in dataclasses.fields(cls)]
+    return out
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_shown(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value) if not isinstance(value, bool) else str(value).lower()
+
+
+def key_table() -> str:
+    """The markdown table of every key, its default and its documentation (README, ``aae train --help``)."""
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    for name, default, f in keys():
+        doc = f.metadata["doc"]
+        if f.metadata.get("choices"):
+            doc += " (" + " | ".join(repr(c) if c == "" else str(c) for c in f.metadata["choices"]) + ")"
+        lines.append(f"| `{name}` | `{_shown(default)}` | {doc.replace('|', chr(92) + '|')} |")
+    return "\n".join(lines)
+
+
+# -- checks of one value ------------------------------------------------------------------
 def _check_type(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -218,15 +186,16 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
                     return _check_type(value, arg, key)
                 except ConfigError:
                     pass
-        raise ConfigError(f"{key}: {value!r} is not a {tp}")
+        names = " or ".join("none" if a is type(None) else a.__name__ for a in typing.get_args(tp))
+        raise ConfigError(f"{key} = {value!r} is not allowed; expected {names}")
     if origin is list:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
+            raise ConfigError(f"{key} = {value!r} is not allowed; expected a list, e.g. [256, 256]")
         (item,) = typing.get_args(tp)
         return [_check_type(v, item, key) for v in value]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a table, got {value!r}")
+            raise ConfigError(f"{key} = {value!r} is not allowed; expected a table, e.g. {{ name = ... }}")
         _, vt = typing.get_args(tp)
         return {k: _check_type(v, vt, f"{key}.{k}") for k, v in value.items()}
     if tp is Any:
@@ -234,53 +203,139 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp is bool and not isinstance(value, bool):
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
-    if tp is int and isinstance(value, bool) or not isinstance(value, tp):
-        raise ConfigError(f"{key}: expected {tp.__name__}, got {value!r}")
+        raise ConfigError(f"{key} = {value!r} is not allowed; expected true or false")
+    if (tp is int and isinstance(value, bool)) or not isinstance(value, tp):
+        raise ConfigError(f"{key} = {value!r} is not allowed; expected {'a number' if tp is float else tp.__name__}")
+    if tp is float and not math.isfinite(value):
+        raise ConfigError(f"{key} = {value!r} is not allowed; expected a finite number")
     return value
+
+
+def _check_range(value: Any, meta: dict, key: str) -> None:
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
+    low, high, above, below = meta["low"], meta["high"], meta["above"], meta["below"]
+    for v in items:
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            continue
+        bad = (low is not None and v < low) or (high is not None and v > high) or \
+              (above is not None and v <= above) or (below is not None and v >= below)
+        if bad:
+            lo = f"{low} <= " if low is not None else f"{above} < " if above is not None else ""
+            hi = f" <= {high}" if high is not None else f" < {below}" if below is not None else ""
+            raise ConfigError(f"{key} = {_shown(value)} is not allowed; allowed: {lo}{key}{hi}")
+    if meta.get("choices") and value not in meta["choices"]:
+        allowed = ", ".join(repr(c) for c in meta["choices"])
+        raise ConfigError(f"{key} = {value!r} is not allowed; choose one of: {allowed}")
+
+
+REMOVED = {"model.separate_y_trunk", "model.z_disc_reads_y", "model.hidden_noise", "model.input_noise",
+           "model.input_dropout", "model.y_batch_mean", "model.vat_xi", "model.noise_std", "model.y_adversary",
+           "model.reconstruction_trains_y", "train.classification_optimizer", "train.labeled_batch_size",
+           "train.checkpoint_every", "train.betas", "train.momentum", "train.device", "train.threads",
+           "train.progress", "eval.mmd_points"}
+"""keys of earlier versions, dropped without a warning from configs that runs saved (``strict=False``)"""
+
+
+def _migrate(table: dict[str, Any]) -> dict[str, Any]:
+    """A config saved by an earlier version in today's keys: the y head's two flags became
+    ``y_regularizer``, and the NN / NN+VAT / IMSAT objectives became the one classifier."""
+    model = dict(table.get("model") or {})
+    if "y_regularizer" in model:  # saved since the merge (a run records every key): today's classifier
+        return table
+    if model.get("y_adversary") is False:
+        model["y_regularizer"] = "imsat"
+    if model.get("objective") == "classifier":  # it ignored the y head's terms
+        model.update(vat_weight=0.0, y_marginal_weight=0.0, y_entropy_weight=0.0)
+    elif model.get("objective") == "vat":
+        model["objective"] = "classifier"
+    return {**table, "model": model} if model else table
 
 
 def _build(cls: type, table: dict[str, Any], prefix: str, strict: bool = True) -> Any:
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     obj = cls()
-    for key, value in table.items():
-        full = f"{prefix}{key}"
-        if key not in names:
+    for name, value in table.items():
+        full = f"{prefix}{name}"
+        if name not in fields:
             if not strict:
-                logging.getLogger("aae").warning("ignoring config key %r, which this version of aae no longer has", full)
+                if full not in REMOVED:
+                    logging.getLogger("aae").warning("ignoring config key %r, which this version of aae does not have",
+                                                     full)
                 continue
-            raise ConfigError(f"unknown config key {full!r}; allowed in [{prefix.rstrip('.') or 'top level'}]: {', '.join(names)}")
-        if dataclasses.is_dataclass(hints[key]):
+            section = prefix.rstrip(".") or "top level"
+            raise ConfigError(f"unknown config key {full!r}; allowed in [{section}]: {', '.join(fields)}")
+        if dataclasses.is_dataclass(hints[name]):
             if not isinstance(value, dict):
-                raise ConfigError(f"{full} must be a table")
-            value = _build(hints[key], value, f"{full}.", strict)
+                raise ConfigError(f"{full} must be a table, e.g. [{full}]")
+            value = _build(hints[name], value, f"{full}.", strict)
         else:
-            value = _check_type(value, hints[key], full)
-            if full in CHOICES and value not in CHOICES[full]:
-                raise ConfigError(f"{full} = {value!r} is not allowed; choose one of: {', '.join(CHOICES[full])}")
+            value = _check_type(value, hints[name], full)
             if full == "train.lr":
-                unknown = set(value) - set(PHASE_NAMES)
+                unknown = set(value) - set(LR_PHASES)
                 if unknown:
-                    raise ConfigError(f"train.lr has unknown phase {sorted(unknown)[0]!r}; allowed: {', '.join(PHASE_NAMES)}")
+                    raise ConfigError(f"train.lr has unknown phase {sorted(unknown)[0]!r}; allowed: "
+                                      f"{', '.join(LR_PHASES)}")
                 value = {**TrainConfig().lr, **value}
-        setattr(obj, key, value)
+            _check_range(value, fields[name].metadata, full)
+        setattr(obj, name, value)
     return obj
 
 
+# -- checks across keys -------------------------------------------------------------------
+def validate(cfg: ExperimentConfig) -> ExperimentConfig:
+    """The checks that read more than one key; each failure is one line naming the keys."""
+    from .priors import PRIORS, make_prior
+
+    m, t = cfg.model, cfg.train
+    regime = REGIMES[m.regime]
+    if m.objective == "vae" and m.encoder != "gaussian":
+        raise ConfigError(f"model.objective = 'vae' needs model.encoder = 'gaussian', not {m.encoder!r}")
+    if m.objective == "classifier":
+        if not regime.categorical_head:
+            raise ConfigError(f"model.objective = 'classifier' trains q(y|x): it needs the semi_supervised, "
+                              f"dim_reduction or clustering regime, not {m.regime!r}")
+        if regime.label_to is None and not (m.y_marginal_weight > 0 and m.y_entropy_weight > 0):
+            # IMSAT (Hu et al. 2017): without either term a classifier without labels is content with one cluster
+            raise ConfigError("model.objective = 'classifier' without labels clusters by IMSAT's objective: it needs "
+                              "model.y_marginal_weight > 0 and model.y_entropy_weight > 0")
+    if m.y_regularizer == "imsat":
+        if not regime.categorical_head:
+            raise ConfigError(f"model.y_regularizer = 'imsat' needs a regime with a y head, not {m.regime!r}")
+        if not (m.y_marginal_weight > 0 and m.y_entropy_weight > 0):
+            raise ConfigError("model.y_regularizer = 'imsat' trains q(y|x) by the mutual information: it needs "
+                              "model.y_marginal_weight > 0 and model.y_entropy_weight > 0")
+    if m.label_to_discriminator and regime.label_to is None:
+        raise ConfigError(f"model.label_to_discriminator needs a regime that reads labels, not {m.regime!r}")
+    name = m.prior.get("name", "gaussian")
+    if name not in PRIORS:
+        raise ConfigError(f"model.prior: unknown prior {name!r}; allowed: {', '.join(PRIORS)}")
+    if name != "callable":  # a function's record: the function itself is passed to the model
+        prior = make_prior(m.prior, m.z_dim)
+        z_reads_labels = regime.label_to == "discriminator" or m.label_to_discriminator
+        if z_reads_labels and prior.n_parts is not None and prior.n_parts < m.n_classes:
+            raise ConfigError(f"model.prior has {prior.n_parts} parts but model.n_classes = {m.n_classes}: a label-"
+                              f"conditioned discriminator needs one part per class")
+    if cfg.data.subset is not None and cfg.data.subset < t.batch_size:
+        raise ConfigError(f"data.subset = {cfg.data.subset} is fewer images than train.batch_size = {t.batch_size}")
+    return cfg
+
+
+# -- reading --------------------------------------------------------------------------------
 def _merge(base: dict, extra: dict) -> dict:
     out = dict(base)
     for k, v in extra.items():
         old = out.get(k)
         # A prior table that names another prior replaces the old one, whose arguments would not fit.
-        renamed = k == "prior" and isinstance(v, dict) and isinstance(old, dict) and v.get("name", old.get("name")) != old.get("name")
+        renamed = k == "prior" and isinstance(v, dict) and isinstance(old, dict) and \
+            v.get("name", old.get("name")) != old.get("name")
         out[k] = _merge(old, v) if isinstance(v, dict) and isinstance(old, dict) and not renamed else v
     return out
 
 
 def _parse_override(item: str) -> dict:
-    key, sep, raw = item.partition("=")
-    if not sep or not key.strip():
+    name, sep, raw = item.partition("=")
+    if not sep or not name.strip():
         raise ConfigError(f"override {item!r} must look like section.key=value, e.g. train.epochs=5")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
@@ -288,7 +343,7 @@ def _parse_override(item: str) -> dict:
         value = raw  # a bare word, e.g. model.regime=supervised
     out: dict = {}
     node = out
-    parts = key.strip().split(".")
+    parts = name.strip().split(".")
     for p in parts[:-1]:
         node = node.setdefault(p, {})
     node[parts[-1]] = value
@@ -312,19 +367,40 @@ def bundled_configs() -> list[str]:
 
 def from_dict(table: dict[str, Any], strict: bool = True) -> ExperimentConfig:
     """Build and validate an :class:`ExperimentConfig` from nested dicts (as in a TOML or JSON file).
-    ``strict=False`` (for configs saved in checkpoints by another version) drops unknown keys with a warning."""
-    return _build(ExperimentConfig, table, "", strict)
+    ``strict=False`` (for configs saved by runs of another version) maps old keys to today's and drops
+    keys this version does not have."""
+    return validate(_build(ExperimentConfig, table if strict else _migrate(table), "", strict))
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = (), base: dict | None = None) -> ExperimentConfig:
+def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = (),
+                base: dict | None = None) -> ExperimentConfig:
     """Read a TOML config (a path or a bundled name), apply ``section.key=value`` overrides, validate."""
     table: dict[str, Any] = dict(base or {})
     if path is not None:
         file = resolve_config_path(path)
         try:
-            table = _merge(table, tomllib.loads(file.read_text()))
+            text = file.read_bytes().decode("utf-8")
+            table = _merge(table, tomllib.loads(text))
+        except UnicodeDecodeError:
+            raise ConfigError(f"{file}: not a UTF-8 text file; a config is TOML text") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{file}: cannot be read ({exc.strerror})") from None
     for item in overrides:
         table = _merge(table, _parse_override(item))
     return from_dict(table)
+
+
+KEY_TABLE = re.compile(r"(<!-- config-keys:start -->\n).*?(<!-- config-keys:end -->)", re.DOTALL)
+"""where the README's generated key table sits"""
+
+
+def write_key_table(readme: str | Path) -> None:
+    """Replace the table between the README's ``config-keys`` markers by :func:`key_table`."""
+    path = Path(readme)
+    text = path.read_text()
+    if not KEY_TABLE.search(text):
+        raise ConfigError(f"{path} has no <!-- config-keys:start --> ... <!-- config-keys:end --> markers")
+    path.write_text(KEY_TABLE.sub(lambda m: m.group(1) + key_table() + "\n" + m.group(2), text))
+

@@ -70,6 +70,11 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.x)
 
+    @property
+    def unit(self) -> bool:
+        """Whether every value lies in [0, 1] (what a Bernoulli decoder can model)."""
+        return bool(len(self.x) == 0 or (self.x.min() >= 0 and self.x.max() <= 1))
+
     def subset(self, idx: np.ndarray | slice | Sequence[int]) -> Dataset:
         """Rows ``idx`` (index array or slice) as a new Dataset."""
         if not isinstance(idx, slice):
@@ -381,16 +386,26 @@ def _features(x: np.ndarray, where: str) -> tuple[np.ndarray, tuple[int, ...] | 
         return out, image_shape
     if x.dtype.kind in "iu" and lo >= 0 and hi <= 255:
         out /= 255.0  # 8-bit pixels
-        return out, image_shape
-    raise DataError(f"{where} has values in [{lo:g}, {hi:g}], expected [0, 1] "
-                    "(or 0..255 integers); rescale it")
+    return out, image_shape  # other real values as they are: a Gaussian decoder models them
+
+
+def _is_npy_of_objects(path: Path) -> bool:
+    """Whether ``path`` is a well-formed .npy (or .npz member) header of dtype object, as opposed to
+    bytes that numpy fails to parse and then blames on pickling."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return False
+    return head.startswith(b"PK") or (head.startswith(b"\x93NUMPY") and b"'|O'" in head)
 
 
 def load_array(path: str | os.PathLike) -> Dataset:
     """A user .npy (features) or .npz (keys ``x`` and optional ``y``) as a Dataset.
 
-    Features are flattened to float32 in [0, 1]; integer pixels in 0..255 are divided
-    by 255. Arrays shaped (n, h, w) or (n, h, w, 1|3) keep their image_shape.
+    Features are flattened to float32; integer pixels in 0..255 are divided by 255, other
+    finite values are kept (values outside [0, 1] need ``model.output = "gaussian"``).
+    Arrays shaped (n, h, w) or (n, h, w, 1|3) keep their image_shape.
     """
     path = Path(path)
     if not path.is_file():
@@ -415,11 +430,11 @@ def load_array(path: str | os.PathLike) -> Dataset:
     except DataError:
         raise
     except ValueError as e:
-        if "pickle" in str(e).lower():
+        if "allow_pickle" in str(e) and _is_npy_of_objects(path):
             raise DataError(f"{path} holds pickled Python objects, which are not loaded for "
                             "safety; save plain numeric arrays") from e
-        raise DataError(f"{path} is corrupt or not a numpy file ({_one_line(e)}); "
-                        "save it again") from e
+        detail = "" if "allow_pickle" in str(e) else f" ({_one_line(e)})"  # numpy's guess at bytes it cannot parse
+        raise DataError(f"{path} is corrupt or not a numpy file{detail}; save it again with np.save") from e
     except Exception as e:  # zipfile, EOF, OS errors from a truncated file
         raise DataError(f"{path} is corrupt or truncated ({type(e).__name__}: {_one_line(e)}); "
                         "save it again") from e
@@ -461,6 +476,25 @@ def check_labels(y: object, n_classes: int, n: int, where: str = "y") -> np.ndar
         raise DataError(f"{where}[{i}] = {out[i]} is not a valid label; allowed: -1 (unlabeled) "
                         f"or 0..{n_classes - 1}")
     return out
+
+
+def labels_for_regime(labels: object, n: int, n_classes: int, need: str):
+    """Training labels checked against what a regime needs (none, optional, some, all), as a
+    LongTensor (-1 unlabeled), or None where there are none."""
+    import torch
+
+    if labels is None:
+        if need in ("all", "some"):
+            raise DataError(f"this regime needs labels ({need}); pass y (with -1 for unlabeled points)")
+        return None
+    y = check_labels(np.asarray(labels), n_classes, n)
+    if need == "all" and (y < 0).any():
+        raise DataError(f"the supervised regime needs every label; {int((y < 0).sum())} of {n} are -1")
+    if need in ("some", "all") and not (y >= 0).any():
+        raise DataError("the semi-supervised regime needs at least one labeled point; for none use the clustering regime")
+    if need == "optional" and not (y >= 0).any():
+        raise DataError("every training label is -1 (unlabeled); label some points, or train without labels")
+    return torch.from_numpy(y)
 
 
 def label_budget(

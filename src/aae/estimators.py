@@ -24,18 +24,20 @@ estimator trains its epochs and keeps the last (or, with ``train.ema``, the aver
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, ClusterMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .config import ExperimentConfig, load_config
+from .config import ExperimentConfig, load_config, validate
 from .data import _features
 from .errors import DataError
 from .evaluate import embed, encode
 from .model import AdversarialAutoencoder
+from .priors import describe
 from .regimes import get_regime
 from .train import Trainer
 
@@ -81,11 +83,13 @@ class _Estimator(TransformerMixin, BaseEstimator):
         if self.epochs is not None:
             t.epochs = int(self.epochs)
         if self.batch_size is not None:
-            t.batch_size = t.labeled_batch_size = int(self.batch_size)
+            t.batch_size = int(self.batch_size)
         if self.lr is not None:
             t.lr = {k: float(self.lr) for k in t.lr}
-        t.seed, t.device, t.progress, t.select_by = int(self.random_state), self.device, bool(self.verbose), ""
-        return cfg
+        t.seed, t.select_by = int(self.random_state), ""
+        if self._prior_object() is not None:
+            m.prior = describe(self._prior_object())
+        return validate(cfg)
 
     # -- data ---------------------------------------------------------------------------------
     def _check_X(self, X, fitting: bool = False) -> np.ndarray:
@@ -132,7 +136,7 @@ class _Estimator(TransformerMixin, BaseEstimator):
         self.config_ = cfg = self._make_config(n_classes, regime or self._regime)
         torch.manual_seed(cfg.train.seed)
         model = AdversarialAutoencoder(cfg.model, x.shape[1], prior=self._prior_object())
-        trainer = Trainer(model, cfg, self.checkpoint_dir)
+        trainer = Trainer(model, cfg, self.checkpoint_dir, device=self.device, progress=bool(self.verbose))
         self.history_ = trainer.fit(x, labels, resume=self.checkpoint_dir is not None)
         self.model_ = trainer.result.eval()
         return self

@@ -1,21 +1,20 @@
-"""What a trained model is measured by and drawn as. Which metrics and figures apply follows
-from what the model has (a categorical head, a label route, a 2-D code), never its name."""
+"""What a trained model is measured by. Which metrics apply follows from what the model has (a
+categorical head, a label route, cluster heads), never its name."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from . import metrics, plots
+from . import metrics
+from .augment import shifted_views
 from .config import ExperimentConfig
 from .data import Dataset, Splits
 from .errors import ConfigError
 from .losses import reconstruction_loss
 from .model import AdversarialAutoencoder
-from .train import image_shape_of, translate
 
 
 def log_mean_softmax(views: list[torch.Tensor]) -> torch.Tensor:
@@ -48,8 +47,7 @@ def encode(model: AdversarialAutoencoder, x: np.ndarray, *, sample: bool = True,
         if codes.y_logits is not None:
             views = [codes.y_logits]
             if tta_shift:
-                shape, k = image_shape_of(xb.shape[1], "eval.tta_shift"), range(-tta_shift, tta_shift + 1)
-                views = [model.encode(translate(xb, dy, dx, tta_shift, shape), sample=False).y_logits for dy in k for dx in k]
+                views = [model.encode(v, sample=False).y_logits for v in shifted_views(xb, tta_shift)]
             if log:
                 ys.append(log_mean_softmax(views).cpu().numpy())
             else:
@@ -83,7 +81,7 @@ def _label_metrics(model: AdversarialAutoencoder, z: np.ndarray, proba: np.ndarr
     out = {}
     if data.y is None:
         return out
-    if model.regime.label_to == "discriminator" and model.prior.n_parts is not None:
+    if model.regime.label_to == "discriminator" and model.prior is not None and model.prior.n_parts is not None:
         # the fraction of labeled codes that lie in their own class's part of the prior (Figures 4-5)
         labeled = data.y >= 0
         part = model.prior.assign_part(torch.as_tensor(z[labeled])).numpy()
@@ -123,7 +121,7 @@ def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Calla
 
     def measure(model: AdversarialAutoencoder) -> dict:
         z, proba = encode(model, test.x, tta_shift=cfg.eval.tta_shift)
-        row = {"test_mmd": metrics.mmd(z, model.prior.sample(len(z)).numpy(), max_points=n)}
+        row = {} if model.prior is None else {"test_mmd": metrics.mmd(z, model.prior.sample(len(z)).numpy(), max_points=n)}
         row.update({f"test_{k}": v for k, v in _label_metrics(model, z, proba, test).items()})
         row.update({f"test_{k}": v for k, v in _cluster_metrics(model, proba, splits, cfg).items()})
         valid = splits.valid
@@ -152,9 +150,9 @@ def final_metrics(model: AdversarialAutoencoder, splits: Splits, cfg: Experiment
     """The full evaluation on the test set (``aae eval``)."""
     test = splits.test
     z, proba = encode(model, test.x, tta_shift=cfg.eval.tta_shift)
-    out = {
+    out = {} if model.prior is None else {  # a classifier baseline has no decoder and no prior
         "test_reconstruction": mean_reconstruction_loss(model, test),
-        "test_mmd": metrics.mmd(z, model.prior.sample(len(z)).numpy(), max_points=cfg.eval.mmd_points),
+        "test_mmd": metrics.mmd(z, model.prior.sample(len(z)).numpy(), max_points=2000),
     }
     out.update({f"test_{k}": v for k, v in _label_metrics(model, z, proba, test).items()})
     out.update({f"test_{k}": v for k, v in _cluster_metrics(model, proba, splits, cfg).items()})
@@ -163,83 +161,3 @@ def final_metrics(model: AdversarialAutoencoder, splits: Splits, cfg: Experiment
         # classifier on the map, the labeled validation images its reference set
         out["test_map_1nn_error"] = metrics.one_nn_error(embed(model, splits.valid.x), splits.valid.y, embed(model, test.x), test.y)
     return out
-
-
-def _decoded_grid(model: AdversarialAutoencoder, n_per: int, n_classes: int) -> tuple[np.ndarray, str]:
-    """Samples laid out one row per class/part where the model has classes, else a plain grid."""
-    torch.manual_seed(0)
-    k = torch.arange(n_classes).repeat_interleave(n_per)
-    if model.regime.label_to == "decoder":
-        # Figure 7: each row one style z, each column one label.
-        z = model.sample_prior("z", n_per).repeat_interleave(n_classes, 0)
-        labels = torch.arange(n_classes).repeat(n_per).to(model.device)
-        return model.generate(len(z), labels=labels, z=z).cpu().numpy(), "style"
-    if "y" in model.priors:
-        return model.generate(len(k), labels=k).cpu().numpy(), "rows: categories"
-    if model.regime.label_to == "discriminator" and model.prior.n_parts is not None:
-        return model.generate(len(k), labels=k).cpu().numpy(), "rows: prior parts"
-    return model.generate(n_classes * n_per).cpu().numpy(), "prior samples"
-
-
-def circle_projection(heads: np.ndarray, codes: np.ndarray | None = None, clusters: np.ndarray | None = None) -> np.ndarray:
-    """The linear map (k, 2) that sends the m cluster heads (m, k) to m points evenly spaced on the
-    unit circle, in the least-squares sense (exactly when the heads are linearly independent).
-
-    Given ``codes`` (n, k) and their ``clusters`` (n,), the map sends each code to its cluster's point
-    instead: heads that are independent but close to a lower-dimensional subspace make the exact map
-    blow the style part of the codes up along that subspace's normal, and the clusters smear into
-    each other on the page; fitted on the codes, the map sees that spread and keeps it small."""
-    angles = 2 * np.pi * np.arange(len(heads)) / len(heads)
-    circle = np.stack([np.cos(angles), np.sin(angles)], 1)
-    if codes is None:
-        return np.linalg.lstsq(heads, circle, rcond=None)[0]
-    return np.linalg.lstsq(codes, circle[clusters], rcond=None)[0]
-
-
-def write_figures(model: AdversarialAutoencoder, splits: Splits, run_dir: Path, history: list[dict] | None = None) -> list[Path]:
-    """The run's pictures under ``run_dir/figures``: latent scatter beside prior samples, decoded
-    prior samples, reconstructions, and by capability the manifold, style grid and cluster heads."""
-    fig = Path(run_dir) / "figures"
-    test, shape = splits.test, splits.test.image_shape
-    m = model.config.n_classes
-    z, proba = encode(model, test.x[:5000])
-    y = test.y[:5000] if test.y is not None else None
-    paths = [plots.latent_scatter(z, fig / "latent.png", labels=y, prior_samples=model.prior.sample(len(z)).numpy(),
-                                  title="test codes q(z) | prior samples p(z)", n_classes=m)]
-    if shape is None:
-        return paths
-    images, layout = _decoded_grid(model, 10, min(m, 20))
-    if layout == "style":
-        paths.append(plots.style_grid(images, fig / "samples.png", image_shape=shape, n_styles=10, n_classes=m))
-        x = torch.as_tensor(test.x[:10])
-        grid = torch.cat([x[:, None].to(model.device), model.restyle(x)], 1).reshape(-1, x.shape[1]).cpu().numpy()
-        paths.append(plots.image_grid(grid, fig / "restyle.png", image_shape=shape, nrow=10,
-                                      title="test image, then its style under each label"))
-    else:
-        paths.append(plots.image_grid(images, fig / "samples.png", image_shape=shape, nrow=min(m, 20), title=layout))
-    labels = torch.as_tensor(test.y[:20], device=model.device) if test.y is not None and model.regime.label_to == "decoder" else None
-    recon = model.reconstruct(torch.as_tensor(test.x[:20], device=model.device), labels).cpu().numpy()
-    paths.append(plots.reconstructions(test.x[:20], recon, fig / "reconstructions.png", image_shape=shape, n=20))
-    if model.config.z_dim == 2 and "y" not in model.priors and model.regime.label_to != "decoder":
-        lo, hi = np.percentile(model.prior.sample(5000).numpy(), [1, 99], axis=0)
-        decode = lambda c: model.generate(len(c), z=torch.as_tensor(c)).cpu().numpy()  # noqa: E731
-        paths.append(plots.manifold(decode, fig / "manifold.png", image_shape=shape, extent=(lo[0], hi[0], lo[1], hi[1])))
-    if proba is not None:
-        heads = model.generate(model.priors["y"].n_classes, labels=torch.arange(model.priors["y"].n_classes),
-                               z=torch.zeros(model.priors["y"].n_classes, model.config.z_dim)).cpu().numpy()
-        assign = proba.argmax(1)
-        members = [test.x[:5000][assign == i][:10] for i in range(len(heads))]
-        paths.append(plots.cluster_heads(heads, members, fig / "cluster_heads.png", image_shape=shape))
-    if model.cluster_heads is not None:
-        # Figure 11: the map r = W_C y + z of test images, with the cluster heads W_C
-        r = embed(model, test.x[:5000])
-        heads = model.cluster_heads.detach().cpu().numpy()
-        title = "test images r = W_C y + z (x: cluster heads)"
-        if r.shape[1] > 2:  # as the paper draws its 10-D map: a linear map that puts the clusters on a circle
-            to_2d = circle_projection(heads, r, proba.argmax(1))
-            r, heads, title = r @ to_2d, heads @ to_2d, f"{title}\n{r.shape[1]}-D, mapped linearly to put the clusters on a circle"
-        paths.append(plots.latent_scatter(r, fig / "map.png", labels=y, n_classes=m, highlight=heads, title=title))
-    if history:
-        keys = sorted({k for r in history for k in r if k not in ("epoch", "seconds")})
-        paths.append(plots.curves(history, keys, fig / "curves.png"))
-    return paths

@@ -1,24 +1,28 @@
 """From a config to a trained model: data, model, trainer, metrics and figures, in one place
-that the command line, the estimators and the reproduction scripts all use."""
+that the command line and the reproductions use."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .config import ExperimentConfig, from_dict
+from .checkpoint import CHECKPOINT, atomic_write, config_of, read_checkpoint
+from .checkpoint import load as load_model
+from .config import ExperimentConfig
 from .data import Splits, check_labels, label_budget, load
-from .evaluate import epoch_metrics, final_metrics, write_figures
-from .errors import CheckpointError, ConfigError
-from .io import CHECKPOINT, atomic_write, config_of, load as load_model, read_checkpoint
-from .model import AdversarialAutoencoder
-from .regimes import get_regime
-from .train import Trainer, what_must_match
+from .errors import ConfigError
+from .evaluate import epoch_metrics, final_metrics
+from .figures import write_figures
+from .model import build_model
+from .priors import describe
+from .regimes import REGIMES
+from .train import Trainer
 
 log = logging.getLogger("aae")
 
@@ -28,7 +32,7 @@ FINAL = "final.json"
 
 @dataclass
 class Result:
-    model: AdversarialAutoencoder | None
+    model: torch.nn.Module | None
     """None for a run read back from its record (final.json and metrics.jsonl) without weights"""
     splits: Splits | None
     history: list[dict]
@@ -40,41 +44,64 @@ class Result:
 
     @property
     def seconds(self) -> float:
-        """Training wall time summed over epochs, so a resumed run counts every session's share."""
+        """Training wall time summed over epochs, so a resumed run counts each of its parts."""
         return float(sum(r.get("seconds", 0.0) for r in self.history))
 
 
-def prepare_data(cfg: ExperimentConfig) -> Splits:
+def prepare_data(cfg: ExperimentConfig, progress: bool = True) -> Splits:
     """The data a config names, with its subset and label budget applied to the training split."""
     d = cfg.data
     splits = load(d.name, d.data_dir, download=d.download, valid_size=d.valid_size, seed=d.label_seed,
-                  progress=cfg.train.progress)
+                  progress=progress)
     if d.subset is not None:
         splits.train = splits.train.subset(slice(0, d.subset))
     if d.n_labeled is not None and splits.train.y is not None:
         splits.train.y = label_budget(splits.train.y, d.n_labeled, seed=d.label_seed, n_classes=splits.train.n_classes)
+    if cfg.model.output == "bernoulli" and not splits.train.unit:
+        raise ConfigError(f"data {d.name!r} has values outside [0, 1], which model.output = 'bernoulli' cannot "
+                          f"model; set model.output = 'gaussian' (and standardize the features)")
     return splits
 
 
 def train_labels(cfg: ExperimentConfig, splits: Splits) -> np.ndarray | None:
     """The labels the regime may see: none for regimes that use no labels."""
-    return None if get_regime(cfg.model.regime).label_to is None else splits.train.y
+    return None if REGIMES[cfg.model.regime].label_to is None else splits.train.y
+
+
+def check_writable(out: str | Path) -> None:
+    """Refuse, before any data is read, a run directory that cannot be written."""
+    out = Path(out)
+    first = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if not first.is_dir():
+        raise ConfigError(f"cannot write the run directory {out}: {first} is a file, not a directory")
+    if not os.access(first, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write the run directory {out}: {first} is not writable")
 
 
 def run(cfg: ExperimentConfig, out: str | Path | None = None, *, resume: bool = False,
-        figures: bool = True, splits: Splits | None = None, prior=None) -> Result:
-    """Train the experiment ``cfg`` (resuming from ``out`` if asked), then measure and draw it."""
-    splits = splits or prepare_data(cfg)
-    if get_regime(cfg.model.regime).label_to is not None:
+        require_checkpoint: bool = False, figures: bool = True, splits: Splits | None = None, prior=None,
+        device: str = "auto", progress: bool = True) -> Result:
+    """Train the experiment ``cfg`` (resuming from ``out`` if asked), then measure and draw it.
+    ``prior`` is a prior function or object for a config whose prior is ``callable``."""
+    if prior is not None:
+        cfg.model.prior = describe(prior)
+    elif cfg.model.prior.get("name") == "callable":
+        raise ConfigError(f"model.prior names the function {cfg.model.prior.get('fn')!r}; aae never imports code "
+                          f"named in a file: pass the function itself (aae.experiment.run(cfg, prior=fn))")
+    if out is not None:
+        check_writable(out)
+    splits = splits or prepare_data(cfg, progress)
+    if REGIMES[cfg.model.regime].label_to is not None:
         # every split, not only the one training reads: a bad test label would skew the metrics
         for part in ("train", "valid", "test"):
             data = getattr(splits, part)
             if data.y is not None:
                 check_labels(data.y, cfg.model.n_classes, len(data), where=f"{part} labels")
     torch.manual_seed(cfg.train.seed)  # the initial weights too follow train.seed
-    model = AdversarialAutoencoder(cfg.model, splits.train.x.shape[1], prior=prior)
-    trainer = Trainer(model, cfg, out, evaluate=epoch_metrics(splits, cfg))
-    history = trainer.fit(splits.train.x, train_labels(cfg, splits), resume=resume)
+    model = build_model(cfg.model, splits.train.x.shape[1], prior=prior)
+    trainer = Trainer(model, cfg, out, evaluate=epoch_metrics(splits, cfg), device=device, progress=progress)
+    history = trainer.fit(splits.train.x, train_labels(cfg, splits), resume=resume,
+                          require_checkpoint=require_checkpoint)
     model = trainer.result.eval()
     if not trainer.main:  # under torchrun, process 0 measures and writes
         return Result(model, splits, history, {})
@@ -89,54 +116,16 @@ def run(cfg: ExperimentConfig, out: str | Path | None = None, *, resume: bool = 
 
 
 def write_final(run_dir: str | Path, metrics: dict) -> Path:
-    """A run's final metrics as its record (``final.json``), which `recorded` reads back."""
+    """A run's final metrics as its record (``final.json``), which the reproductions read back."""
     path = Path(run_dir) / FINAL
     atomic_write(path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return path
 
 
-AUTOENCODER_ONLY = ("output", "prior", "z_dim", "disc_hidden", "label_to_discriminator", "z_disc_reads_y",
-                    "y_adversary", "reconstruction_trains_y", "y_batch_mean", "eta", "head_penalty")
-"""model keys that only the decoder and the discriminators read: a classifier objective never trains them"""
-
-
-def _recipe(config: dict) -> dict:
-    """What makes two finished runs the same experiment: model, data, training and how q(y|x) is
-    measured, not where or how fast it ran, nor the keys that do not act: a decay factor without
-    milestones, or the autoencoder's keys under a classifier objective (classifier, vat)."""
-    runtime = ("progress", "threads", "device", "checkpoint_every", "eval_every")
-    full = from_dict(config, strict=False).to_dict()
-    train = {k: v for k, v in full["train"].items() if k not in runtime}
-    if not train["lr_milestones"]:
-        del train["lr_gamma"]
-    same = what_must_match(config)
-    if same["model"]["objective"] in ("classifier", "vat"):
-        same["model"] = {k: v for k, v in same["model"].items() if k not in AUTOENCODER_ONLY}
-    return {**same, "train": train, "eval": full["eval"]}
-
-
-def recorded(run_dir: str | Path, cfg: ExperimentConfig) -> Result | None:
-    """A finished run read back from its record (``final.json``, ``metrics.jsonl``, ``config.json``),
-    without weights: how a reproduction table gathers runs that earlier sessions finished. None if
-    ``run_dir`` holds no record; an error if it holds one of a different experiment."""
-    run_dir = Path(run_dir)
-    if not (run_dir / FINAL).exists():
-        return None
-    try:
-        saved = json.loads((run_dir / "config.json").read_text())
-        metrics = json.loads((run_dir / FINAL).read_text())
-        history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{run_dir} holds a broken run record ({e}); remove it to train the run again") from e
-    if _recipe(saved) != _recipe(cfg.to_dict()):
-        raise ConfigError(f"{run_dir} holds a finished run of another config; remove it or choose another --out")
-    return Result(None, None, history, metrics)
-
-
-def open_run(run_dir: str | Path, data_dir: str | None = None) -> tuple[AdversarialAutoencoder, ExperimentConfig, Splits]:
+def open_run(run_dir: str | Path, data_dir: str | None = None, prior=None, progress: bool = True):
     """A trained run directory's model, config and data (from ``data_dir`` if given)."""
     _, meta = read_checkpoint(Path(run_dir) / CHECKPOINT if Path(run_dir).is_dir() else run_dir)
-    cfg = config_of(meta, run_dir)
+    cfg = config_of(meta, run_dir, prior)
     if data_dir is not None:
         cfg.data.data_dir = data_dir
-    return load_model(run_dir), cfg, prepare_data(cfg)
+    return load_model(run_dir, prior=prior), cfg, prepare_data(cfg, progress)

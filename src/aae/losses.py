@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .errors import ConfigError
 from .priors import Gaussian, Prior
 
 
@@ -57,7 +56,11 @@ def _unit(d: Tensor) -> Tensor:
     return d / d.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (d.dim() - 1))
 
 
-def virtual_adversarial_loss(logits_of: Callable[[Tensor], Tensor], x: Tensor, eps: float | Tensor, xi: float = 1e-2,
+VAT_XI = 1e-2
+"""the norm of the power iteration's probe (small against any radius the configs use)"""
+
+
+def virtual_adversarial_loss(logits_of: Callable[[Tensor], Tensor], x: Tensor, eps: float | Tensor, xi: float = VAT_XI,
                              target_logits: Tensor | None = None) -> Tensor:
     """KL(p(y|x) || p(y|x + r)) at the perturbation r of norm ``eps`` (a float, or (n, 1) for one
     radius per point) that changes p(y|x) most
@@ -71,21 +74,6 @@ def virtual_adversarial_loss(logits_of: Callable[[Tensor], Tensor], x: Tensor, e
     direction = torch.autograd.grad(kl, probe)[0]
     return F.kl_div(logits_of(x + eps * _unit(direction)).log_softmax(-1), target, log_target=True,
                     reduction="batchmean")
-
-
-@torch.no_grad()
-def neighbour_distance(x: Tensor, k: int, chunk: int = 2048) -> Tensor:
-    """The Euclidean distance from each row of ``x`` (n, d) to its k-th nearest other row, in chunks
-    of rows so that memory stays at chunk * n (for model.vat_knn)."""
-    if not 0 < k < len(x):
-        raise ConfigError(f"model.vat_knn = {k} must be between 1 and the number of training points - 1 ({len(x) - 1})")
-    squared = (x * x).sum(1)
-    out = []
-    for i in range(0, len(x), chunk):
-        d2 = squared[i:i + chunk, None] + squared[None] - 2 * x[i:i + chunk] @ x.T
-        d2[torch.arange(len(d2)), torch.arange(i, i + len(d2))] = float("inf")  # not itself
-        out.append(d2.topk(k, dim=1, largest=False).values[:, -1].clamp_min(0).sqrt())
-    return torch.cat(out)
 
 
 def cluster_head_penalty(heads: Tensor, eta: float) -> Tensor:

@@ -9,6 +9,8 @@ torch.Size([5, 2])
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -17,7 +19,7 @@ from .config import ModelConfig
 from .errors import ConfigError
 from .nets import Codes, Discriminator, Encoder, mlp
 from .priors import Categorical, Prior, make_prior
-from .regimes import get_regime
+from .regimes import REGIMES
 
 
 def one_hot_with_unlabeled(labels: Tensor, n_classes: int) -> Tensor:
@@ -34,34 +36,15 @@ class AdversarialAutoencoder(nn.Module):
     reduction, with ``cluster_heads`` the rows of ``W_C``).
     """
 
-    def __init__(self, config: ModelConfig, x_dim: int, prior: Prior | None = None):
+    def __init__(self, config: ModelConfig, x_dim: int, prior: Prior | Callable | None = None):
         super().__init__()
         self.config, self.x_dim = config, int(x_dim)
-        self.regime = regime = get_regime(config.regime)
+        self.regime = regime = REGIMES[config.regime]
         c = config
-        if c.objective == "vae" and c.encoder != "gaussian":
-            raise ConfigError(f"model.objective = 'vae' needs model.encoder = 'gaussian', not {c.encoder!r}")
-        if c.objective == "classifier" and regime.label_to != "classifier":
-            raise ConfigError(f"model.objective = 'classifier' trains q(y|x) on labels: it needs the semi_supervised "
-                              f"or dim_reduction regime, not {regime.name!r}")
-        if c.objective == "vat":
-            if not regime.categorical_head:
-                raise ConfigError(f"model.objective = 'vat' trains q(y|x): it needs the semi_supervised, dim_reduction or "
-                                  f"clustering regime, not {regime.name!r}")
-            if c.vat_weight <= 0:
-                raise ConfigError("model.objective = 'vat' needs model.vat_weight > 0")
-            if regime.label_to is None and not (c.y_marginal_weight > 0 and c.y_entropy_weight > 0):
-                # IMSAT (Hu et al. 2017): without either term VAT is content with one cluster or a uniform q(y|x)
-                raise ConfigError("model.objective = 'vat' without labels clusters by IMSAT's objective: it needs "
-                                  "model.y_marginal_weight > 0 and model.y_entropy_weight > 0")
         self.prior = make_prior(prior if prior is not None else c.prior, c.z_dim)
         n_y = c.n_classes if regime.categorical_head else 0
-        if c.separate_y_trunk and not n_y:
-            raise ConfigError(f"model.separate_y_trunk needs a regime with a y head, not {regime.name!r}")
-        self.encoder = Encoder(x_dim, c.hidden, c.z_dim, kind=c.encoder, n_categories=n_y,
-                               noise_dim=c.noise_dim, noise_std=c.noise_std, input_dropout=c.input_dropout,
-                               input_noise=c.input_noise, hidden_noise=c.hidden_noise,
-                               batch_norm=c.encoder_batch_norm, separate_y_trunk=c.separate_y_trunk)
+        self.encoder = Encoder(x_dim, c.hidden, c.z_dim, kind=c.encoder, n_categories=n_y, noise_dim=c.noise_dim,
+                               batch_norm=c.encoder_batch_norm)
         if regime.cluster_heads:
             # W_C: one learned n-dimensional head per cluster (Section 7); r = W_C y + z.
             self.cluster_heads = nn.Parameter(torch.randn(n_y, c.z_dim) * c.eta)
@@ -70,22 +53,19 @@ class AdversarialAutoencoder(nn.Module):
             self.cluster_heads = None
             decoder_in = c.z_dim + n_y + (c.n_classes if regime.label_to == "decoder" else 0)
         self.decoder = mlp([decoder_in, *reversed(c.hidden), x_dim])
-        if c.label_to_discriminator and regime.label_to is None:
-            raise ConfigError(f"model.label_to_discriminator needs a regime that reads labels, not {regime.name!r}")
         label_dim = c.n_classes + 1 if self.z_reads_labels else 0
-        if c.z_disc_reads_y and (not n_y or label_dim or not c.y_adversary):
-            raise ConfigError("model.z_disc_reads_y needs a model with a y head, a y discriminator and a z discriminator that reads no label")
-        self.discriminators = nn.ModuleDict({"z": Discriminator(c.z_dim, c.disc_hidden, label_dim or (n_y if c.z_disc_reads_y else 0))})
+        self.discriminators = nn.ModuleDict({"z": Discriminator(c.z_dim, c.disc_hidden, label_dim)})
         self.priors: dict[str, Prior] = {"z": self.prior}
         if n_y:
-            if c.y_adversary:
-                self.discriminators["y"] = Discriminator(n_y, c.disc_hidden, batch_mean=c.y_batch_mean)
-            elif not (c.y_marginal_weight or c.y_entropy_weight or c.vat_weight):
-                raise ConfigError("model.y_adversary = false leaves the y head unregularized: set y_marginal_weight, "
-                                  "y_entropy_weight or vat_weight")
+            if c.y_regularizer == "adversary":
+                # reading the minibatch's mean y stops every code collapsing onto one category
+                self.discriminators["y"] = Discriminator(n_y, c.disc_hidden, batch_mean=True)
             self.priors["y"] = Categorical(n_y)
-        if label_dim and self.prior.n_parts is not None and self.prior.n_parts < c.n_classes:
-            raise ConfigError(f"label_conditioned: the prior has {self.prior.n_parts} parts but there are {c.n_classes} classes")
+
+    @property
+    def phases(self) -> tuple[str, ...]:
+        """The phases one minibatch runs (the regime's, for this objective)."""
+        return self.regime.phases(self.config.objective)
 
     @property
     def z_reads_labels(self) -> bool:
@@ -127,19 +107,14 @@ class AdversarialAutoencoder(nn.Module):
             labels = None  # a prior without parts: every label sees the whole prior
         return self.priors[head].sample(n, labels.cpu() if conditioned and labels is not None else None).to(self.device)
 
-    def discriminate(self, head: str, code: Tensor, labels: Tensor | None = None, y: Tensor | None = None) -> Tensor:
+    def discriminate(self, head: str, code: Tensor, labels: Tensor | None = None) -> Tensor:
         """The head's discriminator logit for ``code``; it also reads the one-hot label (with the
-        unlabeled slot) where it is label-conditioned, or ``y`` (the batch's q(y|x)) where the z
-        discriminator reads the category."""
+        unlabeled slot) where it is label-conditioned."""
         disc = self.discriminators[head]
-        if head == "z" and self.config.z_disc_reads_y:
-            if y is None:
-                raise ValueError("this model's z discriminator reads y: pass the batch's q(y|x)")
-            return disc(code, y.detach())
         if disc.label_dim:
             if labels is None:
                 labels = torch.full((code.shape[0],), -1, dtype=torch.long, device=code.device)
-            return disc(code, one_hot_with_unlabeled(labels, self.config.n_classes))
+            return disc(code, one_hot_with_unlabeled(labels, self.config.n_classes).to(code.dtype))
         return disc(code)
 
     # -- parameter groups: each phase's optimizer owns one ---------------------------------
@@ -195,3 +170,48 @@ class AdversarialAutoencoder(nn.Module):
         z = self.encode(x.to(self.device), sample=False).z
         n, k = len(z), len(labels)
         return self.generate(n * k, labels=labels.repeat(n), z=z.repeat_interleave(k, 0)).reshape(n, k, -1)
+
+
+class Classifier(nn.Module):
+    """The encoder's q(y|x) alone, with no decoder and no discriminator: the baselines the paper
+    and the reproductions compare with (Section 5's NN: trained on the labels only; NN+VAT: plus
+    virtual adversarial training on the unlabeled images; without labels and with the mutual
+    information, IMSAT, Hu et al. 2017). Trained by the same trainer, measured by the same code."""
+
+    prior = None
+    cluster_heads = None
+    ignores = ("encoder", "z_dim", "noise_dim", "output", "prior", "disc_hidden", "label_to_discriminator",
+               "y_regularizer", "eta", "head_penalty")
+    """the model keys that only the autoencoder reads"""
+
+    def __init__(self, config: ModelConfig, x_dim: int, prior=None):
+        super().__init__()
+        self.config, self.x_dim = config, int(x_dim)
+        self.regime = REGIMES[config.regime]
+        self.encoder = Encoder(x_dim, config.hidden, 0, n_categories=config.n_classes,
+                               batch_norm=config.encoder_batch_norm)
+        self.priors: dict[str, Prior] = {"y": Categorical(config.n_classes)}
+
+    @property
+    def phases(self) -> tuple[str, ...]:
+        c = self.config
+        return self.regime.phases("classifier", bool(c.vat_weight or c.y_marginal_weight or c.y_entropy_weight))
+
+    def encode(self, x: Tensor, sample: bool = True) -> Codes:
+        return self.encoder(x, sample)
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        encoder = list(self.encoder.parameters())
+        return {"generator": encoder, "classification": encoder}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+def build_model(config: ModelConfig, x_dim: int, prior: Prior | Callable | None = None) -> nn.Module:
+    """The model a config describes: the adversarial autoencoder, or for ``objective =
+    'classifier'`` the encoder's q(y|x) alone."""
+    if config.objective == "classifier":
+        return Classifier(config, x_dim)
+    return AdversarialAutoencoder(config, x_dim, prior=prior)

@@ -16,28 +16,14 @@ from .errors import ConfigError
 ENCODER_KINDS = ("deterministic", "gaussian", "universal")
 
 
-class GaussianNoise(nn.Module):
-    """Adds N(0, std^2) noise in training mode; the identity in evaluation mode or at std 0."""
-
-    def __init__(self, std: float):
-        super().__init__()
-        self.std = std
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + torch.randn_like(x) * self.std if self.training and self.std else x
-
-
-def mlp(sizes: list[int], *, final_activation: bool = False, batch_norm: bool = False,
-        noise: float = 0.0) -> nn.Sequential:
+def mlp(sizes: list[int], *, final_activation: bool = False, batch_norm: bool = False) -> nn.Sequential:
     """Linear layers of the given sizes with ReLU between them (and after the last if asked),
-    each ReLU preceded by batch normalization and followed by Gaussian noise of std ``noise``
-    in training, if asked."""
+    each ReLU preceded by batch normalization if asked."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(a, b))
         if final_activation or i < len(sizes) - 2:
-            layers += [nn.BatchNorm1d(b)] if batch_norm else []
-            layers += [nn.ReLU(), GaussianNoise(noise)] if noise else [nn.ReLU()]
+            layers += [nn.BatchNorm1d(b), nn.ReLU()] if batch_norm else [nn.ReLU()]
     return nn.Sequential(*layers)
 
 
@@ -62,44 +48,33 @@ class Encoder(nn.Module):
 
     ``kind`` chooses q(z|x) (Section 2.1): ``deterministic`` (z = f(x)); ``gaussian``
     (z = mean + std * eps, the reparametrization trick); ``universal`` (z = f(x, eta) with
-    eta ~ N(0, noise_std^2 I) read beside x).
-
-    In training mode the input may be corrupted first, by dropout (``input_dropout``) and by
-    additive Gaussian noise of std ``input_noise``, and each hidden layer's output by noise of std
-    ``hidden_noise``: regularizers of the encoder (and so of the classifier q(y|x)); the
-    reconstruction target stays the clean image.
-
-    With ``separate_y_trunk`` the categorical head reads a trunk of its own (same sizes), so the
-    terms that shape z (reconstruction, the z discriminator) do not reach the layers under y.
+    eta ~ N(0, I) read beside x; its scale is the first layer's to learn). ``z_dim = 0`` leaves
+    the categorical head alone (the classifier baselines).
     """
 
     def __init__(self, x_dim: int, hidden: list[int], z_dim: int, *, kind: str = "deterministic",
-                 n_categories: int = 0, noise_dim: int = 100, noise_std: float = 1.0, input_dropout: float = 0.0,
-                 input_noise: float = 0.0, hidden_noise: float = 0.0, batch_norm: bool = False,
-                 separate_y_trunk: bool = False):
+                 n_categories: int = 0, noise_dim: int = 100, batch_norm: bool = False):
         super().__init__()
         if kind not in ENCODER_KINDS:
             raise ConfigError(f"model.encoder = {kind!r} is not allowed; choose one of: {', '.join(ENCODER_KINDS)}")
-        self.kind, self.z_dim, self.noise_std = kind, z_dim, noise_std
+        self.kind, self.z_dim = kind, z_dim
         self.noise_dim = noise_dim if kind == "universal" else 0
-        self.dropout, self.input_noise = nn.Dropout(input_dropout), GaussianNoise(input_noise)
-        sizes = [x_dim + self.noise_dim, *hidden]
-        self.trunk = mlp(sizes, final_activation=True, batch_norm=batch_norm, noise=hidden_noise)
-        self.y_trunk = (mlp(sizes, final_activation=True, batch_norm=batch_norm, noise=hidden_noise)
-                        if separate_y_trunk and n_categories else None)
+        self.trunk = mlp([x_dim + self.noise_dim, *hidden], final_activation=True, batch_norm=batch_norm)
         width = hidden[-1] if hidden else x_dim + self.noise_dim
-        self.z_head = nn.Linear(width, 2 * z_dim if kind == "gaussian" else z_dim)
+        self.z_head = nn.Linear(width, 2 * z_dim if kind == "gaussian" else z_dim) if z_dim else None
         self.y_head = nn.Linear(width, n_categories) if n_categories else None
 
     def forward(self, x: Tensor, sample: bool = True) -> Codes:
         """Codes of ``x``. With ``sample=False`` the code is the posterior mean (gaussian) or
         the code at zero noise (universal), for a repeatable transform."""
-        x = self.input_noise(self.dropout(x))
         if self.noise_dim:
-            noise = torch.randn(x.shape[0], self.noise_dim, device=x.device) * self.noise_std if sample else x.new_zeros(x.shape[0], self.noise_dim)
+            shape = (x.shape[0], self.noise_dim)
+            noise = torch.randn(shape, device=x.device, dtype=x.dtype) if sample else x.new_zeros(shape)
             x = torch.cat([x, noise], 1)
         h = self.trunk(x)
-        y_logits = None if self.y_head is None else self.y_head(h if self.y_trunk is None else self.y_trunk(x))
+        y_logits = None if self.y_head is None else self.y_head(h)
+        if self.z_head is None:
+            return Codes(h.new_zeros(h.shape[0], 0), y_logits)
         out = self.z_head(h)
         if self.kind != "gaussian":
             return Codes(out, y_logits)

@@ -15,14 +15,23 @@ tensors (the trainer reads them once per step, so there is no host sync per phas
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import torch
 from torch import Tensor
 
-from .losses import (classification_loss, cluster_head_penalty, discriminator_loss, generator_loss, kl_divergence,
-                     marginal_kl, mean_entropy, reconstruction_loss, virtual_adversarial_loss)
+from .losses import (
+    classification_loss,
+    cluster_head_penalty,
+    discriminator_loss,
+    generator_loss,
+    kl_divergence,
+    marginal_kl,
+    mean_entropy,
+    reconstruction_loss,
+    virtual_adversarial_loss,
+)
 from .model import AdversarialAutoencoder
 
 
@@ -49,14 +58,14 @@ def _step(model: AdversarialAutoencoder, optimizer: torch.optim.Optimizer, loss:
 def _vat(model: AdversarialAutoencoder, batch: Batch, target_logits: Tensor | None = None) -> Tensor:
     """The virtual adversarial loss of q(y|x) on the unlabeled batch, at the batch's radii (else the
     model's radius) and the model's probe size."""
-    c = model.config
-    eps = c.vat_eps if batch.vat_eps is None else batch.vat_eps
-    return virtual_adversarial_loss(lambda x: model.encode(x).y_logits, batch.x, eps, c.vat_xi, target_logits=target_logits)
+    eps = model.config.vat_eps if batch.vat_eps is None else batch.vat_eps
+    return virtual_adversarial_loss(lambda x: model.encode(x).y_logits, batch.x, eps, target_logits=target_logits)
 
 
 def reconstruction_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
     codes = model.encode(batch.x)
-    if not model.config.reconstruction_trains_y and codes.y_logits is not None:
+    if model.config.y_regularizer == "imsat" and codes.y_logits is not None:
+        # IMSAT's terms alone train q(y|x); the decoder reads it held fixed
         codes = replace(codes, y_logits=codes.y_logits.detach())
     loss = reconstruction_loss(model.decode(model.representation(codes, batch.labels)), batch.x, model.config.output)
     out = {"reconstruction": loss.detach()}
@@ -71,21 +80,18 @@ def reconstruction_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
 def regularization_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
     n = batch.x.shape[0]
     # Discriminators: prior samples are real, codes are fake.
-    # (a z discriminator that reads y sees the batch's own q(y|x) beside both real and fake codes)
     with torch.no_grad():
         codes = model.head_codes(model.encode(batch.x))
-    y = codes.get("y")
     d_loss = sum(
-        discriminator_loss(model.discriminate(h, model.sample_prior(h, n, batch.labels), batch.labels, y),
-                           model.discriminate(h, code, batch.labels, y))
+        discriminator_loss(model.discriminate(h, model.sample_prior(h, n, batch.labels), batch.labels),
+                           model.discriminate(h, code, batch.labels))
         for h, code in codes.items()
     )
     _step(model, optimizers["discriminator"], d_loss)
     # Generator: the encoder learns to make its codes pass for prior samples.
     encoded = model.encode(batch.x)
     codes = model.head_codes(encoded)
-    y = codes["y"].detach() if "y" in codes else None
-    g_loss = sum(generator_loss(model.discriminate(h, code, batch.labels, y)) for h, code in codes.items())
+    g_loss = sum(generator_loss(model.discriminate(h, code, batch.labels)) for h, code in codes.items())
     out = {"discriminator": d_loss.detach(), "generator": g_loss.detach()}
     if encoded.y_logits is not None:
         g_loss = g_loss + _y_terms(model, batch, encoded.y_logits, out)
@@ -109,9 +115,8 @@ def _y_terms(model: AdversarialAutoencoder, batch: Batch, logits: Tensor, out: d
 
 
 def smoothing_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
-    """The y head's terms on the unlabeled batch alone, for the ``vat`` objective (a classifier
-    without the autoencoder: NN+VAT with labels, IMSAT without); the AAE runs the same terms inside
-    its generator step."""
+    """The y head's terms on the unlabeled batch alone, for the classifier baselines (NN+VAT with
+    labels, IMSAT without); the AAE runs the same terms inside its generator step."""
     out: dict[str, Tensor] = {}
     _step(model, optimizers["generator"], _y_terms(model, batch, model.encode(batch.x).y_logits, out))
     return out

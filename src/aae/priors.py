@@ -20,9 +20,9 @@ torch.Size([4, 2])
 
 from __future__ import annotations
 
-import importlib
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -38,8 +38,22 @@ __all__ = [
     "Categorical",
     "CallablePrior",
     "PRIORS",
+    "describe",
     "make_prior",
 ]
+
+
+def _numbers(prior: str, positive: dict[str, Any] = {}, non_negative: dict[str, Any] = {}) -> list[float]:  # noqa: B006
+    """The prior's arguments as floats, each checked; one line naming the bad one."""
+    out = []
+    for kind, values in (("> 0", positive), (">= 0", non_negative)):
+        for name, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"model.prior: {prior} {name} = {value!r} is not a finite number")
+            if (value <= 0) if kind == "> 0" else (value < 0):
+                raise ConfigError(f"model.prior: {prior} {name} = {value!r} is not allowed; it must be {kind}")
+            out.append(float(value))
+    return out
 
 
 class Prior:
@@ -99,7 +113,7 @@ class Gaussian(Prior):
     """N(0, std^2 I) in ``dim`` dimensions."""
 
     def __init__(self, dim: int = 2, std: float = 1.0):
-        self.dim, self.std = int(dim), float(std)
+        self.dim, (self.std,) = int(dim), _numbers("gaussian", {"std": std})
 
     def sample(self, n, labels=None, generator=None):
         self._check_labels(n, labels)
@@ -122,7 +136,8 @@ class GaussianMixture(Prior):
         if n_modes < 1:
             raise ConfigError(f"mixture prior: n_modes must be >= 1, got {n_modes}")
         self.n_modes, self.n_parts = int(n_modes), int(n_modes)
-        self.radius, self.radial_std, self.tangential_std = float(radius), float(radial_std), float(tangential_std)
+        self.radial_std, self.tangential_std, self.radius = _numbers(
+            "mixture", {"radial_std": radial_std, "tangential_std": tangential_std}, {"radius": radius})
 
     def _frames(self, k: Tensor) -> tuple[Tensor, Tensor]:
         angle = 2 * math.pi * k.float() / self.n_modes
@@ -167,7 +182,10 @@ class SwissRoll(Prior):
     dim = 2
 
     def __init__(self, n_parts: int = 10, scale: float = 3.0, turns: float = 2.0, noise: float = 0.05):
-        self.n_parts, self.scale, self.turns, self.noise = int(n_parts), float(scale), float(turns), float(noise)
+        if isinstance(n_parts, bool) or not isinstance(n_parts, int) or n_parts < 1:
+            raise ConfigError(f"model.prior: swiss_roll n_parts = {n_parts!r} is not allowed; it must be >= 1")
+        self.n_parts = n_parts
+        self.scale, self.turns, self.noise = _numbers("swiss_roll", {"scale": scale, "turns": turns}, {"noise": noise})
 
     def _curve(self, u: Tensor) -> Tensor:
         r = u.sqrt()
@@ -208,6 +226,8 @@ class Uniform(Prior):
     """U(low, high)^dim."""
 
     def __init__(self, dim: int = 2, low: float = -1.0, high: float = 1.0):
+        _numbers("uniform", {}, {"low": abs(low) if isinstance(low, (int, float)) else low,
+                                 "high": abs(high) if isinstance(high, (int, float)) else high})
         if not high > low:
             raise ConfigError(f"uniform prior: high ({high}) must exceed low ({low})")
         self.dim, self.low, self.high = int(dim), float(low), float(high)
@@ -243,11 +263,14 @@ class Categorical(Prior):
 
 
 class CallablePrior(Prior):
-    """A prior from any function ``n -> Tensor(n, dim)``, given directly or as ``"module:function"``."""
+    """A prior from any function ``n -> Tensor(n, dim)``, passed as the function itself. A config
+    records it as ``{name = "callable", fn = "module:function"}``, a name only: aae never imports
+    code named in a file, so a model loaded from such a run needs the function passed again."""
 
-    def __init__(self, fn: Callable[[int], Tensor] | str, dim: int | None = None):
-        if isinstance(fn, str):
-            fn = _import(fn)
+    def __init__(self, fn: Callable[[int], Tensor] | None = None, dim: int | None = None):
+        if fn is None or isinstance(fn, str):
+            raise ConfigError(f"the prior is the function {fn!r}, named in a config; aae never imports code named in "
+                              f"a file: pass the function itself (prior=fn)")
         if not callable(fn):
             raise ConfigError(f"callable prior: {fn!r} is not callable")
         self.fn = fn
@@ -267,14 +290,9 @@ class CallablePrior(Prior):
         return self._call(n)
 
 
-def _import(target: str) -> Any:
-    module, _, attr = target.partition(":")
-    if not module or not attr:
-        raise ConfigError(f"callable prior: target must look like 'package.module:function', got {target!r}")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"callable prior: cannot import {target!r}: {exc}") from None
+def describe(fn: Callable) -> dict[str, str]:
+    """How a config records a prior passed as a function: its name, for the reader only."""
+    return {"name": "callable", "fn": f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"}
 
 
 PRIORS: dict[str, type[Prior]] = {

@@ -28,10 +28,11 @@ class Regime:
     labels: str = "none"
     """how many training labels the regime needs: none, some (semi-supervised), optional, all"""
 
-    def phases(self, objective: str) -> tuple[str, ...]:
-        """The phases one minibatch runs, for an objective (aae, vae, ae, classifier or vat)."""
+    def phases(self, objective: str, y_terms: bool = False) -> tuple[str, ...]:
+        """The phases one minibatch runs, for an objective (aae, vae, ae or classifier); a classifier
+        smooths q(y|x) on the unlabeled batch where its y head has terms (VAT, mutual information)."""
         main = {"aae": ("reconstruction", "regularization"), "vae": ("elbo",), "ae": ("reconstruction",),
-                "classifier": (), "vat": ("smoothing",)}[objective]
+                "classifier": ("smoothing",) if y_terms else ()}[objective]
         return main + (("classification",) if self.label_to == "classifier" else ())
 
 

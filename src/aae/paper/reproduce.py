@@ -1,8 +1,10 @@
 """``aae reproduce NAME``: one command per paper result, printing ours beside the paper's.
 
-Each experiment trains the runs it needs under ``--out`` (resuming any that a killed earlier
-call left), then prints a table: mean ± std over ``--seeds``, wall time, and the paper's figure.
-The table is also written to ``<out>/results.md`` with the command that made it.
+Each experiment gathers the runs it needs: a run under ``--out`` (resumed if a killed earlier
+call left it unfinished), else the committed record of the same recipe under ``--records``
+(``docs/results``), else it trains the run under ``--out``; ``--retrain`` ignores the committed
+records. Then it prints a table: mean ± std over ``--seeds``, wall time, and the paper's figure,
+also written to ``<out>/results.md`` with the command that made it.
 """
 
 from __future__ import annotations
@@ -10,30 +12,31 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
-from .config import ExperimentConfig, load_config
-from .errors import ConfigError
-from .experiment import Result, prepare_data, recorded, run
-from .io import CHECKPOINT
-
+from ..checkpoint import CHECKPOINT
+from ..config import ExperimentConfig, load_config
+from ..errors import ConfigError
+from ..experiment import Result, prepare_data, run
+from .records import recorded
 
 PAPER_RECIPE = ["model.vat_weight=0", "model.vat_knn=0", "model.y_marginal_weight=0", "model.y_entropy_weight=0",
-                "model.y_adversary=true", "model.reconstruction_trains_y=true", "model.encoder_batch_norm=false",
+                "model.y_regularizer='adversary'", "model.encoder_batch_norm=false",
                 "model.hidden=[1000, 1000]", "train.batch_size=100", "train.ema=0", "train.shift=0", "eval.tta_shift=0"]
 """the bundled semi-supervised and clustering configs without what goes beyond the paper (at the configs' rates)"""
-IMSAT = ["model.objective='vat'", "model.vat_weight=1", "model.y_marginal_weight=0.4", "model.y_entropy_weight=0.1",
+IMSAT = ["model.objective='classifier'", "model.vat_weight=1", "model.y_marginal_weight=0.4", "model.y_entropy_weight=0.1",
          "model.vat_knn=10", "model.vat_eps=0.25", "model.encoder_batch_norm=true", "model.hidden=[1200, 1200]",
          "train.epochs=50", "train.lr_milestones=[]", "train.lr.generator=0.002", "train.batch_size=250"]
 """IMSAT's published recipe (Hu et al. 2017, MNIST): VAT at a radius of 0.25 times each image's
 distance to its 10th neighbour, lambda = 0.1 and mu = 4 on the mutual information, a 1200-1200
 encoder with batch norm, Adam at 0.002 on batches of 250 for 50 epochs; no decoder, no discriminator"""
-MODELS = {"AAE": [], "AAE-paper": PAPER_RECIPE, "NN": ["model.objective='classifier'"], "NN+VAT": ["model.objective='vat'"],
-          "IMSAT": IMSAT}
+NN = ["model.objective='classifier'", "model.vat_weight=0", "model.y_marginal_weight=0", "model.y_entropy_weight=0"]
+"""the paper's NN baseline: the encoder's q(y|x) alone, trained on the labeled images only"""
+MODELS = {"AAE": [], "AAE-paper": PAPER_RECIPE, "NN": NN, "NN+VAT": ["model.objective='classifier'"], "IMSAT": IMSAT}
 VAE = ["model.objective='vae'", "model.encoder='gaussian'"]
 """a config's VAE twin: the same networks, trained by the ELBO"""
 MAPS = ("1000", "100", "unsup20", "10d")
@@ -63,6 +66,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "recipe, VAT and mutual information without the autoencoder)")
     p.add_argument("--samples", type=int, default=10000, help="likelihood: generated images in the Parzen window, "
                    "and validation and test images it is measured on (default 10000, the paper's)")
+    p.add_argument("--records", default="docs/results", help="committed run records to read before training "
+                   "(default docs/results, where it exists)")
+    p.add_argument("--retrain", action="store_true", help="train every run afresh under --out, ignoring --records")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -72,8 +79,6 @@ def _overrides(args) -> list[str]:
         out.append(f"train.epochs={args.epochs}")
     if args.data_dir:
         out.append(f"data.data_dir='{args.data_dir}'")
-    if args.no_progress:
-        out.append("train.progress=false")
     return out
 
 
@@ -84,10 +89,11 @@ def _root(args, name: str) -> Path:
 
 def _runs(args, name: str, configs: dict[str, ExperimentConfig], sub: str = "",
           need_model: bool = False) -> dict[str, list[Result]]:
-    """Train every (variant, seed) under ``<out>/<sub>``, resuming where a run directory has a
-    checkpoint. Unless the table needs the model, a run that holds only its record (final.json and
-    its logs, as ``scripts/restore_results.sh`` brings back from docs/results) counts as done."""
+    """Every (variant, seed) of a table: the run under ``<out>/<sub>`` (resumed where it has a
+    checkpoint), else, unless the table needs the model, the committed record of the same recipe
+    under ``<records>/<name>/<sub>``, else a new run trained under ``<out>/<sub>``."""
     root = _root(args, name) / sub
+    committed = None if args.retrain or not args.records else Path(args.records) / name / sub
     results: dict[str, list[Result]] = {}
     splits = None
     for variant, cfg in configs.items():
@@ -95,9 +101,11 @@ def _runs(args, name: str, configs: dict[str, ExperimentConfig], sub: str = "",
             cfg.train.seed = seed
             run_dir = root / f"{variant}-seed{seed}"
             res = None if need_model or (run_dir / CHECKPOINT).exists() else recorded(run_dir, cfg)
+            if res is None and not need_model and committed is not None and not run_dir.exists():
+                res = recorded(committed / run_dir.name, cfg, strict=False)
             if res is None:
-                splits = splits or prepare_data(cfg)
-                res = run(cfg, run_dir, resume=True, splits=splits)
+                splits = splits or prepare_data(cfg, not args.no_progress)
+                res = run(cfg, run_dir, resume=True, splits=splits, device=args.device, progress=not args.no_progress)
             results.setdefault(variant, []).append(res)
     return results
 
@@ -158,8 +166,8 @@ def label_modes(args) -> None:
 def supervised(args) -> None:
     """Figures 6-7: decode random style codes under each label and let an independent CNN read them;
     also restyle test images under every label."""
-    from .classifier import cached_classifier
-    from .metrics import classification_error
+    from ..metrics import classification_error
+    from .judge import cached_classifier
 
     name = "supervised"
     results = _runs(args, name, {"AAE": load_config("mnist_supervised", _overrides(args))}, need_model=True)
@@ -238,7 +246,7 @@ def _sizes(rs: list[Result]) -> str:
 def clustering(args) -> None:
     """Table 3: unsupervised clustering of MNIST into 16 and 30 clusters; error by the paper's protocol
     (each cluster takes the label of its most confident validation image), plus Hungarian accuracy and NMI."""
-    from .metrics import balanced_cluster_floor
+    from ..metrics import balanced_cluster_floor
 
     rows, test_labels = [], None
     for m in getattr(args, "clusters", None) or (16, 30):
@@ -269,7 +277,7 @@ def dim_reduction(args) -> None:
     1-nearest-neighbour classifier on the map, beside PCA to the same dimension computed in the same run."""
     from sklearn.decomposition import PCA
 
-    from .metrics import one_nn_error
+    from ..metrics import one_nn_error
 
     rows, splits = [], None
     for variant in getattr(args, "maps", None) or MAPS:
@@ -298,7 +306,7 @@ PARZEN_SIGMAS = tuple(np.logspace(-1.5, -0.5, 21))
 
 def _parzen(samples: np.ndarray, splits, n: int) -> tuple[float, float, float]:
     """Width chosen on the validation images, then the test images' mean log-likelihood and its standard error."""
-    from .metrics import parzen_log_likelihood, select_parzen_sigma
+    from ..metrics import parzen_log_likelihood, select_parzen_sigma
 
     sigma = select_parzen_sigma(samples, splits.valid.x[:n], PARZEN_SIGMAS)
     return (sigma, *parzen_log_likelihood(samples, splits.test.x[:n], sigma))

@@ -14,9 +14,9 @@ from safetensors.torch import load_file, save
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import Dataset
-from .errors import DataError
-from .io import atomic_write
+from ..checkpoint import atomic_write
+from ..data import Dataset
+from ..errors import DataError
 
 log = logging.getLogger("aae")
 

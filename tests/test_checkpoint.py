@@ -1,4 +1,4 @@
-"""Tests for aae.io: checkpoints (safetensors + JSON metadata, no pickle), loading, atomic writes."""
+"""Tests for aae.checkpoint: checkpoints (safetensors + JSON metadata, no pickle), loading, atomic writes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save as st_save
 
-from aae import io
+from aae import checkpoint as io
 from aae.errors import CheckpointError
 from aae.model import AdversarialAutoencoder
 from aae.phases import Batch, train_step
@@ -185,10 +185,11 @@ def test_restore_into_a_model_of_another_shape(saved, tiny_config):
 
 def test_config_that_cannot_build_a_model_is_a_checkpoint_error(tmp_path, tiny_config):
     cfg = tiny_config()
-    cfg.model.objective = "vae"  # needs a gaussian encoder: the model cannot be rebuilt
+    cfg.model.objective = "vae"  # needs a gaussian encoder: the saved config no longer validates
     io.save_checkpoint(tmp_path / io.CHECKPOINT, model=build(tiny_config()), config=cfg, x_dim=64, epoch=1, history=[])
-    with pytest.raises(CheckpointError, match="cannot rebuild the model: model.objective = 'vae' needs"):
+    with pytest.raises(CheckpointError, match="its config is unreadable \\(model.objective = 'vae' needs") as err:
         io.load(tmp_path)
+    assert str(err.value).startswith(str(tmp_path)) and "\n" not in str(err.value)
 
 
 # ----------------------------------------------------------------------------- atomic writes
@@ -269,9 +270,43 @@ def test_checkpoint_file_is_plain_safetensors_with_json_metadata(saved):
     data = path.read_bytes()
     header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
     meta = header["__metadata__"]
-    assert set(meta) == {"format", "aae_version", "config", "x_dim", "epoch", "history", "optimizers"}
+    assert set(meta) == {"format", "aae_version", "config", "x_dim", "epoch", "history", "optimizers", "sha256"}
     for key in ("config", "history", "optimizers"):
         json.loads(meta[key])
+    assert len(meta["sha256"]) == 64 and int(meta["sha256"], 16) >= 0
+
+
+def _rewrite(path, tensors, meta, *, rehash: bool = True) -> None:
+    """Write a checkpoint's tensors and metadata back, with a SHA-256 that fits them (as a save would)."""
+    meta = dict(meta)
+    if rehash:
+        meta["sha256"] = io._digest(st_save(tensors, metadata=meta), meta)
+    io.atomic_write(path, st_save(tensors, metadata=meta))
+
+
+@pytest.mark.parametrize("change", ["metadata", "tensor"])
+def test_a_checkpoint_altered_after_saving_fails_its_sha256(saved, change):
+    path = saved[0]
+    tensors, meta = io.read_checkpoint(path)
+    if change == "metadata":
+        meta = {**meta, "epoch": "7"}
+    else:
+        name = next(k for k in tensors if k.startswith("model/"))
+        tensors = {**tensors, name: tensors[name] + 1}
+    _rewrite(path, tensors, meta, rehash=False)
+    with pytest.raises(CheckpointError, match=f"^{path} does not match its own SHA-256") as err:
+        io.load(path)
+    assert "\n" not in str(err.value)
+
+
+def test_a_checkpoint_holding_nan_weights_is_refused(saved):
+    path = saved[0]
+    tensors, meta = io.read_checkpoint(path)
+    name = next(k for k in tensors if k.startswith("model/") and tensors[k].is_floating_point())
+    tensors = {**tensors, name: torch.full_like(tensors[name], float("nan"))}
+    _rewrite(path, tensors, meta)
+    with pytest.raises(CheckpointError, match=f"^{path} holds NaN or infinite values in '{name}'; it cannot be used$"):
+        io.load(path)
 
 
 def test_a_checkpoint_from_another_version_loads_without_its_unknown_keys(saved, caplog):
@@ -280,9 +315,7 @@ def test_a_checkpoint_from_another_version_loads_without_its_unknown_keys(saved,
     table = json.loads(meta["config"])
     table["eval"]["retired_key"] = 1
     meta["config"] = json.dumps(table)
-    from safetensors.torch import save
-
-    io.atomic_write(path, save(tensors, metadata=meta))
+    _rewrite(path, tensors, meta)
     with caplog.at_level("WARNING", logger="aae"):
         loaded = io.load(path)
     assert "eval.retired_key" in caplog.text

@@ -1,0 +1,73 @@
+"""Augmentation, for training and evaluation alike: images moved by whole pixels (training's
+``train.shift``, the test-time views of ``eval.tta_shift``), and each training image's
+neighbour distance (IMSAT's per-image VAT radius, ``model.vat_knn``). Not in the AAE paper."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .errors import ConfigError, DataError
+
+
+def image_shape_of(d: int, setting: str = "train.shift") -> tuple[int, int, int]:
+    """(height, width, channels) of a flattened square image of ``d`` values: grey (s * s) or colour
+    (s * s * 3, HWC as the loaders store it)."""
+    for channels in (1, 3):
+        side = math.isqrt(d // channels)
+        if d % channels == 0 and side * side * channels == d:
+            return side, side, channels
+    raise DataError(f"{d} features are not a square image (s*s grey or s*s*3 colour), so they cannot be shifted; "
+                    f"set {setting} = 0")
+
+
+def translate(x: Tensor, dy, dx, shift: int, image_shape: tuple[int, int, int]) -> Tensor:
+    """The flattened images ``x`` (n, h*w*c) moved so that pixel (i, j) of the result is pixel
+    (i + dy, j + dx) of the input, zero where that falls outside; ``dy``, ``dx`` are ints, or (n, 1)
+    tensors for one offset per image, each in [-shift, shift]."""
+    h, w, c = image_shape
+    n = x.shape[0]
+    padded = torch.nn.functional.pad(x.reshape(n, h, w, c), (0, 0, shift, shift, shift, shift))
+    rows = (torch.arange(h, device=x.device) + shift + torch.as_tensor(dy, device=x.device).reshape(-1, 1))[:, :, None]
+    cols = (torch.arange(w, device=x.device) + shift + torch.as_tensor(dx, device=x.device).reshape(-1, 1))[:, None, :]
+    return padded[torch.arange(n, device=x.device)[:, None, None], rows, cols].reshape(n, -1)
+
+
+def random_shift(x: Tensor, shift: int, image_shape: tuple[int, int, int]) -> Tensor:
+    """Each flattened image of ``x`` moved by its own random offsets in [-shift, shift] pixels along
+    each axis, zero filled."""
+    dy, dx = torch.randint(-shift, shift + 1, (2, x.shape[0], 1), device=x.device)
+    return translate(x, dy, dx, shift, image_shape)
+
+
+def shifter(shift: int, x_dim: int):
+    """The training augmentation of ``train.shift``: a function of a batch (the identity at 0)."""
+    if not shift:
+        return lambda x: x
+    shape = image_shape_of(x_dim)
+    return lambda x: random_shift(x, shift, shape)
+
+
+def shifted_views(x: Tensor, shift: int) -> list[Tensor]:
+    """``x`` moved by every offset in [-shift, shift]^2 (``eval.tta_shift``); ``[x]`` at 0."""
+    if not shift:
+        return [x]
+    shape, k = image_shape_of(x.shape[1], "eval.tta_shift"), range(-shift, shift + 1)
+    return [translate(x, dy, dx, shift, shape) for dy in k for dx in k]
+
+
+@torch.no_grad()
+def neighbour_distance(x: Tensor, k: int, chunk: int = 2048) -> Tensor:
+    """The Euclidean distance from each row of ``x`` (n, d) to its k-th nearest other row, in chunks
+    of rows so that memory stays at chunk * n (for model.vat_knn)."""
+    if not 0 < k < len(x):
+        raise ConfigError(f"model.vat_knn = {k} must be between 1 and the number of training points - 1 ({len(x) - 1})")
+    squared = (x * x).sum(1)
+    out = []
+    for i in range(0, len(x), chunk):
+        d2 = squared[i:i + chunk, None] + squared[None] - 2 * x[i:i + chunk] @ x.T
+        d2[torch.arange(len(d2)), torch.arange(i, i + len(d2))] = float("inf")  # not itself
+        out.append(d2.topk(k, dim=1, largest=False).values[:, -1].clamp_min(0).sqrt())
+    return torch.cat(out)

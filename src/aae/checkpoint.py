@@ -1,0 +1,306 @@
+"""Run directories and checkpoints: safetensors for tensors, JSON for the rest; no pickle, and
+nothing named in a file is ever imported.
+
+A run directory holds ``checkpoint.safetensors`` (weights, optimizer state, RNG state, with the
+config, epoch and history as JSON in its metadata, and a SHA-256 of all of it that loading
+verifies), ``config.json``, ``metrics.jsonl`` and ``figures/``. Files are written atomically: to a
+temporary name, flushed, then renamed, so a run killed mid-write leaves the previous checkpoint
+whole. A training holds an exclusive lock on its run directory (:class:`RunLock`).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from . import __version__
+from .config import ExperimentConfig, from_dict
+from .errors import AAEError, CheckpointError
+
+FORMAT = "aae-checkpoint/1"
+CHECKPOINT = "checkpoint.safetensors"
+LOCK = ".lock"
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _split_optimizer(prefix: str, state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, meta = {}, {"param_groups": state["param_groups"], "state": {}}
+    for idx, per_param in state["state"].items():
+        meta["state"][str(idx)] = {}
+        for key, value in per_param.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}/{idx}/{key}"] = value.detach().cpu().contiguous()
+            else:
+                meta["state"][str(idx)][key] = value
+    return tensors, meta
+
+
+def _join_optimizer(prefix: str, meta: dict, tensors: dict[str, torch.Tensor]) -> dict:
+    state: dict[int, dict[str, Any]] = {int(i): dict(v) for i, v in meta["state"].items()}
+    for name, value in tensors.items():
+        if name.startswith(prefix + "/"):
+            idx, key = name[len(prefix) + 1:].split("/", 1)
+            state.setdefault(int(idx), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def _storable(tensors: dict[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
+    return {prefix + k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+
+
+def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, config: ExperimentConfig, x_dim: int,
+                    epoch: int, history: list[dict], optimizers: dict | None = None, rng: bool = True,
+                    raw: torch.nn.Module | None = None, extra: dict[str, torch.Tensor] | None = None) -> None:
+    """Save everything needed to rebuild the model, and to resume training exactly. ``model`` is
+    what :func:`load` gives; ``raw``, if training runs on other weights than those (the trainer's
+    weight averaging), is what training continues from; ``extra`` are more tensors of training
+    state, by name."""
+    tensors = _storable(model.state_dict(), "model/")
+    if raw is not None:
+        tensors.update(_storable(raw.state_dict(), "raw/"))
+    tensors.update(_storable(extra or {}))
+    optim_meta = {}
+    for phase, opt in (optimizers or {}).items():
+        t, optim_meta[phase] = _split_optimizer(f"optim/{phase}", opt.state_dict())
+        tensors.update(t)
+    if rng:
+        tensors["rng/torch"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            for i, s in enumerate(torch.cuda.get_rng_state_all()):
+                tensors[f"rng/cuda/{i}"] = s
+    meta = {
+        "format": FORMAT,
+        "aae_version": __version__,
+        "config": config.to_json(),
+        "x_dim": str(x_dim),
+        "epoch": str(epoch),
+        "history": json.dumps(history),
+        "optimizers": json.dumps(optim_meta),
+    }
+    # the tensors' bytes do not depend on the metadata: serialize once to hash them, then with the hash
+    data = st_save(tensors, metadata=meta)
+    meta["sha256"] = _digest(data, meta)
+    atomic_write(path, st_save(tensors, metadata=meta))
+
+
+def _digest(data: bytes, meta: dict[str, str]) -> str:
+    """SHA-256 of a serialized checkpoint's tensor bytes and of its metadata (but the hash itself)."""
+    header = 8 + int.from_bytes(data[:8], "little")
+    digest = hashlib.sha256(data[header:])
+    digest.update(json.dumps({k: v for k, v in meta.items() if k != "sha256"}, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and metadata of a checkpoint, or a :class:`CheckpointError` naming the file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}; train first (aae train --out DIR), then pass that DIR")
+    data = path.read_bytes()
+    try:
+        tensors = st_load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8:8 + header_len]).get("__metadata__") or {}
+    except (SafetensorError, ValueError, UnicodeDecodeError, OverflowError) as exc:
+        raise CheckpointError(f"{path} is corrupt or truncated ({_first_line(exc)}); move it away to train this run "
+                              f"afresh") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an aae checkpoint (format {meta.get('format')!r}, expected {FORMAT!r})")
+    if meta.get("sha256") != _digest(data, meta):
+        raise CheckpointError(f"{path} does not match its own SHA-256: the file was altered or damaged; move it away "
+                              f"to train this run afresh")
+    bad = next((k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise CheckpointError(f"{path} holds NaN or infinite values in {bad!r}; it cannot be used")
+    return tensors, meta
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def config_of(meta: dict[str, str], path: str | os.PathLike = "checkpoint", prior: Callable | None = None
+              ) -> ExperimentConfig:
+    """The config a checkpoint was trained with. A run trained with a prior function records only
+    its name; the function itself must be passed (``prior``), never imported from the file."""
+    try:
+        table = json.loads(meta["config"])
+        named = (table.get("model") or {}).get("prior") or {}
+        if isinstance(named, dict) and named.get("name") == "callable":
+            if prior is None:
+                raise CheckpointError(f"{path} was trained with the prior function {named.get('fn', '?')!r}; aae "
+                                      f"never imports code named in a file: pass it, aae.load(path, prior=fn)")
+            table["model"]["prior"] = {"name": "gaussian"}  # the function passed replaces it
+        return from_dict(table, strict=False)
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: its config is unreadable ({exc}); train again") from None
+
+
+def restore(model: torch.nn.Module, tensors: dict[str, torch.Tensor], *, path: str | os.PathLike = "checkpoint",
+            prefix: str = "model") -> None:
+    """Load the weights saved under ``prefix`` (``model``: the ones to use; ``raw``: the ones to train on)."""
+    state = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + "/")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise CheckpointError(f"{path} does not fit this model's shapes: {first}") from None
+
+
+def restore_training(tensors, meta, optimizers: dict) -> tuple[int, list[dict]]:
+    """Load optimizer and RNG state; return (epoch, history). The learning rates are the
+    trainer's to set (from the config and the epoch), not the checkpoint's."""
+    optim_meta = json.loads(meta["optimizers"])
+    for phase, opt in optimizers.items():
+        opt.load_state_dict(_join_optimizer(f"optim/{phase}", optim_meta[phase], tensors))
+    if "rng/torch" in tensors:
+        torch.set_rng_state(tensors["rng/torch"])
+    cuda = [tensors[k] for k in sorted(t for t in tensors if t.startswith("rng/cuda/"))]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+    return int(meta["epoch"]), json.loads(meta["history"])
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu", prior: Callable | None = None):
+    """Load a trained model from a run directory or checkpoint file. Nothing is unpickled and
+    nothing named in the file is imported: a run trained with a prior function of its own needs that
+    function passed as ``prior``.
+
+    >>> model = aae.load("runs/demo")            # doctest: +SKIP
+    >>> images = model.generate(16)              # doctest: +SKIP
+    """
+    from .model import build_model
+
+    tensors, meta = read_checkpoint(path)
+    config = config_of(meta, path, prior)
+    try:
+        model = build_model(config.model, int(meta["x_dim"]), prior=prior)
+    except AAEError as exc:
+        raise CheckpointError(f"{path}: cannot rebuild the model: {exc}") from None
+    restore(model, tensors, path=path)
+    return model.to(device).eval()
+
+
+def append_jsonl(path: str | os.PathLike, row: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+
+
+class RunLock:
+    """An exclusive lock on a run directory for the life of a training (``fcntl.flock`` on its
+    ``.lock`` file, released by the system if the process dies): a second trainer on the same
+    directory stops with one line naming the holder's pid. A no-op where ``fcntl`` is missing."""
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.path, self.file = Path(run_dir) / LOCK, None
+
+    def __enter__(self) -> RunLock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return self
+        self.file = open(self.path, "a+")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "?"
+            self.file.close()
+            self.file = None
+            raise CheckpointError(f"{self.path.parent} is in use by another training (pid {holder}); wait for it to "
+                                  f"finish, or choose another --out") from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(str(os.getpid()))
+        self.file.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.file is not None:
+            self.file.close()  # closing releases the lock
+            self.file = None
+
+
+def what_must_match(config: dict) -> dict:
+    """The parts of a config a resumed run must share with its checkpoint: what a resume could not
+    apply (the model, the data, the optimizer's kind, the seed, the early-stopping metric), not
+    where data lives. A key that a later version added takes its default, so older checkpoints
+    still resume."""
+    config = from_dict(config, strict=False).to_dict()
+    data = {k: v for k, v in config["data"].items() if k not in ("data_dir", "download")}
+    train = {k: config["train"][k] for k in ("optimizer", "seed", "select_by")}
+    return {"model": config["model"], "data": data, "train": train}
+
+
+def save_training(trainer) -> None:
+    """A trainer's state as its run's checkpoint: the result as the model; beside it, where they
+    differ from it, the weights training continues from (``raw/``), the moving average
+    (``average/``) and its step count, and the early-stopping choice."""
+    extra = {}
+    if trainer.averaged is not None:
+        extra["ema/steps"] = trainer.averaged.n_averaged
+        if trainer.selected is not None:
+            extra.update({f"average/{k}": v for k, v in trainer.averaged.module.state_dict().items()})
+    if trainer.selected is not None:
+        extra["selected/epoch"] = torch.tensor(trainer.selected_epoch)
+        extra["selected/value"] = torch.tensor(trainer.selected_value, dtype=torch.float64)
+    save_checkpoint(trainer.checkpoint_path, model=trainer.result, config=trainer.config, x_dim=trainer.model.x_dim,
+                    epoch=trainer.epoch, history=trainer.history, optimizers=trainer.optimizers,
+                    raw=None if trainer.result is trainer.model else trainer.model, extra=extra)
+
+
+def resume_training(trainer) -> None:
+    """Load a trainer's state from its run's checkpoint, refusing one of another experiment."""
+    path = trainer.checkpoint_path
+    tensors, meta = read_checkpoint(path)
+    saved, mine = what_must_match(json.loads(meta["config"])), what_must_match(trainer.config.to_dict())
+    for part in saved:
+        diff = [k for k in saved[part] if saved[part][k] != mine[part].get(k)]
+        if diff:
+            raise CheckpointError(f"{path} was trained with {part}.{diff[0]} = {saved[part][diff[0]]!r}, not "
+                                  f"{mine[part].get(diff[0])!r}; a resume cannot change it: use the run's config, "
+                                  f"or another --out")
+
+    def has(prefix: str) -> bool:
+        return any(k.startswith(prefix + "/") for k in tensors)
+
+    # training continues from the raw weights where the run kept another model beside them
+    restore(trainer.model, tensors, path=path, prefix="raw" if has("raw") else "model")
+    if trainer.averaged is not None:  # the average so far (from a run without one: its weights)
+        restore(trainer.averaged.module, tensors, path=path, prefix="average" if has("average") else "model")
+        trainer.averaged.n_averaged.copy_(tensors.get("ema/steps", torch.ones((), dtype=torch.long)))
+    if "selected/epoch" in tensors and trainer.cfg.select_by:
+        trainer.selected = copy.deepcopy(trainer.current)
+        restore(trainer.selected, tensors, path=path)
+        trainer.selected_epoch, trainer.selected_value = int(tensors["selected/epoch"]), float(tensors["selected/value"])
+    trainer.epoch, trainer.history = restore_training(tensors, meta, trainer.optimizers)

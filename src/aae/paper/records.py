@@ -1,0 +1,52 @@
+"""Run records: a finished run read back from the small text files it wrote (``config.json``,
+``final.json``, ``metrics.jsonl``) without its weights. The tables of :mod:`aae.paper.reproduce`
+gather their runs from records, the committed ones under ``docs/results`` included, and train
+only the runs that no record holds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..checkpoint import what_must_match
+from ..config import ExperimentConfig, from_dict
+from ..errors import CheckpointError, ConfigError
+from ..experiment import FINAL, Result
+from ..model import Classifier
+
+RUNTIME = ("eval_every",)
+"""train keys that change how a run is watched, not what it learns"""
+
+
+def recipe(config: dict) -> dict:
+    """What makes two finished runs the same experiment: model, data, training and how q(y|x) is
+    measured, not how it was watched, nor the keys that do not act: a decay factor without
+    milestones, or the autoencoder's keys under the classifier objective."""
+    full = from_dict(config, strict=False).to_dict()
+    train = {k: v for k, v in full["train"].items() if k not in RUNTIME}
+    if not train["lr_milestones"]:
+        del train["lr_gamma"]
+    same = what_must_match(config)
+    if same["model"]["objective"] == "classifier":
+        same["model"] = {k: v for k, v in same["model"].items() if k not in Classifier.ignores}
+    return {**same, "train": train, "eval": full["eval"]}
+
+
+def recorded(run_dir: str | Path, cfg: ExperimentConfig, strict: bool = True) -> Result | None:
+    """The finished run recorded in ``run_dir``, or None if it holds no record. A record of another
+    experiment is an error (``strict``), or None (a committed record of an older recipe)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / FINAL).exists():
+        return None
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+        metrics = json.loads((run_dir / FINAL).read_text())
+        history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{run_dir} holds a broken run record ({e}); move it away to train the run "
+                              f"again") from None
+    if recipe(saved) != recipe(cfg.to_dict()):
+        if not strict:
+            return None
+        raise ConfigError(f"{run_dir} holds a finished run of another config; move it away or choose another --out")
+    return Result(None, None, history, metrics)

@@ -1,0 +1,290 @@
+"""Hostile and careless input, through the ``aae`` command: every case ends in exit status 2
+and one line on stderr naming the cause, changes no file that was there before, and runs no code
+named in a file."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io as stdio
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aae import checkpoint
+from aae.cli import main
+
+TINY = ["--no-progress", "--set", "model.hidden=[32]", "--set", "model.disc_hidden=[16]"]
+TRAIN = ["train", "--config", "demo", "--epochs", "1", *TINY]
+
+
+def run_main(argv: list[str]) -> tuple[int, str, str]:
+    out, err = stdio.StringIO(), stdio.StringIO()
+    logger = logging.getLogger("aae")
+    handlers, level = list(logger.handlers), logger.level
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = main(argv)
+    finally:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (but run locks, which every training rewrites) by its SHA-256."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != checkpoint.LOCK}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """One tiny label-conditioned run (the demo config, 1 epoch)."""
+    run = tmp_path_factory.mktemp("bad") / "run"
+    rc, _, err = run_main([*TRAIN, "--out", str(run)])
+    assert rc == 0, err
+    return run
+
+
+@pytest.fixture
+def work(trained, tmp_path, monkeypatch) -> Path:
+    """A workspace: a copy of the trained run, a user's notes and a folder of theirs."""
+    shutil.copytree(trained, tmp_path / "run")
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "data.csv").write_text("1,2\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def expect_refused(work: Path, argv: list[str], *needles: str) -> str:
+    before = snapshot(work)
+    rc, _, err = run_main(argv)
+    lines = err.strip().splitlines()
+    assert rc == 2, err
+    assert len(lines) == 1 and lines[0].startswith("aae: error: "), err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert snapshot(work) == before, "a refused command changed or deleted files"
+    return lines[0]
+
+
+def _flip_byte(path: Path, at: int = -100) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _set_config(run: Path, **model) -> None:
+    """Rewrite a checkpoint's config (and its hash, as a forger would) with these model keys."""
+    from safetensors.torch import save
+
+    tensors, meta = checkpoint.read_checkpoint(run)
+    config = json.loads(meta["config"])
+    config["model"].update(model)
+    meta["config"] = json.dumps(config)
+    meta.pop("sha256")
+    meta["sha256"] = checkpoint._digest(save(tensors, metadata=meta), meta)
+    (run / checkpoint.CHECKPOINT).write_bytes(save(tensors, metadata=meta))
+
+
+CONFIG_CASES = {
+    "batch size 0": (["--set", "train.batch_size=0"], "train.batch_size = 0"),
+    "eval_every 0": (["--set", "train.eval_every=0"], "train.eval_every = 0"),
+    "negative z_dim": (["--set", "model.z_dim=-2"], "model.z_dim"),
+    "zero z_dim": (["--set", "model.z_dim=0"], "model.z_dim"),
+    "negative layer": (["--set", "model.hidden=[-5]"], "model.hidden"),
+    "zero layer": (["--set", "model.hidden=[0]"], "model.hidden"),
+    "negative learning rate": (["--set", "train.lr.generator=-0.001"], "train.lr"),
+    "huge learning rate": (["--set", "train.lr.generator=1e6"], "train.lr"),
+    "ema above 1": (["--set", "train.ema=1.5"], "train.ema"),
+    "negative subset": (["--set", "data.subset=-100"], "data.subset"),
+    "negative prior std": (["--set", "model.prior={name='gaussian', std=-1}"], "std"),
+    "zero epochs": (["--epochs", "0"], "train.epochs"),
+    "one class": (["--set", "model.n_classes=1"], "model.n_classes"),
+    "negative shift": (["--set", "train.shift=-1"], "train.shift"),
+    "unknown key": (["--set", "train.betas=[0.5]"], "unknown config key 'train.betas'"),
+    "unknown choice": (["--set", "model.encoder=transformer"], "model.encoder"),
+    "vae without gaussian encoder": (["--set", "model.objective=vae"], "model.encoder = 'gaussian'"),
+    "callable prior in a config": (["--set", "model.prior={name='callable', fn='os:_exit'}"], "never imports"),
+    "milestone at epoch 0": (["--set", "train.lr_milestones=[0]"], "train.lr_milestones"),
+    "negative threads": (["--threads", "-4"], "--threads"),
+}
+
+
+@pytest.mark.parametrize("extra, needle", CONFIG_CASES.values(), ids=CONFIG_CASES.keys())
+def test_a_bad_config_value_is_refused_before_anything_is_written(work, extra, needle):
+    expect_refused(work, [*TRAIN, "--out", "new-run", *extra], needle)
+    assert not (work / "new-run").exists()
+
+
+def test_a_config_file_that_is_not_utf8_is_refused(work):
+    (work / "latin1.toml").write_bytes("# caf\xe9\n[model]\nz_dim = 3\n".encode("latin-1"))
+    expect_refused(work, ["train", "--config", "latin1.toml", "--out", "x"], "not a UTF-8 text file")
+
+
+def test_an_output_directory_that_is_a_file_is_refused_before_the_data_loads(work):
+    expect_refused(work, [*TRAIN, "--out", "notes.txt/run"], "notes.txt is a file")
+
+
+def test_a_second_training_on_a_locked_run_directory_names_the_holder(work):
+    (work / "fresh").mkdir()
+    with checkpoint.RunLock(work / "fresh"):
+        expect_refused(work, [*TRAIN, "--out", "fresh"], "in use by another training (pid ")
+
+
+def test_training_into_a_run_that_has_a_checkpoint_needs_resume(work):
+    expect_refused(work, [*TRAIN, "--out", "run"], "already holds a checkpoint", "--resume")
+
+
+def test_resume_of_a_mistyped_directory_is_an_error_not_a_fresh_start(work):
+    expect_refused(work, [*TRAIN, "--out", "rnu", "--resume"], "nothing to resume")
+    assert not (work / "rnu").exists()
+
+
+def test_resume_of_a_directory_without_a_checkpoint_is_an_error(work):
+    expect_refused(work, [*TRAIN, "--out", "mine", "--resume"], "holds no checkpoint to resume")
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--set", "train.optimizer=sgd"], "train.optimizer = 'adam'"),
+    (["--seed", "5"], "train.seed = 0"),
+    (["--set", "model.hidden=[16]"], "model.hidden = [32]"),
+])
+def test_a_resume_refuses_what_it_cannot_apply(work, extra, needle):
+    expect_refused(work, [*TRAIN, "--epochs", "2", "--out", "run", "--resume", *extra], needle, "a resume cannot change")
+
+
+def test_a_checkpoint_with_a_flipped_byte_is_refused_by_its_hash(work):
+    _flip_byte(work / "run" / checkpoint.CHECKPOINT)
+    expect_refused(work, ["sample", "--run", "run", "-o", "x.npy"], "does not match its own SHA-256")
+    expect_refused(work, [*TRAIN, "--epochs", "2", "--out", "run", "--resume"], "SHA-256", "move it away")
+
+
+def test_a_checkpoint_with_nan_weights_is_refused(work):
+    tensors, meta = checkpoint.read_checkpoint(work / "run")
+    model = checkpoint.load(work / "run")
+    first = next(iter(model.state_dict()))
+    with torch.no_grad():
+        model.state_dict()[first].fill_(float("nan"))
+    cfg = checkpoint.config_of(meta)
+    checkpoint.save_checkpoint(work / "run" / checkpoint.CHECKPOINT, model=model, config=cfg, x_dim=model.x_dim,
+                               epoch=1, history=[])
+    expect_refused(work, ["eval", "--run", "run"], "NaN or infinite", first)
+
+
+def test_a_truncated_checkpoint_is_one_line_whose_advice_works(work):
+    path = work / "run" / checkpoint.CHECKPOINT
+    path.write_bytes(path.read_bytes()[:5000])
+    line = expect_refused(work, ["eval", "--run", "run"], "corrupt or truncated", "move it away")
+    assert "without --resume" not in line
+    path.rename(work / "run" / "old.safetensors")  # the advice: move it away, then train afresh
+    rc, _, err = run_main([*TRAIN, "--out", "run", "--resume"])
+    assert rc == 2 and "holds no checkpoint" in err  # --resume still says there is nothing to resume
+    rc, _, err = run_main([*TRAIN, "--out", "run"])
+    assert rc == 0, err
+
+
+@pytest.mark.parametrize("fn", ["os:_exit", "evil:run"])
+def test_a_run_naming_a_prior_function_imports_nothing(work, fn, monkeypatch):
+    # a module of the run's own, where a careless loader would find it
+    (work / "run" / "evil.py").write_text("import pathlib\npathlib.Path('pwned').write_text('ran')\nrun = print\n")
+    monkeypatch.syspath_prepend(str(work / "run"))
+    _set_config(work / "run", prior={"name": "callable", "fn": fn})
+    for argv in (["sample", "--run", "run", "-o", "x.npy"], ["eval", "--run", "run"], ["plot", "--run", "run"]):
+        expect_refused(work, argv, "never imports code named in a file", "prior=fn")
+    assert not (work / "pwned").exists()
+    with pytest.raises(checkpoint.CheckpointError, match="never imports"):
+        checkpoint.load(work / "run")
+
+
+def test_a_run_trained_with_a_prior_function_loads_when_the_function_is_passed(work):
+    _set_config(work / "run", prior={"name": "callable", "fn": "mine:ring"})
+
+    def ring(n):
+        angle = torch.rand(n) * 6.283
+        return torch.stack([angle.cos(), angle.sin()], 1)
+
+    model = checkpoint.load(work / "run", prior=ring)
+    assert model.prior.sample(4).norm(dim=1).allclose(torch.ones(4))
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["sample", "--run", "run", "-n", "-5", "-o", "x.npy"], "-n -5"),
+    (["sample", "--run", "run", "-o", "x.jpg"], ".png grid or a .npy"),
+    (["sample", "--run", "run", "-o", "no/such/dir/x.png"], "does not exist"),
+    (["sample", "--run", "run", "--label", "12", "-o", "x.npy"], "out of range"),
+    (["sample", "--run", "no-such-run", "-o", "x.npy"], "no checkpoint"),
+    (["eval", "--run", "run", "--tta-shift", "-1"], "--tta-shift"),
+    (["reproduce", "semi-supervised", "--models", "IMSAT", "--records", "none"], "IMSAT"),
+])
+def test_bad_command_line_arguments_are_one_line(work, argv, needle):
+    expect_refused(work, argv, needle)
+
+
+def test_sample_label_on_a_model_without_classes_is_refused(work):
+    rc, _, err = run_main(["train", "--config", "demo", "--epochs", "1", *TINY, "--out", "plain",
+                           "--set", "model.regime=unsupervised", "--set", "model.prior={name='gaussian'}"])
+    assert rc == 0, err
+    expect_refused(work, ["sample", "--run", "plain", "--label", "3", "-o", "x.npy"], "no classes to sample from")
+
+
+def test_demo_refuses_a_directory_holding_what_it_did_not_write(work):
+    shutil.copy(work / "notes.txt", work / "run" / "notes.txt")
+    (work / "run" / "sub").mkdir()
+    expect_refused(work, ["demo", "--out", "run", "--epochs", "1"], "files the demo did not write", "notes.txt")
+    expect_refused(work, ["demo", "--out", "mine", "--epochs", "1"], "data.csv")
+
+
+def test_demo_replaces_only_its_own_previous_output(work):
+    rc, _, err = run_main(["demo", "--out", "demo", "--epochs", "1", "--no-progress"])
+    assert rc == 0, err
+    rc, _, err = run_main(["demo", "--out", "demo", "--epochs", "1", "--no-progress"])
+    assert rc == 0, err
+    assert (work / "notes.txt").read_text() == "mine"
+
+
+def test_an_array_file_of_garbage_bytes_is_called_corrupt_not_pickled(work):
+    (work / "garbage.npy").write_bytes(b"\x00\x01 not numpy at all" * 10)
+    line = expect_refused(work, [*TRAIN, "--data", "garbage.npy", "--out", "g"], "garbage.npy")
+    assert "pickled" not in line
+
+
+def test_real_valued_arrays_need_the_gaussian_decoder(work):
+    np.save(work / "real.npy", np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32))
+    argv = ["train", "--data", "real.npy", "--epochs", "1", *TINY, "--out", "r"]
+    expect_refused(work, argv, "model.output = 'gaussian'")
+    rc, _, err = run_main([*argv, "--set", "model.output=gaussian"])
+    assert rc == 0, err
+
+
+def test_label_conditioned_training_with_every_label_missing_is_refused(work):
+    x = np.random.default_rng(0).random((300, 8)).astype(np.float32)
+    np.savez(work / "unlabeled.npz", x=x, y=np.full(300, -1))
+    argv = ["train", "--data", "unlabeled.npz", "--epochs", "1", *TINY, "--set", "model.regime=label_conditioned",
+            "--set", "model.prior={name='mixture'}", "--out", "u"]
+    expect_refused(work, argv, "every training label is -1")
+
+
+def test_an_exploding_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(work, monkeypatch):
+    import aae.train
+
+    calls = {"n": 0}
+
+    def step(model, batch, optimizers, phases):  # 10 sane steps (one epoch of digits), then 1e12
+        calls["n"] += 1
+        return {"reconstruction": torch.tensor(1e12 if calls["n"] > 10 else 50.0)}
+
+    monkeypatch.setattr(aae.train, "train_step", step)
+    before = snapshot(work)
+    rc, _, err = run_main([*TRAIN, "--epochs", "3", "--out", "boom"])
+    errors = [line for line in err.splitlines() if line.startswith("aae: error: ")]
+    assert rc == 2 and len(errors) == 1 and err.strip().endswith(errors[0])  # after the epoch log, one line
+    assert "reconstruction loss became 1e+12" in err and "last good checkpoint" in err and "boom" in err
+    assert checkpoint.read_checkpoint(work / "boom")[1]["epoch"] == "1"
+    assert {k: v for k, v in snapshot(work).items() if not k.startswith("boom")} == before
