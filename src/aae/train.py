@@ -167,6 +167,7 @@ class Trainer:
             resume_training(self)
             if self.writes:  # the log may hold epochs past the checkpoint (a kill between log and checkpoint)
                 atomic_write(self.run_dir / "metrics.jsonl", "".join(_json_line(r) for r in self.history))
+                atomic_write(self.run_dir / "config.json", self.config.to_json())  # what the run now follows
             log.info("resumed %s at epoch %d", self.checkpoint_path, self.epoch)
         else:
             torch.manual_seed(cfg.seed)

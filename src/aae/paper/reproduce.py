@@ -68,6 +68,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "and validation and test images it is measured on (default 10000, the paper's)")
     p.add_argument("--records", default="docs/results", help="committed run records to read before training "
                    "(default docs/results, where it exists)")
+    p.add_argument("--train", action="store_true", help="train the runs that neither --out nor --records holds "
+                   "(default: leave them out of the table and list them)")
     p.add_argument("--retrain", action="store_true", help="train every run afresh under --out, ignoring --records")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -89,11 +91,15 @@ def _root(args, name: str) -> Path:
 
 def _runs(args, name: str, configs: dict[str, ExperimentConfig], sub: str = "",
           need_model: bool = False) -> dict[str, list[Result]]:
-    """Every (variant, seed) of a table: the run under ``<out>/<sub>`` (resumed where it has a
-    checkpoint), else, unless the table needs the model, the committed record of the same recipe
-    under ``<records>/<name>/<sub>``, else a new run trained under ``<out>/<sub>``."""
+    """Every (variant, seed) of a table that can be had: the run under ``<out>/<sub>`` (resumed where
+    it has a checkpoint), else, unless the table needs the model, the committed record of the same
+    recipe under ``<records>/<name>/<sub>``, else, with ``--train`` (or ``--retrain``), a new run
+    trained under ``<out>/<sub>``. Runs that none of these gives are left out, and the table's
+    notes list them."""
     root = _root(args, name) / sub
     committed = None if args.retrain or not args.records else Path(args.records) / name / sub
+    train = getattr(args, "train", False) or args.retrain
+    missing = vars(args).setdefault("missing", [])
     results: dict[str, list[Result]] = {}
     splits = None
     for variant, cfg in configs.items():
@@ -103,10 +109,16 @@ def _runs(args, name: str, configs: dict[str, ExperimentConfig], sub: str = "",
             res = None if need_model or (run_dir / CHECKPOINT).exists() else recorded(run_dir, cfg)
             if res is None and not need_model and committed is not None and not run_dir.exists():
                 res = recorded(committed / run_dir.name, cfg, strict=False)
-            if res is None:
+            if res is None and (train or (run_dir / CHECKPOINT).exists()):
                 splits = splits or prepare_data(cfg, not args.no_progress)
                 res = run(cfg, run_dir, resume=True, splits=splits, device=args.device, progress=not args.no_progress)
+            if res is None:
+                missing.append(f"{sub + '/' if sub else ''}{run_dir.name}")
+                continue
             results.setdefault(variant, []).append(res)
+    if need_model and not results:
+        raise ConfigError(f"the {name} table measures the trained models, which run records do not keep: pass "
+                          f"--train to train them under {root}")
     return results
 
 
@@ -122,6 +134,10 @@ def _epochs(rs: list[Result]) -> str:
 
 
 def _write_table(args, name: str, header: list[str], rows: list[list[str]], notes: str = "") -> None:
+    missing = vars(args).get("missing") or []
+    if missing:
+        notes += f"\n\nNot recorded, so left out ({len(missing)} runs; --train trains them): {', '.join(missing)}."
+        print(f"not recorded, so left out (pass --train to train them): {', '.join(missing)}")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     machine = f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, " \
