@@ -11,8 +11,9 @@ from aae.experiment import FINAL
 from aae.paper.records import recorded
 from aae.paper.reproduce import _epochs, _runs
 
-RUNTIME = dict(records=None, retrain=False, device="cpu", no_progress=True)
-"""the reproduce command's arguments that no table test varies: no committed records, on the CPU"""
+RUNTIME = dict(records=None, train=True, retrain=False, device="cpu", no_progress=True)
+"""the reproduce command's arguments that no table test varies: no committed records, train what is missing, on
+the CPU"""
 
 
 def _args(out, seeds=(0,), **kw):
@@ -26,7 +27,7 @@ def test_a_finished_run_counts_from_its_record_without_weights(tiny_config, tmp_
     assert json.loads((run_dir / FINAL).read_text()) == pytest.approx(first.metrics)
     assert first.epochs == 2 and first.seconds > 0
 
-    (run_dir / CHECKPOINT).unlink()  # as in a later session: only docs/results' record came back
+    (run_dir / CHECKPOINT).unlink()  # only the record is left, as docs/results keeps it
     again = _runs(_args(tmp_path), "exp", {"AAE": cfg})["AAE"][0]
     assert again.model is None
     assert again.metrics == pytest.approx(first.metrics)
@@ -136,7 +137,7 @@ def test_clustering_table_prints_the_equal_cluster_floor_beside_each_row(tmp_pat
 
     args = argparse.Namespace(out=str(tmp_path), seeds=[0], models=["AAE"], set=[f"data.data_dir='{mnist_dir}'"],
                               epochs=None, data_dir=None, clusters=[16, 30], **RUNTIME)
-    for m, err in ((16, 0.2), (30, 0.05)):  # records as an earlier session would have left them
+    for m, err in ((16, 0.2), (30, 0.05)):  # records as a finished run leaves them
         cfg = load_config(f"mnist_cluster_{m}", [f"data.data_dir='{mnist_dir}'", "train.seed=0"])
         run_dir = tmp_path / f"clusters-{m}" / "AAE-seed0"
         run_dir.mkdir(parents=True)
@@ -158,7 +159,7 @@ def test_dim_reduction_table_has_a_row_for_each_chosen_map_only(tmp_path, mnist_
 
     args = argparse.Namespace(out=str(tmp_path), seeds=[0], set=[f"data.data_dir='{mnist_dir}'"], epochs=None,
                               data_dir=None, maps=["100", "10d"], **RUNTIME)
-    for variant, err in (("100", 0.06), ("10d", 0.02)):  # records as an earlier session would have left them
+    for variant, err in (("100", 0.06), ("10d", 0.02)):  # records as a finished run leaves them
         cfg = load_config(f"mnist_dimred_{variant}", [f"data.data_dir='{mnist_dir}'", "train.seed=0"])
         run_dir = tmp_path / variant / "AAE-seed0"
         run_dir.mkdir(parents=True)

@@ -181,7 +181,14 @@ def restore_training(tensors, meta, optimizers: dict) -> tuple[int, list[dict]]:
     trainer's to set (from the config and the epoch), not the checkpoint's."""
     optim_meta = json.loads(meta["optimizers"])
     for phase, opt in optimizers.items():
+        kernel = [{k: g.get(k) for k in ("fused", "foreach")} for g in opt.param_groups]
         opt.load_state_dict(_join_optimizer(f"optim/{phase}", optim_meta[phase], tensors))
+        for group, chosen in zip(opt.param_groups, kernel):  # how to step is this machine's choice, not the file's
+            group.update(chosen)
+            for param in group["params"] if chosen.get("fused") else []:  # a fused step keeps its count on the device
+                state = opt.state.get(param, {})
+                if torch.is_tensor(state.get("step")):
+                    state["step"] = state["step"].to(param.device, torch.float32)
     if "rng/torch" in tensors:
         torch.set_rng_state(tensors["rng/torch"])
     cuda = [tensors[k] for k in sorted(t for t in tensors if t.startswith("rng/cuda/"))]

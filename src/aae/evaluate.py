@@ -31,7 +31,7 @@ def log_mean_softmax(views: list[torch.Tensor]) -> torch.Tensor:
     return torch.where(log_q > -np.log(2), torch.log1p(-one_minus_q.mean(0)), log_q)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def encode(model: AdversarialAutoencoder, x: np.ndarray, *, sample: bool = True, tta_shift: int = 0,
            log: bool = False, batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray | None]:
     """Codes z and, where the model has a y head, q(y|x), in batches; with ``tta_shift`` (config
@@ -55,7 +55,7 @@ def encode(model: AdversarialAutoencoder, x: np.ndarray, *, sample: bool = True,
     return np.concatenate(zs), (np.concatenate(ys) if ys else None)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def embed(model: AdversarialAutoencoder, x: np.ndarray, batch_size: int = 2000) -> np.ndarray:
     """The representation the decoder reads for ``x`` without a label: W_C y + z for a model with
     cluster heads (Section 7), else the code z (posterior mean / zero noise)."""
@@ -66,7 +66,7 @@ def embed(model: AdversarialAutoencoder, x: np.ndarray, batch_size: int = 2000) 
     return np.concatenate(out)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def mean_reconstruction_loss(model: AdversarialAutoencoder, data: Dataset, batch_size: int = 2000) -> float:
     total = 0.0
     for i in range(0, len(data), batch_size):
@@ -116,11 +116,14 @@ def _cluster_metrics(model: AdversarialAutoencoder, proba: np.ndarray | None, sp
 
 def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Callable[[AdversarialAutoencoder], dict]:
     """The cheap per-epoch metrics (logged each ``eval_every`` epochs): the code's MMD to the prior
-    on ``n`` test points and, where labels give one, the test error, mode accuracy or cluster error."""
+    on ``n`` test points and, where labels give one, the test error (of the plain images), mode
+    accuracy or cluster error, and the validation error that ``train.select_by`` reads."""
     test = splits.test
 
     def measure(model: AdversarialAutoencoder) -> dict:
-        z, proba = encode(model, test.x, tta_shift=cfg.eval.tta_shift)
+        # the test set on the plain images only: it is watched, not chosen by; the final metrics and
+        # the validation split that early stopping reads take the config's test-time shifts
+        z, proba = encode(model, test.x)
         row = {} if model.prior is None else {"test_mmd": metrics.mmd(z, model.prior.sample(len(z)).numpy(), max_points=n)}
         row.update({f"test_{k}": v for k, v in _label_metrics(model, z, proba, test).items()})
         row.update({f"test_{k}": v for k, v in _cluster_metrics(model, proba, splits, cfg).items()})

@@ -17,6 +17,7 @@ def reconstruction_loss(out: Tensor, x: Tensor, output: str = "bernoulli") -> Te
 
     ``bernoulli``: cross-entropy of sigmoid(out) against x in [0, 1]; ``gaussian``: squared error / 2.
     """
+    out = out.float()  # losses in float32 under a bf16 autocast
     if output == "bernoulli":
         per = F.binary_cross_entropy_with_logits(out, x, reduction="none")
     else:
@@ -26,29 +27,31 @@ def reconstruction_loss(out: Tensor, x: Tensor, output: str = "bernoulli") -> Te
 
 def discriminator_loss(on_prior: Tensor, on_codes: Tensor) -> Tensor:
     """The discriminator tells prior samples (real, target 1) from codes (fake, target 0)."""
+    on_prior, on_codes = on_prior.float(), on_codes.float()
     return F.binary_cross_entropy_with_logits(on_prior, torch.ones_like(on_prior)) + \
         F.binary_cross_entropy_with_logits(on_codes, torch.zeros_like(on_codes))
 
 
 def generator_loss(on_codes: Tensor) -> Tensor:
     """The encoder, as generator, wants its codes taken for prior samples (non-saturating form)."""
+    on_codes = on_codes.float()
     return F.binary_cross_entropy_with_logits(on_codes, torch.ones_like(on_codes))
 
 
 def classification_loss(y_logits: Tensor, labels: Tensor) -> Tensor:
-    return F.cross_entropy(y_logits, labels)
+    return F.cross_entropy(y_logits.float(), labels)
 
 
 def marginal_kl(y: Tensor, probs: Tensor) -> Tensor:
     """KL(mean of the batch's q(y|x) || Cat(probs)): the analytic estimate, on one minibatch, of how far
     the aggregated categorical posterior is from its prior (what the y discriminator judges)."""
-    mean = y.mean(0).clamp_min(1e-12)
+    mean = y.float().mean(0).clamp_min(1e-12)
     return (mean * (mean.log() - probs.clamp_min(1e-12).log())).sum()
 
 
 def mean_entropy(logits: Tensor) -> Tensor:
     """Mean over the batch of the entropy of softmax(logits), in nats: H(Y|X) on one minibatch."""
-    log_p = F.log_softmax(logits, 1)
+    log_p = F.log_softmax(logits.float(), 1)
     return -(log_p.exp() * log_p).sum(1).mean()
 
 
@@ -68,11 +71,11 @@ def virtual_adversarial_loss(logits_of: Callable[[Tensor], Tensor], x: Tensor, e
     probing at norm ``xi``). p(y|x) is held fixed, so only the perturbed side is trained; pass
     ``target_logits`` when the caller already has them."""
     with torch.no_grad():
-        target = (logits_of(x) if target_logits is None else target_logits.detach()).log_softmax(-1)
+        target = (logits_of(x) if target_logits is None else target_logits.detach()).float().log_softmax(-1)
     probe = (xi * _unit(torch.randn_like(x))).requires_grad_()
-    kl = F.kl_div(logits_of(x + probe).log_softmax(-1), target, log_target=True, reduction="batchmean")
+    kl = F.kl_div(logits_of(x + probe).float().log_softmax(-1), target, log_target=True, reduction="batchmean")
     direction = torch.autograd.grad(kl, probe)[0]
-    return F.kl_div(logits_of(x + eps * _unit(direction)).log_softmax(-1), target, log_target=True,
+    return F.kl_div(logits_of(x + eps * _unit(direction)).float().log_softmax(-1), target, log_target=True,
                     reduction="batchmean")
 
 
@@ -88,9 +91,11 @@ def cluster_head_penalty(heads: Tensor, eta: float) -> Tensor:
 def kl_divergence(z: Tensor, mean: Tensor, logvar: Tensor, prior: Prior, labels: Tensor | None = None) -> Tensor:
     """KL(q(z|x) || p(z)) averaged over the batch: closed form against a Gaussian prior, else a
     one-sample Monte Carlo estimate log q(z|x) - log p(z) at the reparametrized ``z``."""
+    mean, logvar = mean.float(), logvar.float()
     if isinstance(prior, Gaussian):
         var_ratio = logvar.exp() / prior.std**2
         kl = 0.5 * (var_ratio + mean.pow(2) / prior.std**2 - 1 - var_ratio.log())
         return kl.sum(1).mean()
+    z = z.float()
     log_q = (-0.5 * ((z - mean) ** 2 / logvar.exp() + logvar + math.log(2 * math.pi))).sum(1)
     return (log_q - prior.log_prob(z, labels)).mean()

@@ -16,6 +16,7 @@ tensors (the trainer reads them once per step, so there is no host sync per phas
 from __future__ import annotations
 
 from collections.abc import Callable
+import contextlib
 from dataclasses import dataclass, replace
 
 import torch
@@ -51,8 +52,9 @@ def _step(model: AdversarialAutoencoder, optimizer: torch.optim.Optimizer, loss:
     # Zero every gradient, not only this optimizer's: a phase's backward also reaches
     # parameters it must not update (the discriminators in the generator step).
     model.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    with torch.autocast(loss.device.type, enabled=False):  # a bf16 autocast covers the forward pass only
+        loss.backward()
+        optimizer.step()
 
 
 def _vat(model: AdversarialAutoencoder, batch: Batch, target_logits: Tensor | None = None) -> Tensor:
@@ -79,24 +81,38 @@ def reconstruction_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
 
 def regularization_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
     n = batch.x.shape[0]
+    # One encoding serves both steps: the discriminator step does not move the encoder.
+    encoded = model.encode(batch.x)
+    codes = model.head_codes(encoded)
     # Discriminators: prior samples are real, codes are fake.
-    with torch.no_grad():
-        codes = model.head_codes(model.encode(batch.x))
     d_loss = sum(
         discriminator_loss(model.discriminate(h, model.sample_prior(h, n, batch.labels), batch.labels),
-                           model.discriminate(h, code, batch.labels))
+                           model.discriminate(h, code.detach(), batch.labels))
         for h, code in codes.items()
     )
     _step(model, optimizers["discriminator"], d_loss)
-    # Generator: the encoder learns to make its codes pass for prior samples.
-    encoded = model.encode(batch.x)
-    codes = model.head_codes(encoded)
-    g_loss = sum(generator_loss(model.discriminate(h, code, batch.labels)) for h, code in codes.items())
-    out = {"discriminator": d_loss.detach(), "generator": g_loss.detach()}
-    if encoded.y_logits is not None:
-        g_loss = g_loss + _y_terms(model, batch, encoded.y_logits, out)
-    _step(model, optimizers["generator"], g_loss)
+    # Generator: the encoder learns to make its codes pass for prior samples (through the updated
+    # discriminators, whose own weights get no gradient here).
+    with _frozen(model.discriminators):
+        g_loss = sum(generator_loss(model.discriminate(h, code, batch.labels)) for h, code in codes.items())
+        out = {"discriminator": d_loss.detach(), "generator": g_loss.detach()}
+        if encoded.y_logits is not None:
+            g_loss = g_loss + _y_terms(model, batch, encoded.y_logits, out)
+        _step(model, optimizers["generator"], g_loss)
     return out
+
+
+@contextlib.contextmanager
+def _frozen(module: torch.nn.Module):
+    """No weight gradients for ``module`` inside (they would be computed and thrown away)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 def _y_terms(model: AdversarialAutoencoder, batch: Batch, logits: Tensor, out: dict) -> Tensor:

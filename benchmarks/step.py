@@ -1,0 +1,146 @@
+"""Training-step throughput: the project's minibatch step against a plain PyTorch loop with the
+same networks, the same optimizer and the same batch, measured in the same run.
+
+    python benchmarks/step.py [--steps 30] [--batches 100 500] [--precisions fp32 bf16] [--regime unsupervised]
+
+The plain loop is the textbook AAE step (Section 2): a reconstruction step, a discriminator step
+on a fresh no-grad encoding, a generator step on another encoding, each with its own
+``torch.optim.Adam`` (PyTorch's default for-loop implementation on the CPU). The project's step is
+``aae.phases.train_step`` with the optimizers the Trainer builds, under the precision's autocast.
+Both use the paper's MNIST sizes (784-1000-1000-z, discriminators 1000-1000). Prints images/s
+and the ratio, with the machine's CPU model, its bf16 flags and a float32 matmul rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from aae.config import ModelConfig, TrainConfig
+from aae.model import AdversarialAutoencoder
+from aae.phases import Batch, train_step
+from aae.train import make_optimizer, pick_device
+
+
+def cpu_model() -> tuple[str, str]:
+    """The CPU's model name and which bf16-relevant flags it has (Linux), else what platform says."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine(), "?"
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    wanted = [f for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx2", "fma") if f in flags]
+    return name, " ".join(wanted) or "none of avx2/avx512/amx"
+
+
+def matmul_rate(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def _timed(step, steps: int, device: torch.device) -> float:
+    for _ in range(3):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        out = step()
+    float(out)  # wait for the device
+    return (time.perf_counter() - start) / steps
+
+
+def project_step(regime: str, batch: int, precision: str, device: torch.device):
+    torch.manual_seed(0)
+    model = AdversarialAutoencoder(ModelConfig(regime=regime, z_dim=10 if regime != "unsupervised" else 2), 784)
+    model = model.to(device)
+    groups = model.parameter_groups()
+    needed = {"reconstruction", "discriminator", "generator", "classification"}
+    opts = {k: make_optimizer(v, k, TrainConfig()) for k, v in groups.items() if k in needed}
+    x = torch.rand(batch, 784, device=device)
+    y = torch.randint(10, (batch,), device=device)
+    b = Batch(x, y if model.regime.label_to else None, x, y)
+    dtype = torch.bfloat16 if precision == "bf16" else None
+
+    def step():
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            losses = train_step(model, b, opts, model.phases)
+        return losses["reconstruction"]
+
+    return step
+
+
+def plain_step(batch: int, precision: str, device: torch.device):
+    """The textbook unsupervised AAE step in plain PyTorch."""
+    torch.manual_seed(0)
+
+    def mlp(*sizes):
+        layers = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(sizes) - 2 else [])
+        return nn.Sequential(*layers).to(device)
+
+    enc, dec, disc = mlp(784, 1000, 1000, 2), mlp(2, 1000, 1000, 784), mlp(2, 1000, 1000, 1)
+    adam = lambda p: torch.optim.Adam(p, lr=1e-3, betas=(0.5, 0.999))  # noqa: E731
+    opt_ae, opt_d, opt_g = adam([*enc.parameters(), *dec.parameters()]), adam(disc.parameters()), adam(enc.parameters())
+    bce = nn.functional.binary_cross_entropy_with_logits
+    x = torch.rand(batch, 784, device=device)
+    ones, zeros = torch.ones(batch, 1, device=device), torch.zeros(batch, 1, device=device)
+    dtype = torch.bfloat16 if precision == "bf16" else None
+
+    def step():
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            opt_ae.zero_grad()
+            recon = bce(dec(enc(x)), x, reduction="none").sum(1).mean()
+            recon.backward()
+            opt_ae.step()
+            opt_d.zero_grad()
+            with torch.no_grad():
+                z = enc(x)
+            d_loss = bce(disc(torch.randn(batch, 2, device=device)), ones) + bce(disc(z), zeros)
+            d_loss.backward()
+            opt_d.step()
+            opt_g.zero_grad()
+            g_loss = bce(disc(enc(x)), ones)
+            g_loss.backward()
+            opt_g.step()
+        return recon
+
+    return step
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batches", type=int, nargs="+", default=[100, 500])
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    p.add_argument("--regime", default="unsupervised")
+    args = p.parse_args()
+    device = pick_device(args.device)
+    name, flags = cpu_model()
+    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"CPU: {name}; flags: {flags}; 2048x2048 float32 matmul {matmul_rate(device):.1f} GFLOP/s")
+    print(f"{'precision':9s} {'batch':>5s} {'plain loop img/s':>16s} {'aae step img/s':>14s} {'ratio':>6s}")
+    for precision in args.precisions:
+        for batch in args.batches:
+            steps = max(3, args.steps * 100 // batch)
+            plain = _timed(plain_step(batch, precision, device), steps, device)
+            ours = _timed(project_step(args.regime, batch, precision, device), steps, device)
+            print(f"{precision:9s} {batch:5d} {batch / plain:16.0f} {batch / ours:14.0f} {plain / ours:6.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
