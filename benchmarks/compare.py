@@ -62,17 +62,37 @@ print(json.dumps({"per_step": per_step, "evaluation": evaluation, "n_train": n_t
                   "eval_every": cfg.train.eval_every}))
 """
 
-MNIST_CONFIGS = ("mnist_gaussian_aae", "mnist_mixture_aae", "mnist_swiss_roll_aae", "mnist_gaussian_vae",
-                 "mnist_mixture_labels", "mnist_swiss_roll_labels", "mnist_supervised", "mnist_likelihood",
-                 "mnist_semi_100", "mnist_semi_1000", "mnist_semi_all", "mnist_semi_sgd", "mnist_cluster_16",
-                 "mnist_cluster_30", "mnist_dimred_1000", "mnist_dimred_100", "mnist_dimred_unsup20",
-                 "mnist_dimred_10d")
+MNIST_CONFIGS = (
+    "mnist_gaussian_aae",
+    "mnist_mixture_aae",
+    "mnist_swiss_roll_aae",
+    "mnist_gaussian_vae",
+    "mnist_mixture_labels",
+    "mnist_swiss_roll_labels",
+    "mnist_supervised",
+    "mnist_likelihood",
+    "mnist_semi_100",
+    "mnist_semi_1000",
+    "mnist_semi_all",
+    "mnist_semi_sgd",
+    "mnist_cluster_16",
+    "mnist_cluster_30",
+    "mnist_dimred_1000",
+    "mnist_dimred_100",
+    "mnist_dimred_unsup20",
+    "mnist_dimred_10d",
+)
 
 
 def measure(tree: Path, config: str, steps: int, threads: int) -> float:
     env = {**os.environ, "PYTHONPATH": str(tree / "src")}
-    proc = subprocess.run([sys.executable, "-c", DRIVER, config, str(steps), str(threads)], capture_output=True,
-                          text=True, env=env, cwd=tree)
+    proc = subprocess.run(
+        [sys.executable, "-c", DRIVER, config, str(steps), str(threads)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tree,
+    )
     if proc.returncode:
         sys.exit(f"{config} at {tree} failed:\n{proc.stderr[-3000:]}")
     r = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -88,14 +108,19 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = p.parse_args()
     name, flags = cpu_model()
-    print(f"CPU: {name}; flags: {flags}; {args.threads} threads; {args.steps} steps + one evaluation per run, "
-          f"{args.repeats} alternating runs per side")
+    print(
+        f"CPU: {name}; flags: {flags}; {args.threads} threads; {args.steps} steps + one evaluation per run, "
+        f"{args.repeats} alternating runs per side"
+    )
     print(f"| config | {args.ref} s/epoch | this checkout s/epoch | speed-up |")
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         ref_tree = Path(tmp) / "ref"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(ref_tree), args.ref], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(ref_tree), args.ref],
+            check=True,
+            capture_output=True,
+        )
         try:
             for config in args.configs:
                 old, new = [], []

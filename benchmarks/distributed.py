@@ -42,20 +42,50 @@ def main() -> None:
         rng = np.random.default_rng(0)
         total = round((args.images + 500) / 0.9)  # aae keeps 10 % of a user array for testing, 500 to validate
         np.savez(tmp / "data.npz", x=rng.random((total, 784), dtype=np.float32), y=rng.integers(0, 10, total))
-        sets = [f"data.name='{tmp / 'data.npz'}'", "data.valid_size=500", "train.select_by=''",
-                f"train.eval_every={args.epochs + 1}", "train.ema=0"]
+        sets = [
+            f"data.name='{tmp / 'data.npz'}'",
+            "data.valid_size=500",
+            "train.select_by=''",
+            f"train.eval_every={args.epochs + 1}",
+            "train.ema=0",
+        ]
 
         def train(threads: int, out: str) -> list[str]:
             over = [a for s in [*sets, f"train.threads={threads}"] for a in ("--set", s)]
-            return ["-m", "aae.cli", "--quiet", "train", "--config", "mnist_semi_1000", "--no-progress", "--no-figures",
-                    "--epochs", str(args.epochs), "--out", str(tmp / out), *over]
+            return [
+                "-m",
+                "aae.cli",
+                "--quiet",
+                "train",
+                "--config",
+                "mnist_semi_1000",
+                "--no-progress",
+                "--no-figures",
+                "--epochs",
+                str(args.epochs),
+                "--out",
+                str(tmp / out),
+                *over,
+            ]
 
         one = run([sys.executable, *train(args.processes, "one")], tmp / "one", args.processes)
-        many = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-                    str(args.processes), *train(1, "many")], tmp / "many", 1)
+        many = run(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                "--nproc-per-node",
+                str(args.processes),
+                *train(1, "many"),
+            ],
+            tmp / "many",
+            1,
+        )
     n = total - round(0.1 * total) - 500  # the training images of one epoch
-    print(f"semi-supervised AAE, 784-1000-1000-10, minibatch 100 per process, {n} images per epoch, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"semi-supervised AAE, 784-1000-1000-10, minibatch 100 per process, {n} images per epoch, {os.cpu_count()} CPUs"
+    )
     print(f"{'setting':<34}{'s/epoch':>9}{'images/s':>10}")
     print(f"{f'1 process x {args.processes} threads':<34}{one:>9.1f}{n / one:>10.0f}")
     print(f"{f'{args.processes} processes x 1 thread (torchrun)':<34}{many:>9.1f}{n / many:>10.0f}")

@@ -58,7 +58,7 @@ def _timed(step, steps: int, device: torch.device) -> float:
     start = time.perf_counter()
     for _ in range(steps):
         out = step()
-    float(out)  # wait for the device
+    float(out.detach())  # wait for the device
     return (time.perf_counter() - start) / steps
 
 
@@ -139,7 +139,9 @@ def main() -> None:
             steps = max(3, args.steps * 100 // batch)
             plain = _timed(plain_step(batch, precision, device), steps, device)
             ours = _timed(project_step(args.regime, batch, precision, device), steps, device)
-            print(f"{precision:9s} {batch:5d} {batch / plain:16.0f} {batch / ours:14.0f} {plain / ours:6.2f}", flush=True)
+            print(
+                f"{precision:9s} {batch:5d} {batch / plain:16.0f} {batch / ours:14.0f} {plain / ours:6.2f}", flush=True
+            )
 
 
 if __name__ == "__main__":

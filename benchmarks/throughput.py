@@ -34,8 +34,9 @@ def matmul_rate(device: torch.device, n: int = 2048, repeats: int = 10) -> float
 
 def bench(regime: str, device: torch.device, steps: int, batch: int = 100) -> dict:
     torch.manual_seed(0)
-    model = AdversarialAutoencoder(ModelConfig(regime=regime, z_dim=10 if regime != "unsupervised" else 2,
-                                               prior={"name": "gaussian"}), 784).to(device)
+    model = AdversarialAutoencoder(
+        ModelConfig(regime=regime, z_dim=10 if regime != "unsupervised" else 2, prior={"name": "gaussian"}), 784
+    ).to(device)
     phases = model.regime.phases("aae")
     groups = model.parameter_groups()
     opts = {k: make_optimizer(v, k, TrainConfig()) for k, v in groups.items()}
@@ -52,8 +53,12 @@ def bench(regime: str, device: torch.device, steps: int, batch: int = 100) -> di
         losses = train_step(model, b, opts, phases)
     float(sum(losses.values()))  # wait for the device
     seconds = (time.perf_counter() - start) / steps
-    return {"steps/s": 1 / seconds, "images/s": batch / seconds, "GFLOP/step": flops / 1e9,
-            "GFLOP/s": flops / seconds / 1e9}
+    return {
+        "steps/s": 1 / seconds,
+        "images/s": batch / seconds,
+        "GFLOP/step": flops / 1e9,
+        "GFLOP/s": flops / seconds / 1e9,
+    }
 
 
 def main() -> None:
@@ -64,13 +69,17 @@ def main() -> None:
     args = p.parse_args()
     device = pick_device(args.device)
     peak = matmul_rate(device)
-    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
-          f"2048x2048 float32 matmul: {peak:.1f} GFLOP/s")
+    print(
+        f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+        f"2048x2048 float32 matmul: {peak:.1f} GFLOP/s"
+    )
     print(f"{'regime':18s} {'steps/s':>8s} {'images/s':>9s} {'GFLOP/step':>11s} {'GFLOP/s':>8s} {'of matmul':>9s}")
     for regime in args.regimes:
         r = bench(regime, device, args.steps)
-        print(f"{regime:18s} {r['steps/s']:8.1f} {r['images/s']:9.0f} {r['GFLOP/step']:11.2f} {r['GFLOP/s']:8.1f} "
-              f"{100 * r['GFLOP/s'] / peak:8.0f}%")
+        print(
+            f"{regime:18s} {r['steps/s']:8.1f} {r['images/s']:9.0f} {r['GFLOP/step']:11.2f} {r['GFLOP/s']:8.1f} "
+            f"{100 * r['GFLOP/s'] / peak:8.0f}%"
+        )
 
 
 if __name__ == "__main__":

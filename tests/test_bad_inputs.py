@@ -38,8 +38,11 @@ def run_main(argv: list[str]) -> tuple[int, str, str]:
 
 def snapshot(root: Path) -> dict[str, str]:
     """Every file under ``root`` (but run locks, which every training rewrites) by its SHA-256."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != checkpoint.LOCK}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != checkpoint.LOCK
+    }
 
 
 @pytest.fixture(scope="module")
@@ -151,13 +154,18 @@ def test_resume_of_a_directory_without_a_checkpoint_is_an_error(work):
     expect_refused(work, [*TRAIN, "--out", "mine", "--resume"], "holds no checkpoint to resume")
 
 
-@pytest.mark.parametrize("extra, needle", [
-    (["--set", "train.optimizer=sgd"], "train.optimizer = 'adam'"),
-    (["--seed", "5"], "train.seed = 0"),
-    (["--set", "model.hidden=[16]"], "model.hidden = [32]"),
-])
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--set", "train.optimizer=sgd"], "train.optimizer = 'adam'"),
+        (["--seed", "5"], "train.seed = 0"),
+        (["--set", "model.hidden=[16]"], "model.hidden = [32]"),
+    ],
+)
 def test_a_resume_refuses_what_it_cannot_apply(work, extra, needle):
-    expect_refused(work, [*TRAIN, "--epochs", "2", "--out", "run", "--resume", *extra], needle, "a resume cannot change")
+    expect_refused(
+        work, [*TRAIN, "--epochs", "2", "--out", "run", "--resume", *extra], needle, "a resume cannot change"
+    )
 
 
 def test_a_checkpoint_with_a_flipped_byte_is_refused_by_its_hash(work):
@@ -173,8 +181,9 @@ def test_a_checkpoint_with_nan_weights_is_refused(work):
     with torch.no_grad():
         model.state_dict()[first].fill_(float("nan"))
     cfg = checkpoint.config_of(meta)
-    checkpoint.save_checkpoint(work / "run" / checkpoint.CHECKPOINT, model=model, config=cfg, x_dim=model.x_dim,
-                               epoch=1, history=[])
+    checkpoint.save_checkpoint(
+        work / "run" / checkpoint.CHECKPOINT, model=model, config=cfg, x_dim=model.x_dim, epoch=1, history=[]
+    )
     expect_refused(work, ["eval", "--run", "run"], "NaN or infinite", first)
 
 
@@ -214,22 +223,39 @@ def test_a_run_trained_with_a_prior_function_loads_when_the_function_is_passed(w
     assert model.prior.sample(4).norm(dim=1).allclose(torch.ones(4))
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["sample", "--run", "run", "-n", "-5", "-o", "x.npy"], "-n -5"),
-    (["sample", "--run", "run", "-o", "x.jpg"], ".png grid or a .npy"),
-    (["sample", "--run", "run", "-o", "no/such/dir/x.png"], "does not exist"),
-    (["sample", "--run", "run", "--label", "12", "-o", "x.npy"], "out of range"),
-    (["sample", "--run", "no-such-run", "-o", "x.npy"], "no checkpoint"),
-    (["eval", "--run", "run", "--tta-shift", "-1"], "--tta-shift"),
-    (["reproduce", "semi-supervised", "--models", "IMSAT", "--records", "none"], "IMSAT"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["sample", "--run", "run", "-n", "-5", "-o", "x.npy"], "-n -5"),
+        (["sample", "--run", "run", "-o", "x.jpg"], ".png grid or a .npy"),
+        (["sample", "--run", "run", "-o", "no/such/dir/x.png"], "does not exist"),
+        (["sample", "--run", "run", "--label", "12", "-o", "x.npy"], "out of range"),
+        (["sample", "--run", "no-such-run", "-o", "x.npy"], "no checkpoint"),
+        (["eval", "--run", "run", "--tta-shift", "-1"], "--tta-shift"),
+        (["reproduce", "semi-supervised", "--models", "IMSAT", "--records", "none"], "IMSAT"),
+    ],
+)
 def test_bad_command_line_arguments_are_one_line(work, argv, needle):
     expect_refused(work, argv, needle)
 
 
 def test_sample_label_on_a_model_without_classes_is_refused(work):
-    rc, _, err = run_main(["train", "--config", "demo", "--epochs", "1", *TINY, "--out", "plain",
-                           "--set", "model.regime=unsupervised", "--set", "model.prior={name='gaussian'}"])
+    rc, _, err = run_main(
+        [
+            "train",
+            "--config",
+            "demo",
+            "--epochs",
+            "1",
+            *TINY,
+            "--out",
+            "plain",
+            "--set",
+            "model.regime=unsupervised",
+            "--set",
+            "model.prior={name='gaussian'}",
+        ]
+    )
     assert rc == 0, err
     expect_refused(work, ["sample", "--run", "plain", "--label", "3", "-o", "x.npy"], "no classes to sample from")
 
@@ -266,8 +292,20 @@ def test_real_valued_arrays_need_the_gaussian_decoder(work):
 def test_label_conditioned_training_with_every_label_missing_is_refused(work):
     x = np.random.default_rng(0).random((300, 8)).astype(np.float32)
     np.savez(work / "unlabeled.npz", x=x, y=np.full(300, -1))
-    argv = ["train", "--data", "unlabeled.npz", "--epochs", "1", *TINY, "--set", "model.regime=label_conditioned",
-            "--set", "model.prior={name='mixture'}", "--out", "u"]
+    argv = [
+        "train",
+        "--data",
+        "unlabeled.npz",
+        "--epochs",
+        "1",
+        *TINY,
+        "--set",
+        "model.regime=label_conditioned",
+        "--set",
+        "model.prior={name='mixture'}",
+        "--out",
+        "u",
+    ]
     expect_refused(work, argv, "every training label is -1")
 
 

@@ -54,7 +54,7 @@ def test_checkpoint_round_trip_keeps_weights_config_epoch_and_history(saved):
     assert meta["x_dim"] == "64" and meta["epoch"] == "2"
     assert json.loads(meta["history"]) == HISTORY
     assert io.config_of(meta) == cfg
-    weights = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
+    weights = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
     assert weights.keys() == model.state_dict().keys()
     assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
     # Adam keeps step, exp_avg, exp_avg_sq for every parameter that had a gradient
@@ -142,8 +142,16 @@ def test_truncated_checkpoint_is_a_checkpoint_error_naming_the_file(saved, keep)
     assert "\n" not in msg
 
 
-@pytest.mark.parametrize("garbage", [b"garbage garbage garbage", b"\xff" * 64, random.Random(0).randbytes(4096),
-                                     b"\x02\x00\x00\x00\x00\x00\x00\x00[]", b"\x04\x00\x00\x00\x00\x00\x00\x00\xff\xfe{}"])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"garbage garbage garbage",
+        b"\xff" * 64,
+        random.Random(0).randbytes(4096),
+        b"\x02\x00\x00\x00\x00\x00\x00\x00[]",
+        b"\x04\x00\x00\x00\x00\x00\x00\x00\xff\xfe{}",
+    ],
+)
 def test_garbage_bytes_are_a_checkpoint_error_naming_the_file(tmp_path, garbage):
     path = tmp_path / io.CHECKPOINT
     path.write_bytes(garbage)
@@ -154,7 +162,9 @@ def test_garbage_bytes_are_a_checkpoint_error_naming_the_file(tmp_path, garbage)
 def test_safetensors_file_that_is_not_an_aae_checkpoint(tmp_path):
     path = tmp_path / "other.safetensors"
     path.write_bytes(st_save({"weight": torch.zeros(3, 3)}))
-    with pytest.raises(CheckpointError, match=f"^{path} is not an aae checkpoint \\(format None, expected 'aae-checkpoint/1'\\)"):
+    with pytest.raises(
+        CheckpointError, match=f"^{path} is not an aae checkpoint \\(format None, expected 'aae-checkpoint/1'\\)"
+    ):
         io.load(path)
     path.write_bytes(st_save({"weight": torch.zeros(3)}, metadata={"format": "pt"}))
     with pytest.raises(CheckpointError, match="is not an aae checkpoint \\(format 'pt'"):
@@ -237,7 +247,10 @@ def test_append_jsonl_appends_one_line_per_row(tmp_path):
     path = tmp_path / "m.jsonl"
     io.append_jsonl(path, {"epoch": 1, "x": 0.5})
     io.append_jsonl(path, {"epoch": 2, "x": 0.25})
-    assert [json.loads(line) for line in path.read_text().splitlines()] == [{"epoch": 1, "x": 0.5}, {"epoch": 2, "x": 0.25}]
+    assert [json.loads(line) for line in path.read_text().splitlines()] == [
+        {"epoch": 1, "x": 0.5},
+        {"epoch": 2, "x": 0.25},
+    ]
 
 
 # ----------------------------------------------------------------------------- no pickle
@@ -268,7 +281,7 @@ def test_loading_and_resuming_never_unpickle(saved, monkeypatch, digits, tiny_co
 def test_checkpoint_file_is_plain_safetensors_with_json_metadata(saved):
     path = saved[0]
     data = path.read_bytes()
-    header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+    header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
     meta = header["__metadata__"]
     assert set(meta) == {"format", "aae_version", "config", "x_dim", "epoch", "history", "optimizers", "sha256"}
     for key in ("config", "history", "optimizers"):

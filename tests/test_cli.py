@@ -103,7 +103,7 @@ def test_train_prints_the_test_metrics(trained):
     assert re.search(rf"^trained demo for 2 epochs in \d+ s -> {re.escape(str(run_dir))}$", out, re.M)
     shown = printed_metrics(out)
     assert set(shown) == {"test_reconstruction", "test_mmd", "test_mode_accuracy"}
-    assert 10 < float(shown["test_reconstruction"]) < 60        # nats per 8x8 digit
+    assert 10 < float(shown["test_reconstruction"]) < 60  # nats per 8x8 digit
     assert 0 <= float(shown["test_mode_accuracy"]) <= 1
     assert "Traceback" not in err
 
@@ -127,15 +127,31 @@ def test_eval_write_rerecords_the_metrics_and_keeps_the_other_keys(run_copy, cap
     assert main(["eval", "--run", str(run_copy), "--write"]) == 0
     assert f"wrote {final}" in capsys.readouterr().out
     rewritten = json.loads(final.read_text())
-    assert rewritten["selected_epoch"] == 7 and rewritten["test_mode_accuracy"] == pytest.approx(record["test_mode_accuracy"])
+    assert rewritten["selected_epoch"] == 7 and rewritten["test_mode_accuracy"] == pytest.approx(
+        record["test_mode_accuracy"]
+    )
     assert main(["eval", "--run", str(run_copy), "--write", "--tta-shift", "1"]) != 0
     assert "drop --tta-shift or --write" in capsys.readouterr().err
 
 
 def test_eval_can_average_q_y_over_shifted_images(tmp_path):
     run_dir = tmp_path / "semi"
-    rc, _, err = run_main(["train", "--config", "demo", "--epochs", "2", "--out", str(run_dir), *TINY,
-                           "--set", "model.regime=semi_supervised", "--set", "data.n_labeled=100"])
+    rc, _, err = run_main(
+        [
+            "train",
+            "--config",
+            "demo",
+            "--epochs",
+            "2",
+            "--out",
+            str(run_dir),
+            *TINY,
+            "--set",
+            "model.regime=semi_supervised",
+            "--set",
+            "data.n_labeled=100",
+        ]
+    )
     assert rc == 0, err
     plain, shifted = (run_main(["eval", "--run", str(run_dir), *extra]) for extra in ([], ["--tta-shift", "1"]))
     assert plain[0] == shifted[0] == 0
@@ -147,25 +163,59 @@ def test_eval_can_average_q_y_over_shifted_images(tmp_path):
 
 def test_eval_breaks_the_cluster_error_down_by_cluster(trained, tmp_path):
     run_dir = tmp_path / "clusters"
-    rc, _, err = run_main(["train", "--config", "demo", "--epochs", "1", "--out", str(run_dir), *TINY, "--no-figures",
-                           "--set", "model.regime=clustering", "--set", "model.n_classes=4"])
+    rc, _, err = run_main(
+        [
+            "train",
+            "--config",
+            "demo",
+            "--epochs",
+            "1",
+            "--out",
+            str(run_dir),
+            *TINY,
+            "--no-figures",
+            "--set",
+            "model.regime=clustering",
+            "--set",
+            "model.n_classes=4",
+        ]
+    )
     assert rc == 0, err
     rc, out, err = run_main(["eval", "--run", str(run_dir), "--clusters"])
     assert rc == 0, err
-    rows = re.findall(r"^ +(\d+) +(\d+)  (\d) \( *([\d.]+) %\) +(\d) \( *([\d.]+) %\) +((?:\d:\d+ ?)+|\(empty\))$", out, re.M)
+    rows = re.findall(
+        r"^ +(\d+) +(\d+)  (\d) \( *([\d.]+) %\) +(\d) \( *([\d.]+) %\) +((?:\d:\d+ ?)+|\(empty\))$", out, re.M
+    )
     assert sorted(int(r[0]) for r in rows) == [0, 1, 2, 3]
     printed = printed_metrics(out)
     assert sum(float(r[3]) for r in rows) == pytest.approx(100 * float(printed["test_cluster_error"]), abs=0.02)
-    assert sum(float(r[5]) for r in rows) == pytest.approx(100 * float(printed["test_cluster_error_majority"]), abs=0.02)
+    assert sum(float(r[5]) for r in rows) == pytest.approx(
+        100 * float(printed["test_cluster_error_majority"]), abs=0.02
+    )
     rc, _, err = run_main(["eval", "--run", str(trained[0]), "--clusters"])
     assert rc != 0 and "no categorical head" in err
 
 
 def test_a_classifier_run_is_measured_and_plotted_but_has_nothing_to_sample(tmp_path):
     run_dir = tmp_path / "nn"
-    rc, out, err = run_main(["train", "--config", "demo", "--epochs", "1", "--out", str(run_dir), *TINY,
-                             "--set", "model.regime=semi_supervised", "--set", "model.objective=classifier",
-                             "--set", "data.n_labeled=100"])
+    rc, out, err = run_main(
+        [
+            "train",
+            "--config",
+            "demo",
+            "--epochs",
+            "1",
+            "--out",
+            str(run_dir),
+            *TINY,
+            "--set",
+            "model.regime=semi_supervised",
+            "--set",
+            "model.objective=classifier",
+            "--set",
+            "data.n_labeled=100",
+        ]
+    )
     assert rc == 0, err
     assert set(printed_metrics(out)) == {"test_error"}
     assert set(metrics_rows(run_dir)[0]) >= {"classification", "valid_error"}
@@ -175,8 +225,9 @@ def test_a_classifier_run_is_measured_and_plotted_but_has_nothing_to_sample(tmp_
     rc, plotted, err = run_main(["plot", "--run", str(run_dir)])
     assert rc == 0 and plotted.split() == [str(run_dir / "figures" / "curves.png")], err
     rc, _, err = run_main(["sample", "--run", str(run_dir), "-n", "4", "--out", str(tmp_path / "s.npy")])
-    assert rc == 2 and err == (f"aae: error: {run_dir} is a model.objective = 'classifier' run: it has no decoder to "
-                               f"sample from\n")
+    assert rc == 2 and err == (
+        f"aae: error: {run_dir} is a model.objective = 'classifier' run: it has no decoder to sample from\n"
+    )
     assert not (tmp_path / "s.npy").exists()
 
 
@@ -196,7 +247,7 @@ def test_sample_writes_npy_in_unit_range_and_is_seeded(trained, tmp_path, capsys
     a, b, c = (np.load(p) for p in paths)
     assert a.shape == (16, 64) and a.dtype == np.float32
     assert a.min() >= 0 and a.max() <= 1
-    assert np.array_equal(a, b)            # the same --seed: the same samples
+    assert np.array_equal(a, b)  # the same --seed: the same samples
     assert not np.array_equal(a, c)
     assert capsys.readouterr().out.split() == [str(p) for p in paths]
 
@@ -212,15 +263,20 @@ def test_plot_redraws_the_figures(run_copy, capsys):
     shutil.rmtree(run_copy / "figures")
     assert main(["plot", "--run", str(run_copy)]) == 0
     printed = capsys.readouterr().out.split()
-    expected = [str(run_copy / "figures" / n) for n in ("latent.png", "samples.png", "reconstructions.png",
-                                                         "manifold.png", "curves.png")]
+    expected = [
+        str(run_copy / "figures" / n)
+        for n in ("latent.png", "samples.png", "reconstructions.png", "manifold.png", "curves.png")
+    ]
     assert printed == expected
     for p in expected:
         assert Path(p).read_bytes()[:8] == PNG_MAGIC
 
 
 def test_train_resume_continues_the_run(run_copy, capsys):
-    assert main(["train", "--config", "demo", "--epochs", "3", "--out", str(run_copy), "--resume", "--no-figures", *TINY]) == 0
+    assert (
+        main(["train", "--config", "demo", "--epochs", "3", "--out", str(run_copy), "--resume", "--no-figures", *TINY])
+        == 0
+    )
     out, err = capsys.readouterr()
     assert "trained demo for 3 epochs" in out
     assert f"resumed {run_copy / io.CHECKPOINT} at epoch 2" in err
@@ -232,7 +288,10 @@ def test_train_into_a_used_run_dir_without_resume_is_refused(run_copy, capsys):
     before = (run_copy / io.CHECKPOINT).read_bytes()
     assert main(["train", "--config", "demo", "--epochs", "3", "--out", str(run_copy), *TINY]) == 2
     err = capsys.readouterr().err
-    assert err == f"aae: error: {run_copy} already holds a checkpoint; pass --resume to continue it, or choose another --out\n"
+    assert (
+        err
+        == f"aae: error: {run_copy} already holds a checkpoint; pass --resume to continue it, or choose another --out\n"
+    )
     assert (run_copy / io.CHECKPOINT).read_bytes() == before
 
 
@@ -254,34 +313,89 @@ def _garbage_checkpoint(tmp_path: Path) -> str:
 
 
 ERRORS = {
-    "unknown prior": (lambda t, r: ["train", "--config", "demo", "--epochs", "1", "--out", str(t / "o"), *TINY,
-                                    "--set", "model.prior.name=banana"],
-                      "unknown prior 'banana'; allowed: gaussian, mixture, swiss_roll, uniform, categorical, callable"),
-    "missing data file": (lambda t, r: ["train", "--config", "demo", "--epochs", "1", "--out", str(t / "o"), *TINY,
-                                        "--data", "/nonexistent.npz"],
-                          "/nonexistent.npz not found"),
+    "unknown prior": (
+        lambda t, r: [
+            "train",
+            "--config",
+            "demo",
+            "--epochs",
+            "1",
+            "--out",
+            str(t / "o"),
+            *TINY,
+            "--set",
+            "model.prior.name=banana",
+        ],
+        "unknown prior 'banana'; allowed: gaussian, mixture, swiss_roll, uniform, categorical, callable",
+    ),
+    "missing data file": (
+        lambda t, r: [
+            "train",
+            "--config",
+            "demo",
+            "--epochs",
+            "1",
+            "--out",
+            str(t / "o"),
+            *TINY,
+            "--data",
+            "/nonexistent.npz",
+        ],
+        "/nonexistent.npz not found",
+    ),
     "corrupt checkpoint": (lambda t, r: ["eval", "--run", _garbage_checkpoint(t)], "is corrupt or truncated"),
     "no checkpoint": (lambda t, r: ["eval", "--run", str(t)], "no checkpoint at"),
-    "unknown config": (lambda t, r: ["train", "--config", "no_such_config", "--out", str(t / "o")],
-                       "config 'no_such_config' not found; give a path, or one of: demo"),
-    "bad --set syntax": (lambda t, r: ["train", "--config", "demo", "--out", str(t / "o"), "--set", "train.epochs"],
-                         "override 'train.epochs' must look like section.key=value"),
-    "unknown key": (lambda t, r: ["train", "--config", "demo", "--out", str(t / "o"), "--set", "model.hiden=[3]"],
-                    "unknown config key 'model.hiden'; allowed in [model]: regime"),
-    "bad choice": (lambda t, r: ["train", "--config", "demo", "--out", str(t / "o"), "--set", "model.encoder=foo"],
-                   "model.encoder = 'foo' is not allowed; choose one of: 'deterministic', 'gaussian', 'universal'"),
-    "sample label out of range": (lambda t, r: ["sample", "--run", r, "-n", "4", "--label", "99", "--out", str(t / "s.npy")],
-                                  "--label 99 is out of range; this model has labels 0..9"),
-    "sample no samples": (lambda t, r: ["sample", "--run", r, "-n", "0", "--out", str(t / "s.npy")],
-                          "-n 0 is not allowed; give 1 or more samples"),
-    "sample bad suffix": (lambda t, r: ["sample", "--run", r, "-n", "4", "--out", str(t / "s.txt")],
-                          "s.txt: write a .png grid or a .npy array (not '.txt')"),
-    "sample missing folder": (lambda t, r: ["sample", "--run", r, "-n", "4", "--out", str(t / "no" / "s.npy")],
-                              "/no does not exist; create it first"),
-    "bad threads": (lambda t, r: ["train", "--config", "demo", "--out", str(t / "o"), "--threads", "-1"],
-                    "--threads -1 is not allowed"),
-    "bad device": (lambda t, r: ["train", "--config", "demo", "--epochs", "1", "--out", str(t / "o"), *TINY,
-                                 "--device", "toaster"], "device 'toaster' is not a device"),
+    "unknown config": (
+        lambda t, r: ["train", "--config", "no_such_config", "--out", str(t / "o")],
+        "config 'no_such_config' not found; give a path, or one of: demo",
+    ),
+    "bad --set syntax": (
+        lambda t, r: ["train", "--config", "demo", "--out", str(t / "o"), "--set", "train.epochs"],
+        "override 'train.epochs' must look like section.key=value",
+    ),
+    "unknown key": (
+        lambda t, r: ["train", "--config", "demo", "--out", str(t / "o"), "--set", "model.hiden=[3]"],
+        "unknown config key 'model.hiden'; allowed in [model]: regime",
+    ),
+    "bad choice": (
+        lambda t, r: ["train", "--config", "demo", "--out", str(t / "o"), "--set", "model.encoder=foo"],
+        "model.encoder = 'foo' is not allowed; choose one of: 'deterministic', 'gaussian', 'universal'",
+    ),
+    "sample label out of range": (
+        lambda t, r: ["sample", "--run", r, "-n", "4", "--label", "99", "--out", str(t / "s.npy")],
+        "--label 99 is out of range; this model has labels 0..9",
+    ),
+    "sample no samples": (
+        lambda t, r: ["sample", "--run", r, "-n", "0", "--out", str(t / "s.npy")],
+        "-n 0 is not allowed; give 1 or more samples",
+    ),
+    "sample bad suffix": (
+        lambda t, r: ["sample", "--run", r, "-n", "4", "--out", str(t / "s.txt")],
+        "s.txt: write a .png grid or a .npy array (not '.txt')",
+    ),
+    "sample missing folder": (
+        lambda t, r: ["sample", "--run", r, "-n", "4", "--out", str(t / "no" / "s.npy")],
+        "/no does not exist; create it first",
+    ),
+    "bad threads": (
+        lambda t, r: ["train", "--config", "demo", "--out", str(t / "o"), "--threads", "-1"],
+        "--threads -1 is not allowed",
+    ),
+    "bad device": (
+        lambda t, r: [
+            "train",
+            "--config",
+            "demo",
+            "--epochs",
+            "1",
+            "--out",
+            str(t / "o"),
+            *TINY,
+            "--device",
+            "toaster",
+        ],
+        "device 'toaster' is not a device",
+    ),
 }
 
 
@@ -338,8 +452,14 @@ def _aae_command() -> list[str]:
 def test_aae_demo_subprocess_writes_the_figures(tmp_path):
     out = tmp_path / "demo"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    proc = subprocess.run([*_aae_command(), "demo", "--epochs", "3", "--out", str(out)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [*_aae_command(), "demo", "--epochs", "3", "--out", str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "demo: label-conditioned AAE on scikit-learn's digits, 10-mode mixture prior, 3 epochs" in proc.stdout
     assert set(printed_metrics(proc.stdout)) == {"test_reconstruction", "test_mmd", "test_mode_accuracy"}
@@ -351,9 +471,14 @@ def test_aae_demo_subprocess_writes_the_figures(tmp_path):
 
 
 def test_aae_subprocess_error_is_one_line_exit_2(tmp_path):
-    proc = subprocess.run([*_aae_command(), "train", "--config", "no_such_config", "--out", str(tmp_path / "o")],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [*_aae_command(), "train", "--config", "no_such_config", "--out", str(tmp_path / "o")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("aae: error: config 'no_such_config' not found")
     assert proc.stderr.count("\n") == 1

@@ -35,18 +35,33 @@ def test_paper_cluster_protocol_labels_each_cluster_by_its_most_confident_valida
 def clustered(tmp_path_factory, digits):
     from aae.config import load_config
 
-    cfg = load_config("mnist_cluster_16", ["model.hidden=[128]", "model.disc_hidden=[64]", "data.name=digits",
-                                           "train.epochs=60", "train.lr_milestones=[]", "train.eval_every=60",
-                                           "train.batch_size=32",
-                                           # VAT's radius is in input units: 2 suits MNIST's 784 pixels; on the
-                                           # 64 of digits it smooths q(y|x) into one cluster (NMI 0.00)
-                                           "model.vat_eps=0.3"])
+    cfg = load_config(
+        "mnist_cluster_16",
+        [
+            "model.hidden=[128]",
+            "model.disc_hidden=[64]",
+            "data.name=digits",
+            "train.epochs=60",
+            "train.lr_milestones=[]",
+            "train.eval_every=60",
+            "train.batch_size=32",
+            # VAT's radius is in input units: 2 suits MNIST's 784 pixels; on the
+            # 64 of digits it smooths q(y|x) into one cluster (NMI 0.00)
+            "model.vat_eps=0.3",
+        ],
+    )
     return run(cfg, tmp_path_factory.mktemp("cl") / "run", splits=digits, progress=False)
 
 
 def test_clustering_reports_the_papers_protocol_and_beats_chance(clustered):
     m = clustered.metrics
-    assert {"test_cluster_error", "test_cluster_error_majority", "test_hungarian_accuracy", "test_nmi", "test_ari"} <= set(m)
+    assert {
+        "test_cluster_error",
+        "test_cluster_error_majority",
+        "test_hungarian_accuracy",
+        "test_nmi",
+        "test_ari",
+    } <= set(m)
     # Tiny nets on digits cluster weakly, and how weakly varies with the CPU's float rounding:
     # seeds 0-2 gave cluster error 0.72-0.80 and NMI 0.23-0.34 on one machine without VAT and weight
     # averaging; with them (this recipe) seeds 0-1 gave 0.70-0.78 and NMI 0.29-0.38. Chance is 0.9 and
@@ -61,22 +76,41 @@ def test_clustering_reports_the_papers_protocol_and_beats_chance(clustered):
 
 
 @pytest.mark.parametrize("mutual_information", [False, True])
-def test_vat_at_mnists_radius_collapses_the_categories_unless_mutual_information_holds_them(digits,
-                                                                                           mutual_information):
+def test_vat_at_mnists_radius_collapses_the_categories_unless_mutual_information_holds_them(digits, mutual_information):
     # VAT's radius is in input units: at MNIST's 2 on the 64 pixels of digits it smooths q(y|x) onto one
     # category, which the y discriminator (reading its minibatch's mean) does not stop; the mutual-information
     # terms of the bundled recipe do. (Without VAT the same y discriminator kept 3-4 categories, seeds 0-2.)
     from aae.config import load_config
     from aae.evaluate import encode
 
-    terms = ["model.y_marginal_weight=1.2", "model.y_entropy_weight=0.3"] if mutual_information else \
-        ["model.y_marginal_weight=0", "model.y_entropy_weight=0"]
+    terms = (
+        ["model.y_marginal_weight=1.2", "model.y_entropy_weight=0.3"]
+        if mutual_information
+        else ["model.y_marginal_weight=0", "model.y_entropy_weight=0"]
+    )
     # the recipe of sessions 10-11: a y discriminator that the reconstruction reaches, VAT at one radius
-    y_discriminator = ["model.y_regularizer=adversary", "model.encoder_batch_norm=false",
-                       "model.vat_weight=3", "model.vat_eps=2", "model.vat_knn=0", "train.lr.generator=0.001"]
-    cfg = load_config("mnist_cluster_16", [*y_discriminator, "model.hidden=[128]", "model.disc_hidden=[64]",
-                                           "data.name=digits", "train.epochs=20", "train.lr_milestones=[]",
-                                           "train.eval_every=20", "train.batch_size=32", *terms])
+    y_discriminator = [
+        "model.y_regularizer=adversary",
+        "model.encoder_batch_norm=false",
+        "model.vat_weight=3",
+        "model.vat_eps=2",
+        "model.vat_knn=0",
+        "train.lr.generator=0.001",
+    ]
+    cfg = load_config(
+        "mnist_cluster_16",
+        [
+            *y_discriminator,
+            "model.hidden=[128]",
+            "model.disc_hidden=[64]",
+            "data.name=digits",
+            "train.epochs=20",
+            "train.lr_milestones=[]",
+            "train.eval_every=20",
+            "train.batch_size=32",
+            *terms,
+        ],
+    )
     used = len(np.unique(encode(run(cfg, None, splits=digits, progress=False).model, digits.test.x)[1].argmax(1)))
     if mutual_information:
         assert used >= 4  # measured 8 of 16 (6 before the y head's keys were merged into y_regularizer)
@@ -92,8 +126,14 @@ def test_cluster_heads_figure_is_written(clustered, tmp_path):
 
 
 def test_dim_reduction_transform_gives_head_plus_style(tiny_config, digits, tmp_path):
-    cfg = tiny_config("model.regime=dim_reduction", "model.z_dim=3", "model.n_classes=10", "train.epochs=1",
-                      "data.n_labeled=100", "model.eta=5.0")
+    cfg = tiny_config(
+        "model.regime=dim_reduction",
+        "model.z_dim=3",
+        "model.n_classes=10",
+        "train.epochs=1",
+        "data.n_labeled=100",
+        "model.eta=5.0",
+    )
     result = run(cfg, tmp_path / "dr", splits=digits)
     model = result.model
     r = embed(model, digits.test.x)
@@ -111,7 +151,9 @@ def test_unsupervised_map_is_scored_as_a_clustering(tiny_config, digits):
     cfg = tiny_config("model.regime=dim_reduction", "model.n_classes=12", "train.epochs=1", "data.n_labeled=0")
     metrics = run(cfg, None, splits=digits).metrics
     assert 0 <= metrics["test_cluster_error"] <= 1 and 0 <= metrics["test_nmi"] <= 1
-    labeled = run(tiny_config("model.regime=dim_reduction", "train.epochs=1", "data.n_labeled=100"), None, splits=digits)
+    labeled = run(
+        tiny_config("model.regime=dim_reduction", "train.epochs=1", "data.n_labeled=100"), None, splits=digits
+    )
     assert "test_cluster_error" not in labeled.metrics and "test_error" in labeled.metrics
 
 
@@ -152,10 +194,18 @@ def test_imsat_baseline_clusters_digits_without_the_autoencoder(tiny_config, dig
     information terms, with no decoder and no discriminator; the baseline the AAE is held against."""
     from aae.model import Classifier
 
-    cfg = tiny_config("model.regime='clustering'", "model.n_classes=10", "model.objective='classifier'",
-                      "model.vat_weight=1.0",
-                      "model.vat_eps=0.3", "model.y_marginal_weight=0.4", "model.y_entropy_weight=0.1",
-                      "model.hidden=[128]", "train.epochs=20", "train.eval_every=20")
+    cfg = tiny_config(
+        "model.regime='clustering'",
+        "model.n_classes=10",
+        "model.objective='classifier'",
+        "model.vat_weight=1.0",
+        "model.vat_eps=0.3",
+        "model.y_marginal_weight=0.4",
+        "model.y_entropy_weight=0.1",
+        "model.hidden=[128]",
+        "train.epochs=20",
+        "train.eval_every=20",
+    )
     result = run(cfg, None, splits=digits, figures=False, progress=False)
     assert isinstance(result.model, Classifier) and result.model.phases == ("smoothing",)
     assert {"vat", "y_marginal", "y_entropy"} <= set(result.history[-1]) and "reconstruction" not in result.history[-1]

@@ -73,8 +73,10 @@ def test_load_bundled_config_by_name():
 
 def test_load_config_from_a_path(tmp_path: Path):
     path = tmp_path / "mine.toml"
-    path.write_text('name = "mine"\n[model]\nz_dim = 8\nhidden = [64, 32]\n[train]\nlr = { generator = 5e-4 }\n'
-                    '[data]\nname = "digits"\nsubset = 500\n')
+    path.write_text(
+        'name = "mine"\n[model]\nz_dim = 8\nhidden = [64, 32]\n[train]\nlr = { generator = 5e-4 }\n'
+        '[data]\nname = "digits"\nsubset = 500\n'
+    )
     cfg = load_config(path)
     assert cfg.name == "mine"
     assert cfg.model.z_dim == 8 and cfg.model.hidden == [64, 32]
@@ -110,7 +112,9 @@ def test_invalid_toml_names_the_file(tmp_path: Path):
 def test_unknown_section_in_a_file_is_rejected(tmp_path: Path):
     path = tmp_path / "typo.toml"
     path.write_text("[modle]\nz_dim = 3\n")
-    with pytest.raises(ConfigError, match=r"unknown config key 'modle'; allowed in \[top level\]: name, model, train, data, eval"):
+    with pytest.raises(
+        ConfigError, match=r"unknown config key 'modle'; allowed in \[top level\]: name, model, train, data, eval"
+    ):
         load_config(path)
 
 
@@ -118,8 +122,15 @@ def test_every_bundled_config_loads_and_builds_a_model():
     from aae.model import AdversarialAutoencoder
 
     names = bundled_configs()
-    assert {"demo", "mnist_gaussian_aae", "mnist_gaussian_vae", "mnist_mixture_aae", "mnist_mixture_vae",
-            "mnist_swiss_roll_aae", "mnist_swiss_roll_vae"} <= set(names)
+    assert {
+        "demo",
+        "mnist_gaussian_aae",
+        "mnist_gaussian_vae",
+        "mnist_mixture_aae",
+        "mnist_mixture_vae",
+        "mnist_swiss_roll_aae",
+        "mnist_swiss_roll_vae",
+    } <= set(names)
     for name in names:
         cfg = load_config(name)
         assert cfg.name == name, f"{name}.toml sets name = {cfg.name!r}"
@@ -133,18 +144,21 @@ def test_every_bundled_config_loads_and_builds_a_model():
 
 
 def test_overrides_parse_ints_floats_bools_lists_tables_and_bare_words():
-    cfg = load_config(None, [
-        "model.z_dim=8",
-        "model.vat_eps=0.5",
-        "model.vat_weight=1",             # an int where a float is expected becomes a float
-        "model.hidden=[64, 32]",
-        "model.prior={name = 'gaussian', std = 2}",
-        "model.regime=supervised",        # a bare word is a string
-        "train.lr_milestones=[3, 5]",
-        "data.name=digits",
-        "data.n_labeled=100",
-        "train.epochs = 7",               # spaces around '=' are fine
-    ])
+    cfg = load_config(
+        None,
+        [
+            "model.z_dim=8",
+            "model.vat_eps=0.5",
+            "model.vat_weight=1",  # an int where a float is expected becomes a float
+            "model.hidden=[64, 32]",
+            "model.prior={name = 'gaussian', std = 2}",
+            "model.regime=supervised",  # a bare word is a string
+            "train.lr_milestones=[3, 5]",
+            "data.name=digits",
+            "data.n_labeled=100",
+            "train.epochs = 7",  # spaces around '=' are fine
+        ],
+    )
     assert cfg.model.z_dim == 8 and type(cfg.model.z_dim) is int
     assert cfg.model.vat_eps == 0.5
     assert cfg.model.vat_weight == 1.0 and type(cfg.model.vat_weight) is float
@@ -197,23 +211,26 @@ def test_unknown_key_in_train_lists_train_keys():
     assert all(f.name in msg for f in dataclasses.fields(TrainConfig))
 
 
-@pytest.mark.parametrize("item, key, expect", [
-    ("model.z_dim=2.5", "model.z_dim", "expected int"),
-    ("model.z_dim=true", "model.z_dim", "expected int"),
-    ("model.z_dim='eight'", "model.z_dim", "expected int"),
-    ("data.download=1", "data.download", "expected true or false"),
-    ("model.hidden=32", "model.hidden", "expected a list"),
-    ("model.hidden=[32.5]", "model.hidden", "expected int"),
-    ("model.hidden=[a]", "model.hidden", "expected a list"),      # not TOML: a bare string, not a list
-    ("train.lr=0.1", "train.lr", "expected a table"),
-    ("train.lr.generator='fast'", "train.lr.generator", "expected a number"),
-    ("train.lr.generator=true", "train.lr.generator", "expected a number"),
-    ("data.n_labeled=true", "data.n_labeled", "expected int or none"),
-    ("data.subset=1.5", "data.subset", "expected int or none"),
-    ("model.vat_eps=[1]", "model.vat_eps", "expected a number"),
-    ("model.prior=gaussian", "model.prior", "expected a table"),
-    ("model=3", "model", "must be a table"),
-])
+@pytest.mark.parametrize(
+    "item, key, expect",
+    [
+        ("model.z_dim=2.5", "model.z_dim", "expected int"),
+        ("model.z_dim=true", "model.z_dim", "expected int"),
+        ("model.z_dim='eight'", "model.z_dim", "expected int"),
+        ("data.download=1", "data.download", "expected true or false"),
+        ("model.hidden=32", "model.hidden", "expected a list"),
+        ("model.hidden=[32.5]", "model.hidden", "expected int"),
+        ("model.hidden=[a]", "model.hidden", "expected a list"),  # not TOML: a bare string, not a list
+        ("train.lr=0.1", "train.lr", "expected a table"),
+        ("train.lr.generator='fast'", "train.lr.generator", "expected a number"),
+        ("train.lr.generator=true", "train.lr.generator", "expected a number"),
+        ("data.n_labeled=true", "data.n_labeled", "expected int or none"),
+        ("data.subset=1.5", "data.subset", "expected int or none"),
+        ("model.vat_eps=[1]", "model.vat_eps", "expected a number"),
+        ("model.prior=gaussian", "model.prior", "expected a table"),
+        ("model=3", "model", "must be a table"),
+    ],
+)
 def test_wrong_type_names_the_key(item, key, expect):
     with pytest.raises(ConfigError) as err:
         load_config(None, [item])
@@ -222,9 +239,16 @@ def test_wrong_type_names_the_key(item, key, expect):
     assert expect in msg
 
 
-@pytest.mark.parametrize("key, bad", [("model.encoder", "foo"), ("model.regime", "fully_supervised"),
-                                      ("model.objective", "gan"), ("model.output", "poisson"),
-                                      ("train.optimizer", "rmsprop")])
+@pytest.mark.parametrize(
+    "key, bad",
+    [
+        ("model.encoder", "foo"),
+        ("model.regime", "fully_supervised"),
+        ("model.objective", "gan"),
+        ("model.output", "poisson"),
+        ("train.optimizer", "rmsprop"),
+    ],
+)
 def test_bad_choice_lists_the_allowed_values(key, bad):
     with pytest.raises(ConfigError) as err:
         load_config(None, [f"{key}={bad}"])
@@ -235,8 +259,11 @@ def test_bad_choice_lists_the_allowed_values(key, bad):
 
 
 def test_encoder_foo_message():
-    with pytest.raises(ConfigError, match=r"model\.encoder = 'foo' is not allowed; choose one of: 'deterministic', "
-                       r"'gaussian', 'universal'$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model\.encoder = 'foo' is not allowed; choose one of: 'deterministic', "
+        r"'gaussian', 'universal'$",
+    ):
         load_config(None, ["model.encoder=foo"])
 
 
@@ -283,8 +310,9 @@ def test_prior_override_with_another_name_replaces_the_table():
     assert cfg.model.prior == {"name": "swiss_roll"}
     from aae.model import AdversarialAutoencoder
 
-    model = AdversarialAutoencoder(load_config("demo", ["model.prior.name=gaussian", "model.hidden=[8]",
-                                                        "model.disc_hidden=[8]"]).model, x_dim=64)
+    model = AdversarialAutoencoder(
+        load_config("demo", ["model.prior.name=gaussian", "model.hidden=[8]", "model.disc_hidden=[8]"]).model, x_dim=64
+    )
     assert type(model.prior).__name__ == "Gaussian"
 
 
@@ -311,27 +339,30 @@ def test_data_and_eval_keys_validate():
 # ----------------------------------------------------------------------------- ranges and cross-key checks
 
 
-@pytest.mark.parametrize("item, allowed", [
-    ("train.batch_size=0", "1 <= train.batch_size"),
-    ("train.epochs=0", "1 <= train.epochs"),
-    ("train.eval_every=0", "1 <= train.eval_every"),
-    ("model.z_dim=0", "1 <= model.z_dim"),
-    ("model.z_dim=-2", "1 <= model.z_dim"),
-    ("model.hidden=[-5]", "1 <= model.hidden"),
-    ("model.hidden=[0]", "1 <= model.hidden"),
-    ("model.n_classes=0", "2 <= model.n_classes"),
-    ("train.lr.generator=-1e-3", "0 < train.lr"),
-    ("train.lr.generator=1e6", "train.lr <= 10"),
-    ("train.ema=1.5", "0 <= train.ema < 1"),
-    ("train.lr_gamma=0", "0 < train.lr_gamma <= 1"),
-    ("data.subset=-100", "1 <= data.subset"),
-    ("data.n_labeled=-1", "0 <= data.n_labeled"),
-    ("train.shift=-1", "0 <= train.shift"),
-    ("eval.tta_shift=-1", "0 <= eval.tta_shift"),
-    ("model.vat_eps=0", "0 < model.vat_eps"),
-    ("train.seed=-3", "0 <= train.seed"),
-    ("train.lr_milestones=[0]", "1 <= train.lr_milestones"),
-])
+@pytest.mark.parametrize(
+    "item, allowed",
+    [
+        ("train.batch_size=0", "1 <= train.batch_size"),
+        ("train.epochs=0", "1 <= train.epochs"),
+        ("train.eval_every=0", "1 <= train.eval_every"),
+        ("model.z_dim=0", "1 <= model.z_dim"),
+        ("model.z_dim=-2", "1 <= model.z_dim"),
+        ("model.hidden=[-5]", "1 <= model.hidden"),
+        ("model.hidden=[0]", "1 <= model.hidden"),
+        ("model.n_classes=0", "2 <= model.n_classes"),
+        ("train.lr.generator=-1e-3", "0 < train.lr"),
+        ("train.lr.generator=1e6", "train.lr <= 10"),
+        ("train.ema=1.5", "0 <= train.ema < 1"),
+        ("train.lr_gamma=0", "0 < train.lr_gamma <= 1"),
+        ("data.subset=-100", "1 <= data.subset"),
+        ("data.n_labeled=-1", "0 <= data.n_labeled"),
+        ("train.shift=-1", "0 <= train.shift"),
+        ("eval.tta_shift=-1", "0 <= eval.tta_shift"),
+        ("model.vat_eps=0", "0 < model.vat_eps"),
+        ("train.seed=-3", "0 <= train.seed"),
+        ("train.lr_milestones=[0]", "1 <= train.lr_milestones"),
+    ],
+)
 def test_a_value_out_of_range_names_the_key_the_value_and_the_range(item, allowed):
     with pytest.raises(ConfigError) as err:
         load_config(None, [item])
@@ -340,17 +371,26 @@ def test_a_value_out_of_range_names_the_key_the_value_and_the_range(item, allowe
     assert allowed in msg and "\n" not in msg
 
 
-@pytest.mark.parametrize("items, expect", [
-    (["model.objective=vae"], "needs model.encoder = 'gaussian'"),
-    (["model.objective=classifier"], "needs the semi_supervised, dim_reduction or clustering regime"),
-    (["model.objective=classifier", "model.regime=clustering"], "IMSAT's objective"),
-    (["model.y_regularizer=imsat"], "needs a regime with a y head"),
-    (["model.y_regularizer=imsat", "model.regime=clustering"], "y_marginal_weight > 0 and model.y_entropy_weight > 0"),
-    (["model.label_to_discriminator=true"], "needs a regime that reads labels"),
-    (["model.regime=label_conditioned", "model.prior={name='mixture', n_modes=5}"], "5 parts but model.n_classes = 10"),
-    (["model.prior={name='gaussian', std=-1}"], "model.prior"),
-    (["model.prior={name='nope'}"], "unknown prior 'nope'"),
-])
+@pytest.mark.parametrize(
+    "items, expect",
+    [
+        (["model.objective=vae"], "needs model.encoder = 'gaussian'"),
+        (["model.objective=classifier"], "needs the semi_supervised, dim_reduction or clustering regime"),
+        (["model.objective=classifier", "model.regime=clustering"], "IMSAT's objective"),
+        (["model.y_regularizer=imsat"], "needs a regime with a y head"),
+        (
+            ["model.y_regularizer=imsat", "model.regime=clustering"],
+            "y_marginal_weight > 0 and model.y_entropy_weight > 0",
+        ),
+        (["model.label_to_discriminator=true"], "needs a regime that reads labels"),
+        (
+            ["model.regime=label_conditioned", "model.prior={name='mixture', n_modes=5}"],
+            "5 parts but model.n_classes = 10",
+        ),
+        (["model.prior={name='gaussian', std=-1}"], "model.prior"),
+        (["model.prior={name='nope'}"], "unknown prior 'nope'"),
+    ],
+)
 def test_a_bad_combination_is_refused_when_the_config_is_loaded(items, expect):
     with pytest.raises(ConfigError, match=expect) as err:
         load_config(None, items)
@@ -365,9 +405,17 @@ def test_a_config_file_that_is_not_utf8_is_one_line(tmp_path: Path):
 
 
 def test_configs_saved_by_earlier_versions_map_to_todays_keys():
-    old = {"model": {"regime": "clustering", "y_adversary": False, "reconstruction_trains_y": False,
-                     "y_marginal_weight": 0.4, "y_entropy_weight": 0.1, "input_dropout": 0.0},
-           "train": {"labeled_batch_size": 100, "progress": False, "betas": [0.5, 0.999]}}
+    old = {
+        "model": {
+            "regime": "clustering",
+            "y_adversary": False,
+            "reconstruction_trains_y": False,
+            "y_marginal_weight": 0.4,
+            "y_entropy_weight": 0.1,
+            "input_dropout": 0.0,
+        },
+        "train": {"labeled_batch_size": 100, "progress": False, "betas": [0.5, 0.999]},
+    }
     cfg = from_dict(old, strict=False)
     assert cfg.model.y_regularizer == "imsat"
     nn = from_dict({"model": {"regime": "semi_supervised", "objective": "classifier", "vat_weight": 3.0}}, strict=False)
@@ -375,8 +423,16 @@ def test_configs_saved_by_earlier_versions_map_to_todays_keys():
     vat = from_dict({"model": {"regime": "semi_supervised", "objective": "vat", "vat_weight": 3.0}}, strict=False)
     assert (vat.model.objective, vat.model.vat_weight) == ("classifier", 3.0)
     # a config saved by today's version (it records y_regularizer) is today's classifier, with its terms
-    imsat = load_config(None, ["model.regime=clustering", "model.objective=classifier", "model.vat_weight=1",
-                               "model.y_marginal_weight=0.4", "model.y_entropy_weight=0.1"])
+    imsat = load_config(
+        None,
+        [
+            "model.regime=clustering",
+            "model.objective=classifier",
+            "model.vat_weight=1",
+            "model.y_marginal_weight=0.4",
+            "model.y_entropy_weight=0.1",
+        ],
+    )
     assert from_dict(json.loads(imsat.to_json()), strict=False) == imsat
 
 
@@ -386,5 +442,6 @@ def test_every_key_is_documented_and_the_readme_table_is_the_generated_one():
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     found = KEY_TABLE.search(readme)
     assert found, "README.md lacks the config-keys markers"
-    assert found.group(0) == found.group(1) + key_table() + "\n" + found.group(2), \
+    assert found.group(0) == found.group(1) + key_table() + "\n" + found.group(2), (
         "README's key table is stale: run `make readme`"
+    )

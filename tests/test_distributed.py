@@ -22,7 +22,7 @@ WORKER = textwrap.dedent("""
 
     torch.set_num_threads(1)
     cfg = load_config(None, ["model.regime=semi_supervised", "model.z_dim=3", "model.hidden=[32]",
-                             "model.disc_hidden=[16]", "train.epochs=2", 
+                             "model.disc_hidden=[16]", "train.epochs=2",
                              "train.batch_size=50", "train.ema=0.9", "train.shift=1"])
     splits = load("digits", progress=False)
     y = splits.train.y.copy()
@@ -42,8 +42,13 @@ def test_two_processes_train_one_model(tmp_path):
     script.write_text(WORKER)
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           str(script), str(out)], capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     w0, w1 = np.load(out / "weights0.npy"), np.load(out / "weights1.npy")
     # different starting weights and different minibatches, yet one model: broadcast + averaged gradients

@@ -18,7 +18,20 @@ def npz(tmp_path, digits):
 
 def train(data, tmp_path, *sets):
     sets = [a for s in ("model.hidden=[16]", "model.disc_hidden=[8]", "train.epochs=1", *sets) for a in ("--set", s)]
-    return main(["train", "--config", "demo", "--data", data, "--out", str(tmp_path / "run"), "--no-progress", "--no-figures", *sets])
+    return main(
+        [
+            "train",
+            "--config",
+            "demo",
+            "--data",
+            data,
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+            "--no-figures",
+            *sets,
+        ]
+    )
 
 
 def one_line_error(capsys) -> str:

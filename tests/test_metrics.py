@@ -111,8 +111,15 @@ def test_cluster_error_by_majority_lets_no_single_image_label_a_cluster() -> Non
 
     # the breakdown says which cluster those errors sit in, and sums to both errors
     rows = cluster_breakdown(valid_proba, y_valid, test_assign, y_test)
-    assert rows[0] == {"cluster": 2, "size": 3, "classes": [0, 1, 2], "paper_label": 1, "majority_label": 2,
-                       "paper_cost": pytest.approx(2 / 5), "majority_cost": pytest.approx(1 / 5)}
+    assert rows[0] == {
+        "cluster": 2,
+        "size": 3,
+        "classes": [0, 1, 2],
+        "paper_label": 1,
+        "majority_label": 2,
+        "paper_cost": pytest.approx(2 / 5),
+        "majority_cost": pytest.approx(1 / 5),
+    }
     assert sorted(r["cluster"] for r in rows) == [0, 1, 2]
     assert sum(r["paper_cost"] for r in rows) == pytest.approx(2 / 5)
     assert sum(r["majority_cost"] for r in rows) == pytest.approx(1 / 5)
@@ -229,8 +236,11 @@ def test_balanced_cluster_floor_is_the_best_of_every_allocation_of_equal_cluster
     for _ in range(20):
         y = rng.integers(0, 4, rng.integers(8, 40))
         m, sizes = int(rng.integers(1, 7)), np.bincount(y, minlength=4)
-        best = max(np.minimum(np.array(a) * len(y) / m, sizes).sum()
-                   for a in itertools.product(range(m + 1), repeat=4) if sum(a) == m)
+        best = max(
+            np.minimum(np.array(a) * len(y) / m, sizes).sum()
+            for a in itertools.product(range(m + 1), repeat=4)
+            if sum(a) == m
+        )
         assert balanced_cluster_floor(y, m) == pytest.approx(1 - best / len(y))
     with pytest.raises(DataError, match="positive number of clusters"):
         balanced_cluster_floor([0, 1], 0)

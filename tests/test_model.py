@@ -50,8 +50,9 @@ def test_vae_needs_a_gaussian_encoder():
     # refused when the config is loaded, before a model is built
     from aae.config import load_config
 
-    with pytest.raises(ConfigError, match="^model.objective = 'vae' needs model.encoder = 'gaussian', not "
-                       "'deterministic'$"):
+    with pytest.raises(
+        ConfigError, match="^model.objective = 'vae' needs model.encoder = 'gaussian', not 'deterministic'$"
+    ):
         load_config(None, ["model.objective=vae", "model.encoder=deterministic"])
     assert build(objective="vae", encoder="gaussian").encoder.kind == "gaussian"
 
@@ -116,8 +117,9 @@ def test_supervised_discriminator_can_read_the_label_against_the_whole_prior():
 def test_label_to_discriminator_needs_a_regime_with_labels():
     from aae.config import load_config
 
-    with pytest.raises(ConfigError, match="^model.label_to_discriminator needs a regime that reads labels, not "
-                       "'unsupervised'$"):
+    with pytest.raises(
+        ConfigError, match="^model.label_to_discriminator needs a regime that reads labels, not 'unsupervised'$"
+    ):
         load_config(None, ["model.regime=unsupervised", "model.label_to_discriminator=true"])
 
 

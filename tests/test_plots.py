@@ -57,8 +57,15 @@ def test_image_grid_gap_pixels_are_white_and_values_clipped(tmp_path: Path) -> N
 
 def test_image_grid_colour_and_labels(tmp_path: Path) -> None:
     imgs = _imgs(4, 32 * 32 * 3)
-    out = image_grid(torch.from_numpy(imgs), tmp_path / "c.png", image_shape=(32, 32, 3), nrow=2,
-                     title="colour", row_labels=["a", "b"], col_labels=["x", "y"])
+    out = image_grid(
+        torch.from_numpy(imgs),
+        tmp_path / "c.png",
+        image_shape=(32, 32, 3),
+        nrow=2,
+        title="colour",
+        row_labels=["a", "b"],
+        col_labels=["x", "y"],
+    )
     _read(out)
     # channels-first images are accepted too
     _read(image_grid(imgs, tmp_path / "chw.png", image_shape=(3, 32, 32)))
@@ -103,8 +110,9 @@ def test_cluster_heads_uneven_members(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="members must be a list of 4"):
         cluster_heads(heads, members[:3], tmp_path / "h2.png", image_shape=(28, 28))
     with pytest.raises(DataError, match=r"members\[1\]"):
-        cluster_heads(heads, [members[0], _imgs(2, 100), members[2], members[3]], tmp_path / "h3.png",
-                      image_shape=(28, 28))
+        cluster_heads(
+            heads, [members[0], _imgs(2, 100), members[2], members[3]], tmp_path / "h3.png", image_shape=(28, 28)
+        )
 
 
 def test_manifold_grid_orientation(tmp_path: Path) -> None:

@@ -50,13 +50,24 @@ def test_a_record_of_another_recipe_is_refused(tiny_config, tmp_path):
 
 
 def test_a_classifier_record_ignores_the_autoencoders_keys(tiny_config, tmp_path):
-    clusterer = ("model.regime=clustering", "model.objective='classifier'", "model.vat_weight=1",
-                 "model.y_marginal_weight=0.4", "model.y_entropy_weight=0.1", "train.epochs=1")
+    clusterer = (
+        "model.regime=clustering",
+        "model.objective='classifier'",
+        "model.vat_weight=1",
+        "model.y_marginal_weight=0.4",
+        "model.y_entropy_weight=0.1",
+        "train.epochs=1",
+    )
     _runs(_args(tmp_path), "exp", {"IMSAT": tiny_config(*clusterer)})
     (tmp_path / "IMSAT-seed0" / CHECKPOINT).unlink()
     # no decoder or discriminator trains under objective = 'classifier'; its own terms still count
-    assert recorded(tmp_path / "IMSAT-seed0", tiny_config(*clusterer, "model.y_regularizer=imsat", "model.z_dim=5",
-                                                          "model.disc_hidden=[8]")) is not None
+    assert (
+        recorded(
+            tmp_path / "IMSAT-seed0",
+            tiny_config(*clusterer, "model.y_regularizer=imsat", "model.z_dim=5", "model.disc_hidden=[8]"),
+        )
+        is not None
+    )
     with pytest.raises(ConfigError, match="holds a finished run of another config"):
         recorded(tmp_path / "IMSAT-seed0", tiny_config(*clusterer, "model.vat_weight=2"))
 
@@ -76,8 +87,11 @@ def test_a_committed_record_counts_unless_retrained_or_of_another_recipe(tiny_co
     # a committed record of an older recipe is passed over (not an error), and --retrain ignores the records
     other = _runs(args, "exp", {"AAE": tiny_config("train.epochs=1", "train.lr.generator=0.01")})["AAE"][0]
     assert other.model is not None and (tmp_path / "out" / "AAE-seed0" / FINAL).exists()
-    fresh = _runs(_args(tmp_path / "again", records=str(tmp_path / "records"), retrain=True), "exp",
-                  {"AAE": tiny_config("train.epochs=1")})["AAE"][0]
+    fresh = _runs(
+        _args(tmp_path / "again", records=str(tmp_path / "records"), retrain=True),
+        "exp",
+        {"AAE": tiny_config("train.epochs=1")},
+    )["AAE"][0]
     assert fresh.model is not None and (tmp_path / "again" / "AAE-seed0" / CHECKPOINT).exists()
 
 
@@ -88,13 +102,21 @@ def test_the_paper_row_is_the_bundled_config_without_what_goes_beyond_the_paper(
     paper = load_config("mnist_semi_1000", PAPER_RECIPE)
     assert paper.model.vat_weight == 0 and paper.train.ema == 0 and paper.train.shift == 0
     assert load_config("mnist_semi_1000").train.shift > 0  # the shifted images are ours
-    assert load_config("mnist_semi_all").eval.tta_shift > 0 and load_config("mnist_semi_all", PAPER_RECIPE).eval.tta_shift == 0
+    assert (
+        load_config("mnist_semi_all").eval.tta_shift > 0
+        and load_config("mnist_semi_all", PAPER_RECIPE).eval.tta_shift == 0
+    )
     unsup = load_config("mnist_dimred_unsup20", PAPER_RECIPE)  # the analytic KL of q(y) is ours too
     assert unsup.model.y_marginal_weight == 0 and load_config("mnist_dimred_unsup20").model.y_marginal_weight > 0
     clustering = load_config("mnist_cluster_30", PAPER_RECIPE).model  # the paper's y discriminator, no IMSAT terms
     assert clustering.y_regularizer == "adversary" and not clustering.encoder_batch_norm
     assert clustering.vat_weight == clustering.y_marginal_weight == clustering.y_entropy_weight == 0
-    for name in ("mnist_semi_100", "mnist_semi_1000", "mnist_semi_all", "mnist_dimred_unsup20"):  # their records stay valid
+    for name in (
+        "mnist_semi_100",
+        "mnist_semi_1000",
+        "mnist_semi_all",
+        "mnist_dimred_unsup20",
+    ):  # their records stay valid
         base = load_config(name)
         assert (base.model.hidden, base.train.batch_size, base.model.encoder_batch_norm) == ([1000, 1000], 100, False)
     everything = ("AAE", "AAE-paper", "NN", "NN+VAT")
@@ -120,8 +142,15 @@ def test_the_imsat_row_is_hu_et_als_recipe_on_the_clustering_config():
 
 
 def test_a_run_stopped_early_is_measured_and_listed_at_its_selected_epoch(tiny_config, tmp_path):
-    cfg = tiny_config("train.epochs=6", "model.regime=semi_supervised", "data.n_labeled=300", "model.hidden=[128]",
-                      "train.lr.generator=1e-4", "train.lr.discriminator=1e-4", "train.select_by=valid_error")
+    cfg = tiny_config(
+        "train.epochs=6",
+        "model.regime=semi_supervised",
+        "data.n_labeled=300",
+        "model.hidden=[128]",
+        "train.lr.generator=1e-4",
+        "train.lr.discriminator=1e-4",
+        "train.select_by=valid_error",
+    )
     res = _runs(_args(tmp_path), "exp", {"AAE": cfg})["AAE"][0]
     best = min(res.history, key=lambda r: r["valid_error"])
     assert best["epoch"] < 6 and best["test_error"] != res.history[-1]["test_error"]  # (measured: epoch 4)
@@ -135,8 +164,16 @@ def test_clustering_table_prints_the_equal_cluster_floor_beside_each_row(tmp_pat
     from aae.config import load_config
     from aae.paper.reproduce import clustering
 
-    args = argparse.Namespace(out=str(tmp_path), seeds=[0], models=["AAE"], set=[f"data.data_dir='{mnist_dir}'"],
-                              epochs=None, data_dir=None, clusters=[16, 30], **RUNTIME)
+    args = argparse.Namespace(
+        out=str(tmp_path),
+        seeds=[0],
+        models=["AAE"],
+        set=[f"data.data_dir='{mnist_dir}'"],
+        epochs=None,
+        data_dir=None,
+        clusters=[16, 30],
+        **RUNTIME,
+    )
     for m, err in ((16, 0.2), (30, 0.05)):  # records as a finished run leaves them
         cfg = load_config(f"mnist_cluster_{m}", [f"data.data_dir='{mnist_dir}'", "train.seed=0"])
         run_dir = tmp_path / f"clusters-{m}" / "AAE-seed0"
@@ -150,15 +187,26 @@ def test_clustering_table_prints_the_equal_cluster_floor_beside_each_row(tmp_pat
     clustering(args)
     out = capsys.readouterr().out
     assert "| 16 | AAE | 20.00 % (1 seed) | 9.55 % | 13.04 % |  | 60.00 % (1 seed) | 0.700 (1 seed) |  | 40 |" in out
-    assert "| 30 | AAE | 5.00 % (1 seed) | 4.10 % | 2.14 % | 4.00 % (1 seed) | 60.00 % (1 seed) | 0.700 (1 seed) | 0.50-1.75 | 40 |" in out
+    assert (
+        "| 30 | AAE | 5.00 % (1 seed) | 4.10 % | 2.14 % | 4.00 % (1 seed) | 60.00 % (1 seed) | 0.700 (1 seed) "
+        "| 0.50-1.75 | 40 |"
+        in out
+    )
 
 
 def test_dim_reduction_table_has_a_row_for_each_chosen_map_only(tmp_path, mnist_dir, capsys):
     from aae.config import load_config
     from aae.paper.reproduce import dim_reduction
 
-    args = argparse.Namespace(out=str(tmp_path), seeds=[0], set=[f"data.data_dir='{mnist_dir}'"], epochs=None,
-                              data_dir=None, maps=["100", "10d"], **RUNTIME)
+    args = argparse.Namespace(
+        out=str(tmp_path),
+        seeds=[0],
+        set=[f"data.data_dir='{mnist_dir}'"],
+        epochs=None,
+        data_dir=None,
+        maps=["100", "10d"],
+        **RUNTIME,
+    )
     for variant, err in (("100", 0.06), ("10d", 0.02)):  # records as a finished run leaves them
         cfg = load_config(f"mnist_dimred_{variant}", [f"data.data_dir='{mnist_dir}'", "train.seed=0"])
         run_dir = tmp_path / variant / "AAE-seed0"
@@ -178,11 +226,15 @@ def test_likelihood_table_scores_models_and_real_images_by_one_parzen_protocol(t
     from aae.paper.reproduce import PARZEN_SIGMAS, likelihood
 
     tiny = ["data.name='digits'", "model.hidden=[64]", "model.disc_hidden=[32]"]
-    args = argparse.Namespace(out=str(tmp_path), seeds=[0], models=["AAE", "VAE"], set=tiny, epochs=2,
-                              data_dir=None, samples=500, **RUNTIME)
+    args = argparse.Namespace(
+        out=str(tmp_path), seeds=[0], models=["AAE", "VAE"], set=tiny, epochs=2, data_dir=None, samples=500, **RUNTIME
+    )
     likelihood(args)
-    rows = {r.split(" | ")[0][2:]: r.split(" | ") for r in capsys.readouterr().out.splitlines()
-            if r.startswith("| ") and "(s.e.)" in r}
+    rows = {
+        r.split(" | ")[0][2:]: r.split(" | ")
+        for r in capsys.readouterr().out.splitlines()
+        if r.startswith("| ") and "(s.e.)" in r
+    }
     assert list(rows) == ["AAE", "VAE", "500 real training images"]
     assert rows["AAE"][2] == "340 ± 2" and rows["VAE"][2] == ""
     assert all(min(PARZEN_SIGMAS) - 1e-9 <= float(r[3]) <= max(PARZEN_SIGMAS) + 1e-9 for r in rows.values())

@@ -16,7 +16,9 @@ from aae.phases import Batch, regularization_phase
 
 def small_model(**kw):
     torch.manual_seed(0)
-    return AdversarialAutoencoder(ModelConfig(regime="semi_supervised", z_dim=3, hidden=[32], disc_hidden=[16], **kw), 20)
+    return AdversarialAutoencoder(
+        ModelConfig(regime="semi_supervised", z_dim=3, hidden=[32], disc_hidden=[16], **kw), 20
+    )
 
 
 def optimizers(model):
@@ -68,7 +70,9 @@ def test_the_y_discriminator_learns_to_tell_one_hot_from_softmax():
     for _ in range(100):  # discriminator steps only: the encoder stays as it is
         with torch.no_grad():
             codes = model.head_codes(model.encode(x))
-        loss = phases.discriminator_loss(model.discriminate("y", model.sample_prior("y", 64)), model.discriminate("y", codes["y"]))
+        loss = phases.discriminator_loss(
+            model.discriminate("y", model.sample_prior("y", 64)), model.discriminate("y", codes["y"])
+        )
         phases._step(model, opts["discriminator"], loss)
     with torch.no_grad():
         real = model.discriminate("y", model.sample_prior("y", 256)).mean()
@@ -77,9 +81,18 @@ def test_the_y_discriminator_learns_to_tell_one_hot_from_softmax():
 
 
 def test_short_semi_supervised_run_beats_chance_by_far(tmp_path, mnist_dir):
-    cfg = load_config("mnist_semi_1000", [
-        "train.epochs=3", "model.hidden=[256, 256]", "model.disc_hidden=[128]",
-        "data.subset=5000", "train.lr_milestones=[]", f"data.data_dir='{mnist_dir}'", "data.download=false"])
+    cfg = load_config(
+        "mnist_semi_1000",
+        [
+            "train.epochs=3",
+            "model.hidden=[256, 256]",
+            "model.disc_hidden=[128]",
+            "data.subset=5000",
+            "train.lr_milestones=[]",
+            f"data.data_dir='{mnist_dir}'",
+            "data.download=false",
+        ],
+    )
     result = run(cfg, tmp_path / "run", figures=False)
     assert (result.splits.train.y >= 0).sum() == 1000
     assert np.bincount(result.splits.train.y[result.splits.train.y >= 0]).tolist() == [100] * 10
@@ -96,8 +109,12 @@ def test_virtual_adversarial_loss_finds_the_direction_that_changes_q_y_most():
     x = torch.zeros(256, 20)
     vat = virtual_adversarial_loss(logits_of, x, eps=0.5)
     # the adversarial perturbation lies along pixel 3: its KL is the largest a step of 0.5 can give
-    along = F.kl_div(((x + 0.5 * torch.eye(20)[3]) @ w).log_softmax(-1), (x @ w).log_softmax(-1), log_target=True,
-                     reduction="batchmean")
+    along = F.kl_div(
+        ((x + 0.5 * torch.eye(20)[3]) @ w).log_softmax(-1),
+        (x @ w).log_softmax(-1),
+        log_target=True,
+        reduction="batchmean",
+    )
     assert vat.item() == pytest.approx(along.item(), rel=1e-3)
     # a classifier that ignores its input has nothing to smooth
     assert virtual_adversarial_loss(lambda x: x[:, :2] * 0, x, eps=0.5).item() == 0
@@ -130,11 +147,14 @@ def test_vat_knn_gives_each_training_image_its_own_radius(tiny_config, digits, m
     from aae.augment import neighbour_distance
     from aae.train import Trainer
 
-    cfg = tiny_config("model.regime=semi_supervised", "model.vat_weight=1", "model.vat_eps=0.25", "model.vat_knn=10",
-                      "train.epochs=1")
+    cfg = tiny_config(
+        "model.regime=semi_supervised", "model.vat_weight=1", "model.vat_eps=0.25", "model.vat_knn=10", "train.epochs=1"
+    )
     model = AdversarialAutoencoder(cfg.model, digits.train.x.shape[1])
     seen, vat = [], phases._vat
-    monkeypatch.setattr(phases, "_vat", lambda model, batch, **kw: (seen.append(batch.vat_eps), vat(model, batch, **kw))[1])
+    monkeypatch.setattr(
+        phases, "_vat", lambda model, batch, **kw: (seen.append(batch.vat_eps), vat(model, batch, **kw))[1]
+    )
     Trainer(model, cfg).fit(digits.train.x, digits.train.y)
     radii = 0.25 * neighbour_distance(torch.as_tensor(digits.train.x), 10)
     assert seen and all(r.shape == (cfg.train.batch_size, 1) for r in seen)
@@ -190,7 +210,7 @@ def test_without_the_y_adversary_mutual_information_sharpens_q_y_and_keeps_it_sp
     torch.manual_seed(0)
     model = small_model(y_regularizer="imsat", y_marginal_weight=4.0, y_entropy_weight=1.0)
     assert set(model.discriminators) == {"z"} and "y" in model.priors
-    x = (5 * torch.eye(20)[torch.arange(64) % 10] + 0.1 * torch.randn(64, 20))  # ten well-separated groups
+    x = 5 * torch.eye(20)[torch.arange(64) % 10] + 0.1 * torch.randn(64, 20)  # ten well-separated groups
     adam = {k: torch.optim.Adam(v, lr=1e-2) for k, v in model.parameter_groups().items()}
     first = regularization_phase(model, Batch(x), adam)
     for _ in range(100):
@@ -202,8 +222,11 @@ def test_without_the_y_adversary_mutual_information_sharpens_q_y_and_keeps_it_sp
     # refused when the config is loaded: without both terms nothing keeps q(y|x) from collapsing
     imsat = ["model.regime=semi_supervised", "model.y_regularizer=imsat"]
     for terms in ([], ["model.vat_weight=1"], ["model.y_marginal_weight=1"], ["model.y_entropy_weight=1"]):
-        with pytest.raises(ConfigError, match="^model.y_regularizer = 'imsat' trains q\\(y\\|x\\) by the mutual "
-                           "information: it needs model.y_marginal_weight > 0 and model.y_entropy_weight > 0$"):
+        with pytest.raises(
+            ConfigError,
+            match="^model.y_regularizer = 'imsat' trains q\\(y\\|x\\) by the mutual "
+            "information: it needs model.y_marginal_weight > 0 and model.y_entropy_weight > 0$",
+        ):
             load_config(None, [*imsat, *terms])
 
 
@@ -243,33 +266,59 @@ def test_the_nn_baselines_run_the_classification_phase_and_vat_alone():
 IMSAT_TERMS = "it needs model.y_marginal_weight > 0 and model.y_entropy_weight > 0"
 
 
-@pytest.mark.parametrize("items, message", [
-    (["model.regime=unsupervised"], "needs the semi_supervised, dim_reduction or clustering regime, not "
-                                    "'unsupervised'"),
-    (["model.regime=supervised", "model.vat_weight=1"], "not 'supervised'"),
-    (["model.regime=clustering"], IMSAT_TERMS),
-    (["model.regime=clustering", "model.vat_weight=1"], IMSAT_TERMS),  # VAT alone is content with one cluster
-    (["model.regime=clustering", "model.vat_weight=1", "model.y_marginal_weight=1"], IMSAT_TERMS),
-])
+@pytest.mark.parametrize(
+    "items, message",
+    [
+        (
+            ["model.regime=unsupervised"],
+            "needs the semi_supervised, dim_reduction or clustering regime, not 'unsupervised'",
+        ),
+        (["model.regime=supervised", "model.vat_weight=1"], "not 'supervised'"),
+        (["model.regime=clustering"], IMSAT_TERMS),
+        (["model.regime=clustering", "model.vat_weight=1"], IMSAT_TERMS),  # VAT alone is content with one cluster
+        (["model.regime=clustering", "model.vat_weight=1", "model.y_marginal_weight=1"], IMSAT_TERMS),
+    ],
+)
 def test_a_baseline_objective_that_cannot_train_is_refused(items, message):
     with pytest.raises(ConfigError, match=message) as err:
         load_config(None, ["model.objective=classifier", *items])
     assert str(err.value).startswith("model.objective = 'classifier' ")
     # with labels, or with both mutual-information terms, the same classifier loads
-    assert load_config(None, ["model.objective=classifier", "model.regime=semi_supervised"]).model.objective == \
-        "classifier"
-    assert load_config(None, ["model.objective=classifier", "model.regime=clustering", "model.y_marginal_weight=1",
-                              "model.y_entropy_weight=1"]).model.regime == "clustering"
+    assert (
+        load_config(None, ["model.objective=classifier", "model.regime=semi_supervised"]).model.objective
+        == "classifier"
+    )
+    assert (
+        load_config(
+            None,
+            [
+                "model.objective=classifier",
+                "model.regime=clustering",
+                "model.y_marginal_weight=1",
+                "model.y_entropy_weight=1",
+            ],
+        ).model.regime
+        == "clustering"
+    )
 
 
 def test_nn_with_vat_trains_on_digits_and_beats_chance(tiny_config, tmp_path):
     from aae.checkpoint import load
     from aae.evaluate import encode
 
-    cfg = tiny_config("model.regime='semi_supervised'", "model.objective='classifier'", "model.vat_weight=1.0",
-                      "model.vat_eps=0.3", "model.z_dim=2", "data.n_labeled=100", "train.epochs=8")
+    cfg = tiny_config(
+        "model.regime='semi_supervised'",
+        "model.objective='classifier'",
+        "model.vat_weight=1.0",
+        "model.vat_eps=0.3",
+        "model.z_dim=2",
+        "data.n_labeled=100",
+        "train.epochs=8",
+    )
     result = run(cfg, tmp_path / "nn", figures=False, progress=False)
-    assert result.metrics["test_error"] < 0.5  # chance is 0.9 (measured 0.36; without VAT 0.27: too small a net to gain)
+    assert (
+        result.metrics["test_error"] < 0.5
+    )  # chance is 0.9 (measured 0.36; without VAT 0.27: too small a net to gain)
     assert all(r["vat"] > 0 and r["classification"] > 0 for r in result.history)
     # the run loads back as the same classifier, with its VAT (a saved config is not taken for the old NN's)
     loaded = load(tmp_path / "nn")
@@ -287,11 +336,17 @@ def test_log_q_y_ranks_images_a_sure_head_rounds_to_one(tiny_config, digits):
     logits = torch.tensor([[50.0, 0.0, 0.0], [60.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     assert logits.double().softmax(1)[0, 0] == logits.double().softmax(1)[1, 0] == 1.0
     log_q = log_mean_softmax([logits])
-    np.testing.assert_allclose(log_q[:, 0], [-2 * np.exp(-50.0), -2 * np.exp(-60.0), np.log(1 / (2 + np.e))], rtol=1e-12)
+    np.testing.assert_allclose(
+        log_q[:, 0], [-2 * np.exp(-50.0), -2 * np.exp(-60.0), np.log(1 / (2 + np.e))], rtol=1e-12
+    )
     np.testing.assert_allclose(log_q.exp().sum(1), 1, rtol=1e-12)
     averaged = log_mean_softmax([logits, 0.9 * logits])  # q averaged over two views, both sure of class 0
-    np.testing.assert_allclose(averaged[:2, 0], [-np.exp(-50.0) - np.exp(-45.0), -np.exp(-60.0) - np.exp(-54.0)], rtol=1e-12)
-    np.testing.assert_allclose(averaged[2].exp(), (logits[2].double().softmax(0) + (0.9 * logits[2]).double().softmax(0)) / 2, rtol=1e-12)
+    np.testing.assert_allclose(
+        averaged[:2, 0], [-np.exp(-50.0) - np.exp(-45.0), -np.exp(-60.0) - np.exp(-54.0)], rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        averaged[2].exp(), (logits[2].double().softmax(0) + (0.9 * logits[2]).double().softmax(0)) / 2, rtol=1e-12
+    )
 
     torch.manual_seed(0)
     model = AdversarialAutoencoder(tiny_config("model.regime=semi_supervised").model, digits.train.x.shape[1]).eval()
@@ -316,7 +371,10 @@ def test_test_time_shifts_average_q_y_over_every_translation(tiny_config, digits
     plain = encode(model, x, sample=False)[1]
     averaged = encode(model, x, sample=False, tta_shift=1)[1]
     xt = torch.as_tensor(x)
-    by_hand = sum(model.encode(translate(xt, dy, dx, 1, (8, 8, 1)), sample=False).y for dy in (-1, 0, 1) for dx in (-1, 0, 1)) / 9
+    by_hand = (
+        sum(model.encode(translate(xt, dy, dx, 1, (8, 8, 1)), sample=False).y for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+        / 9
+    )
     np.testing.assert_allclose(averaged, by_hand.detach().numpy(), rtol=1e-5, atol=1e-6)
     assert not np.allclose(averaged, plain) and np.allclose(averaged.sum(1), 1, atol=1e-5)
     with pytest.raises(ConfigError, match="eval.tta_shift = -1 must be 0 or more"):

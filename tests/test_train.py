@@ -144,7 +144,9 @@ def test_eval_every_does_not_change_the_trained_weights(digits, tiny_config):
 def test_resume_equals_training_straight_through(digits, tiny_config, tmp_path, ema):
     ov = ("model.regime=label_conditioned", MIXTURE, f"train.ema={ema}")
     straight = build(tiny_config(*ov, "train.epochs=4"))
-    h_straight = Trainer(straight, tiny_config(*ov, "train.epochs=4"), tmp_path / "straight").fit(digits.train.x, digits.train.y)
+    h_straight = Trainer(straight, tiny_config(*ov, "train.epochs=4"), tmp_path / "straight").fit(
+        digits.train.x, digits.train.y
+    )
 
     run_dir = tmp_path / "interrupted"
     first = build(tiny_config(*ov, "train.epochs=2"))
@@ -202,7 +204,9 @@ def test_weight_averaging_measures_and_saves_the_average_and_trains_on(digits, t
 
 
 def test_batch_norm_encoder_averages_its_statistics_and_copies_its_counter(digits, tiny_config, tmp_path):
-    cfg = tiny_config("model.regime=semi_supervised", "train.epochs=1", "train.ema=0.9", "model.encoder_batch_norm=true")
+    cfg = tiny_config(
+        "model.regime=semi_supervised", "train.epochs=1", "train.ema=0.9", "model.encoder_batch_norm=true"
+    )
     model = build(cfg)
     trainer = Trainer(model, cfg, tmp_path)
     trainer.fit(digits.train.x, some_labels(digits.train.y))
@@ -246,13 +250,21 @@ def test_select_by_keeps_the_model_of_the_lowest_evaluation_and_trains_on(digits
 def test_resume_with_select_by_equals_training_straight_through(digits, tiny_config, tmp_path):
     ov = (*SEMI, "train.select_by=valid_error")
     y = some_labels(digits.train.y)
-    straight = Trainer(build(tiny_config(*ov, "train.epochs=4")), tiny_config(*ov, "train.epochs=4"), tmp_path / "a",
-                       evaluate=epoch_metrics(digits, tiny_config(*ov)))
+    straight = Trainer(
+        build(tiny_config(*ov, "train.epochs=4")),
+        tiny_config(*ov, "train.epochs=4"),
+        tmp_path / "a",
+        evaluate=epoch_metrics(digits, tiny_config(*ov)),
+    )
     h_straight = straight.fit(digits.train.x, y)
     first = tiny_config(*ov, "train.epochs=2")
     Trainer(build(first), first, tmp_path / "b", evaluate=epoch_metrics(digits, first)).fit(digits.train.x, y)
-    resumed = Trainer(build(tiny_config(*ov, "train.epochs=4"), seed=3), tiny_config(*ov, "train.epochs=4"), tmp_path / "b",
-                      evaluate=epoch_metrics(digits, tiny_config(*ov)))
+    resumed = Trainer(
+        build(tiny_config(*ov, "train.epochs=4"), seed=3),
+        tiny_config(*ov, "train.epochs=4"),
+        tmp_path / "b",
+        evaluate=epoch_metrics(digits, tiny_config(*ov)),
+    )
     h_resumed = resumed.fit(digits.train.x, y, resume=True)
     assert losses_of(h_resumed) == losses_of(h_straight)
     assert resumed.selected_epoch == straight.selected_epoch
@@ -263,15 +275,20 @@ def test_resume_with_select_by_equals_training_straight_through(digits, tiny_con
 
 
 def test_select_by_a_metric_the_run_does_not_measure_names_those_it_does(digits, tiny_config):
-    with pytest.raises(ConfigError, match="^train.select_by = 'valid_eror' is not allowed; choose one of: '', "
-                       "'valid_error'$"):
+    with pytest.raises(
+        ConfigError, match="^train.select_by = 'valid_eror' is not allowed; choose one of: '', 'valid_error'$"
+    ):
         tiny_config(*SEMI, "train.select_by=valid_eror")
     # an unsupervised run has no labeled validation split: it measures no valid_error
     cfg = tiny_config("train.epochs=1", "train.select_by=valid_error")
-    with pytest.raises(ConfigError, match="^train.select_by = 'valid_error' is not measured in this run; it measures "
-                       "discriminator, generator, reconstruction, test_mmd, test_reconstruction$"):
-        Trainer(build(cfg), cfg, evaluate=lambda m: {"test_reconstruction": 1.0, "test_mmd": 0.5},
-                progress=False).fit(digits.train.x)
+    with pytest.raises(
+        ConfigError,
+        match="^train.select_by = 'valid_error' is not measured in this run; it measures "
+        "discriminator, generator, reconstruction, test_mmd, test_reconstruction$",
+    ):
+        Trainer(build(cfg), cfg, evaluate=lambda m: {"test_reconstruction": 1.0, "test_mmd": 0.5}, progress=False).fit(
+            digits.train.x
+        )
     with pytest.raises(ConfigError, match="needs a per-epoch evaluation"):
         Trainer(build(cfg), cfg)
 
@@ -283,7 +300,9 @@ def test_resume_with_per_epoch_evaluation_equals_straight_through(digits, tiny_c
     h_straight = Trainer(straight, cfg4, tmp_path / "a", evaluate=epoch_metrics(digits, cfg4)).fit(digits.train.x)
     Trainer(build(cfg2), cfg2, tmp_path / "b", evaluate=epoch_metrics(digits, cfg2)).fit(digits.train.x)
     resumed = build(cfg4, seed=7)
-    h_resumed = Trainer(resumed, cfg4, tmp_path / "b", evaluate=epoch_metrics(digits, cfg4)).fit(digits.train.x, resume=True)
+    h_resumed = Trainer(resumed, cfg4, tmp_path / "b", evaluate=epoch_metrics(digits, cfg4)).fit(
+        digits.train.x, resume=True
+    )
     assert_same_weights(state(straight), state(resumed))
     assert losses_of(h_resumed) == losses_of(h_straight)
     assert all("test_mmd" in r for r in h_resumed)
@@ -333,19 +352,25 @@ def test_fit_into_a_run_dir_with_a_checkpoint_needs_resume(digits, tiny_config, 
     assert len(rows(tmp_path)) == 1
 
 
-@pytest.mark.parametrize("change, was", [
-    ("model.z_dim=3", "model.z_dim = 2, not 3"),
-    ("model.hidden=[16]", "model.hidden = [32], not [16]"),
-    ("data.subset=500", "data.subset = None, not 500"),
-    ("train.optimizer=sgd", "train.optimizer = 'adam', not 'sgd'"),
-    ("train.seed=4", "train.seed = 0, not 4"),
-])
+@pytest.mark.parametrize(
+    "change, was",
+    [
+        ("model.z_dim=3", "model.z_dim = 2, not 3"),
+        ("model.hidden=[16]", "model.hidden = [32], not [16]"),
+        ("data.subset=500", "data.subset = None, not 500"),
+        ("train.optimizer=sgd", "train.optimizer = 'adam', not 'sgd'"),
+        ("train.seed=4", "train.seed = 0, not 4"),
+    ],
+)
 def test_resume_with_another_config_is_refused(digits, tiny_config, tmp_path, change, was):
     Trainer(build(tiny_config("train.epochs=1")), tiny_config("train.epochs=1"), tmp_path).fit(digits.train.x)
     other = tiny_config("train.epochs=2", change)
     path = tmp_path / io.CHECKPOINT
-    with pytest.raises(CheckpointError, match=rf"^{path} was trained with {re.escape(was)}; a resume cannot change "
-                                              rf"it: use the run's config, or another --out$"):
+    with pytest.raises(
+        CheckpointError,
+        match=rf"^{path} was trained with {re.escape(was)}; a resume cannot change "
+        rf"it: use the run's config, or another --out$",
+    ):
         Trainer(build(other), other, tmp_path).fit(digits.train.x, resume=True)
     assert io.read_checkpoint(tmp_path)[1]["epoch"] == "1"
 
@@ -356,8 +381,13 @@ def test_what_a_resume_must_match_is_the_model_the_data_and_the_optimizers_kind(
     assert set(same["train"]) == {"optimizer", "seed", "select_by"}
     assert "data_dir" not in same["data"] and "download" not in same["data"]
     # the learning rates, epochs, schedule and evaluation may change on a resume
-    changed = tiny_config("train.epochs=9", "train.lr.generator=0.01", "train.eval_every=3", "eval.tta_shift=1",
-                          "data.data_dir=/elsewhere")
+    changed = tiny_config(
+        "train.epochs=9",
+        "train.lr.generator=0.01",
+        "train.eval_every=3",
+        "eval.tta_shift=1",
+        "data.data_dir=/elsewhere",
+    )
     assert io.what_must_match(changed.to_dict()) == same
 
 
@@ -428,9 +458,17 @@ def test_random_shift_translates_each_image_by_its_own_offset_within_range(shape
     shifted = random_shift(images.reshape(40, -1), 2, shape).reshape(40, h, w, c)
     offsets = set()
     for original, moved in zip(images, shifted):
-        fits = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
-                if torch.equal(moved, torch.roll(torch.nn.functional.pad(original, (0, 0, 2, 2, 2, 2)),
-                                                 (dy, dx), (0, 1))[2:2 + h, 2:2 + w])]
+        fits = [
+            (dy, dx)
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+            if torch.equal(
+                moved,
+                torch.roll(torch.nn.functional.pad(original, (0, 0, 2, 2, 2, 2)), (dy, dx), (0, 1))[
+                    2 : 2 + h, 2 : 2 + w
+                ],
+            )
+        ]
         assert len(fits) == 1
         offsets.add(fits[0])
     assert len(offsets) > 5  # each image draws its own offset
@@ -442,7 +480,9 @@ def test_translate_takes_pixel_i_plus_dy_j_plus_dx_and_fills_with_zeros():
     assert moved[0, 1] == image[0, 1, 0] and moved[2, 3] == image[0, 3, 2]
     assert moved[3].eq(0).all() and moved[:, 0].eq(0).all()
     # one offset per image, as tensors (n, 1)
-    both = translate(torch.cat([image, image]).reshape(2, -1), torch.tensor([[0], [1]]), torch.tensor([[0], [-1]]), 1, (4, 4, 1))
+    both = translate(
+        torch.cat([image, image]).reshape(2, -1), torch.tensor([[0], [1]]), torch.tensor([[0], [-1]]), 1, (4, 4, 1)
+    )
     assert torch.equal(both[0], image.reshape(-1)) and torch.equal(both[1], moved.reshape(-1))
 
 
@@ -478,14 +518,18 @@ def test_shift_trains_on_shifted_images_and_is_refused_where_it_cannot_apply(dig
 
 def test_huge_learning_rate_stops_with_a_training_error_naming_the_loss(digits, tiny_config):
     cfg = tiny_config("train.epochs=3", "train.optimizer=sgd", "train.lr.reconstruction=10")  # the highest allowed
-    with pytest.raises(TrainingError, match=r"^the reconstruction loss became nan \(first nan\) in epoch 1 by step "
-                                            r"10; lower train\.lr\.reconstruction and train again$"):
+    with pytest.raises(
+        TrainingError,
+        match=r"^the reconstruction loss became nan \(first nan\) in epoch 1 by step "
+        r"10; lower train\.lr\.reconstruction and train again$",
+    ):
         Trainer(build(cfg), cfg, progress=False).fit(digits.train.x)
 
 
 @pytest.mark.parametrize("loss, stops", [("reconstruction", True), ("generator", False)])
-def test_a_reconstruction_loss_a_million_times_its_first_stops_the_run(digits, tiny_config, tmp_path, monkeypatch,
-                                                                       loss, stops):
+def test_a_reconstruction_loss_a_million_times_its_first_stops_the_run(
+    digits, tiny_config, tmp_path, monkeypatch, loss, stops
+):
     import aae.train
 
     calls = {"n": 0}
@@ -500,9 +544,12 @@ def test_a_reconstruction_loss_a_million_times_its_first_stops_the_run(digits, t
     if not stops:  # only the reconstruction (and the VAE's kl) are held to their first value
         assert [r[loss] for r in trainer.fit(digits.train.x)] == pytest.approx([50.0, 1e9, 1e9])
         return
-    with pytest.raises(TrainingError, match=rf"^the reconstruction loss became 1e\+09 \(first 50\) in epoch 2 by step "
-                                            rf"10; the last good checkpoint is {tmp_path / io.CHECKPOINT}; lower "
-                                            rf"train\.lr\.reconstruction and resume$"):
+    with pytest.raises(
+        TrainingError,
+        match=rf"^the reconstruction loss became 1e\+09 \(first 50\) in epoch 2 by step "
+        rf"10; the last good checkpoint is {tmp_path / io.CHECKPOINT}; lower "
+        rf"train\.lr\.reconstruction and resume$",
+    ):
         trainer.fit(digits.train.x)
     assert io.read_checkpoint(tmp_path)[1]["epoch"] == "1"
 
@@ -548,8 +595,11 @@ def test_nan_guard_names_a_classification_loss(digits, tiny_config, monkeypatch)
 
     monkeypatch.setitem(aae.phases.PHASES, "classification", nan_classification)
     cfg = tiny_config("train.epochs=1", "model.regime=semi_supervised")
-    with pytest.raises(TrainingError, match=r"^the classification loss became inf \(first inf\) in epoch 1 by step 10; "
-                                            r"lower train\.lr\.classification and train again$"):
+    with pytest.raises(
+        TrainingError,
+        match=r"^the classification loss became inf \(first inf\) in epoch 1 by step 10; "
+        r"lower train\.lr\.classification and train again$",
+    ):
         Trainer(build(cfg), cfg).fit(digits.train.x, digits.train.y)
 
 
@@ -567,15 +617,23 @@ def _semi_supervised(tiny_config, digits, *settings):
     return model, optimizers, batch
 
 
-PARTS = {"encoder.trunk": "encoder.trunk.", "encoder.z_head": "encoder.z_head.", "encoder.y_head": "encoder.y_head.",
-         "decoder": "decoder.", "disc.z": "discriminators.z.", "disc.y": "discriminators.y."}
+PARTS = {
+    "encoder.trunk": "encoder.trunk.",
+    "encoder.z_head": "encoder.z_head.",
+    "encoder.y_head": "encoder.y_head.",
+    "decoder": "decoder.",
+    "disc.z": "discriminators.z.",
+    "disc.y": "discriminators.y.",
+}
 
 
 def _changed(model, before: dict, parts: dict[str, str] = PARTS) -> dict[str, bool]:
     """Per part (by default encoder trunk / z head / y head, decoder, each discriminator; else
     ``parts``, name to parameter prefix): did any weight change?"""
     after = state(model)
-    return {name: any(not torch.equal(before[k], after[k]) for k in before if k.startswith(p)) for name, p in parts.items()}
+    return {
+        name: any(not torch.equal(before[k], after[k]) for k in before if k.startswith(p)) for name, p in parts.items()
+    }
 
 
 def test_parameter_groups_cover_the_model_by_role(tiny_config):
@@ -592,8 +650,14 @@ def test_reconstruction_phase_updates_encoder_and_decoder_only(tiny_config, digi
     before = state(model)
     out = reconstruction_phase(model, batch, optimizers)
     assert set(out) == {"reconstruction"}
-    assert _changed(model, before) == {"encoder.trunk": True, "encoder.z_head": True, "encoder.y_head": True,
-                                       "decoder": True, "disc.z": False, "disc.y": False}
+    assert _changed(model, before) == {
+        "encoder.trunk": True,
+        "encoder.z_head": True,
+        "encoder.y_head": True,
+        "decoder": True,
+        "disc.z": False,
+        "disc.y": False,
+    }
 
 
 def test_regularization_phase_updates_discriminators_and_encoder_not_decoder(tiny_config, digits):
@@ -603,8 +667,14 @@ def test_regularization_phase_updates_discriminators_and_encoder_not_decoder(tin
     assert set(out) == {"discriminator", "generator"}
     # two heads, each with a two-term BCE near 2 log 2 at the start
     assert 2 < out["discriminator"].item() < 4
-    assert _changed(model, before) == {"encoder.trunk": True, "encoder.z_head": True, "encoder.y_head": True,
-                                       "decoder": False, "disc.z": True, "disc.y": True}
+    assert _changed(model, before) == {
+        "encoder.trunk": True,
+        "encoder.z_head": True,
+        "encoder.y_head": True,
+        "decoder": False,
+        "disc.z": True,
+        "disc.y": True,
+    }
 
 
 def test_classification_phase_updates_only_the_encoder(tiny_config, digits):
@@ -614,8 +684,14 @@ def test_classification_phase_updates_only_the_encoder(tiny_config, digits):
     assert set(out) == {"classification"}
     assert out["classification"].item() == pytest.approx(np.log(10), abs=0.5)  # untrained: near uniform over 10
     # the style head z does not enter q(y|x), so it stays too
-    assert _changed(model, before) == {"encoder.trunk": True, "encoder.z_head": False, "encoder.y_head": True,
-                                       "decoder": False, "disc.z": False, "disc.y": False}
+    assert _changed(model, before) == {
+        "encoder.trunk": True,
+        "encoder.z_head": False,
+        "encoder.y_head": True,
+        "decoder": False,
+        "disc.z": False,
+        "disc.y": False,
+    }
 
 
 def test_classification_phase_without_a_labeled_batch_does_nothing(tiny_config, digits):
@@ -653,10 +729,10 @@ def test_discriminator_takes_prior_samples_as_real_and_codes_as_fake(tiny_config
 
     assert len(pairs) == 2  # one per head
     for head, (on_prior, on_codes) in zip(("z", "y"), pairs):
-        (_, real_in, _), = [s for s in seen if s[2] is on_prior]
-        (_, fake_in, _), = [s for s in seen if s[2] is on_codes]
-        assert real_in is sampled[head]                 # real: the prior's samples
-        assert torch.equal(fake_in, codes[head])        # fake: the encoder's codes
+        ((_, real_in, _),) = [s for s in seen if s[2] is on_prior]
+        ((_, fake_in, _),) = [s for s in seen if s[2] is on_codes]
+        assert real_in is sampled[head]  # real: the prior's samples
+        assert torch.equal(fake_in, codes[head])  # fake: the encoder's codes
     assert set(sampled) == {"z", "y"}
 
 
@@ -665,12 +741,14 @@ def test_trained_discriminator_scores_prior_above_zero_and_codes_below(tiny_conf
     model = build(cfg).train()
     groups = model.parameter_groups()
     # the discriminator's optimizer alone steps: the generator's has rate 0 (a config refuses that rate)
-    optimizers = {"discriminator": make_optimizer(groups["discriminator"], "discriminator", cfg.train),
-                  "generator": torch.optim.SGD(groups["generator"], lr=0.0)}
+    optimizers = {
+        "discriminator": make_optimizer(groups["discriminator"], "discriminator", cfg.train),
+        "generator": torch.optim.SGD(groups["generator"], lr=0.0),
+    }
     x = torch.as_tensor(digits.train.x[:200])
     encoder_before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
     for i in range(150):
-        regularization_phase(model, Batch(x[(i % 2) * 100:(i % 2 + 1) * 100]), optimizers)
+        regularization_phase(model, Batch(x[(i % 2) * 100 : (i % 2 + 1) * 100]), optimizers)
     assert_same_weights(encoder_before, model.encoder.state_dict())  # lr 0: the encoder stayed frozen
     with torch.no_grad():
         on_prior = model.discriminate("z", model.sample_prior("z", 500)).mean().item()
@@ -745,9 +823,16 @@ def test_bf16_training_reaches_the_fp32_result(tiny_config, digits):
 
     measured = {}
     for precision in ("fp32", "bf16"):
-        cfg = tiny_config("model.regime=semi_supervised", "train.epochs=15", "train.batch_size=50", "model.z_dim=5",
-                          "model.hidden=[128]", "model.disc_hidden=[64]",
-                          f"train.precision={precision}", "data.n_labeled=200")
+        cfg = tiny_config(
+            "model.regime=semi_supervised",
+            "train.epochs=15",
+            "train.batch_size=50",
+            "model.z_dim=5",
+            "model.hidden=[128]",
+            "model.disc_hidden=[64]",
+            f"train.precision={precision}",
+            "data.n_labeled=200",
+        )
         torch.manual_seed(0)
         trainer = Trainer(build_model(cfg.model, 64), cfg, progress=False)
         assert trainer.autocast == (torch.bfloat16 if precision == "bf16" else None)

@@ -19,8 +19,9 @@ def image_shape_of(d: int, setting: str = "train.shift") -> tuple[int, int, int]
         side = math.isqrt(d // channels)
         if d % channels == 0 and side * side * channels == d:
             return side, side, channels
-    raise DataError(f"{d} features are not a square image (s*s grey or s*s*3 colour), so they cannot be shifted; "
-                    f"set {setting} = 0")
+    raise DataError(
+        f"{d} features are not a square image (s*s grey or s*s*3 colour), so they cannot be shifted; set {setting} = 0"
+    )
 
 
 def translate(x: Tensor, dy, dx, shift: int, image_shape: tuple[int, int, int]) -> Tensor:
@@ -67,7 +68,7 @@ def neighbour_distance(x: Tensor, k: int, chunk: int = 2048) -> Tensor:
     squared = (x * x).sum(1)
     out = []
     for i in range(0, len(x), chunk):
-        d2 = squared[i:i + chunk, None] + squared[None] - 2 * x[i:i + chunk] @ x.T
+        d2 = squared[i : i + chunk, None] + squared[None] - 2 * x[i : i + chunk] @ x.T
         d2[torch.arange(len(d2)), torch.arange(i, i + len(d2))] = float("inf")  # not itself
         out.append(d2.topk(k, dim=1, largest=False).values[:, -1].clamp_min(0).sqrt())
     return torch.cat(out)

@@ -65,7 +65,7 @@ def _join_optimizer(prefix: str, meta: dict, tensors: dict[str, torch.Tensor]) -
     state: dict[int, dict[str, Any]] = {int(i): dict(v) for i, v in meta["state"].items()}
     for name, value in tensors.items():
         if name.startswith(prefix + "/"):
-            idx, key = name[len(prefix) + 1:].split("/", 1)
+            idx, key = name[len(prefix) + 1 :].split("/", 1)
             state.setdefault(int(idx), {})[key] = value
     return {"state": state, "param_groups": meta["param_groups"]}
 
@@ -74,9 +74,19 @@ def _storable(tensors: dict[str, torch.Tensor], prefix: str = "") -> dict[str, t
     return {prefix + k: v.detach().cpu().contiguous() for k, v in tensors.items()}
 
 
-def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, config: ExperimentConfig, x_dim: int,
-                    epoch: int, history: list[dict], optimizers: dict | None = None, rng: bool = True,
-                    raw: torch.nn.Module | None = None, extra: dict[str, torch.Tensor] | None = None) -> None:
+def save_checkpoint(
+    path: str | os.PathLike,
+    *,
+    model: torch.nn.Module,
+    config: ExperimentConfig,
+    x_dim: int,
+    epoch: int,
+    history: list[dict],
+    optimizers: dict | None = None,
+    rng: bool = True,
+    raw: torch.nn.Module | None = None,
+    extra: dict[str, torch.Tensor] | None = None,
+) -> None:
     """Save everything needed to rebuild the model, and to resume training exactly. ``model`` is
     what :func:`load` gives; ``raw``, if training runs on other weights than those (the trainer's
     weight averaging), is what training continues from; ``extra`` are more tensors of training
@@ -128,15 +138,18 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     try:
         tensors = st_load(data)
         header_len = int.from_bytes(data[:8], "little")
-        meta = json.loads(data[8:8 + header_len]).get("__metadata__") or {}
+        meta = json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
     except (SafetensorError, ValueError, UnicodeDecodeError, OverflowError) as exc:
-        raise CheckpointError(f"{path} is corrupt or truncated ({_first_line(exc)}); move it away to train this run "
-                              f"afresh") from None
+        raise CheckpointError(
+            f"{path} is corrupt or truncated ({_first_line(exc)}); move it away to train this run afresh"
+        ) from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an aae checkpoint (format {meta.get('format')!r}, expected {FORMAT!r})")
     if meta.get("sha256") != _digest(data, meta):
-        raise CheckpointError(f"{path} does not match its own SHA-256: the file was altered or damaged; move it away "
-                              f"to train this run afresh")
+        raise CheckpointError(
+            f"{path} does not match its own SHA-256: the file was altered or damaged; move it away "
+            f"to train this run afresh"
+        )
     bad = next((k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
     if bad is not None:
         raise CheckpointError(f"{path} holds NaN or infinite values in {bad!r}; it cannot be used")
@@ -148,8 +161,9 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def config_of(meta: dict[str, str], path: str | os.PathLike = "checkpoint", prior: Callable | None = None
-              ) -> ExperimentConfig:
+def config_of(
+    meta: dict[str, str], path: str | os.PathLike = "checkpoint", prior: Callable | None = None
+) -> ExperimentConfig:
     """The config a checkpoint was trained with. A run trained with a prior function records only
     its name; the function itself must be passed (``prior``), never imported from the file."""
     try:
@@ -157,18 +171,25 @@ def config_of(meta: dict[str, str], path: str | os.PathLike = "checkpoint", prio
         named = (table.get("model") or {}).get("prior") or {}
         if isinstance(named, dict) and named.get("name") == "callable":
             if prior is None:
-                raise CheckpointError(f"{path} was trained with the prior function {named.get('fn', '?')!r}; aae "
-                                      f"never imports code named in a file: pass it, aae.load(path, prior=fn)")
+                raise CheckpointError(
+                    f"{path} was trained with the prior function {named.get('fn', '?')!r}; aae "
+                    f"never imports code named in a file: pass it, aae.load(path, prior=fn)"
+                )
             table["model"]["prior"] = {"name": "gaussian"}  # the function passed replaces it
         return from_dict(table, strict=False)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{path}: its config is unreadable ({exc}); train again") from None
 
 
-def restore(model: torch.nn.Module, tensors: dict[str, torch.Tensor], *, path: str | os.PathLike = "checkpoint",
-            prefix: str = "model") -> None:
+def restore(
+    model: torch.nn.Module,
+    tensors: dict[str, torch.Tensor],
+    *,
+    path: str | os.PathLike = "checkpoint",
+    prefix: str = "model",
+) -> None:
     """Load the weights saved under ``prefix`` (``model``: the ones to use; ``raw``: the ones to train on)."""
-    state = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + "/")}
+    state = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + "/")}
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -244,8 +265,10 @@ class RunLock:
             holder = self.file.read().strip() or "?"
             self.file.close()
             self.file = None
-            raise CheckpointError(f"{self.path.parent} is in use by another training (pid {holder}); wait for it to "
-                                  f"finish, or choose another --out") from None
+            raise CheckpointError(
+                f"{self.path.parent} is in use by another training (pid {holder}); wait for it to "
+                f"finish, or choose another --out"
+            ) from None
         self.file.seek(0)
         self.file.truncate()
         self.file.write(str(os.getpid()))
@@ -281,9 +304,17 @@ def save_training(trainer) -> None:
     if trainer.selected is not None:
         extra["selected/epoch"] = torch.tensor(trainer.selected_epoch)
         extra["selected/value"] = torch.tensor(trainer.selected_value, dtype=torch.float64)
-    save_checkpoint(trainer.checkpoint_path, model=trainer.result, config=trainer.config, x_dim=trainer.model.x_dim,
-                    epoch=trainer.epoch, history=trainer.history, optimizers=trainer.optimizers,
-                    raw=None if trainer.result is trainer.model else trainer.model, extra=extra)
+    save_checkpoint(
+        trainer.checkpoint_path,
+        model=trainer.result,
+        config=trainer.config,
+        x_dim=trainer.model.x_dim,
+        epoch=trainer.epoch,
+        history=trainer.history,
+        optimizers=trainer.optimizers,
+        raw=None if trainer.result is trainer.model else trainer.model,
+        extra=extra,
+    )
 
 
 def resume_training(trainer) -> None:
@@ -294,9 +325,11 @@ def resume_training(trainer) -> None:
     for part in saved:
         diff = [k for k in saved[part] if saved[part][k] != mine[part].get(k)]
         if diff:
-            raise CheckpointError(f"{path} was trained with {part}.{diff[0]} = {saved[part][diff[0]]!r}, not "
-                                  f"{mine[part].get(diff[0])!r}; a resume cannot change it: use the run's config, "
-                                  f"or another --out")
+            raise CheckpointError(
+                f"{path} was trained with {part}.{diff[0]} = {saved[part][diff[0]]!r}, not "
+                f"{mine[part].get(diff[0])!r}; a resume cannot change it: use the run's config, "
+                f"or another --out"
+            )
 
     def has(prefix: str) -> bool:
         return any(k.startswith(prefix + "/") for k in tensors)
@@ -309,5 +342,8 @@ def resume_training(trainer) -> None:
     if "selected/epoch" in tensors and trainer.cfg.select_by:
         trainer.selected = copy.deepcopy(trainer.current)
         restore(trainer.selected, tensors, path=path)
-        trainer.selected_epoch, trainer.selected_value = int(tensors["selected/epoch"]), float(tensors["selected/value"])
+        trainer.selected_epoch, trainer.selected_value = (
+            int(tensors["selected/epoch"]),
+            float(tensors["selected/value"]),
+        )
     trainer.epoch, trainer.history = restore_training(tensors, meta, trainer.optimizers)

@@ -37,7 +37,7 @@ def _key_lines() -> str:
     from .config import keys
 
     groups: dict[str, list[str]] = {}
-    for name, default, _ in keys():
+    for name, _, _ in keys():
         section, _, short = name.rpartition(".")
         groups.setdefault(section or "top level", []).append(short)
     return "\n".join(f"{s}: {', '.join(names)}" for s, names in groups.items())
@@ -54,8 +54,14 @@ def _configure_logging(quiet: bool) -> None:
 
 def _experiment_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", help="TOML config file, or a bundled config's name")
-    p.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set train.epochs=5 (repeatable)")
+    p.add_argument(
+        "--set",
+        "-s",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set train.epochs=5 (repeatable)",
+    )
     p.add_argument("--data", help="data set: mnist, digits, svhn or a .npy/.npz path (= --set data.name=...)")
     p.add_argument("--data-dir", help="directory holding data sets (default: $AAE_DATA_DIR, else ~/.cache/aae)")
     p.add_argument("--epochs", type=int, help="number of epochs (= --set train.epochs=N)")
@@ -93,8 +99,15 @@ def cmd_train(args) -> None:
     cfg = _config_from(args)
     out = Path(args.out or f"runs/{Path(args.config).stem if args.config else cfg.name}")
     start = time.perf_counter()
-    result = run(cfg, out, resume=args.resume, require_checkpoint=args.resume, figures=not args.no_figures,
-                 device=args.device, progress=not args.no_progress)
+    result = run(
+        cfg,
+        out,
+        resume=args.resume,
+        require_checkpoint=args.resume,
+        figures=not args.no_figures,
+        device=args.device,
+        progress=not args.no_progress,
+    )
     if not distributed.is_main():
         return
     print(f"trained {cfg.name} for {len(result.history)} epochs in {time.perf_counter() - start:.0f} s -> {out}")
@@ -138,8 +151,11 @@ def cmd_plot(args) -> None:
     from .figures import write_figures
 
     model, cfg, splits = open_run(args.run, args.data_dir, progress=False)
-    history = [json.loads(line) for line in (Path(args.run) / "metrics.jsonl").read_text().splitlines() if line.strip()] \
-        if (Path(args.run) / "metrics.jsonl").exists() else None
+    history = (
+        [json.loads(line) for line in (Path(args.run) / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        if (Path(args.run) / "metrics.jsonl").exists()
+        else None
+    )
     for p in write_figures(model, splits, Path(args.run), history):
         print(p)
 
@@ -163,13 +179,17 @@ def cmd_sample(args) -> None:
         raise ConfigError(f"{args.run} is a model.objective = 'classifier' run: it has no decoder to sample from")
     torch.manual_seed(args.seed)
     labels = None
-    categories = "y" in model.priors or model.regime.label_to == "decoder" or \
-        (model.z_reads_labels and model.prior.n_parts is not None)
+    categories = (
+        "y" in model.priors
+        or model.regime.label_to == "decoder"
+        or (model.z_reads_labels and model.prior.n_parts is not None)
+    )
     if args.label is not None:
         m = model.config.n_classes
         if not categories:
-            raise ConfigError(f"--label {args.label}: this {model.regime.name} model has no classes to sample from; "
-                              f"drop --label")
+            raise ConfigError(
+                f"--label {args.label}: this {model.regime.name} model has no classes to sample from; drop --label"
+            )
         if not 0 <= args.label < m:
             raise ConfigError(f"--label {args.label} is out of range; this model has labels 0..{m - 1}")
         labels = torch.full((args.n,), args.label, dtype=torch.long)
@@ -193,8 +213,16 @@ def _image_shape(run: str):
     return open_run(run, progress=False)[2].test.image_shape
 
 
-OWN_OUTPUT = {"checkpoint.safetensors", "config.json", "metrics.jsonl", "metrics.csv", "final.json", "figures",
-              ".lock", "tensorboard"}
+OWN_OUTPUT = {
+    "checkpoint.safetensors",
+    "config.json",
+    "metrics.jsonl",
+    "metrics.csv",
+    "final.json",
+    "figures",
+    ".lock",
+    "tensorboard",
+}
 """what a training writes into its run directory: all that ``aae demo`` may replace"""
 
 
@@ -217,8 +245,10 @@ def cmd_demo(args) -> None:
             shutil.rmtree(p) if p.is_dir() else p.unlink()
     start = time.perf_counter()
     result = run(cfg, out, device=args.device, progress=not args.no_progress)
-    print(f"demo: label-conditioned AAE on scikit-learn's digits, 10-mode mixture prior, "
-          f"{len(result.history)} epochs in {time.perf_counter() - start:.0f} s")
+    print(
+        f"demo: label-conditioned AAE on scikit-learn's digits, 10-mode mixture prior, "
+        f"{len(result.history)} epochs in {time.perf_counter() - start:.0f} s"
+    )
     _print_metrics(result.metrics)
     for p in sorted((out / "figures").glob("*.png")):
         print(f"figure: {p}")
@@ -239,13 +269,19 @@ def cmd_reproduce(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aae", description="Adversarial Autoencoders (Makhzani et al., 2015) on PyTorch.")
+    parser = argparse.ArgumentParser(
+        prog="aae", description="Adversarial Autoencoders (Makhzani et al., 2015) on PyTorch."
+    )
     parser.add_argument("--version", action="version", version=f"aae {__version__}")
     parser.add_argument("--quiet", "-q", action="store_true", help="log warnings only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train one experiment", description=TRAIN_HELP.format(keys=_key_lines()),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "train",
+        help="train one experiment",
+        description=TRAIN_HELP.format(keys=_key_lines()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _experiment_args(p)
     p.add_argument("--out", "-o", help="run directory (default: runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
@@ -255,12 +291,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="print a trained run's test metrics")
     p.add_argument("--run", "-r", required=True, help="run directory")
     p.add_argument("--data-dir", help="directory holding data sets")
-    p.add_argument("--tta-shift", type=int, metavar="K", help="measure q(y|x) as its mean over every shift of the "
-                   "image by up to K pixels (default: the run's eval.tta_shift)")
-    p.add_argument("--clusters", action="store_true", help="also print each cluster's test classes and its label "
-                   "by the paper's protocol and by validation majority, with the error each costs")
-    p.add_argument("--write", action="store_true", help="also record the metrics in the run's final.json (what "
-                   "`aae reproduce` tables read), to re-measure finished runs after a fix to the evaluation")
+    p.add_argument(
+        "--tta-shift",
+        type=int,
+        metavar="K",
+        help="measure q(y|x) as its mean over every shift of the "
+        "image by up to K pixels (default: the run's eval.tta_shift)",
+    )
+    p.add_argument(
+        "--clusters",
+        action="store_true",
+        help="also print each cluster's test classes and its label "
+        "by the paper's protocol and by validation majority, with the error each costs",
+    )
+    p.add_argument(
+        "--write",
+        action="store_true",
+        help="also record the metrics in the run's final.json (what "
+        "`aae reproduce` tables read), to re-measure finished runs after a fix to the evaluation",
+    )
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("plot", help="(re)draw a trained run's figures")

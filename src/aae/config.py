@@ -39,9 +39,17 @@ LR_PHASES = ("reconstruction", "discriminator", "generator", "classification")
 """the optimizers a model may have, one per phase that steps (the VAE's ELBO steps reconstruction's)"""
 
 
-def key(default: Any = dataclasses.MISSING, doc: str = "", *, factory: Any = None, choices: tuple | None = None,
-        low: float | None = None, high: float | None = None, above: float | None = None,
-        below: float | None = None) -> Any:
+def key(
+    default: Any = dataclasses.MISSING,
+    doc: str = "",
+    *,
+    factory: Any = None,
+    choices: tuple | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+) -> Any:
     """A config field with its documentation, its allowed values and its range (``low <= v <= high``,
     ``above < v < below``; for a list or table, of every item)."""
     meta = {"doc": " ".join(doc.split()), "choices": choices, "low": low, "high": high, "above": above, "below": below}
@@ -52,40 +60,69 @@ def key(default: Any = dataclasses.MISSING, doc: str = "", *, factory: Any = Non
 
 @dataclass
 class ModelConfig:
-    regime: str = key("unsupervised", "where the label goes and which heads the code has (see the regime table)",
-                      choices=tuple(REGIMES))
-    objective: str = key("aae", "aae: the adversarial autoencoder; vae: the ELBO on the same networks (needs the "
-                         "gaussian encoder); ae: no regularization; classifier: the encoder's q(y|x) alone, trained on "
-                         "the labels and the y head's terms below (the paper's NN baseline, NN+VAT, IMSAT)",
-                         choices=("aae", "vae", "ae", "classifier"))
-    encoder: str = key("deterministic", "q(z|x): deterministic, gaussian (reparametrization) or universal (x plus "
-                       "noise)", choices=("deterministic", "gaussian", "universal"))
+    regime: str = key(
+        "unsupervised",
+        "where the label goes and which heads the code has (see the regime table)",
+        choices=tuple(REGIMES),
+    )
+    objective: str = key(
+        "aae",
+        "aae: the adversarial autoencoder; vae: the ELBO on the same networks (needs the "
+        "gaussian encoder); ae: no regularization; classifier: the encoder's q(y|x) alone, trained on "
+        "the labels and the y head's terms below (the paper's NN baseline, NN+VAT, IMSAT)",
+        choices=("aae", "vae", "ae", "classifier"),
+    )
+    encoder: str = key(
+        "deterministic",
+        "q(z|x): deterministic, gaussian (reparametrization) or universal (x plus noise)",
+        choices=("deterministic", "gaussian", "universal"),
+    )
     z_dim: int = key(2, "size of the style code z (the map's dimension n for dim_reduction)", low=1)
     n_classes: int = key(10, "classes, or the clusters m of the categorical head", low=2)
     hidden: list[int] = key(doc="encoder hidden layers; the decoder mirrors them", factory=lambda: [1000, 1000], low=1)
     disc_hidden: list[int] = key(doc="discriminator hidden layers", factory=lambda: [1000, 1000], low=1)
     noise_dim: int = key(100, "universal encoder: size of the N(0, I) noise read beside x", low=1)
-    output: str = key("bernoulli", "bernoulli (sigmoid, cross-entropy; data in [0, 1]) or gaussian (linear, squared "
-                      "error)", choices=("bernoulli", "gaussian"))
+    output: str = key(
+        "bernoulli",
+        "bernoulli (sigmoid, cross-entropy; data in [0, 1]) or gaussian (linear, squared error)",
+        choices=("bernoulli", "gaussian"),
+    )
     encoder_batch_norm: bool = key(False, "batch normalization before each ReLU of the encoder")
-    prior: dict[str, Any] = key(doc="p(z): a table with name = gaussian (std), mixture (n_modes, radius, radial_std, "
-                                "tangential_std), swiss_roll (n_parts, scale, turns, noise) or uniform (low, high); "
-                                "a function is passed as an object (name = callable records its name, never imported)",
-                                factory=lambda: {"name": "gaussian"})
-    label_to_discriminator: bool = key(False, "the z discriminator also reads the one-hot label (supervised: z "
-                                       "then cannot carry the class)")
-    y_regularizer: str = key("adversary", "y head: adversary (a discriminator matches q(y) to Cat, the paper) or "
-                             "imsat (no y discriminator; the decoder reads q(y|x) held fixed, and the two "
-                             "mutual-information weights below train it, as in IMSAT)", choices=("adversary", "imsat"))
-    vat_weight: float = key(0.0, "y head: weight of virtual adversarial training of q(y|x) on the unlabeled batch "
-                            "(beyond the paper)", low=0)
-    vat_eps: float = key(2.0, "y head: VAT radius in input units (MNIST 2, 8x8 digits 0.3), or with vat_knn the "
-                         "factor of each image's k-th neighbour distance", above=0)
-    vat_knn: int = key(0, "k > 0: each image's VAT radius is vat_eps times its distance to its k-th nearest "
-                       "training image (IMSAT's rule)", low=0)
+    prior: dict[str, Any] = key(
+        doc="p(z): a table with name = gaussian (std), mixture (n_modes, radius, radial_std, "
+        "tangential_std), swiss_roll (n_parts, scale, turns, noise) or uniform (low, high); "
+        "a function is passed as an object (name = callable records its name, never imported)",
+        factory=lambda: {"name": "gaussian"},
+    )
+    label_to_discriminator: bool = key(
+        False, "the z discriminator also reads the one-hot label (supervised: z then cannot carry the class)"
+    )
+    y_regularizer: str = key(
+        "adversary",
+        "y head: adversary (a discriminator matches q(y) to Cat, the paper) or "
+        "imsat (no y discriminator; the decoder reads q(y|x) held fixed, and the two "
+        "mutual-information weights below train it, as in IMSAT)",
+        choices=("adversary", "imsat"),
+    )
+    vat_weight: float = key(
+        0.0, "y head: weight of virtual adversarial training of q(y|x) on the unlabeled batch (beyond the paper)", low=0
+    )
+    vat_eps: float = key(
+        2.0,
+        "y head: VAT radius in input units (MNIST 2, 8x8 digits 0.3), or with vat_knn the "
+        "factor of each image's k-th neighbour distance",
+        above=0,
+    )
+    vat_knn: int = key(
+        0,
+        "k > 0: each image's VAT radius is vat_eps times its distance to its k-th nearest "
+        "training image (IMSAT's rule)",
+        low=0,
+    )
     y_marginal_weight: float = key(0.0, "y head: weight of KL(batch mean of q(y|x) || Cat) (beyond the paper)", low=0)
-    y_entropy_weight: float = key(0.0, "y head: weight of the mean entropy of q(y|x) (with the above: IMSAT's "
-                                  "mutual information)", low=0)
+    y_entropy_weight: float = key(
+        0.0, "y head: weight of the mean entropy of q(y|x) (with the above: IMSAT's mutual information)", low=0
+    )
     eta: float = key(1.0, "dim_reduction: cluster heads closer than eta are penalized (Section 7)", low=0)
     head_penalty: float = key(1.0, "dim_reduction: weight of the cluster-head distance penalty", low=0)
 
@@ -94,26 +131,46 @@ class ModelConfig:
 class TrainConfig:
     epochs: int = key(50, "epochs", low=1)
     batch_size: int = key(100, "minibatch size (the classification phase's labeled minibatch too)", low=1)
-    optimizer: str = key("adam", "adam (betas 0.5, 0.999) or sgd (momentum 0.9, as in the paper)",
-                         choices=("adam", "sgd"))
-    lr: dict[str, float] = key(doc="learning rate per phase: reconstruction, discriminator, generator, "
-                               "classification", factory=lambda: dict.fromkeys(LR_PHASES, 1e-3), above=0, high=10)
-    lr_milestones: list[int] = key(doc="epochs at which every learning rate is multiplied by lr_gamma",
-                                   factory=list, low=1)
+    optimizer: str = key(
+        "adam", "adam (betas 0.5, 0.999) or sgd (momentum 0.9, as in the paper)", choices=("adam", "sgd")
+    )
+    lr: dict[str, float] = key(
+        doc="learning rate per phase: reconstruction, discriminator, generator, classification",
+        factory=lambda: dict.fromkeys(LR_PHASES, 1e-3),
+        above=0,
+        high=10,
+    )
+    lr_milestones: list[int] = key(
+        doc="epochs at which every learning rate is multiplied by lr_gamma", factory=list, low=1
+    )
     lr_gamma: float = key(0.1, "learning-rate decay factor at each milestone", above=0, high=1)
-    shift: int = key(0, "augmentation: each training image moves by a random whole number of pixels in [-shift, "
-                     "shift] along each axis, drawn anew each step (beyond the paper)", low=0)
-    ema: float = key(0.0, "decay of a moving average of the weights; when > 0 the average is what is measured "
-                     "and saved (0.999: ~1000 steps)", low=0, below=1)
-    select_by: str = key("", "early stopping: the per-epoch metric (valid_error) whose lowest epoch is the result; "
-                         "empty keeps the last", choices=("", "valid_error"))
-    seed: int = key(0, "seeds torch: a CPU run repeats bit for bit with the same code, machine and thread count",
-                    low=0)
+    shift: int = key(
+        0,
+        "augmentation: each training image moves by a random whole number of pixels in [-shift, "
+        "shift] along each axis, drawn anew each step (beyond the paper)",
+        low=0,
+    )
+    ema: float = key(
+        0.0,
+        "decay of a moving average of the weights; when > 0 the average is what is measured "
+        "and saved (0.999: ~1000 steps)",
+        low=0,
+        below=1,
+    )
+    select_by: str = key(
+        "",
+        "early stopping: the per-epoch metric (valid_error) whose lowest epoch is the result; empty keeps the last",
+        choices=("", "valid_error"),
+    )
+    seed: int = key(0, "seeds torch: a CPU run repeats bit for bit with the same code, machine and thread count", low=0)
     eval_every: int = key(1, "epochs between per-epoch evaluations", low=1)
-    precision: str = key("auto", "the training steps' matrix products: fp32, bf16 (autocast; losses, weights and "
-                         "optimizer state stay float32), or auto: bf16 where the hardware has bf16 matrix units "
-                         "(CPU amx_bf16 / avx512_bf16, CUDA compute capability 8.0 or more), else fp32",
-                         choices=("auto", "fp32", "bf16"))
+    precision: str = key(
+        "auto",
+        "the training steps' matrix products: fp32, bf16 (autocast; losses, weights and "
+        "optimizer state stay float32), or auto: bf16 where the hardware has bf16 matrix units "
+        "(CPU amx_bf16 / avx512_bf16, CUDA compute capability 8.0 or more), else fp32",
+        choices=("auto", "fp32", "bf16"),
+    )
 
 
 @dataclass
@@ -123,15 +180,17 @@ class DataConfig:
     download: bool = key(True, "download MNIST if it is missing")
     n_labeled: int | None = key(None, "training labels kept, balanced across classes (None: all)", low=0)
     label_seed: int = key(0, "which labeled images (and validation split) are drawn", low=0)
-    valid_size: int | None = key(None, "validation images carved from the training set (None: 10000 for MNIST)",
-                                 low=0)
+    valid_size: int | None = key(None, "validation images carved from the training set (None: 10000 for MNIST)", low=0)
     subset: int | None = key(None, "train on the first N training images only (quick runs)", low=1)
 
 
 @dataclass
 class EvalConfig:
-    tta_shift: int = key(0, "q(y|x) is measured as its mean over every shift of the image by up to this many "
-                         "pixels (beyond the paper)", low=0)
+    tta_shift: int = key(
+        0,
+        "q(y|x) is measured as its mean over every shift of the image by up to this many pixels (beyond the paper)",
+        low=0,
+    )
 
 
 @dataclass
@@ -221,8 +280,12 @@ def _check_range(value: Any, meta: dict, key: str) -> None:
     for v in items:
         if not isinstance(v, (int, float)) or isinstance(v, bool):
             continue
-        bad = (low is not None and v < low) or (high is not None and v > high) or \
-              (above is not None and v <= above) or (below is not None and v >= below)
+        bad = (
+            (low is not None and v < low)
+            or (high is not None and v > high)
+            or (above is not None and v <= above)
+            or (below is not None and v >= below)
+        )
         if bad:
             lo = f"{low} <= " if low is not None else f"{above} < " if above is not None else ""
             hi = f" <= {high}" if high is not None else f" < {below}" if below is not None else ""
@@ -232,11 +295,27 @@ def _check_range(value: Any, meta: dict, key: str) -> None:
         raise ConfigError(f"{key} = {value!r} is not allowed; choose one of: {allowed}")
 
 
-REMOVED = {"model.separate_y_trunk", "model.z_disc_reads_y", "model.hidden_noise", "model.input_noise",
-           "model.input_dropout", "model.y_batch_mean", "model.vat_xi", "model.noise_std", "model.y_adversary",
-           "model.reconstruction_trains_y", "train.classification_optimizer", "train.labeled_batch_size",
-           "train.checkpoint_every", "train.betas", "train.momentum", "train.device", "train.threads",
-           "train.progress", "eval.mmd_points"}
+REMOVED = {
+    "model.separate_y_trunk",
+    "model.z_disc_reads_y",
+    "model.hidden_noise",
+    "model.input_noise",
+    "model.input_dropout",
+    "model.y_batch_mean",
+    "model.vat_xi",
+    "model.noise_std",
+    "model.y_adversary",
+    "model.reconstruction_trains_y",
+    "train.classification_optimizer",
+    "train.labeled_batch_size",
+    "train.checkpoint_every",
+    "train.betas",
+    "train.momentum",
+    "train.device",
+    "train.threads",
+    "train.progress",
+    "eval.mmd_points",
+}
 """keys of earlier versions, dropped without a warning from configs that runs saved (``strict=False``)"""
 
 
@@ -264,8 +343,9 @@ def _build(cls: type, table: dict[str, Any], prefix: str, strict: bool = True) -
         if name not in fields:
             if not strict:
                 if full not in REMOVED:
-                    logging.getLogger("aae").warning("ignoring config key %r, which this version of aae does not have",
-                                                     full)
+                    logging.getLogger("aae").warning(
+                        "ignoring config key %r, which this version of aae does not have", full
+                    )
                 continue
             section = prefix.rstrip(".") or "top level"
             raise ConfigError(f"unknown config key {full!r}; allowed in [{section}]: {', '.join(fields)}")
@@ -278,8 +358,9 @@ def _build(cls: type, table: dict[str, Any], prefix: str, strict: bool = True) -
             if full == "train.lr":
                 unknown = set(value) - set(LR_PHASES)
                 if unknown:
-                    raise ConfigError(f"train.lr has unknown phase {sorted(unknown)[0]!r}; allowed: "
-                                      f"{', '.join(LR_PHASES)}")
+                    raise ConfigError(
+                        f"train.lr has unknown phase {sorted(unknown)[0]!r}; allowed: {', '.join(LR_PHASES)}"
+                    )
                 value = {**TrainConfig().lr, **value}
             _check_range(value, fields[name].metadata, full)
         setattr(obj, name, value)
@@ -297,18 +378,24 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ConfigError(f"model.objective = 'vae' needs model.encoder = 'gaussian', not {m.encoder!r}")
     if m.objective == "classifier":
         if not regime.categorical_head:
-            raise ConfigError(f"model.objective = 'classifier' trains q(y|x): it needs the semi_supervised, "
-                              f"dim_reduction or clustering regime, not {m.regime!r}")
+            raise ConfigError(
+                f"model.objective = 'classifier' trains q(y|x): it needs the semi_supervised, "
+                f"dim_reduction or clustering regime, not {m.regime!r}"
+            )
         if regime.label_to is None and not (m.y_marginal_weight > 0 and m.y_entropy_weight > 0):
             # IMSAT (Hu et al. 2017): without either term a classifier without labels is content with one cluster
-            raise ConfigError("model.objective = 'classifier' without labels clusters by IMSAT's objective: it needs "
-                              "model.y_marginal_weight > 0 and model.y_entropy_weight > 0")
+            raise ConfigError(
+                "model.objective = 'classifier' without labels clusters by IMSAT's objective: it needs "
+                "model.y_marginal_weight > 0 and model.y_entropy_weight > 0"
+            )
     if m.y_regularizer == "imsat":
         if not regime.categorical_head:
             raise ConfigError(f"model.y_regularizer = 'imsat' needs a regime with a y head, not {m.regime!r}")
         if not (m.y_marginal_weight > 0 and m.y_entropy_weight > 0):
-            raise ConfigError("model.y_regularizer = 'imsat' trains q(y|x) by the mutual information: it needs "
-                              "model.y_marginal_weight > 0 and model.y_entropy_weight > 0")
+            raise ConfigError(
+                "model.y_regularizer = 'imsat' trains q(y|x) by the mutual information: it needs "
+                "model.y_marginal_weight > 0 and model.y_entropy_weight > 0"
+            )
     if m.label_to_discriminator and regime.label_to is None:
         raise ConfigError(f"model.label_to_discriminator needs a regime that reads labels, not {m.regime!r}")
     name = m.prior.get("name", "gaussian")
@@ -318,8 +405,10 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         prior = make_prior(m.prior, m.z_dim)
         z_reads_labels = regime.label_to == "discriminator" or m.label_to_discriminator
         if z_reads_labels and prior.n_parts is not None and prior.n_parts < m.n_classes:
-            raise ConfigError(f"model.prior has {prior.n_parts} parts but model.n_classes = {m.n_classes}: a label-"
-                              f"conditioned discriminator needs one part per class")
+            raise ConfigError(
+                f"model.prior has {prior.n_parts} parts but model.n_classes = {m.n_classes}: a label-"
+                f"conditioned discriminator needs one part per class"
+            )
     if cfg.data.subset is not None and cfg.data.subset < t.batch_size:
         raise ConfigError(f"data.subset = {cfg.data.subset} is fewer images than train.batch_size = {t.batch_size}")
     return cfg
@@ -331,8 +420,12 @@ def _merge(base: dict, extra: dict) -> dict:
     for k, v in extra.items():
         old = out.get(k)
         # A prior table that names another prior replaces the old one, whose arguments would not fit.
-        renamed = k == "prior" and isinstance(v, dict) and isinstance(old, dict) and \
-            v.get("name", old.get("name")) != old.get("name")
+        renamed = (
+            k == "prior"
+            and isinstance(v, dict)
+            and isinstance(old, dict)
+            and v.get("name", old.get("name")) != old.get("name")
+        )
         out[k] = _merge(old, v) if isinstance(v, dict) and isinstance(old, dict) and not renamed else v
     return out
 
@@ -376,8 +469,9 @@ def from_dict(table: dict[str, Any], strict: bool = True) -> ExperimentConfig:
     return validate(_build(ExperimentConfig, table if strict else _migrate(table), "", strict))
 
 
-def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = (),
-                base: dict | None = None) -> ExperimentConfig:
+def load_config(
+    path: str | Path | None = None, overrides: typing.Sequence[str] = (), base: dict | None = None
+) -> ExperimentConfig:
     """Read a TOML config (a path or a bundled name), apply ``section.key=value`` overrides, validate."""
     table: dict[str, Any] = dict(base or {})
     if path is not None:
@@ -407,4 +501,3 @@ def write_key_table(readme: str | Path) -> None:
     if not KEY_TABLE.search(text):
         raise ConfigError(f"{path} has no <!-- config-keys:start --> ... <!-- config-keys:end --> markers")
     path.write_text(KEY_TABLE.sub(lambda m: m.group(1) + key_table() + "\n" + m.group(2), text))
-

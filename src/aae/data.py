@@ -63,9 +63,7 @@ class Dataset:
         if self.x.ndim != 2:
             raise DataError(f"dataset {self.name!r}: x has shape {self.x.shape}, expected (n, d)")
         if self.y is not None and self.y.shape != (len(self.x),):
-            raise DataError(
-                f"dataset {self.name!r}: y has shape {self.y.shape}, expected ({len(self.x)},)"
-            )
+            raise DataError(f"dataset {self.name!r}: y has shape {self.y.shape}, expected ({len(self.x)},)")
 
     def __len__(self) -> int:
         return len(self.x)
@@ -137,9 +135,7 @@ def _parse_idx(data: bytes, path: Path) -> np.ndarray:
     if len(data) < 4:
         raise DataError(f"{path} is truncated ({len(data)} bytes, no IDX header); {_REDOWNLOAD}")
     if data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise DataError(
-            f"{path} is not an IDX file (magic bytes {data[:4].hex()}); {_REDOWNLOAD}"
-        )
+        raise DataError(f"{path} is not an IDX file (magic bytes {data[:4].hex()}); {_REDOWNLOAD}")
     ndim = data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
@@ -197,8 +193,9 @@ def download(
                 length = resp.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
                 n = 0
-                with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
-                          disable=not progress, leave=False) as bar:
+                with tqdm(
+                    total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress, leave=False
+                ) as bar:
                     while chunk := resp.read(1 << 16):
                         out.write(chunk)
                         n += len(chunk)
@@ -254,8 +251,7 @@ def _fetch_mnist_file(folder: Path, stem: str, mirrors: Sequence[str], progress:
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + stem + ".gz"
         try:
-            download(url, folder / f"{stem}.gz", progress=progress,
-                     check=_gz_sha256_check(MNIST_SHA256[stem]))
+            download(url, folder / f"{stem}.gz", progress=progress, check=_gz_sha256_check(MNIST_SHA256[stem]))
             return
         except DataError as e:
             errors.append(str(e))
@@ -272,9 +268,7 @@ def _read_mnist_file(folder: Path, stem: str) -> np.ndarray:
     found = hashlib.sha256(data).hexdigest()
     expected = MNIST_SHA256[stem]
     if found != expected:
-        raise DataError(
-            f"{path}: sha256 checksum mismatch (expected {expected}, found {found}); {_REDOWNLOAD}"
-        )
+        raise DataError(f"{path}: sha256 checksum mismatch (expected {expected}, found {found}); {_REDOWNLOAD}")
     return _parse_idx(data, path)
 
 
@@ -303,8 +297,7 @@ def load_mnist(
     Mirrors: ``mirrors`` > $AAE_MNIST_MIRROR (comma-separated) > MNIST_MIRRORS.
     """
     folder = default_data_dir(data_dir) / "mnist"
-    missing = [s for s in MNIST_SHA256
-               if not (folder / s).is_file() and not (folder / f"{s}.gz").is_file()]
+    missing = [s for s in MNIST_SHA256 if not (folder / s).is_file() and not (folder / f"{s}.gz").is_file()]
     if missing and not download:
         names = ", ".join(f"{s}.gz" for s in missing)
         raise DataError(
@@ -343,16 +336,16 @@ def _svhn_split(path: Path) -> Dataset:
     try:
         mat = scipy.io.loadmat(path)
     except Exception as e:  # scipy raises many types for a bad .mat
-        raise DataError(f"{path} is not a readable .mat file ({_one_line(e)}); "
-                        f"download it again from {SVHN_URL}") from e
+        raise DataError(
+            f"{path} is not a readable .mat file ({_one_line(e)}); download it again from {SVHN_URL}"
+        ) from e
     X, y = mat.get("X"), mat.get("y")
     if X is None or y is None or X.ndim != 4 or X.shape[:3] != (32, 32, 3) or y.size != X.shape[3]:
         shapes = (getattr(X, "shape", None), getattr(y, "shape", None))
         raise DataError(f"{path}: expected X (32, 32, 3, N) and y (N, 1), found {shapes}")
     labels = np.asarray(y).reshape(-1).astype(np.int64)
     if labels.size and (labels.min() < 1 or labels.max() > 10):
-        raise DataError(f"{path}: labels must be 1..10 (10 = digit 0), "
-                        f"found {labels.min()}..{labels.max()}")
+        raise DataError(f"{path}: labels must be 1..10 (10 = digit 0), found {labels.min()}..{labels.max()}")
     labels[labels == 10] = 0
     x = np.transpose(X, (3, 0, 1, 2)).reshape(X.shape[3], -1).astype(np.float32)
     x /= 255.0
@@ -370,8 +363,7 @@ def load_svhn(data_dir: str | os.PathLike | None = None) -> tuple[Dataset, Datas
 
 def _features(x: np.ndarray, where: str) -> tuple[np.ndarray, tuple[int, ...] | None]:
     if x.ndim < 2 or x.shape[0] == 0 or math.prod(x.shape[1:]) == 0:
-        raise DataError(f"{where} has shape {x.shape}, expected (n, features) "
-                        "or (n, h, w[, c]) with n > 0")
+        raise DataError(f"{where} has shape {x.shape}, expected (n, features) or (n, h, w[, c]) with n > 0")
     if x.dtype.kind not in "biuf":
         raise DataError(f"{where} has dtype {x.dtype}, expected numbers")
     image_shape: tuple[int, ...] | None = None
@@ -422,8 +414,7 @@ def load_array(path: str | os.PathLike) -> Dataset:
             with np.load(path, allow_pickle=False) as z:
                 if "x" not in z.files:
                     keys = ", ".join(z.files) or "none"
-                    raise DataError(f"{path} has no key 'x' (keys: {keys}); "
-                                    "save it with np.savez(path, x=..., y=...)")
+                    raise DataError(f"{path} has no key 'x' (keys: {keys}); save it with np.savez(path, x=..., y=...)")
                 x = z["x"]
                 y = z["y"] if "y" in z.files else None
             xwhere = f"{path}['x']"
@@ -431,20 +422,19 @@ def load_array(path: str | os.PathLike) -> Dataset:
         raise
     except ValueError as e:
         if "allow_pickle" in str(e) and _is_npy_of_objects(path):
-            raise DataError(f"{path} holds pickled Python objects, which are not loaded for "
-                            "safety; save plain numeric arrays") from e
+            raise DataError(
+                f"{path} holds pickled Python objects, which are not loaded for safety; save plain numeric arrays"
+            ) from e
         detail = "" if "allow_pickle" in str(e) else f" ({_one_line(e)})"  # numpy's guess at bytes it cannot parse
         raise DataError(f"{path} is corrupt or not a numpy file{detail}; save it again with np.save") from e
     except Exception as e:  # zipfile, EOF, OS errors from a truncated file
-        raise DataError(f"{path} is corrupt or truncated ({type(e).__name__}: {_one_line(e)}); "
-                        "save it again") from e
+        raise DataError(f"{path} is corrupt or truncated ({type(e).__name__}: {_one_line(e)}); save it again") from e
     feats, image_shape = _features(x, xwhere)
     n_classes = None
     if y is not None:
         y = _integer_labels(y, len(feats), f"{path}['y']")
         if (y < -1).any():
-            raise DataError(f"{path}['y'] has label {int(y.min())}; "
-                            "use -1 for unlabeled, 0..K-1 for classes")
+            raise DataError(f"{path}['y'] has label {int(y.min())}; use -1 for unlabeled, 0..K-1 for classes")
         n_classes = int(y.max()) + 1 if (y >= 0).any() else None
     return Dataset(feats, y, image_shape, n_classes, path.stem)
 
@@ -473,8 +463,7 @@ def check_labels(y: object, n_classes: int, n: int, where: str = "y") -> np.ndar
     bad = np.flatnonzero((out < -1) | (out >= n_classes))
     if bad.size:
         i = int(bad[0])
-        raise DataError(f"{where}[{i}] = {out[i]} is not a valid label; allowed: -1 (unlabeled) "
-                        f"or 0..{n_classes - 1}")
+        raise DataError(f"{where}[{i}] = {out[i]} is not a valid label; allowed: -1 (unlabeled) or 0..{n_classes - 1}")
     return out
 
 
@@ -491,15 +480,15 @@ def labels_for_regime(labels: object, n: int, n_classes: int, need: str):
     if need == "all" and (y < 0).any():
         raise DataError(f"the supervised regime needs every label; {int((y < 0).sum())} of {n} are -1")
     if need in ("some", "all") and not (y >= 0).any():
-        raise DataError("the semi-supervised regime needs at least one labeled point; for none use the clustering regime")
+        raise DataError(
+            "the semi-supervised regime needs at least one labeled point; for none use the clustering regime"
+        )
     if need == "optional" and not (y >= 0).any():
         raise DataError("every training label is -1 (unlabeled); label some points, or train without labels")
     return torch.from_numpy(y)
 
 
-def label_budget(
-    y: np.ndarray, n_labeled: int | None, seed: int = 0, n_classes: int | None = None
-) -> np.ndarray:
+def label_budget(y: np.ndarray, n_labeled: int | None, seed: int = 0, n_classes: int | None = None) -> np.ndarray:
     """Copy of ``y`` keeping only ``n_labeled`` labels, balanced across classes, seeded.
 
     Class c keeps ``n_labeled // n_classes`` labels, plus one for the first
@@ -520,9 +509,11 @@ def label_budget(
         want = base + (1 if c < extra else 0)
         idx = np.flatnonzero(y == c)
         if len(idx) < want:
-            raise DataError(f"class {c} has only {len(idx)} labeled examples but {want} are needed "
-                            f"for n_labeled={n_labeled} balanced over {n_classes} classes; "
-                            "lower n_labeled")
+            raise DataError(
+                f"class {c} has only {len(idx)} labeled examples but {want} are needed "
+                f"for n_labeled={n_labeled} balanced over {n_classes} classes; "
+                "lower n_labeled"
+            )
         keep = rng.choice(idx, size=want, replace=False)
         out[keep] = c
     return out
@@ -564,13 +555,17 @@ def load(
         full = load_array(name)
         train, test = _carve(full, int(round(GENERIC_TEST_FRACTION * len(full))), 0)
     else:
-        raise DataError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)} "
-                        "or a path to a .npy/.npz file")
+        raise DataError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)} or a path to a .npy/.npz file")
     if valid_size is None:
         valid_size = 10000 if key == "mnist" else int(round(0.1 * len(train)))
-    if isinstance(valid_size, bool) or not isinstance(valid_size, (int, np.integer)) \
-            or not 0 <= valid_size < len(train):
-        raise DataError(f"valid_size={valid_size!r} must be an integer in 0..{len(train) - 1} "
-                        f"for {name} ({len(train)} training examples)")
+    if (
+        isinstance(valid_size, bool)
+        or not isinstance(valid_size, (int, np.integer))
+        or not 0 <= valid_size < len(train)
+    ):
+        raise DataError(
+            f"valid_size={valid_size!r} must be an integer in 0..{len(train) - 1} "
+            f"for {name} ({len(train)} training examples)"
+        )
     train, valid = _carve(train, int(valid_size), seed)
     return Splits(train, valid, test)

@@ -61,7 +61,7 @@ def average_gradients_before_step(optimizer: torch.optim.Optimizer) -> None:
         flat /= dist.get_world_size()
         offset = 0
         for g in grads:
-            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
             offset += g.numel()
 
     optimizer.register_step_pre_hook(hook)
@@ -86,8 +86,8 @@ def shard(perm: torch.Tensor, steps: int, batch_size: int) -> torch.Tensor:
     """This process's minibatches of an epoch's permutation, shape (steps // WORLD_SIZE, batch_size):
     minibatch i of the single-process epoch goes to process i % WORLD_SIZE."""
     w = world_size()
-    batches = perm[:steps * batch_size].view(steps, batch_size)
-    return batches[rank():(steps // w) * w:w]
+    batches = perm[: steps * batch_size].view(steps, batch_size)
+    return batches[rank() : (steps // w) * w : w]
 
 
 def finish(code: int = 0) -> None:

@@ -32,8 +32,15 @@ def log_mean_softmax(views: list[torch.Tensor]) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def encode(model: AdversarialAutoencoder, x: np.ndarray, *, sample: bool = True, tta_shift: int = 0,
-           log: bool = False, batch_size: int = 2000) -> tuple[np.ndarray, np.ndarray | None]:
+def encode(
+    model: AdversarialAutoencoder,
+    x: np.ndarray,
+    *,
+    sample: bool = True,
+    tta_shift: int = 0,
+    log: bool = False,
+    batch_size: int = 2000,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Codes z and, where the model has a y head, q(y|x), in batches; with ``tta_shift`` (config
     ``eval.tta_shift``) q(y|x) is averaged over every translation of x by up to that many pixels.
     With ``log``, log q(y|x) in float64 (`log_mean_softmax`): what ranks images by confidence."""
@@ -41,7 +48,7 @@ def encode(model: AdversarialAutoencoder, x: np.ndarray, *, sample: bool = True,
         raise ConfigError(f"eval.tta_shift = {tta_shift} must be 0 or more pixels")
     zs, ys = [], []
     for i in range(0, len(x), batch_size):
-        xb = torch.as_tensor(x[i:i + batch_size], device=model.device)
+        xb = torch.as_tensor(x[i : i + batch_size], device=model.device)
         codes = model.encode(xb, sample=sample)
         zs.append(codes.z.cpu().numpy())
         if codes.y_logits is not None:
@@ -61,7 +68,7 @@ def embed(model: AdversarialAutoencoder, x: np.ndarray, batch_size: int = 2000) 
     cluster heads (Section 7), else the code z (posterior mean / zero noise)."""
     out = []
     for i in range(0, len(x), batch_size):
-        codes = model.encode(torch.as_tensor(x[i:i + batch_size], device=model.device), sample=False)
+        codes = model.encode(torch.as_tensor(x[i : i + batch_size], device=model.device), sample=False)
         out.append((model.representation(codes) if model.cluster_heads is not None else codes.z).cpu().numpy())
     return np.concatenate(out)
 
@@ -70,10 +77,12 @@ def embed(model: AdversarialAutoencoder, x: np.ndarray, batch_size: int = 2000) 
 def mean_reconstruction_loss(model: AdversarialAutoencoder, data: Dataset, batch_size: int = 2000) -> float:
     total = 0.0
     for i in range(0, len(data), batch_size):
-        x = torch.as_tensor(data.x[i:i + batch_size], device=model.device)
-        labels = torch.as_tensor(data.y[i:i + batch_size], device=model.device) if data.y is not None else None
+        x = torch.as_tensor(data.x[i : i + batch_size], device=model.device)
+        labels = torch.as_tensor(data.y[i : i + batch_size], device=model.device) if data.y is not None else None
         codes = model.encode(x, sample=False)
-        total += reconstruction_loss(model.decode(model.representation(codes, labels)), x, model.config.output).item() * len(x)
+        total += reconstruction_loss(
+            model.decode(model.representation(codes, labels)), x, model.config.output
+        ).item() * len(x)
     return total / len(data)
 
 
@@ -91,14 +100,17 @@ def _label_metrics(model: AdversarialAutoencoder, z: np.ndarray, proba: np.ndarr
     return out
 
 
-def _cluster_protocol_inputs(model: AdversarialAutoencoder, proba: np.ndarray, splits: Splits,
-                             cfg: ExperimentConfig) -> tuple[np.ndarray, np.ndarray]:
+def _cluster_protocol_inputs(
+    model: AdversarialAutoencoder, proba: np.ndarray, splits: Splits, cfg: ExperimentConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """What the paper's cluster protocol reads: log q(y|x) of the validation images (which rank
     each cluster's exemplar) and the test images' clusters, the argmax of their q(y|x) ``proba``."""
     return encode(model, splits.valid.x, tta_shift=cfg.eval.tta_shift, log=True)[1], proba.argmax(1)
 
 
-def _cluster_metrics(model: AdversarialAutoencoder, proba: np.ndarray | None, splits: Splits, cfg: ExperimentConfig) -> dict:
+def _cluster_metrics(
+    model: AdversarialAutoencoder, proba: np.ndarray | None, splits: Splits, cfg: ExperimentConfig
+) -> dict:
     """Unsupervised clustering (Section 6), and a categorical head trained without labels (the
     unsupervised map of Section 7): the paper's protocol and the usual scores."""
     test = splits.test
@@ -108,10 +120,16 @@ def _cluster_metrics(model: AdversarialAutoencoder, proba: np.ndarray | None, sp
     valid_logp, assign = _cluster_protocol_inputs(model, proba, splits, cfg)
     # cluster sizes against the equal share n / m a q(y) matching the uniform prior would give
     sizes = np.bincount(assign, minlength=proba.shape[1]) * proba.shape[1] / len(assign)
-    return {"cluster_error": metrics.cluster_error_paper(valid_logp, splits.valid.y, assign, test.y),
-            "cluster_error_majority": metrics.cluster_error_paper(valid_logp, splits.valid.y, assign, test.y, majority=True),
-            "hungarian_accuracy": metrics.hungarian_accuracy(test.y, assign), **metrics.cluster_scores(test.y, assign),
-            "largest_cluster": float(sizes.max()), "smallest_cluster": float(sizes.min())}
+    return {
+        "cluster_error": metrics.cluster_error_paper(valid_logp, splits.valid.y, assign, test.y),
+        "cluster_error_majority": metrics.cluster_error_paper(
+            valid_logp, splits.valid.y, assign, test.y, majority=True
+        ),
+        "hungarian_accuracy": metrics.hungarian_accuracy(test.y, assign),
+        **metrics.cluster_scores(test.y, assign),
+        "largest_cluster": float(sizes.max()),
+        "smallest_cluster": float(sizes.min()),
+    }
 
 
 def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Callable[[AdversarialAutoencoder], dict]:
@@ -124,7 +142,11 @@ def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Calla
         # the test set on the plain images only: it is watched, not chosen by; the final metrics and
         # the validation split that early stopping reads take the config's test-time shifts
         z, proba = encode(model, test.x)
-        row = {} if model.prior is None else {"test_mmd": metrics.mmd(z, model.prior.sample(len(z)).numpy(), max_points=n)}
+        row = (
+            {}
+            if model.prior is None
+            else {"test_mmd": metrics.mmd(z, model.prior.sample(len(z)).numpy(), max_points=n)}
+        )
         row.update({f"test_{k}": v for k, v in _label_metrics(model, z, proba, test).items()})
         row.update({f"test_{k}": v for k, v in _cluster_metrics(model, proba, splits, cfg).items()})
         valid = splits.valid
@@ -153,14 +175,20 @@ def final_metrics(model: AdversarialAutoencoder, splits: Splits, cfg: Experiment
     """The full evaluation on the test set (``aae eval``)."""
     test = splits.test
     z, proba = encode(model, test.x, tta_shift=cfg.eval.tta_shift)
-    out = {} if model.prior is None else {  # a classifier baseline has no decoder and no prior
-        "test_reconstruction": mean_reconstruction_loss(model, test),
-        "test_mmd": metrics.mmd(z, model.prior.sample(len(z)).numpy(), max_points=2000),
-    }
+    out = (
+        {}
+        if model.prior is None
+        else {  # a classifier baseline has no decoder and no prior
+            "test_reconstruction": mean_reconstruction_loss(model, test),
+            "test_mmd": metrics.mmd(z, model.prior.sample(len(z)).numpy(), max_points=2000),
+        }
+    )
     out.update({f"test_{k}": v for k, v in _label_metrics(model, z, proba, test).items()})
     out.update({f"test_{k}": v for k, v in _cluster_metrics(model, proba, splits, cfg).items()})
     if model.cluster_heads is not None and splits.valid.y is not None and test.y is not None:
         # how well the map r = W_C y + z keeps the classes apart (Section 7): a 1-nearest-neighbour
         # classifier on the map, the labeled validation images its reference set
-        out["test_map_1nn_error"] = metrics.one_nn_error(embed(model, splits.valid.x), splits.valid.y, embed(model, test.x), test.y)
+        out["test_map_1nn_error"] = metrics.one_nn_error(
+            embed(model, splits.valid.x), splits.valid.y, embed(model, test.x), test.y
+        )
     return out

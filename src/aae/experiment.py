@@ -51,15 +51,18 @@ class Result:
 def prepare_data(cfg: ExperimentConfig, progress: bool = True) -> Splits:
     """The data a config names, with its subset and label budget applied to the training split."""
     d = cfg.data
-    splits = load(d.name, d.data_dir, download=d.download, valid_size=d.valid_size, seed=d.label_seed,
-                  progress=progress)
+    splits = load(
+        d.name, d.data_dir, download=d.download, valid_size=d.valid_size, seed=d.label_seed, progress=progress
+    )
     if d.subset is not None:
         splits.train = splits.train.subset(slice(0, d.subset))
     if d.n_labeled is not None and splits.train.y is not None:
         splits.train.y = label_budget(splits.train.y, d.n_labeled, seed=d.label_seed, n_classes=splits.train.n_classes)
     if cfg.model.output == "bernoulli" and not splits.train.unit:
-        raise ConfigError(f"data {d.name!r} has values outside [0, 1], which model.output = 'bernoulli' cannot "
-                          f"model; set model.output = 'gaussian' (and standardize the features)")
+        raise ConfigError(
+            f"data {d.name!r} has values outside [0, 1], which model.output = 'bernoulli' cannot "
+            f"model; set model.output = 'gaussian' (and standardize the features)"
+        )
     return splits
 
 
@@ -78,16 +81,27 @@ def check_writable(out: str | Path) -> None:
         raise ConfigError(f"cannot write the run directory {out}: {first} is not writable")
 
 
-def run(cfg: ExperimentConfig, out: str | Path | None = None, *, resume: bool = False,
-        require_checkpoint: bool = False, figures: bool = True, splits: Splits | None = None, prior=None,
-        device: str = "auto", progress: bool = True) -> Result:
+def run(
+    cfg: ExperimentConfig,
+    out: str | Path | None = None,
+    *,
+    resume: bool = False,
+    require_checkpoint: bool = False,
+    figures: bool = True,
+    splits: Splits | None = None,
+    prior=None,
+    device: str = "auto",
+    progress: bool = True,
+) -> Result:
     """Train the experiment ``cfg`` (resuming from ``out`` if asked), then measure and draw it.
     ``prior`` is a prior function or object for a config whose prior is ``callable``."""
     if prior is not None:
         cfg.model.prior = describe(prior)
     elif cfg.model.prior.get("name") == "callable":
-        raise ConfigError(f"model.prior names the function {cfg.model.prior.get('fn')!r}; aae never imports code "
-                          f"named in a file: pass the function itself (aae.experiment.run(cfg, prior=fn))")
+        raise ConfigError(
+            f"model.prior names the function {cfg.model.prior.get('fn')!r}; aae never imports code "
+            f"named in a file: pass the function itself (aae.experiment.run(cfg, prior=fn))"
+        )
     if out is not None:
         check_writable(out)
     splits = splits or prepare_data(cfg, progress)
@@ -100,14 +114,17 @@ def run(cfg: ExperimentConfig, out: str | Path | None = None, *, resume: bool = 
     torch.manual_seed(cfg.train.seed)  # the initial weights too follow train.seed
     model = build_model(cfg.model, splits.train.x.shape[1], prior=prior)
     trainer = Trainer(model, cfg, out, evaluate=epoch_metrics(splits, cfg), device=device, progress=progress)
-    history = trainer.fit(splits.train.x, train_labels(cfg, splits), resume=resume,
-                          require_checkpoint=require_checkpoint)
+    history = trainer.fit(
+        splits.train.x, train_labels(cfg, splits), resume=resume, require_checkpoint=require_checkpoint
+    )
     model = trainer.result.eval()
     if not trainer.main:  # under torchrun, process 0 measures and writes
         return Result(model, splits, history, {})
     metrics = final_metrics(model, splits, cfg)
     if trainer.selected is not None:
-        metrics.update(selected_epoch=trainer.selected_epoch, **{f"selected_{cfg.train.select_by}": trainer.selected_value})
+        metrics.update(
+            selected_epoch=trainer.selected_epoch, **{f"selected_{cfg.train.select_by}": trainer.selected_value}
+        )
     if out is not None:
         write_final(out, metrics)
         if figures:

@@ -31,7 +31,9 @@ def _decoded_grid(model: AdversarialAutoencoder, n_per: int, n_classes: int) -> 
     return model.generate(n_classes * n_per).cpu().numpy(), "prior samples"
 
 
-def circle_projection(heads: np.ndarray, codes: np.ndarray | None = None, clusters: np.ndarray | None = None) -> np.ndarray:
+def circle_projection(
+    heads: np.ndarray, codes: np.ndarray | None = None, clusters: np.ndarray | None = None
+) -> np.ndarray:
     """The linear map (k, 2) that sends the m cluster heads (m, k) to m points evenly spaced on the
     unit circle, in the least-squares sense (exactly when the heads are linearly independent).
 
@@ -46,7 +48,9 @@ def circle_projection(heads: np.ndarray, codes: np.ndarray | None = None, cluste
     return np.linalg.lstsq(codes, circle[clusters], rcond=None)[0]
 
 
-def write_figures(model: AdversarialAutoencoder, splits: Splits, run_dir: Path, history: list[dict] | None = None) -> list[Path]:
+def write_figures(
+    model: AdversarialAutoencoder, splits: Splits, run_dir: Path, history: list[dict] | None = None
+) -> list[Path]:
     """The run's pictures under ``run_dir/figures``: latent scatter beside prior samples, decoded
     prior samples, reconstructions, and by capability the manifold, style grid and cluster heads."""
     fig = Path(run_dir) / "figures"
@@ -57,8 +61,16 @@ def write_figures(model: AdversarialAutoencoder, splits: Splits, run_dir: Path, 
     m = model.config.n_classes
     z, proba = encode(model, test.x[:5000])
     y = test.y[:5000] if test.y is not None else None
-    paths = [plots.latent_scatter(z, fig / "latent.png", labels=y, prior_samples=model.prior.sample(len(z)).numpy(),
-                                  title="test codes q(z) | prior samples p(z)", n_classes=m)]
+    paths = [
+        plots.latent_scatter(
+            z,
+            fig / "latent.png",
+            labels=y,
+            prior_samples=model.prior.sample(len(z)).numpy(),
+            title="test codes q(z) | prior samples p(z)",
+            n_classes=m,
+        )
+    ]
     if shape is None:
         return paths
     images, layout = _decoded_grid(model, 10, min(m, 20))
@@ -66,20 +78,40 @@ def write_figures(model: AdversarialAutoencoder, splits: Splits, run_dir: Path, 
         paths.append(plots.style_grid(images, fig / "samples.png", image_shape=shape, n_styles=10, n_classes=m))
         x = torch.as_tensor(test.x[:10])
         grid = torch.cat([x[:, None].to(model.device), model.restyle(x)], 1).reshape(-1, x.shape[1]).cpu().numpy()
-        paths.append(plots.image_grid(grid, fig / "restyle.png", image_shape=shape, nrow=10,
-                                      title="test image, then its style under each label"))
+        paths.append(
+            plots.image_grid(
+                grid,
+                fig / "restyle.png",
+                image_shape=shape,
+                nrow=10,
+                title="test image, then its style under each label",
+            )
+        )
     else:
         paths.append(plots.image_grid(images, fig / "samples.png", image_shape=shape, nrow=min(m, 20), title=layout))
-    labels = torch.as_tensor(test.y[:20], device=model.device) if test.y is not None and model.regime.label_to == "decoder" else None
+    labels = (
+        torch.as_tensor(test.y[:20], device=model.device)
+        if test.y is not None and model.regime.label_to == "decoder"
+        else None
+    )
     recon = model.reconstruct(torch.as_tensor(test.x[:20], device=model.device), labels).cpu().numpy()
     paths.append(plots.reconstructions(test.x[:20], recon, fig / "reconstructions.png", image_shape=shape, n=20))
     if model.config.z_dim == 2 and "y" not in model.priors and model.regime.label_to != "decoder":
         lo, hi = np.percentile(model.prior.sample(5000).numpy(), [1, 99], axis=0)
         decode = lambda c: model.generate(len(c), z=torch.as_tensor(c)).cpu().numpy()  # noqa: E731
-        paths.append(plots.manifold(decode, fig / "manifold.png", image_shape=shape, extent=(lo[0], hi[0], lo[1], hi[1])))
+        paths.append(
+            plots.manifold(decode, fig / "manifold.png", image_shape=shape, extent=(lo[0], hi[0], lo[1], hi[1]))
+        )
     if proba is not None:
-        heads = model.generate(model.priors["y"].n_classes, labels=torch.arange(model.priors["y"].n_classes),
-                               z=torch.zeros(model.priors["y"].n_classes, model.config.z_dim)).cpu().numpy()
+        heads = (
+            model.generate(
+                model.priors["y"].n_classes,
+                labels=torch.arange(model.priors["y"].n_classes),
+                z=torch.zeros(model.priors["y"].n_classes, model.config.z_dim),
+            )
+            .cpu()
+            .numpy()
+        )
         assign = proba.argmax(1)
         members = [test.x[:5000][assign == i][:10] for i in range(len(heads))]
         paths.append(plots.cluster_heads(heads, members, fig / "cluster_heads.png", image_shape=shape))
@@ -90,7 +122,11 @@ def write_figures(model: AdversarialAutoencoder, splits: Splits, run_dir: Path, 
         title = "test images r = W_C y + z (x: cluster heads)"
         if r.shape[1] > 2:  # as the paper draws its 10-D map: a linear map that puts the clusters on a circle
             to_2d = circle_projection(heads, r, proba.argmax(1))
-            r, heads, title = r @ to_2d, heads @ to_2d, f"{title}\n{r.shape[1]}-D, mapped linearly to put the clusters on a circle"
+            r, heads, title = (
+                r @ to_2d,
+                heads @ to_2d,
+                f"{title}\n{r.shape[1]}-D, mapped linearly to put the clusters on a circle",
+            )
         paths.append(plots.latent_scatter(r, fig / "map.png", labels=y, n_classes=m, highlight=heads, title=title))
     if history:
         keys = sorted({k for r in history for k in r if k not in ("epoch", "seconds")})

@@ -28,8 +28,9 @@ def reconstruction_loss(out: Tensor, x: Tensor, output: str = "bernoulli") -> Te
 def discriminator_loss(on_prior: Tensor, on_codes: Tensor) -> Tensor:
     """The discriminator tells prior samples (real, target 1) from codes (fake, target 0)."""
     on_prior, on_codes = on_prior.float(), on_codes.float()
-    return F.binary_cross_entropy_with_logits(on_prior, torch.ones_like(on_prior)) + \
-        F.binary_cross_entropy_with_logits(on_codes, torch.zeros_like(on_codes))
+    return F.binary_cross_entropy_with_logits(on_prior, torch.ones_like(on_prior)) + F.binary_cross_entropy_with_logits(
+        on_codes, torch.zeros_like(on_codes)
+    )
 
 
 def generator_loss(on_codes: Tensor) -> Tensor:
@@ -63,8 +64,13 @@ VAT_XI = 1e-2
 """the norm of the power iteration's probe (small against any radius the configs use)"""
 
 
-def virtual_adversarial_loss(logits_of: Callable[[Tensor], Tensor], x: Tensor, eps: float | Tensor, xi: float = VAT_XI,
-                             target_logits: Tensor | None = None) -> Tensor:
+def virtual_adversarial_loss(
+    logits_of: Callable[[Tensor], Tensor],
+    x: Tensor,
+    eps: float | Tensor,
+    xi: float = VAT_XI,
+    target_logits: Tensor | None = None,
+) -> Tensor:
     """KL(p(y|x) || p(y|x + r)) at the perturbation r of norm ``eps`` (a float, or (n, 1) for one
     radius per point) that changes p(y|x) most
     (virtual adversarial training, Miyato et al. 2018; one power iteration from a random start,
@@ -75,8 +81,9 @@ def virtual_adversarial_loss(logits_of: Callable[[Tensor], Tensor], x: Tensor, e
     probe = (xi * _unit(torch.randn_like(x))).requires_grad_()
     kl = F.kl_div(logits_of(x + probe).float().log_softmax(-1), target, log_target=True, reduction="batchmean")
     direction = torch.autograd.grad(kl, probe)[0]
-    return F.kl_div(logits_of(x + eps * _unit(direction)).float().log_softmax(-1), target, log_target=True,
-                    reduction="batchmean")
+    return F.kl_div(
+        logits_of(x + eps * _unit(direction)).float().log_softmax(-1), target, log_target=True, reduction="batchmean"
+    )
 
 
 def cluster_head_penalty(heads: Tensor, eta: float) -> Tensor:

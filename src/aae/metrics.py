@@ -116,7 +116,9 @@ def _cluster_inputs(valid_proba: Any, y_valid: Any, test_assign: Any, y_test: An
     _same_len(p, yv, "valid_proba", "y_valid")
     _same_len(a, yt, "test_assign", "y_test")
     if a.min() < 0 or a.max() >= p.shape[1]:
-        raise DataError(f"test_assign must be cluster indices in 0..{p.shape[1] - 1}, got values in {a.min()}..{a.max()}")
+        raise DataError(
+            f"test_assign must be cluster indices in 0..{p.shape[1] - 1}, got values in {a.min()}..{a.max()}"
+        )
     return p, yv, a, yt, int(max(yv.max(), yt.max())) + 1
 
 
@@ -154,10 +156,17 @@ def cluster_breakdown(valid_proba: Any, y_valid: Any, test_assign: Any, y_test: 
     rows = []
     for i in range(p.shape[1]):
         counts = np.bincount(yt[a == i], minlength=n_labels)
-        rows.append({"cluster": i, "size": int(counts.sum()), "classes": counts.tolist(),
-                     "paper_label": int(paper[i]), "majority_label": int(by_majority[i]),
-                     "paper_cost": float((counts.sum() - counts[paper[i]]) / len(yt)),
-                     "majority_cost": float((counts.sum() - counts[by_majority[i]]) / len(yt))})
+        rows.append(
+            {
+                "cluster": i,
+                "size": int(counts.sum()),
+                "classes": counts.tolist(),
+                "paper_label": int(paper[i]),
+                "majority_label": int(by_majority[i]),
+                "paper_cost": float((counts.sum() - counts[paper[i]]) / len(yt)),
+                "majority_cost": float((counts.sum() - counts[by_majority[i]]) / len(yt)),
+            }
+        )
     return sorted(rows, key=lambda r: -r["paper_cost"])
 
 

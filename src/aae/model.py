@@ -43,8 +43,15 @@ class AdversarialAutoencoder(nn.Module):
         c = config
         self.prior = make_prior(prior if prior is not None else c.prior, c.z_dim)
         n_y = c.n_classes if regime.categorical_head else 0
-        self.encoder = Encoder(x_dim, c.hidden, c.z_dim, kind=c.encoder, n_categories=n_y, noise_dim=c.noise_dim,
-                               batch_norm=c.encoder_batch_norm)
+        self.encoder = Encoder(
+            x_dim,
+            c.hidden,
+            c.z_dim,
+            kind=c.encoder,
+            n_categories=n_y,
+            noise_dim=c.noise_dim,
+            batch_norm=c.encoder_batch_norm,
+        )
         if regime.cluster_heads:
             # W_C: one learned n-dimensional head per cluster (Section 7); r = W_C y + z.
             self.cluster_heads = nn.Parameter(torch.randn(n_y, c.z_dim) * c.eta)
@@ -143,7 +150,9 @@ class AdversarialAutoencoder(nn.Module):
         return out.sigmoid() if self.config.output == "bernoulli" else out
 
     @torch.no_grad()
-    def generate(self, n: int, labels: Tensor | None = None, z: Tensor | None = None, y: Tensor | None = None) -> Tensor:
+    def generate(
+        self, n: int, labels: Tensor | None = None, z: Tensor | None = None, y: Tensor | None = None
+    ) -> Tensor:
         """Decode ``n`` samples of the priors (or the given ``z``/``y``) into data space.
 
         ``labels`` are the decoder's labels (supervised), the categories to decode (models with a
@@ -158,7 +167,9 @@ class AdversarialAutoencoder(nn.Module):
                 y = self.priors["y"].sample(n, labels.cpu() if labels is not None else None).to(self.device)
             y_logits = torch.log(y.clamp_min(1e-12))  # softmax(log onehot) = onehot
         codes = Codes(z, y_logits)
-        return self.to_data(self.decode(self.representation(codes, labels if self.regime.label_to == "decoder" else None)))
+        return self.to_data(
+            self.decode(self.representation(codes, labels if self.regime.label_to == "decoder" else None))
+        )
 
     @torch.no_grad()
     def restyle(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -180,16 +191,27 @@ class Classifier(nn.Module):
 
     prior = None
     cluster_heads = None
-    ignores = ("encoder", "z_dim", "noise_dim", "output", "prior", "disc_hidden", "label_to_discriminator",
-               "y_regularizer", "eta", "head_penalty")
+    ignores = (
+        "encoder",
+        "z_dim",
+        "noise_dim",
+        "output",
+        "prior",
+        "disc_hidden",
+        "label_to_discriminator",
+        "y_regularizer",
+        "eta",
+        "head_penalty",
+    )
     """the model keys that only the autoencoder reads"""
 
     def __init__(self, config: ModelConfig, x_dim: int, prior=None):
         super().__init__()
         self.config, self.x_dim = config, int(x_dim)
         self.regime = REGIMES[config.regime]
-        self.encoder = Encoder(x_dim, config.hidden, 0, n_categories=config.n_classes,
-                               batch_norm=config.encoder_batch_norm)
+        self.encoder = Encoder(
+            x_dim, config.hidden, 0, n_categories=config.n_classes, batch_norm=config.encoder_batch_norm
+        )
         self.priors: dict[str, Prior] = {"y": Categorical(config.n_classes)}
 
     @property

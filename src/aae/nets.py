@@ -52,8 +52,17 @@ class Encoder(nn.Module):
     the categorical head alone (the classifier baselines).
     """
 
-    def __init__(self, x_dim: int, hidden: list[int], z_dim: int, *, kind: str = "deterministic",
-                 n_categories: int = 0, noise_dim: int = 100, batch_norm: bool = False):
+    def __init__(
+        self,
+        x_dim: int,
+        hidden: list[int],
+        z_dim: int,
+        *,
+        kind: str = "deterministic",
+        n_categories: int = 0,
+        noise_dim: int = 100,
+        batch_norm: bool = False,
+    ):
         super().__init__()
         if kind not in ENCODER_KINDS:
             raise ConfigError(f"model.encoder = {kind!r} is not allowed; choose one of: {', '.join(ENCODER_KINDS)}")

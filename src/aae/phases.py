@@ -15,8 +15,8 @@ tensors (the trainer reads them once per step, so there is no host sync per phas
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
@@ -86,8 +86,10 @@ def regularization_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
     codes = model.head_codes(encoded)
     # Discriminators: prior samples are real, codes are fake.
     d_loss = sum(
-        discriminator_loss(model.discriminate(h, model.sample_prior(h, n, batch.labels), batch.labels),
-                           model.discriminate(h, code.detach(), batch.labels))
+        discriminator_loss(
+            model.discriminate(h, model.sample_prior(h, n, batch.labels), batch.labels),
+            model.discriminate(h, code.detach(), batch.labels),
+        )
         for h, code in codes.items()
     )
     _step(model, optimizers["discriminator"], d_loss)
@@ -123,7 +125,10 @@ def _y_terms(model: AdversarialAutoencoder, batch: Batch, logits: Tensor, out: d
     if c.vat_weight:
         terms["vat"] = c.vat_weight, _vat(model, batch, target_logits=logits)
     if c.y_marginal_weight:
-        terms["y_marginal"] = c.y_marginal_weight, marginal_kl(logits.softmax(-1), model.priors["y"].probs.to(logits.device))
+        terms["y_marginal"] = (
+            c.y_marginal_weight,
+            marginal_kl(logits.softmax(-1), model.priors["y"].probs.to(logits.device)),
+        )
     if c.y_entropy_weight:
         terms["y_entropy"] = c.y_entropy_weight, mean_entropy(logits)
     out.update({k: v.detach() for k, (_, v) in terms.items()})

@@ -58,8 +58,12 @@ def _images(images: Any, image_shape: Sequence[int], name: str = "images") -> np
     return arr
 
 
-def _tile(cells: list[list[np.ndarray | None]], cell_shape: tuple[int, ...], gap: int = 1,
-          col_gaps: dict[int, int] | None = None) -> np.ndarray:
+def _tile(
+    cells: list[list[np.ndarray | None]],
+    cell_shape: tuple[int, ...],
+    gap: int = 1,
+    col_gaps: dict[int, int] | None = None,
+) -> np.ndarray:
     """Tile a ragged grid of images (None = blank) with ``gap`` pixels between cells.
 
     ``col_gaps`` maps a column index to a wider gap placed after that column.
@@ -98,10 +102,18 @@ def _save(fig: Figure, path: str | Path) -> Path:
     return out
 
 
-def _show_canvas(canvas: np.ndarray, path: str | Path, *, title: str | None = None,
-                 row_labels: Sequence[str] | None = None, row_pos: Sequence[float] | None = None,
-                 col_labels: Sequence[str] | None = None, col_pos: Sequence[float] | None = None,
-                 xlabel: str | None = None, ylabel: str | None = None) -> Path:
+def _show_canvas(
+    canvas: np.ndarray,
+    path: str | Path,
+    *,
+    title: str | None = None,
+    row_labels: Sequence[str] | None = None,
+    row_pos: Sequence[float] | None = None,
+    col_labels: Sequence[str] | None = None,
+    col_pos: Sequence[float] | None = None,
+    xlabel: str | None = None,
+    ylabel: str | None = None,
+) -> Path:
     """Draw a tiled canvas without ticks (except optional row/column labels) and save it."""
     ch, cw = canvas.shape[:2]
     scale = min(4.0, max(1.0, 900.0 / max(ch, cw))) / 100.0  # inches per canvas pixel
@@ -140,9 +152,16 @@ def _check_labels(labels: Sequence[Any] | None, n: int, name: str) -> None:
 
 
 # --------------------------------------------------------------------------- image figures
-def image_grid(images: Any, path: str | Path, *, image_shape: Sequence[int], nrow: int | None = None,
-               title: str | None = None, row_labels: Sequence[str] | None = None,
-               col_labels: Sequence[str] | None = None) -> Path:
+def image_grid(
+    images: Any,
+    path: str | Path,
+    *,
+    image_shape: Sequence[int],
+    nrow: int | None = None,
+    title: str | None = None,
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+) -> Path:
     """Tile flat images (n, d) in [0, 1] into ``nrow`` rows (default: about square) with 1-px gaps."""
     imgs = _images(images, image_shape)
     n = len(imgs)
@@ -159,12 +178,20 @@ def image_grid(images: Any, path: str | Path, *, image_shape: Sequence[int], nro
     cells = [[imgs[r * ncol + c] if r * ncol + c < n else None for c in range(ncol)] for r in range(nrow)]
     canvas = _tile(cells, imgs.shape[1:])
     h, w = imgs.shape[1:3]
-    return _show_canvas(canvas, path, title=title, row_labels=row_labels, row_pos=_centres(nrow, h),
-                        col_labels=col_labels, col_pos=_centres(ncol, w))
+    return _show_canvas(
+        canvas,
+        path,
+        title=title,
+        row_labels=row_labels,
+        row_pos=_centres(nrow, h),
+        col_labels=col_labels,
+        col_pos=_centres(ncol, w),
+    )
 
 
-def reconstructions(x: Any, x_hat: Any, path: str | Path, *, image_shape: Sequence[int], n: int = 10,
-                    title: str | None = None) -> Path:
+def reconstructions(
+    x: Any, x_hat: Any, path: str | Path, *, image_shape: Sequence[int], n: int = 10, title: str | None = None
+) -> Path:
     """Originals above their reconstructions; for ``n > 10``, pairs of rows of 10."""
     a, b = _images(x, image_shape, "x"), _images(x_hat, image_shape, "x_hat")
     if len(a) != len(b):
@@ -186,20 +213,40 @@ def reconstructions(x: Any, x_hat: Any, path: str | Path, *, image_shape: Sequen
     return _show_canvas(canvas, path, title=title, row_labels=labels, row_pos=_centres(len(cells), h))
 
 
-def style_grid(images: Any, path: str | Path, *, image_shape: Sequence[int], n_styles: int, n_classes: int,
-               title: str | None = None) -> Path:
+def style_grid(
+    images: Any,
+    path: str | Path,
+    *,
+    image_shape: Sequence[int],
+    n_styles: int,
+    n_classes: int,
+    title: str | None = None,
+) -> Path:
     """Style-major grid (row = one style, column = one class), columns labelled 0..n_classes-1."""
     if int(n_styles) < 1 or int(n_classes) < 1:
         raise ConfigError(f"n_styles and n_classes must be integers >= 1, got {n_styles!r} and {n_classes!r}")
     imgs = _images(images, image_shape)
     if len(imgs) != n_styles * n_classes:
         raise DataError(f"images must hold n_styles*n_classes = {n_styles * n_classes} images, got {len(imgs)}")
-    return image_grid(imgs.reshape(len(imgs), -1), path, image_shape=imgs.shape[1:], nrow=n_styles, title=title,
-                      col_labels=[str(c) for c in range(n_classes)])
+    return image_grid(
+        imgs.reshape(len(imgs), -1),
+        path,
+        image_shape=imgs.shape[1:],
+        nrow=n_styles,
+        title=title,
+        col_labels=[str(c) for c in range(n_classes)],
+    )
 
 
-def cluster_heads(heads: Any, members: Sequence[Any], path: str | Path, *, image_shape: Sequence[int],
-                  title: str | None = None, max_members: int = 10) -> Path:
+def cluster_heads(
+    heads: Any,
+    members: Sequence[Any],
+    path: str | Path,
+    *,
+    image_shape: Sequence[int],
+    title: str | None = None,
+    max_members: int = 10,
+) -> Path:
     """Row i: the cluster head image, a wide separator gap, then up to ``max_members`` members."""
     if int(max_members) < 1:
         raise ConfigError(f"max_members must be an integer >= 1, got {max_members!r}")
@@ -220,12 +267,20 @@ def cluster_heads(heads: Any, members: Sequence[Any], path: str | Path, *, image
     w = hd.shape[2]
     sep = max(4, w // 3)
     canvas = _tile(cells, hd.shape[1:], col_gaps={0: sep})
-    return _show_canvas(canvas, path, title=title, row_labels=[str(i) for i in range(len(hd))],
-                        row_pos=_centres(len(hd), hd.shape[1]))
+    return _show_canvas(
+        canvas, path, title=title, row_labels=[str(i) for i in range(len(hd))], row_pos=_centres(len(hd), hd.shape[1])
+    )
 
 
-def manifold(decode: Callable[[np.ndarray], Any], path: str | Path, *, image_shape: Sequence[int],
-             extent: Sequence[float] = (-3, 3, -3, 3), n: int = 20, title: str | None = None) -> Path:
+def manifold(
+    decode: Callable[[np.ndarray], Any],
+    path: str | Path,
+    *,
+    image_shape: Sequence[int],
+    extent: Sequence[float] = (-3, 3, -3, 3),
+    n: int = 20,
+    title: str | None = None,
+) -> Path:
     """Decode a regular n x n grid of 2-D codes over ``extent`` = (x0, x1, y0, y1); top row = largest y."""
     if len(extent) != 4 or not (extent[0] < extent[1] and extent[2] < extent[3]):
         raise ConfigError(f"extent must be (x0, x1, y0, y1) with x0 < x1 and y0 < y1, got {extent!r}")
@@ -241,13 +296,26 @@ def manifold(decode: Callable[[np.ndarray], Any], path: str | Path, *, image_sha
         raise DataError(f"decode must return {n * n} images for {n * n} codes, got shape {out.shape}")
     imgs = _images(out, image_shape, "decoded images")
     canvas = _tile([[imgs[r * n + c] for c in range(n)] for r in range(n)], imgs.shape[1:])
-    return _show_canvas(canvas, path, title=title, xlabel=f"z1 from {extent[0]:.3g} to {extent[1]:.3g}",
-                        ylabel=f"z2 from {extent[2]:.3g} (bottom) to {extent[3]:.3g} (top)")
+    return _show_canvas(
+        canvas,
+        path,
+        title=title,
+        xlabel=f"z1 from {extent[0]:.3g} to {extent[1]:.3g}",
+        ylabel=f"z2 from {extent[2]:.3g} (bottom) to {extent[3]:.3g} (top)",
+    )
 
 
 # --------------------------------------------------------------------------- scatter and curves
-def latent_scatter(codes: Any, path: str | Path, *, labels: Any = None, prior_samples: Any = None,
-                   title: str | None = None, n_classes: int = 10, highlight: Any = None) -> Path:
+def latent_scatter(
+    codes: Any,
+    path: str | Path,
+    *,
+    labels: Any = None,
+    prior_samples: Any = None,
+    title: str | None = None,
+    n_classes: int = 10,
+    highlight: Any = None,
+) -> Path:
     """Scatter of codes (n, k) coloured by label; PCA to 2-D if k > 2; prior samples in a right panel;
     ``highlight`` points (h, k), such as cluster heads, drawn as black crosses.
 
@@ -278,10 +346,15 @@ def latent_scatter(codes: Any, path: str | Path, *, labels: Any = None, prior_sa
             raise DataError(f"labels must have one entry per code ({len(z)}), got {len(y)}")
         y = y.astype(np.int64)
         if y.min() < -1 or y.max() >= n_classes:
-            raise DataError(f"labels must be -1 or in 0..{n_classes - 1} (n_classes={n_classes}), "
-                            f"got values in {y.min()}..{y.max()}")
-    both = np.concatenate([z] + ([p] if p is not None else []) +
-                          ([_np(highlight).astype(np.float64).reshape(-1, 2)] if highlight is not None else []))
+            raise DataError(
+                f"labels must be -1 or in 0..{n_classes - 1} (n_classes={n_classes}), "
+                f"got values in {y.min()}..{y.max()}"
+            )
+    both = np.concatenate(
+        [z]
+        + ([p] if p is not None else [])
+        + ([_np(highlight).astype(np.float64).reshape(-1, 2)] if highlight is not None else [])
+    )
     lo, hi = both.min(0), both.max(0)
     pad = 0.05 * np.maximum(hi - lo, 1e-6)
     lo, hi = lo - pad, hi + pad
@@ -309,8 +382,9 @@ def latent_scatter(codes: Any, path: str | Path, *, labels: Any = None, prior_sa
             fig.legend(loc="outside right upper", markerscale=4, fontsize=7, frameon=False)
         else:
             sel = ~un
-            sc = ax.scatter(z[sel, 0], z[sel, 1], s=2, c=y[sel], cmap="viridis", vmin=0, vmax=n_classes - 1,
-                            linewidths=0)
+            sc = ax.scatter(
+                z[sel, 0], z[sel, 1], s=2, c=y[sel], cmap="viridis", vmin=0, vmax=n_classes - 1, linewidths=0
+            )
             fig.colorbar(sc, ax=axes, label="label", shrink=0.8)
     if highlight is not None:
         h = _np(highlight).astype(np.float64).reshape(-1, 2)
@@ -331,8 +405,9 @@ def latent_scatter(codes: Any, path: str | Path, *, labels: Any = None, prior_sa
     return _save(fig, path)
 
 
-def curves(history: Sequence[dict[str, Any]], keys: Sequence[str], path: str | Path, *,
-           title: str | None = None) -> Path:
+def curves(
+    history: Sequence[dict[str, Any]], keys: Sequence[str], path: str | Path, *, title: str | None = None
+) -> Path:
     """Line plot of ``history[i][key]`` against ``history[i]["epoch"]``; keys with no values are skipped."""
     if isinstance(keys, str):
         raise ConfigError(f"keys must be a list of metric names, got the string {keys!r}")
@@ -356,8 +431,9 @@ def curves(history: Sequence[dict[str, Any]], keys: Sequence[str], path: str | P
     if drawn:
         ax.legend(fontsize=8)
     else:
-        ax.text(0.5, 0.5, "no values for " + ", ".join(map(str, keys)), ha="center", va="center",
-                transform=ax.transAxes)
+        ax.text(
+            0.5, 0.5, "no values for " + ", ".join(map(str, keys)), ha="center", va="center", transform=ax.transAxes
+        )
     ax.set_xlabel("epoch")
     ax.grid(alpha=0.3)
     if title:

@@ -66,7 +66,9 @@ class Prior:
         raise NotImplementedError
 
     def log_prob(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        raise ConfigError(f"prior {type(self).__name__} has no density; the VAE needs one (use gaussian, mixture or swiss_roll)")
+        raise ConfigError(
+            f"prior {type(self).__name__} has no density; the VAE needs one (use gaussian, mixture or swiss_roll)"
+        )
 
     def part_means(self) -> Tensor:
         """One representative point per part (mode centres), for the nearest-mode metric."""
@@ -80,12 +82,17 @@ class Prior:
         if labels is None:
             return None
         if self.n_parts is None:
-            raise ConfigError(f"prior {type(self).__name__} has no parts to sample per label; use mixture, swiss_roll or categorical")
+            raise ConfigError(
+                f"prior {type(self).__name__} has no parts to sample per label; use mixture, swiss_roll or categorical"
+            )
         labels = torch.as_tensor(labels)
         if labels.shape != (n,):
             raise ConfigError(f"labels have shape {tuple(labels.shape)}, expected ({n},)")
         if labels.numel() and (labels.min() < -1 or labels.max() >= self.n_parts):
-            raise ConfigError(f"labels must lie in -1..{self.n_parts - 1} for this prior, got {labels.min().item()}..{labels.max().item()}")
+            raise ConfigError(
+                f"labels must lie in -1..{self.n_parts - 1} for this prior, got "
+                f"{labels.min().item()}..{labels.max().item()}"
+            )
         return labels.long()
 
     def __repr__(self) -> str:
@@ -137,7 +144,8 @@ class GaussianMixture(Prior):
             raise ConfigError(f"mixture prior: n_modes must be >= 1, got {n_modes}")
         self.n_modes, self.n_parts = int(n_modes), int(n_modes)
         self.radial_std, self.tangential_std, self.radius = _numbers(
-            "mixture", {"radial_std": radial_std, "tangential_std": tangential_std}, {"radius": radius})
+            "mixture", {"radial_std": radial_std, "tangential_std": tangential_std}, {"radius": radius}
+        )
 
     def _frames(self, k: Tensor) -> tuple[Tensor, Tensor]:
         angle = 2 * math.pi * k.float() / self.n_modes
@@ -226,8 +234,14 @@ class Uniform(Prior):
     """U(low, high)^dim."""
 
     def __init__(self, dim: int = 2, low: float = -1.0, high: float = 1.0):
-        _numbers("uniform", {}, {"low": abs(low) if isinstance(low, (int, float)) else low,
-                                 "high": abs(high) if isinstance(high, (int, float)) else high})
+        _numbers(
+            "uniform",
+            {},
+            {
+                "low": abs(low) if isinstance(low, (int, float)) else low,
+                "high": abs(high) if isinstance(high, (int, float)) else high,
+            },
+        )
         if not high > low:
             raise ConfigError(f"uniform prior: high ({high}) must exceed low ({low})")
         self.dim, self.low, self.high = int(dim), float(low), float(high)
@@ -247,13 +261,21 @@ class Categorical(Prior):
 
     def __init__(self, n_classes: int = 10, probs: list[float] | None = None):
         self.dim = self.n_parts = self.n_classes = int(n_classes)
-        p = torch.full((self.n_classes,), 1.0 / self.n_classes) if probs is None else torch.as_tensor(probs, dtype=torch.float)
+        p = (
+            torch.full((self.n_classes,), 1.0 / self.n_classes)
+            if probs is None
+            else torch.as_tensor(probs, dtype=torch.float)
+        )
         if p.shape != (self.n_classes,) or (p < 0).any() or abs(float(p.sum()) - 1) > 1e-5:
             raise ConfigError(f"categorical prior: probs must be {self.n_classes} non-negative numbers summing to 1")
         self.probs = p
 
     def sample(self, n, labels=None, generator=None):
-        drawn = torch.multinomial(self.probs, n, replacement=True, generator=generator) if n else torch.zeros(0, dtype=torch.long)
+        drawn = (
+            torch.multinomial(self.probs, n, replacement=True, generator=generator)
+            if n
+            else torch.zeros(0, dtype=torch.long)
+        )
         labels = self._check_labels(n, labels)
         k = drawn if labels is None else torch.where(labels >= 0, labels, drawn)
         return torch.nn.functional.one_hot(k, self.n_classes).float()
@@ -269,8 +291,10 @@ class CallablePrior(Prior):
 
     def __init__(self, fn: Callable[[int], Tensor] | None = None, dim: int | None = None):
         if fn is None or isinstance(fn, str):
-            raise ConfigError(f"the prior is the function {fn!r}, named in a config; aae never imports code named in "
-                              f"a file: pass the function itself (prior=fn)")
+            raise ConfigError(
+                f"the prior is the function {fn!r}, named in a config; aae never imports code named in "
+                f"a file: pass the function itself (prior=fn)"
+            )
         if not callable(fn):
             raise ConfigError(f"callable prior: {fn!r} is not callable")
         self.fn = fn
@@ -331,5 +355,8 @@ def make_prior(spec: str | dict | Prior | Callable, dim: int) -> Prior:
         except TypeError as exc:
             raise ConfigError(f"prior {name!r}: {exc}") from None
     if prior.dim != dim:
-        raise ConfigError(f"prior {type(prior).__name__} has dimension {prior.dim} but the code has {dim} (set model.z_dim = {prior.dim})")
+        raise ConfigError(
+            f"prior {type(prior).__name__} has dimension {prior.dim} but the code has {dim} "
+            f"(set model.z_dim = {prior.dim})"
+        )
     return prior

@@ -1,14 +1,15 @@
 """One named :class:`Regime` per setting of the paper: which heads, where the label goes,
 which phases run. A regime is data; the trainer runs its phases and never asks its name.
 
-| regime            | heads      | label goes to       | phases (objective aae)                          |
-|-------------------|------------|---------------------|-------------------------------------------------|
-| unsupervised      | z          | nowhere             | reconstruction, regularization                  |
-| label_conditioned | z          | z's discriminator   | reconstruction, regularization      (Sec. 2.3)  |
-| supervised        | z          | decoder             | reconstruction, regularization      (Sec. 4)    |
-| semi_supervised   | y, z       | classifier          | reconstruction, regularization, classification (Sec. 5) |
-| clustering        | y (m), z   | nowhere             | reconstruction, regularization      (Sec. 6)    |
-| dim_reduction     | y, z, W_C  | classifier, if any  | reconstruction (+ head penalty), regularization, classification if labels (Sec. 7) |
+| regime            | heads      | label goes to      | phases (objective aae)                                 |
+|-------------------|------------|--------------------|--------------------------------------------------------|
+| unsupervised      | z          | nowhere            | reconstruction, regularization                         |
+| label_conditioned | z          | z's discriminator  | reconstruction, regularization (Sec. 2.3)              |
+| supervised        | z          | decoder            | reconstruction, regularization (Sec. 4)                |
+| semi_supervised   | y, z       | classifier         | reconstruction, regularization, classification (Sec. 5)|
+| clustering        | y (m), z   | nowhere            | reconstruction, regularization (Sec. 6)                |
+| dim_reduction     | y, z, W_C  | classifier, if any | reconstruction (+ head penalty), regularization,       |
+|                   |            |                    | classification if labels (Sec. 7)                      |
 """
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ class Regime:
     def phases(self, objective: str, y_terms: bool = False) -> tuple[str, ...]:
         """The phases one minibatch runs, for an objective (aae, vae, ae or classifier); a classifier
         smooths q(y|x) on the unlabeled batch where its y head has terms (VAT, mutual information)."""
-        main = {"aae": ("reconstruction", "regularization"), "vae": ("elbo",), "ae": ("reconstruction",),
-                "classifier": ("smoothing",) if y_terms else ()}[objective]
+        main = {
+            "aae": ("reconstruction", "regularization"),
+            "vae": ("elbo",),
+            "ae": ("reconstruction",),
+            "classifier": ("smoothing",) if y_terms else (),
+        }[objective]
         return main + (("classification",) if self.label_to == "classifier" else ())
 
 

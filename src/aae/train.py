@@ -32,9 +32,13 @@ from .phases import Batch, train_step
 
 log = logging.getLogger("aae")
 
-OPTIMIZERS_OF = {"reconstruction": ("reconstruction",), "elbo": ("reconstruction",),
-                 "regularization": ("discriminator", "generator"), "classification": ("classification",),
-                 "smoothing": ("generator",)}
+OPTIMIZERS_OF = {
+    "reconstruction": ("reconstruction",),
+    "elbo": ("reconstruction",),
+    "regularization": ("discriminator", "generator"),
+    "classification": ("classification",),
+    "smoothing": ("generator",),
+}
 """the optimizers each phase steps; the VAE's ELBO steps the reconstruction optimizer"""
 EXPLODED = 1e6
 """a loss this many times its first epoch's value stops the run, as a NaN does"""
@@ -69,8 +73,11 @@ def pick_precision(name: str, device: torch.device) -> tuple[torch.dtype | None,
     elif device.type == "cpu":
         flags = cpu_flags()
         native = bool(flags & {"amx_bf16", "avx512_bf16"})
-        why = f"CPU has {' and '.join(sorted(flags & {'amx_bf16', 'avx512_bf16'}))}" if native else \
-            "CPU has neither amx_bf16 nor avx512_bf16"
+        why = (
+            f"CPU has {' and '.join(sorted(flags & {'amx_bf16', 'avx512_bf16'}))}"
+            if native
+            else "CPU has neither amx_bf16 nor avx512_bf16"
+        )
     else:
         native, why = False, f"{device.type} device"
     if name == "bf16":
@@ -120,9 +127,16 @@ class Trainer:
     >>> history = Trainer(model, config, "runs/x").fit(x_train, y_train)   # doctest: +SKIP
     """
 
-    def __init__(self, model, config: ExperimentConfig, run_dir: str | Path | None = None,
-                 evaluate: Callable[[torch.nn.Module], dict] | None = None, *, device: str = "auto",
-                 progress: bool = True):
+    def __init__(
+        self,
+        model,
+        config: ExperimentConfig,
+        run_dir: str | Path | None = None,
+        evaluate: Callable[[torch.nn.Module], dict] | None = None,
+        *,
+        device: str = "auto",
+        progress: bool = True,
+    ):
         self.config, self.cfg, self.evaluate, self.progress = config, config.train, evaluate, progress
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.device = distributed.setup(pick_device(device))
@@ -141,8 +155,10 @@ class Trainer:
         if self.cfg.ema > 0:
             self.averaged = AveragedModel(self.model, multi_avg_fn=ema_with_warmup(self.cfg.ema), use_buffers=True)
         if self.cfg.select_by and evaluate is None:
-            raise ConfigError(f"train.select_by = {self.cfg.select_by!r} needs a per-epoch evaluation; train with "
-                              f"aae train (which measures the validation split), or leave train.select_by empty")
+            raise ConfigError(
+                f"train.select_by = {self.cfg.select_by!r} needs a per-epoch evaluation; train with "
+                f"aae train (which measures the validation split), or leave train.select_by empty"
+            )
         self.selected = None
         """with ``train.select_by``: a copy of the measured model at its best evaluation so far"""
         self.selected_epoch, self.selected_value = 0, math.inf
@@ -181,8 +197,10 @@ class Trainer:
         if self.run_dir is None:
             return self._train(x, y, resume=False)
         if not self.run_dir.is_dir() and resume and require_checkpoint:
-            raise CheckpointError(f"{self.run_dir} does not exist, so there is nothing to resume; check the path, or "
-                                  f"train without --resume")
+            raise CheckpointError(
+                f"{self.run_dir} does not exist, so there is nothing to resume; check the path, or "
+                f"train without --resume"
+            )
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -190,8 +208,9 @@ class Trainer:
         with RunLock(self.run_dir) if self.main else contextlib.nullcontext():
             exists = self.checkpoint_path.exists()
             if exists and not resume:
-                raise CheckpointError(f"{self.run_dir} already holds a checkpoint; pass --resume to continue it, or "
-                                      f"choose another --out")
+                raise CheckpointError(
+                    f"{self.run_dir} already holds a checkpoint; pass --resume to continue it, or choose another --out"
+                )
             if resume and require_checkpoint and not exists:
                 raise CheckpointError(f"{self.run_dir} holds no checkpoint to resume; train without --resume to start")
             return self._train(x, y, resume=resume and exists)
@@ -213,17 +232,27 @@ class Trainer:
         y = y.to(self.device) if y is not None else None
         c = model.config
         # per-image VAT radii (model.vat_knn), from the unshifted images, once per fit
-        self._vat_radii = (c.vat_eps * neighbour_distance(x, c.vat_knn))[:, None] if c.vat_knn and c.vat_weight else None
+        self._vat_radii = (
+            (c.vat_eps * neighbour_distance(x, c.vat_knn))[:, None] if c.vat_knn and c.vat_weight else None
+        )
         labeled = torch.nonzero(y >= 0).squeeze(1) if y is not None and "classification" in self.phases else None
         labeled = labeled if labeled is not None and labeled.numel() else None  # no labels: no classification
         steps = x.shape[0] // cfg.batch_size
         if steps < self.world:
-            raise DataError(f"{x.shape[0]} training points make {steps} minibatches of {cfg.batch_size}, fewer than "
-                            f"the {self.world} processes; lower train.batch_size or the number of processes")
+            raise DataError(
+                f"{x.shape[0]} training points make {steps} minibatches of {cfg.batch_size}, fewer than "
+                f"the {self.world} processes; lower train.batch_size or the number of processes"
+            )
         local = steps // self.world
         log.info("precision: %s", self.precision)
-        self._bar = tqdm(total=cfg.epochs * local, initial=self.epoch * local, disable=not (self.progress and self.main),
-                         dynamic_ncols=True, desc="training", unit="step")
+        self._bar = tqdm(
+            total=cfg.epochs * local,
+            initial=self.epoch * local,
+            disable=not (self.progress and self.main),
+            dynamic_ncols=True,
+            desc="training",
+            unit="step",
+        )
         try:
             while self.epoch < cfg.epochs:
                 row = self._epoch(x, y, labeled, steps)
@@ -249,8 +278,11 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         bar, steps = self._bar, len(batches)
         for i, idx in enumerate(batches):
-            batch = Batch(self._augment(x[idx]), y[idx] if y is not None else None,
-                          vat_eps=self._vat_radii[idx] if self._vat_radii is not None else None)
+            batch = Batch(
+                self._augment(x[idx]),
+                y[idx] if y is not None else None,
+                vat_eps=self._vat_radii[idx] if self._vat_radii is not None else None,
+            )
             if labeled is not None:
                 pick = labeled[torch.randint(labeled.numel(), (cfg.batch_size,)).to(self.device)]
                 batch.x_labeled, batch.y_labeled = self._augment(x[pick]), y[pick]
@@ -275,8 +307,13 @@ class Trainer:
             if cfg.select_by:
                 self._select(row)
         # with a progress bar the epoch lines go to debug, so they do not tear the bar
-        log.log(logging.DEBUG if self.progress or not self.main else logging.INFO, "epoch %d/%d %s", self.epoch,
-                cfg.epochs, " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)))
+        log.log(
+            logging.DEBUG if self.progress or not self.main else logging.INFO,
+            "epoch %d/%d %s",
+            self.epoch,
+            cfg.epochs,
+            " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)),
+        )
         return row
 
     def _select(self, row: dict) -> None:
@@ -284,7 +321,9 @@ class Trainer:
         key = self.cfg.select_by
         if key not in row:
             measured = sorted(k for k in row if k not in ("epoch", "seconds") and "/" not in k)
-            raise ConfigError(f"train.select_by = {key!r} is not measured in this run; it measures {', '.join(measured)}")
+            raise ConfigError(
+                f"train.select_by = {key!r} is not measured in this run; it measures {', '.join(measured)}"
+            )
         if row[key] < self.selected_value:
             if self.selected is None:
                 self.selected = copy.deepcopy(self.current)
@@ -308,8 +347,10 @@ class Trainer:
             kept = self.checkpoint_path is not None and self.checkpoint_path.exists()
             where = f"; the last good checkpoint is {self.checkpoint_path}" if kept else ""
             phase = k if k in self.cfg.lr else "reconstruction"
-            raise TrainingError(f"the {k} loss became {v:.4g} (first {first:.4g}) in epoch {self.epoch + 1} by step "
-                                f"{step}{where}; lower train.lr.{phase} and {'resume' if kept else 'train again'}")
+            raise TrainingError(
+                f"the {k} loss became {v:.4g} (first {first:.4g}) in epoch {self.epoch + 1} by step "
+                f"{step}{where}; lower train.lr.{phase} and {'resume' if kept else 'train again'}"
+            )
 
 
 def _json_line(row: dict) -> str:

@@ -29,10 +29,17 @@ class ConvClassifier(nn.Module):
         self.h, self.w = image_shape[:2]
         self.c = image_shape[2] if len(image_shape) == 3 else 1
         self.features = nn.Sequential(
-            nn.Conv2d(self.c, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())
-        self.head = nn.Sequential(nn.Linear(64 * (self.h // 4) * (self.w // 4), 128), nn.ReLU(), nn.Dropout(0.25),
-                                  nn.Linear(128, n_classes))
+            nn.Conv2d(self.c, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+        )
+        self.head = nn.Sequential(
+            nn.Linear(64 * (self.h // 4) * (self.w // 4), 128), nn.ReLU(), nn.Dropout(0.25), nn.Linear(128, n_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.reshape(-1, self.h, self.w, self.c).permute(0, 3, 1, 2)
@@ -42,14 +49,16 @@ class ConvClassifier(nn.Module):
     def predict(self, x, batch_size: int = 1000) -> np.ndarray:
         self.eval()
         x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-        return torch.cat([self(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]).numpy()
+        return torch.cat([self(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]).numpy()
 
 
 def train_classifier(train: Dataset, *, epochs: int = 4, seed: int = 0, progress: bool = True) -> ConvClassifier:
     """Fit a :class:`ConvClassifier` on a labeled image data set (Adam, batch 128)."""
     if train.image_shape is None or train.y is None or (train.y < 0).any():
-        raise DataError(f"the classifier needs labeled images; data set {train.name!r} has "
-                        f"{'no image shape' if train.image_shape is None else 'unlabeled points'}")
+        raise DataError(
+            f"the classifier needs labeled images; data set {train.name!r} has "
+            f"{'no image shape' if train.image_shape is None else 'unlabeled points'}"
+        )
     torch.manual_seed(seed)
     net = ConvClassifier(train.image_shape, train.n_classes)
     opt = torch.optim.Adam(net.parameters(), 1e-3)
@@ -60,7 +69,7 @@ def train_classifier(train: Dataset, *, epochs: int = 4, seed: int = 0, progress
         net.train()
         perm = torch.randperm(len(x))
         for i in range(steps):
-            idx = perm[i * 128:(i + 1) * 128]
+            idx = perm[i * 128 : (i + 1) * 128]
             loss = F.cross_entropy(net(x[idx]), y[idx])
             opt.zero_grad()
             loss.backward()
@@ -83,4 +92,3 @@ def cached_classifier(train: Dataset, path: str | Path, **kwargs) -> ConvClassif
     net = train_classifier(train, **kwargs)
     atomic_write(path, save({k: v.contiguous() for k, v in net.state_dict().items()}))
     return net
-

@@ -43,8 +43,9 @@ def recorded(run_dir: str | Path, cfg: ExperimentConfig, strict: bool = True) ->
         metrics = json.loads((run_dir / FINAL).read_text())
         history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     except (OSError, ValueError) as e:
-        raise CheckpointError(f"{run_dir} holds a broken run record ({e}); move it away to train the run "
-                              f"again") from None
+        raise CheckpointError(
+            f"{run_dir} holds a broken run record ({e}); move it away to train the run again"
+        ) from None
     if recipe(saved) != recipe(cfg.to_dict()):
         if not strict:
             return None

@@ -24,13 +24,34 @@ from ..errors import ConfigError
 from ..experiment import Result, prepare_data, run
 from .records import recorded
 
-PAPER_RECIPE = ["model.vat_weight=0", "model.vat_knn=0", "model.y_marginal_weight=0", "model.y_entropy_weight=0",
-                "model.y_regularizer='adversary'", "model.encoder_batch_norm=false",
-                "model.hidden=[1000, 1000]", "train.batch_size=100", "train.ema=0", "train.shift=0", "eval.tta_shift=0"]
+PAPER_RECIPE = [
+    "model.vat_weight=0",
+    "model.vat_knn=0",
+    "model.y_marginal_weight=0",
+    "model.y_entropy_weight=0",
+    "model.y_regularizer='adversary'",
+    "model.encoder_batch_norm=false",
+    "model.hidden=[1000, 1000]",
+    "train.batch_size=100",
+    "train.ema=0",
+    "train.shift=0",
+    "eval.tta_shift=0",
+]
 """the bundled semi-supervised and clustering configs without what goes beyond the paper (at the configs' rates)"""
-IMSAT = ["model.objective='classifier'", "model.vat_weight=1", "model.y_marginal_weight=0.4", "model.y_entropy_weight=0.1",
-         "model.vat_knn=10", "model.vat_eps=0.25", "model.encoder_batch_norm=true", "model.hidden=[1200, 1200]",
-         "train.epochs=50", "train.lr_milestones=[]", "train.lr.generator=0.002", "train.batch_size=250"]
+IMSAT = [
+    "model.objective='classifier'",
+    "model.vat_weight=1",
+    "model.y_marginal_weight=0.4",
+    "model.y_entropy_weight=0.1",
+    "model.vat_knn=10",
+    "model.vat_eps=0.25",
+    "model.encoder_batch_norm=true",
+    "model.hidden=[1200, 1200]",
+    "train.epochs=50",
+    "train.lr_milestones=[]",
+    "train.lr.generator=0.002",
+    "train.batch_size=250",
+]
 """IMSAT's published recipe (Hu et al. 2017, MNIST): VAT at a radius of 0.25 times each image's
 distance to its 10th neighbour, lambda = 0.1 and mu = 4 on the mutual information, a 1200-1200
 encoder with batch norm, Adam at 0.002 on batches of 250 for 50 epochs; no decoder, no discriminator"""
@@ -48,28 +69,68 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to average over (default 0)")
     p.add_argument("--epochs", type=int, help="override every run's epochs")
     p.add_argument("--data-dir", help="directory holding data sets")
-    p.add_argument("--set", "-s", action="append", default=[], metavar="KEY=VALUE", help="override a config key in every run")
-    p.add_argument("--prior", default="mixture", choices=["gaussian", "mixture", "swiss_roll"],
-                   help="prior-match, label-modes: which prior (default mixture)")
-    p.add_argument("--labels", nargs="+", default=["100", "1000", "all"], choices=["100", "1000", "all"], help="semi-supervised: label budgets (default 100 1000 all)")
-    p.add_argument("--clusters", type=int, nargs="+", default=[16, 30], choices=[16, 30],
-                   help="clustering: numbers of clusters (default 16 30)")
-    p.add_argument("--maps", nargs="+", default=list(MAPS), choices=list(MAPS),
-                   help="dim-reduction: which maps (default all): 1000 and 100 labels and unsupervised with 20 clusters in "
-                        "2-D, 1000 labels in 10-D")
-    p.add_argument("--models", nargs="+", choices=[*MODELS, "VAE"], help="semi-supervised, clustering, likelihood (AAE, VAE): which rows to train "
-                   "and print (default: all the experiment has): AAE (the bundled config), AAE-paper (the same without "
-                   "what goes beyond the paper: VAT, weight averaging, the marginal KL, shifted images and test-time "
-                   "shifts), NN (the "
-                   "encoder alone as a classifier), NN+VAT (that classifier with the bundled config's VAT on the "
-                   "unlabeled images: the recipe without the autoencoder), IMSAT (clustering: Hu et al.'s "
-                   "recipe, VAT and mutual information without the autoencoder)")
-    p.add_argument("--samples", type=int, default=10000, help="likelihood: generated images in the Parzen window, "
-                   "and validation and test images it is measured on (default 10000, the paper's)")
-    p.add_argument("--records", default="docs/results", help="committed run records to read before training "
-                   "(default docs/results, where it exists)")
-    p.add_argument("--train", action="store_true", help="train the runs that neither --out nor --records holds "
-                   "(default: leave them out of the table and list them)")
+    p.add_argument(
+        "--set", "-s", action="append", default=[], metavar="KEY=VALUE", help="override a config key in every run"
+    )
+    p.add_argument(
+        "--prior",
+        default="mixture",
+        choices=["gaussian", "mixture", "swiss_roll"],
+        help="prior-match, label-modes: which prior (default mixture)",
+    )
+    p.add_argument(
+        "--labels",
+        nargs="+",
+        default=["100", "1000", "all"],
+        choices=["100", "1000", "all"],
+        help="semi-supervised: label budgets (default 100 1000 all)",
+    )
+    p.add_argument(
+        "--clusters",
+        type=int,
+        nargs="+",
+        default=[16, 30],
+        choices=[16, 30],
+        help="clustering: numbers of clusters (default 16 30)",
+    )
+    p.add_argument(
+        "--maps",
+        nargs="+",
+        default=list(MAPS),
+        choices=list(MAPS),
+        help="dim-reduction: which maps (default all): 1000 and 100 labels and unsupervised with 20 clusters in "
+        "2-D, 1000 labels in 10-D",
+    )
+    p.add_argument(
+        "--models",
+        nargs="+",
+        choices=[*MODELS, "VAE"],
+        help="semi-supervised, clustering, likelihood (AAE, VAE): which rows to train "
+        "and print (default: all the experiment has): AAE (the bundled config), AAE-paper (the same without "
+        "what goes beyond the paper: VAT, weight averaging, the marginal KL, shifted images and test-time "
+        "shifts), NN (the "
+        "encoder alone as a classifier), NN+VAT (that classifier with the bundled config's VAT on the "
+        "unlabeled images: the recipe without the autoencoder), IMSAT (clustering: Hu et al.'s "
+        "recipe, VAT and mutual information without the autoencoder)",
+    )
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=10000,
+        help="likelihood: generated images in the Parzen window, "
+        "and validation and test images it is measured on (default 10000, the paper's)",
+    )
+    p.add_argument(
+        "--records",
+        default="docs/results",
+        help="committed run records to read before training (default docs/results, where it exists)",
+    )
+    p.add_argument(
+        "--train",
+        action="store_true",
+        help="train the runs that neither --out nor --records holds "
+        "(default: leave them out of the table and list them)",
+    )
     p.add_argument("--retrain", action="store_true", help="train every run afresh under --out, ignoring --records")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -89,8 +150,9 @@ def _root(args, name: str) -> Path:
     return Path(args.out or f"runs/reproduce/{name}")
 
 
-def _runs(args, name: str, configs: dict[str, ExperimentConfig], sub: str = "",
-          need_model: bool = False) -> dict[str, list[Result]]:
+def _runs(
+    args, name: str, configs: dict[str, ExperimentConfig], sub: str = "", need_model: bool = False
+) -> dict[str, list[Result]]:
     """Every (variant, seed) of a table that can be had: the run under ``<out>/<sub>`` (resumed where
     it has a checkpoint), else, unless the table needs the model, the committed record of the same
     recipe under ``<records>/<name>/<sub>``, else, with ``--train`` (or ``--retrain``), a new run
@@ -117,14 +179,20 @@ def _runs(args, name: str, configs: dict[str, ExperimentConfig], sub: str = "",
                 continue
             results.setdefault(variant, []).append(res)
     if need_model and not results:
-        raise ConfigError(f"the {name} table measures the trained models, which run records do not keep: pass "
-                          f"--train to train them under {root}")
+        raise ConfigError(
+            f"the {name} table measures the trained models, which run records do not keep: pass "
+            f"--train to train them under {root}"
+        )
     return results
 
 
 def _stat(values: list[float], scale: float = 1.0, digits: int = 4, unit: str = "") -> str:
     v = np.asarray(values) * scale
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}{unit}" if len(v) > 1 else f"{v[0]:.{digits}f}{unit} (1 seed)"
+    return (
+        f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}{unit}"
+        if len(v) > 1
+        else f"{v[0]:.{digits}f}{unit} (1 seed)"
+    )
 
 
 def _epochs(rs: list[Result]) -> str:
@@ -140,16 +208,22 @@ def _write_table(args, name: str, header: list[str], rows: list[list[str]], note
         print(f"not recorded, so left out (pass --train to train them): {', '.join(missing)}")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    machine = f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, " \
-              f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}, torch {torch.__version__}"
+    machine = (
+        f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
+        f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}, "
+        f"torch {torch.__version__}"
+    )
     text = "\n".join(lines)
     print(text)
     print(f"machine: {machine}")
     root = _root(args, name)
     root.mkdir(parents=True, exist_ok=True)
-    command = "aae " + " ".join(sys.argv[1:]) if sys.argv and Path(sys.argv[0]).name == "aae" else f"aae reproduce {name}"
-    (root / "results.md").write_text(f"# {name}\n\ncommand: `{command}`\n\nseeds: {args.seeds}\n\n{text}\n\n"
-                                     f"machine: {machine}\n\n{notes}\n")
+    command = (
+        "aae " + " ".join(sys.argv[1:]) if sys.argv and Path(sys.argv[0]).name == "aae" else f"aae reproduce {name}"
+    )
+    (root / "results.md").write_text(
+        f"# {name}\n\ncommand: `{command}`\n\nseeds: {args.seeds}\n\n{text}\n\nmachine: {machine}\n\n{notes}\n"
+    )
 
 
 def prior_match(args) -> None:
@@ -161,11 +235,23 @@ def prior_match(args) -> None:
     results = _runs(args, f"prior-match-{args.prior}", configs)
     rows = []
     for v, rs in results.items():
-        rows.append([v, _stat([r.metrics["test_mmd"] for r in rs]), _stat([r.metrics["test_reconstruction"] for r in rs], digits=2),
-                     str(base.train.epochs), f"{np.mean([r.seconds for r in rs]):.0f}"])
-    _write_table(args, f"prior-match-{args.prior}", ["model", "MMD(test codes, prior)", "test reconstruction (nats)", "epochs", "seconds/run"], rows,
-                 notes="Paper (Figures 2-3): the AAE's codes match the prior closely; the VAE's leave gaps and bunch up. "
-                       "The paper reports no number; MMD (sum of RBF kernels at fixed bandwidths 0.1-5) is ours. Lower is closer.")
+        rows.append(
+            [
+                v,
+                _stat([r.metrics["test_mmd"] for r in rs]),
+                _stat([r.metrics["test_reconstruction"] for r in rs], digits=2),
+                str(base.train.epochs),
+                f"{np.mean([r.seconds for r in rs]):.0f}",
+            ]
+        )
+    _write_table(
+        args,
+        f"prior-match-{args.prior}",
+        ["model", "MMD(test codes, prior)", "test reconstruction (nats)", "epochs", "seconds/run"],
+        rows,
+        notes="Paper (Figures 2-3): the AAE's codes match the prior closely; the VAE's leave gaps and bunch up. "
+        "The paper reports no number; MMD (sum of RBF kernels at fixed bandwidths 0.1-5) is ours. Lower is closer.",
+    )
 
 
 def label_modes(args) -> None:
@@ -173,10 +259,22 @@ def label_modes(args) -> None:
     images whose code lies in its own class's part of the prior (goal >= 95 %)."""
     name = f"label-modes-{args.prior}"
     results = _runs(args, name, {"AAE": load_config(f"mnist_{args.prior}_labels", _overrides(args))})
-    rows = [[v, _stat([r.metrics["test_mode_accuracy"] for r in rs], 100, 2, " %"),
-             str(rs[0].epochs), f"{np.mean([r.seconds for r in rs]):.0f}"] for v, rs in results.items()]
-    _write_table(args, name, ["model", "test codes in own class's part", "epochs", "seconds/run"], rows,
-                 notes="Paper (Figures 4-5) shows the codes on their class's mode; it gives no number. Goal: >= 95 %.")
+    rows = [
+        [
+            v,
+            _stat([r.metrics["test_mode_accuracy"] for r in rs], 100, 2, " %"),
+            str(rs[0].epochs),
+            f"{np.mean([r.seconds for r in rs]):.0f}",
+        ]
+        for v, rs in results.items()
+    ]
+    _write_table(
+        args,
+        name,
+        ["model", "test codes in own class's part", "epochs", "seconds/run"],
+        rows,
+        notes="Paper (Figures 4-5) shows the codes on their class's mode; it gives no number. Goal: >= 95 %.",
+    )
 
 
 def supervised(args) -> None:
@@ -200,12 +298,19 @@ def supervised(args) -> None:
         x = torch.as_tensor(splits.test.x[:1000])
         restyled = model.restyle(x).reshape(-1, x.shape[1]).cpu().numpy()
         restyle_acc.append(1 - classification_error(np.tile(np.arange(10), 1000), cnn.predict(restyled)))
-    rows = [["independent CNN on real test images", f"{100 * cnn_acc:.2f} %", "(>= 98 %)"],
-            ["generated: random style, each label (10 x 1000)", _stat(gen_acc, 100, 2, " %"), "goal >= 97 %"],
-            ["restyled: 1000 test images x 10 labels", _stat(restyle_acc, 100, 2, " %"), ""]]
-    _write_table(args, name, ["what the CNN reads", "accuracy (read as the given label)", "target"], rows,
-                 notes="Paper (Figures 6-7) shows style/content grids; it gives no number. The CNN is trained here on the "
-                       "50k training images and is independent of the AAE.")
+    rows = [
+        ["independent CNN on real test images", f"{100 * cnn_acc:.2f} %", "(>= 98 %)"],
+        ["generated: random style, each label (10 x 1000)", _stat(gen_acc, 100, 2, " %"), "goal >= 97 %"],
+        ["restyled: 1000 test images x 10 labels", _stat(restyle_acc, 100, 2, " %"), ""],
+    ]
+    _write_table(
+        args,
+        name,
+        ["what the CNN reads", "accuracy (read as the given label)", "target"],
+        rows,
+        notes="Paper (Figures 6-7) shows style/content grids; it gives no number. The CNN is trained here on the "
+        "50k training images and is independent of the AAE.",
+    )
 
 
 def _models(args, allowed: tuple[str, ...]) -> dict[str, list[str]]:
@@ -224,24 +329,38 @@ def semi_supervised(args) -> None:
     the NN baseline (the same encoder trained as a plain classifier on the labeled images only)."""
     rows = []
     for budget in args.labels:
-        configs = {v: load_config(f"mnist_semi_{budget}", _overrides(args) + extra)
-                   for v, extra in _models(args, ("AAE", "AAE-paper", "NN", "NN+VAT")).items()}
+        configs = {
+            v: load_config(f"mnist_semi_{budget}", _overrides(args) + extra)
+            for v, extra in _models(args, ("AAE", "AAE-paper", "NN", "NN+VAT")).items()
+        }
         results = _runs(args, "semi-supervised", configs, sub=f"labels-{budget}")
         for v, rs in results.items():
-            rows.append([budget, v, _stat([r.metrics["test_error"] for r in rs], 100, 2, " %"),
-                         f"{PAPER_SEMI[budget]:.2f} %" if not v.startswith("NN") else "", _epochs(rs),
-                         f"{np.mean([r.seconds for r in rs]) / 60:.0f}"])
-    _write_table(args, "semi-supervised", ["labels", "model", "test error", "paper", "epochs (selected)", "minutes/run"], rows,
-                 notes="Paper: Table 2 (MNIST 100 / 1000 / all labels: 1.90 / 1.60 / 0.85 %). AAE: the bundled config; "
-                       "AAE-paper: the same without virtual adversarial training, weight averaging, shifted images and "
-                       "test-time shifts (the paper's method). NN: the encoder alone, trained with the classification "
-                       "phase only, on the same labeled images (shifted like the AAE's where the config shifts, and "
-                       "measured the same way). Where the config sets eval.tta_shift = k, q(y|x) is the mean over the "
-                       "shifts of each image by up to k pixels. NN+VAT: the same plus "
-                       "the bundled config's virtual adversarial training on "
-                       "the unlabeled images, so the AAE's own share of the gain shows. "
-                       "Each run's result is the epoch (in brackets) with the lowest error on the 10k labeled validation "
-                       "images, which are not the test images.")
+            rows.append(
+                [
+                    budget,
+                    v,
+                    _stat([r.metrics["test_error"] for r in rs], 100, 2, " %"),
+                    f"{PAPER_SEMI[budget]:.2f} %" if not v.startswith("NN") else "",
+                    _epochs(rs),
+                    f"{np.mean([r.seconds for r in rs]) / 60:.0f}",
+                ]
+            )
+    _write_table(
+        args,
+        "semi-supervised",
+        ["labels", "model", "test error", "paper", "epochs (selected)", "minutes/run"],
+        rows,
+        notes="Paper: Table 2 (MNIST 100 / 1000 / all labels: 1.90 / 1.60 / 0.85 %). AAE: the bundled config; "
+        "AAE-paper: the same without virtual adversarial training, weight averaging, shifted images and "
+        "test-time shifts (the paper's method). NN: the encoder alone, trained with the classification "
+        "phase only, on the same labeled images (shifted like the AAE's where the config shifts, and "
+        "measured the same way). Where the config sets eval.tta_shift = k, q(y|x) is the mean over the "
+        "shifts of each image by up to k pixels. NN+VAT: the same plus "
+        "the bundled config's virtual adversarial training on "
+        "the unlabeled images, so the AAE's own share of the gain shows. "
+        "Each run's result is the epoch (in brackets) with the lowest error on the 10k labeled validation "
+        "images, which are not the test images.",
+    )
 
 
 PAPER_CLUSTER = {16: 9.55, 30: 4.10}
@@ -266,26 +385,55 @@ def clustering(args) -> None:
 
     rows, test_labels = [], None
     for m in getattr(args, "clusters", None) or (16, 30):
-        configs = {v: load_config(f"mnist_cluster_{m}", _overrides(args) + extra) for v, extra in _models(args, ("AAE", "AAE-paper", "IMSAT")).items()}
+        configs = {
+            v: load_config(f"mnist_cluster_{m}", _overrides(args) + extra)
+            for v, extra in _models(args, ("AAE", "AAE-paper", "IMSAT")).items()
+        }
         test_labels = test_labels if test_labels is not None else prepare_data(next(iter(configs.values()))).test.y
         floor = f"{100 * balanced_cluster_floor(test_labels, m):.2f} %"
         for v, rs in _runs(args, "clustering", configs, sub=f"clusters-{m}").items():
-            rows.append([str(m), v, _stat([r.metrics["test_cluster_error"] for r in rs], 100, 2, " %"), f"{PAPER_CLUSTER[m]:.2f} %", floor,
-                         _stat([r.metrics["test_cluster_error_majority"] for r in rs], 100, 2, " %")
-                         if _measured(rs, "test_cluster_error_majority") else "",
-                         _stat([r.metrics["test_hungarian_accuracy"] for r in rs], 100, 2, " %"),
-                         _stat([r.metrics["test_nmi"] for r in rs], 1, 3), _sizes(rs), str(rs[0].epochs),
-                         f"{np.mean([r.seconds for r in rs]) / 60:.0f}"])
-    _write_table(args, "clustering", ["clusters", "model", "test error (paper protocol)", "paper", "equal-cluster floor",
-                                      "test error (validation majority)",
-                                      "Hungarian accuracy", "NMI", "cluster sizes", "epochs", "minutes/run"], rows,
-                 notes="Paper: Table 3 (16 clusters 9.55 %, 30 clusters 4.10 %). Equal-cluster floor: the least error of m "
-                       "clusters of equal size on these test labels, which a q(y) matching the uniform prior Cat(m) exactly "
-                       "cannot beat. Validation majority (not the paper's): each cluster takes the most common label of "
-                       "the validation images assigned to it, so one atypical image cannot mislabel a whole cluster. "
-                       "Cluster sizes: the smallest and largest test cluster of each run, as multiples of the equal "
-                       "share 10000 / m. Hungarian accuracy matches clusters to classes one to one, so with more "
-                       "clusters than classes it counts the extra clusters as wrong.")
+            rows.append(
+                [
+                    str(m),
+                    v,
+                    _stat([r.metrics["test_cluster_error"] for r in rs], 100, 2, " %"),
+                    f"{PAPER_CLUSTER[m]:.2f} %",
+                    floor,
+                    _stat([r.metrics["test_cluster_error_majority"] for r in rs], 100, 2, " %")
+                    if _measured(rs, "test_cluster_error_majority")
+                    else "",
+                    _stat([r.metrics["test_hungarian_accuracy"] for r in rs], 100, 2, " %"),
+                    _stat([r.metrics["test_nmi"] for r in rs], 1, 3),
+                    _sizes(rs),
+                    str(rs[0].epochs),
+                    f"{np.mean([r.seconds for r in rs]) / 60:.0f}",
+                ]
+            )
+    _write_table(
+        args,
+        "clustering",
+        [
+            "clusters",
+            "model",
+            "test error (paper protocol)",
+            "paper",
+            "equal-cluster floor",
+            "test error (validation majority)",
+            "Hungarian accuracy",
+            "NMI",
+            "cluster sizes",
+            "epochs",
+            "minutes/run",
+        ],
+        rows,
+        notes="Paper: Table 3 (16 clusters 9.55 %, 30 clusters 4.10 %). Equal-cluster floor: the least error of m "
+        "clusters of equal size on these test labels, which a q(y) matching the uniform prior Cat(m) exactly "
+        "cannot beat. Validation majority (not the paper's): each cluster takes the most common label of "
+        "the validation images assigned to it, so one atypical image cannot mislabel a whole cluster. "
+        "Cluster sizes: the smallest and largest test cluster of each run, as multiples of the equal "
+        "share 10000 / m. Hungarian accuracy matches clusters to classes one to one, so with more "
+        "clusters than classes it counts the extra clusters as wrong.",
+    )
 
 
 def dim_reduction(args) -> None:
@@ -302,17 +450,39 @@ def dim_reduction(args) -> None:
         splits = splits or prepare_data(cfg)
         n = cfg.model.z_dim
         pca = PCA(n_components=n).fit(splits.train.x)
-        pca_err = one_nn_error(pca.transform(splits.valid.x), splits.valid.y, pca.transform(splits.test.x), splits.test.y)
+        pca_err = one_nn_error(
+            pca.transform(splits.valid.x), splits.valid.y, pca.transform(splits.test.x), splits.test.y
+        )
         err = [r.metrics.get("test_error", r.metrics.get("test_cluster_error")) for r in rs]
-        rows.append([variant, str(n), _stat(err, 100, 2, " %") if None not in err else "-",
-                     _stat([r.metrics["test_map_1nn_error"] for r in rs], 100, 2, " %"), f"{100 * pca_err:.2f} %",
-                     _epochs(rs), f"{np.mean([r.seconds for r in rs]) / 60:.0f}"])
-    _write_table(args, "dim-reduction", ["variant", "dims", "test error q(y|x)", "1-NN error on the map",
-                                         "1-NN error on PCA", "epochs (selected)", "minutes/run"], rows,
-                 notes="Paper: Figure 11 (maps only; no number). Test error q(y|x): for the unsupervised map, the cluster "
-                       "error by the paper's protocol (Table 3). 1-NN: the 10k validation images, with their labels, "
-                       "classify the test images by their nearest neighbour in the map (or in PCA to as many dimensions, "
-                       "fitted on the training images). The maps are each run's figures/map.png.")
+        rows.append(
+            [
+                variant,
+                str(n),
+                _stat(err, 100, 2, " %") if None not in err else "-",
+                _stat([r.metrics["test_map_1nn_error"] for r in rs], 100, 2, " %"),
+                f"{100 * pca_err:.2f} %",
+                _epochs(rs),
+                f"{np.mean([r.seconds for r in rs]) / 60:.0f}",
+            ]
+        )
+    _write_table(
+        args,
+        "dim-reduction",
+        [
+            "variant",
+            "dims",
+            "test error q(y|x)",
+            "1-NN error on the map",
+            "1-NN error on PCA",
+            "epochs (selected)",
+            "minutes/run",
+        ],
+        rows,
+        notes="Paper: Figure 11 (maps only; no number). Test error q(y|x): for the unsupervised map, the cluster "
+        "error by the paper's protocol (Table 3). 1-NN: the 10k validation images, with their labels, "
+        "classify the test images by their nearest neighbour in the map (or in PCA to as many dimensions, "
+        "fitted on the training images). The maps are each run's figures/map.png.",
+    )
 
 
 PAPER_PARZEN = "340 ± 2"
@@ -334,8 +504,11 @@ def likelihood(args) -> None:
     same networks and the same window on 10k real training images (what perfect samples score)."""
     n = args.samples
     variants = {"AAE": [], "VAE": VAE}
-    configs = {v: load_config("mnist_likelihood", _overrides(args) + extra) for v, extra in variants.items()
-               if v in (getattr(args, "models", None) or variants)}
+    configs = {
+        v: load_config("mnist_likelihood", _overrides(args) + extra)
+        for v, extra in variants.items()
+        if v in (getattr(args, "models", None) or variants)
+    }
     if not configs:
         raise ConfigError("--models: this experiment has AAE and VAE")
     results = _runs(args, "likelihood", configs, need_model=True)
@@ -348,18 +521,38 @@ def likelihood(args) -> None:
             measured.append(_parzen(samples, res.splits, n))
         ll = [m[1] for m in measured]
         shown = _stat(ll, digits=1) if len(ll) > 1 else f"{ll[0]:.1f} ± {measured[0][2]:.1f} (s.e.)"
-        rows.append([v, shown, PAPER_PARZEN if v == "AAE" else "", ", ".join(f"{m[0]:.3f}" for m in measured),
-                     str(rs[0].epochs), f"{np.mean([r.seconds for r in rs]) / 60:.0f}"])
+        rows.append(
+            [
+                v,
+                shown,
+                PAPER_PARZEN if v == "AAE" else "",
+                ", ".join(f"{m[0]:.3f}" for m in measured),
+                str(rs[0].epochs),
+                f"{np.mean([r.seconds for r in rs]) / 60:.0f}",
+            ]
+        )
     splits = next(iter(results.values()))[0].splits
     sigma, ll, se = _parzen(splits.train.x[:n], splits, n)
     rows.append([f"{n} real training images", f"{ll:.1f} ± {se:.1f} (s.e.)", "", f"{sigma:.3f}", "", ""])
-    _write_table(args, "likelihood", ["samples from", "test log-likelihood (nats)", "paper", "Parzen width", "epochs",
-                                      "minutes/run"], rows,
-                 notes=f"Paper: Table 1, MNIST, {PAPER_PARZEN} nats for the AAE with 10k samples (GAN 225 ± 2, GMMN+AE "
-                       "282 ± 2). The Parzen estimate (Breuleux et al. 2011) is the paper's protocol, and a poor measure "
-                       "of a model: real training images, perfect samples by definition, score less than many models "
-                       "(Theis et al. 2016). Samples are the decoder's pixel means at prior draws, as in the paper. "
-                       "The width is chosen among 21 values in 0.03-0.3 on the validation images.")
+    _write_table(
+        args,
+        "likelihood",
+        ["samples from", "test log-likelihood (nats)", "paper", "Parzen width", "epochs", "minutes/run"],
+        rows,
+        notes=f"Paper: Table 1, MNIST, {PAPER_PARZEN} nats for the AAE with 10k samples (GAN 225 ± 2, GMMN+AE "
+        "282 ± 2). The Parzen estimate (Breuleux et al. 2011) is the paper's protocol, and a poor measure "
+        "of a model: real training images, perfect samples by definition, score less than many models "
+        "(Theis et al. 2016). Samples are the decoder's pixel means at prior draws, as in the paper. "
+        "The width is chosen among 21 values in 0.03-0.3 on the validation images.",
+    )
 
 
-EXPERIMENTS: dict[str, Callable] = {"likelihood": likelihood, "clustering": clustering, "dim-reduction": dim_reduction, "semi-supervised": semi_supervised, "prior-match": prior_match, "label-modes": label_modes, "supervised": supervised}
+EXPERIMENTS: dict[str, Callable] = {
+    "likelihood": likelihood,
+    "clustering": clustering,
+    "dim-reduction": dim_reduction,
+    "semi-supervised": semi_supervised,
+    "prior-match": prior_match,
+    "label-modes": label_modes,
+    "supervised": supervised,
+}
