@@ -347,7 +347,7 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
 
     # -- use ----------------------------------------------------------------------------------
     def _embed(self, xin: np.ndarray, dtype) -> np.ndarray:
-        return embed(self.model_, xin).astype(dtype, copy=False)
+        return _by_blocks(lambda b: embed(self.model_, b), xin).astype(dtype, copy=False)
 
     def transform(self, X) -> np.ndarray:
         """The code of each row: z (the posterior mean, zero noise), or W_C y + z with cluster heads."""
@@ -358,7 +358,8 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     def _proba(self, X) -> np.ndarray:
         check_is_fitted(self, "model_")
         x = self._check_X(X)
-        proba = encode(self.model_, self._model_input(x), sample=False, tta_shift=self.config_.eval.tta_shift)[1]
+        tta = self.config_.eval.tta_shift
+        proba = _by_blocks(lambda b: encode(self.model_, b, sample=False, tta_shift=tta)[1], self._model_input(x))
         return proba.astype(x.dtype, copy=False)
 
     def _labels_out(self, k: np.ndarray) -> np.ndarray:
@@ -426,6 +427,22 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
                     raise DataError(f"{type(self).__name__}.inverse_transform needs y: its decoder reads the class as well as z")
                 out = m.generate(len(z), labels=labels, z=z)
         return self._data_space(out.cpu().numpy(), Z.dtype)
+
+
+BLOCK = 256
+
+
+def _by_blocks(fn, x: np.ndarray) -> np.ndarray:
+    """``fn`` over blocks of exactly BLOCK rows (the last one zero-padded), so that a row's result does not
+    depend on how many rows came with it (a matrix product's kernel, and so its float32 rounding, can
+    change with the number of rows)."""
+    out = []
+    for i in range(0, len(x), BLOCK):
+        block = x[i:i + BLOCK]
+        padded = np.zeros((BLOCK, x.shape[1]), x.dtype)
+        padded[:len(block)] = block
+        out.append(fn(padded)[:len(block)])
+    return np.concatenate(out)
 
 
 def _unlabeled(y: np.ndarray) -> np.ndarray:
@@ -498,7 +515,7 @@ class ClusteringAAE(ClusterMixin, _Categorical, _Estimator):
 
     _regime = "clustering"
     _parameter_constraints = {**_Estimator._parameter_constraints,
-                              "n_clusters": [Interval(Integral, 2, None, closed="left")]}
+                              "n_clusters": [Interval(Integral, 1, None, closed="left")]}
 
     def __init__(self, n_clusters: int = 16, n_components: int | None = None, *, hidden=None, disc_hidden=None,
                  prior: Any = None, encoder: str | None = None, output: str = "auto", epochs: int | None = None,
@@ -526,13 +543,14 @@ class ClusteringAAE(ClusterMixin, _Categorical, _Estimator):
         return None, int(self.n_clusters), self._regime
 
     def _after_fit(self, xin: np.ndarray) -> None:
-        self.labels_ = encode(self.model_, xin, sample=False)[1].argmax(1).astype(np.int64)
+        self.labels_ = _by_blocks(lambda b: encode(self.model_, b, sample=False)[1], xin).argmax(1).astype(np.int64)
 
 
 class DimReductionAAE(_Categorical, _Estimator):
     """Section 7: r = W_C y + z in ``n_components`` dimensions, with ``n_clusters`` learned cluster
     heads kept ``eta`` apart. Unsupervised with ``fit(X)``; with labels (-1 for unlabeled points) the
-    categories are the classes and a classification phase runs. ``transform`` gives r."""
+    categories are the classes (``n_clusters``, if set otherwise, is ignored with a warning) and a
+    classification phase runs. ``transform`` gives r."""
 
     _regime, _labels = "dim_reduction", "optional"
     _parameter_constraints = {**_Estimator._parameter_constraints,
@@ -557,7 +575,7 @@ class DimReductionAAE(_Categorical, _Estimator):
         labels = self._encode_labels(y, n)
         if labels is not None:
             if self.n_clusters is not None and self.n_clusters != len(self.classes_):
-                raise DataError(f"n_clusters = {self.n_clusters} but y has {len(self.classes_)} classes; "
-                                "with labels the categories are the classes (leave n_clusters None)")
+                warnings.warn(f"n_clusters = {self.n_clusters} is ignored: y has {len(self.classes_)} classes, and "
+                              "with labels the categories are the classes (leave n_clusters None)", UserWarning, stacklevel=3)
             return labels, len(self.classes_), self._regime
         return None, None if self.n_clusters is None else int(self.n_clusters), self._regime
