@@ -110,12 +110,14 @@ def _train(cfg: ExperimentConfig, x: np.ndarray, labels: np.ndarray | None, prio
     # MERGE: device and progress become Trainer keyword arguments, log_dir too once the Trainer writes
     # through RunLog: Trainer(model, cfg, run_dir, device=device, progress=progress, log_dir=log_dir)
     cfg.train.device, cfg.train.progress = device, progress
-    trainer = Trainer(model, cfg, run_dir)
-    history = trainer.fit(x, labels, resume=run_dir is not None)
-    if log_dir is not None:  # MERGE: remove once the Trainer takes log_dir (it logs each epoch as it ends)
+    log = None
+    if log_dir is not None:  # MERGE: remove this and the loop below once the Trainer writes through RunLog
         from .runlog import RunLog
 
-        log = RunLog(None, log_dir)
+        log = RunLog(None, log_dir)  # before training: no tensorboard is a ConfigError now, not after the run
+    trainer = Trainer(model, cfg, run_dir)
+    history = trainer.fit(x, labels, resume=run_dir is not None)
+    if log is not None:
         for row in history:
             log.scalars(int(row["epoch"]), {k: v for k, v in row.items() if k != "epoch"})
         log.close()
