@@ -4,9 +4,16 @@ declared below with its reason (it then runs as an expected failure); none is sk
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from aae import AAE, VAE, ClusteringAAE, DimReductionAAE, SemiSupervisedAAE, SupervisedAAE
+from aae import (
+    AAE,
+    VAE,
+    ClusteringAAE,
+    DimReductionAAE,
+    SemiSupervisedAAE,
+    SupervisedAAE,
+)
 
-TINY = dict(hidden=[16], disc_hidden=[16], epochs=3, lr=0.01, random_state=0)
+TINY = {"hidden": [16], "disc_hidden": [16], "epochs": 3, "lr": 0.01, "random_state": 0}
 ESTIMATORS = [AAE(**TINY), VAE(**TINY), SupervisedAAE(**TINY), SemiSupervisedAAE(**{**TINY, "epochs": 10}),
               ClusteringAAE(n_clusters=3, **{**TINY, "epochs": 20}), DimReductionAAE(**TINY)]
 

@@ -12,10 +12,17 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
-from aae import AAE, VAE, ClusteringAAE, DimReductionAAE, SemiSupervisedAAE, SupervisedAAE
+from aae import (
+    AAE,
+    VAE,
+    ClusteringAAE,
+    DimReductionAAE,
+    SemiSupervisedAAE,
+    SupervisedAAE,
+)
 from aae.errors import ConfigError, DataError
 
-TINY = dict(hidden=[64], disc_hidden=[32], epochs=2, batch_size=50, random_state=0)
+TINY = {"hidden": [64], "disc_hidden": [32], "epochs": 2, "batch_size": 50, "random_state": 0}
 ALL = (AAE, VAE, SupervisedAAE, SemiSupervisedAAE, ClusteringAAE, DimReductionAAE)
 
 
@@ -122,6 +129,9 @@ def test_sizes_left_at_none_follow_the_data(iris, data):
     table = ClusteringAAE(n_clusters=16)._data_defaults(1797, 64)
     assert table["train"]["batch_size"] == 128 and table["model"]["y_adversary"] is False
     assert table["model"]["vat_knn"] == 10 and table["train"]["lr"] == {"generator": 0.002}
+    # DimReductionAAE: the same head, unsupervised only, with a lighter marginal and heads 4 apart
+    unsup, semi = (DimReductionAAE()._data_defaults(1797, 64, labeled) for labeled in (False, True))
+    assert (unsup["model"]["y_marginal_weight"], unsup["model"]["eta"]) == (0.1, 4.0) and "eta" not in semi["model"]
 
 
 def test_a_bundled_config_supplies_what_is_none_and_batches_are_clamped(iris):

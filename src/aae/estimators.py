@@ -53,8 +53,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import (BaseEstimator, ClassifierMixin, ClassNamePrefixFeaturesOutMixin, ClusterMixin,
-                          TransformerMixin, _fit_context)
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    ClusterMixin,
+    TransformerMixin,
+    _fit_context,
+)
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
@@ -74,10 +80,11 @@ UNIT_TOLERANCE = 1e-6
 
 
 # -- the core: the only two places this module knows the config's keys and the trainer -------------
-def _build_config(est: _Estimator, n: int, d: int, n_classes: int | None, regime: str) -> ExperimentConfig:
+def _build_config(est: _Estimator, n: int, d: int, n_classes: int | None, regime: str,
+                  labeled: bool) -> ExperimentConfig:
     """The run's config: data-derived defaults (without ``config``) < config file < overrides <
     the estimator's parameters; batches clamped to the data."""
-    base = {} if est.config is not None else est._data_defaults(n, d)
+    base = {} if est.config is not None else est._data_defaults(n, d, labeled)
     cfg = load_config(est.config, list(est.overrides), base=base)
     m, t = cfg.model, cfg.train
     m.regime, m.objective = regime, est._objective
@@ -149,7 +156,8 @@ def _layers(value, name: str) -> list[int] | None:
         return [int(value)]
     widths = list(np.asarray(value).ravel()) if not isinstance(value, (list, tuple)) else list(value)
     if not all(isinstance(w, Integral) and not isinstance(w, bool) and w >= 1 for w in widths):
-        raise ConfigError(f"{name} = {value!r}: give an int >= 1 (one layer) or a sequence of ints >= 1 (one per layer)")
+        raise ConfigError(f"{name} = {value!r}: give an int >= 1 (one layer) or a sequence of ints >= 1 "
+                          "(one per layer)")
     return [int(w) for w in widths]
 
 
@@ -240,8 +248,9 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     def _batch_size(self, n: int) -> int:
         return int(np.clip(n // 10, 16, 100))
 
-    def _data_defaults(self, n: int, d: int) -> dict[str, Any]:
-        """The sizes derived from the data where no config is given (see the module docstring)."""
+    def _data_defaults(self, n: int, d: int, labeled: bool = False) -> dict[str, Any]:
+        """The sizes derived from the data where no config is given (see the module docstring);
+        ``labeled``: whether this fit has labels."""
         width = int(np.clip(_power_of_two(2 * d), 64, 512))
         batch = min(self._batch_size(n), n)
         steps = int(np.clip(n, 600, 3000))
@@ -296,8 +305,9 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         if y is None:
             self.__dict__.pop("classes_", None)
             if self._labels in ("some", "all"):
+                hint = "; -1 marks an unlabeled point" if self._labels == "some" else ""
                 raise ValueError(f"This {name} estimator requires y to be passed, but the target y is None "
-                                 "(one label per row of X" + ("; -1 marks an unlabeled point)" if self._labels == "some" else ")"))
+                                 f"(one label per row of X{hint})")
             return None
         unlabeled = _unlabeled(y)
         if self._labels == "all" and unlabeled.any():
@@ -334,7 +344,7 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         x, y = self._check_X(X, fitting=True, y=None if self._labels == "none" else y)
         labels, n_categories, regime = self._labels_for_fit(y, len(x))
         xin = self._model_input(x)
-        self.config_ = cfg = _build_config(self, len(x), x.shape[1], n_categories, regime)
+        self.config_ = cfg = _build_config(self, len(x), x.shape[1], n_categories, regime, labels is not None)
         with torch.random.fork_rng(devices=[]):  # fitting leaves the caller's torch random state alone
             torch.manual_seed(cfg.train.seed)
             self.model_, self.history_ = _train(cfg, xin, labels, self._prior_object(), run_dir=self.checkpoint_dir,
@@ -388,7 +398,8 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
             torch.manual_seed(_seed(random_state))
             if y is not None:
                 if k is None:
-                    raise DataError(f"this {type(self).__name__} has no classes to sample from; call sample(n) without y")
+                    raise DataError(f"this {type(self).__name__} has no classes to sample from; "
+                                    "call sample(n) without y")
                 labels = self._encode_given(y, n_samples)
             else:
                 labels = None if k is None else torch.randint(k, (n_samples,)).numpy()
@@ -426,7 +437,8 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
             else:
                 labels = None if y is None else torch.as_tensor(self._encode_given(y, len(z)), device=m.device)
                 if labels is None and ("y" in m.priors or m.regime.label_to == "decoder"):
-                    raise DataError(f"{type(self).__name__}.inverse_transform needs y: its decoder reads the class as well as z")
+                    raise DataError(f"{type(self).__name__}.inverse_transform needs y: its decoder reads the class "
+                                    "as well as z")
                 out = m.generate(len(z), labels=labels, z=z)
         return self._data_space(out.cpu().numpy(), Z.dtype)
 
@@ -533,7 +545,7 @@ class ClusteringAAE(ClusterMixin, _Categorical, _Estimator):
     def _batch_size(self, n: int) -> int:
         return max(super()._batch_size(n), 8 * int(self.n_clusters))
 
-    def _data_defaults(self, n: int, d: int) -> dict[str, Any]:
+    def _data_defaults(self, n: int, d: int, labeled: bool = False) -> dict[str, Any]:
         table = super()._data_defaults(n, d)
         t = table["train"]
         recipe = _clustering_recipe(t["epochs"] * (n // t["batch_size"]))
@@ -552,7 +564,13 @@ class DimReductionAAE(_Categorical, _Estimator):
     """Section 7: r = W_C y + z in ``n_components`` dimensions, with ``n_clusters`` learned cluster
     heads kept ``eta`` apart. Unsupervised with ``fit(X)``; with labels (-1 for unlabeled points) the
     categories are the classes (``n_clusters``, if set otherwise, is ignored with a warning) and a
-    classification phase runs. ``transform`` gives r."""
+    classification phase runs. ``transform`` gives r.
+
+    Without ``config``, an unsupervised fit uses ClusteringAAE's head (IMSAT's terms on q(y|x), see
+    there) with a lighter weight of 0.1 on the marginal term, since ``n_clusters`` (the config's 10
+    by default) need not be the data's number of groups, and heads at least ``eta = 4`` apart, four
+    standard deviations of the z prior (as ``mnist_dimred_unsup20``); a fit with labels uses the
+    library's defaults, sized by the data."""
 
     _regime, _labels = "dim_reduction", "optional"
     _parameter_constraints = {**_Estimator._parameter_constraints,
@@ -573,11 +591,24 @@ class DimReductionAAE(_Categorical, _Estimator):
     def _settings(self) -> dict[str, Any]:
         return {"eta": self.eta}
 
+    def _data_defaults(self, n: int, d: int, labeled: bool = False) -> dict[str, Any]:
+        table = super()._data_defaults(n, d)
+        if labeled:
+            return table
+        t = table["train"]
+        recipe = _clustering_recipe(t["epochs"] * (n // t["batch_size"]))
+        # a lighter pull to equal clusters than ClusteringAAE's: n_clusters (10 by default) need not be
+        # the data's number of classes
+        table["model"].update(recipe["model"], y_marginal_weight=0.1, eta=4.0)
+        table["train"].update(recipe["train"])
+        return table
+
     def _labels_for_fit(self, y, n):
         labels = self._encode_labels(y, n)
         if labels is not None:
             if self.n_clusters is not None and self.n_clusters != len(self.classes_):
                 warnings.warn(f"n_clusters = {self.n_clusters} is ignored: y has {len(self.classes_)} classes, and "
-                              "with labels the categories are the classes (leave n_clusters None)", UserWarning, stacklevel=3)
+                              "with labels the categories are the classes (leave n_clusters None)", UserWarning,
+                              stacklevel=3)
             return labels, len(self.classes_), self._regime
         return None, None if self.n_clusters is None else int(self.n_clusters), self._regime
