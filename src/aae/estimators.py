@@ -25,16 +25,26 @@ fine. float32 and float64 inputs come back in the same dtype (other dtypes as fl
 **Labels** may be any integers or strings; as in :mod:`sklearn.semi_supervised`, -1 marks an
 unlabeled point, and so does the string ``'-1'`` (so -1 can never be a class: recode such labels).
 
+**Parameters** shared by all six: ``n_components`` (the size of the code ``transform`` gives: z,
+or W_C y + z), ``hidden`` and ``disc_hidden`` (widths of the encoder/decoder and discriminator
+layers: a sequence, or an int for one layer), ``prior`` (a name, a table, a ``Prior`` or a function
+n -> samples), ``encoder``, ``output``, ``epochs``, ``batch_size``, ``lr`` (one float for every
+phase, or a dict by phase: reconstruction, discriminator, generator, classification), ``config``,
+``overrides``, ``checkpoint_dir``, ``log_dir``, ``device``, ``random_state`` (an int is the run's
+torch seed, the ``train.seed`` of ``aae train``; None or a ``RandomState`` draws one, None from
+numpy's global state) and ``verbose`` (a progress bar).
+
 **Sizes.** With ``config`` None, what is left at None is derived from the data (n rows, d features):
-``hidden`` two layers of ``clip(4 d, 64, 512)`` rounded to a power of two (digits: 256-256, iris
-64-64), ``disc_hidden`` the same; ``batch_size`` ``clip(n // 10, 16, 100)`` (clustering: at least
-8 per cluster); ``epochs`` enough for a budget of ``clip(2 n, 1000, 4000)`` optimizer steps. A
-default ``fit`` takes seconds on iris or wine and well under a minute on digits on two CPU
-cores. With ``config`` (a bundled config's name such as ``"mnist_semi_100"``, or a TOML file)
-what is None takes that config's values (the library's defaults, the paper's MNIST networks, for
-what the file does not set); ``overrides`` are dotted ``key=value`` strings as ``aae train --set``
-takes them, below the parameters and above the config. A batch larger than the data is clamped to
-it, as ``MLPClassifier`` does.
+``hidden`` two layers of ``clip(2 d, 64, 512)`` rounded to a power of two (digits: 128-128, wine
+and iris: 64-64, MNIST: 512-512), ``disc_hidden`` the same; ``batch_size`` ``clip(n // 10, 16,
+100)`` (ClusteringAAE: at least 8 points per cluster); ``epochs`` enough for a budget of ``clip(n,
+600, 3000)`` optimizer steps (digits: 106 epochs of 17 batches). ``n_components`` is 2 (ClusteringAAE:
+``min(5, n_features)``). A default ``fit`` takes a few seconds on iris or wine and under half a
+minute on digits on two CPU cores (docs/results/estimators.md). With ``config`` (a bundled config's
+name such as ``"mnist_semi_100"``, or a TOML file) what is None takes that config's values (the
+library's defaults, the paper's MNIST networks, for what the file does not set); ``overrides`` are
+dotted ``key=value`` strings as ``aae train --set`` takes them, below the parameters and above the
+config. A batch larger than the data is clamped to it, as ``MLPClassifier`` does.
 
 **Runs.** With ``checkpoint_dir`` the run is checkpointed there and a later ``fit`` with the same
 settings resumes it; ``log_dir`` writes TensorBoard event files (needs ``pip install tensorboard``).
@@ -348,7 +358,7 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         with torch.random.fork_rng(devices=[]):  # fitting leaves the caller's torch random state alone
             torch.manual_seed(cfg.train.seed)
             self.model_, self.history_ = _train(cfg, xin, labels, self._prior_object(), run_dir=self.checkpoint_dir,
-                                                log_dir=self.log_dir, device=self.device, progress=bool(self.verbose))
+                                                log_dir=self.log_dir, device=str(self.device), progress=bool(self.verbose))
         self._n_features_out = cfg.model.z_dim
         self.embedding_ = self._embed(xin, x.dtype)
         self._after_fit(xin)
