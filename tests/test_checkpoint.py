@@ -243,15 +243,6 @@ def test_failed_checkpoint_save_keeps_the_previous_checkpoint(saved, monkeypatch
     assert [p.name for p in path.parent.iterdir()] == [io.CHECKPOINT]
 
 
-def test_append_jsonl_appends_one_line_per_row(tmp_path):
-    path = tmp_path / "m.jsonl"
-    io.append_jsonl(path, {"epoch": 1, "x": 0.5})
-    io.append_jsonl(path, {"epoch": 2, "x": 0.25})
-    assert [json.loads(line) for line in path.read_text().splitlines()] == [
-        {"epoch": 1, "x": 0.5},
-        {"epoch": 2, "x": 0.25},
-    ]
-
 
 # ----------------------------------------------------------------------------- no pickle
 

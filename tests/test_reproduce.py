@@ -189,8 +189,7 @@ def test_clustering_table_prints_the_equal_cluster_floor_beside_each_row(tmp_pat
     assert "| 16 | AAE | 20.00 % (1 seed) | 9.55 % | 13.04 % |  | 60.00 % (1 seed) | 0.700 (1 seed) |  | 40 |" in out
     assert (
         "| 30 | AAE | 5.00 % (1 seed) | 4.10 % | 2.14 % | 4.00 % (1 seed) | 60.00 % (1 seed) | 0.700 (1 seed) "
-        "| 0.50-1.75 | 40 |"
-        in out
+        "| 0.50-1.75 | 40 |" in out
     )
 
 

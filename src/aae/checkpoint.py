@@ -206,7 +206,7 @@ def restore_training(tensors, meta, optimizers: dict) -> tuple[int, list[dict]]:
         opt.load_state_dict(_join_optimizer(f"optim/{phase}", optim_meta[phase], tensors))
         for group, chosen in zip(opt.param_groups, kernel):  # how to step is this machine's choice, not the file's
             group.update(chosen)
-            for param in group["params"] if chosen.get("fused") else []:  # a fused step keeps its count on the device
+            for param in group["params"] if chosen.get("fused") else []:  # a fused step counts on the device
                 state = opt.state.get(param, {})
                 if torch.is_tensor(state.get("step")):
                     state["step"] = state["step"].to(param.device, torch.float32)
@@ -236,12 +236,6 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", prior: Cal
         raise CheckpointError(f"{path}: cannot rebuild the model: {exc}") from None
     restore(model, tensors, path=path)
     return model.to(device).eval()
-
-
-def append_jsonl(path: str | os.PathLike, row: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(row) + "\n")
-        f.flush()
 
 
 class RunLock:

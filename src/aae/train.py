@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import logging
 import math
 import time
@@ -24,11 +23,12 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .augment import neighbour_distance, shifter
-from .checkpoint import CHECKPOINT, RunLock, append_jsonl, atomic_write, resume_training, save_training
+from .checkpoint import CHECKPOINT, RunLock, atomic_write, resume_training, save_training
 from .config import ExperimentConfig, TrainConfig
 from .data import labels_for_regime
 from .errors import CheckpointError, ConfigError, DataError, TrainingError
 from .phases import Batch, train_step
+from .runlog import RunLog, check_tensorboard
 
 log = logging.getLogger("aae")
 
@@ -136,9 +136,14 @@ class Trainer:
         *,
         device: str = "auto",
         progress: bool = True,
+        log_dir: str | None = None,
     ):
         self.config, self.cfg, self.evaluate, self.progress = config, config.train, evaluate, progress
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.log_dir = log_dir
+        """where TensorBoard event files go (needs the tensorboard package), beside the run's own logs"""
+        if log_dir is not None:
+            check_tensorboard(log_dir)
         self.device = distributed.setup(pick_device(device))
         self.main, self.world = distributed.is_main(), distributed.world_size()
         self.writes = self.run_dir is not None and self.main
@@ -219,15 +224,14 @@ class Trainer:
         model, cfg = self.model, self.cfg
         if resume:
             resume_training(self)
-            if self.writes:  # the log may hold epochs past the checkpoint (a kill between log and checkpoint)
-                atomic_write(self.run_dir / "metrics.jsonl", "".join(_json_line(r) for r in self.history))
-                atomic_write(self.run_dir / "config.json", self.config.to_json())  # what the run now follows
             log.info("resumed %s at epoch %d", self.checkpoint_path, self.epoch)
         else:
             torch.manual_seed(cfg.seed)
-            if self.writes:
-                atomic_write(self.run_dir / "config.json", self.config.to_json())
-                atomic_write(self.run_dir / "metrics.jsonl", "")
+        if self.writes:  # the config the run now follows
+            atomic_write(self.run_dir / "config.json", self.config.to_json())
+        # metrics.jsonl and .csv from the checkpoint's history: a kill between log and checkpoint left more
+        runlog = RunLog(self.run_dir if self.writes else None, self.log_dir if self.main else None)
+        runlog.reset(self.history)
         x = x.to(self.device)
         y = y.to(self.device) if y is not None else None
         c = model.config
@@ -257,11 +261,13 @@ class Trainer:
             while self.epoch < cfg.epochs:
                 row = self._epoch(x, y, labeled, steps)
                 self.history.append(row)
+                runlog.append(row)
+                runlog.scalars(self.epoch, {k: v for k, v in row.items() if k != "epoch"})
                 if self.writes:
-                    append_jsonl(self.run_dir / "metrics.jsonl", row)
                     save_training(self)
         finally:
             self._bar.close()
+            runlog.close()
         return self.history
 
     def _epoch(self, x, y, labeled, steps: int) -> dict:
@@ -351,7 +357,3 @@ class Trainer:
                 f"the {k} loss became {v:.4g} (first {first:.4g}) in epoch {self.epoch + 1} by step "
                 f"{step}{where}; lower train.lr.{phase} and {'resume' if kept else 'train again'}"
             )
-
-
-def _json_line(row: dict) -> str:
-    return json.dumps(row) + "\n"

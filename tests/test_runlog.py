@@ -1,0 +1,84 @@
+"""RunLog: metrics.jsonl, metrics.csv and TensorBoard event files, read back."""
+
+import csv
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from aae.errors import ConfigError
+from aae.runlog import RunLog
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_rows_go_to_jsonl_and_csv_with_a_column_for_every_key_so_far(tmp_path):
+    log = RunLog(tmp_path)
+    log.reset([])
+    log.append({"epoch": 1, "reconstruction": 2.5})
+    log.append({"epoch": 2, "reconstruction": 2.0})
+    assert (tmp_path / "metrics.csv").read_text().splitlines() == ["epoch,reconstruction", "1,2.5", "2,2.0"]
+    log.append({"epoch": 3, "reconstruction": 1.5, "error": 0.25})  # a new column: the file is rewritten
+    rows = read_csv(tmp_path / "metrics.csv")
+    assert list(rows[0]) == ["epoch", "reconstruction", "error"]
+    assert [r["error"] for r in rows] == ["", "", "0.25"]
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(s)["epoch"] for s in lines] == [1, 2, 3]
+    log.close()
+
+
+def test_reset_rewrites_both_files_from_the_given_rows(tmp_path):
+    log = RunLog(tmp_path)
+    for e in range(1, 5):
+        log.append({"epoch": e, "loss": float(e)})
+    log.reset([{"epoch": 1, "loss": 1.0}, {"epoch": 2, "loss": 2.0, "extra": 7}])  # e.g. resumed at epoch 2
+    assert [json.loads(s) for s in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [
+        {"epoch": 1, "loss": 1.0},
+        {"epoch": 2, "loss": 2.0, "extra": 7},
+    ]
+    assert read_csv(tmp_path / "metrics.csv") == [
+        {"epoch": "1", "loss": "1.0", "extra": ""},
+        {"epoch": "2", "loss": "2.0", "extra": "7"},
+    ]
+    log.append({"epoch": 3, "loss": 3.0})
+    assert read_csv(tmp_path / "metrics.csv")[-1] == {"epoch": "3", "loss": "3.0", "extra": ""}
+
+
+def test_without_run_dir_or_log_dir_nothing_is_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with RunLog(None) as log:
+        log.append({"epoch": 1})
+        log.scalars(1, {"a": 1.0})
+        log.image("x", np.zeros((2, 2)), 1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_log_dir_without_tensorboard_is_a_config_error_naming_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # import tensorboard now raises ImportError
+    with pytest.raises(ConfigError, match="pip install tensorboard"):
+        RunLog(tmp_path, log_dir=str(tmp_path / "tb"))
+
+
+def test_scalars_and_images_are_read_back_from_the_event_files(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    log = RunLog(None, log_dir=str(tmp_path / "tb"))
+    log.scalars(1, {"reconstruction": 3.0, "error": 0.5, "nan": float("nan"), "note": "skipped"})
+    log.scalars(2, {"reconstruction": 2.0})
+    log.image("samples", np.linspace(0, 1, 12).reshape(3, 4), 2)
+    log.image("colour", np.ones((4, 5, 3)), 2)
+    with pytest.raises(ValueError, match=r"image 'bad' has shape \(2, 2, 2\)"):
+        log.image("bad", np.zeros((2, 2, 2)), 1)
+    log.close()
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0, "images": 0}).Reload()
+    assert sorted(events.Tags()["scalars"]) == ["error", "reconstruction"]
+    assert [(e.step, e.value) for e in events.Scalars("reconstruction")] == [(1, 3.0), (2, 2.0)]
+    assert sorted(events.Tags()["images"]) == ["colour", "samples"]
+    grey = events.Images("samples")[0]
+    assert (grey.step, grey.height, grey.width) == (2, 3, 4)
+    assert (events.Images("colour")[0].height, events.Images("colour")[0].width) == (4, 5)
