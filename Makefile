@@ -30,4 +30,8 @@ readme: $(BIN)/.installed
 	$(BIN)/python -c 'from aae.config import write_key_table; write_key_table("README.md")' 
 
 bench: $(BIN)/.installed
-	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/step.py
+
+# each bundled MNIST config's epoch here against a git ref: make compare REF=<commit>
+compare: $(BIN)/.installed
+	$(BIN)/python benchmarks/compare.py $(REF)

@@ -34,10 +34,10 @@ import json, sys, time
 import torch
 from aae.config import load_config, TrainConfig
 from aae import experiment
-name, steps, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+name, steps, threads, extra = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
 torch.set_num_threads(threads)
 old = hasattr(TrainConfig, "progress")  # before runtime options left the config
-cfg = load_config(name, ["train.progress=false"] if old else [])
+cfg = load_config(name, ["train.progress=false"] if old else extra)
 cfg.train.select_by = ""  # early stopping needs the evaluation inside fit; it is timed apart
 splits = experiment.prepare_data(cfg) if old else experiment.prepare_data(cfg, False)
 batch = cfg.train.batch_size
@@ -84,10 +84,10 @@ MNIST_CONFIGS = (
 )
 
 
-def measure(tree: Path, config: str, steps: int, threads: int) -> float:
+def measure(tree: Path, config: str, steps: int, threads: int, extra: list[str] = ()) -> float:
     env = {**os.environ, "PYTHONPATH": str(tree / "src")}
     proc = subprocess.run(
-        [sys.executable, "-c", DRIVER, config, str(steps), str(threads)],
+        [sys.executable, "-c", DRIVER, config, str(steps), str(threads), *extra],
         capture_output=True,
         text=True,
         env=env,
@@ -106,11 +106,18 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=100, help="training steps timed per run (default 100)")
     p.add_argument("--repeats", type=int, default=2, help="alternating runs per side (default 2)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config override for this checkout's runs only, e.g. train.precision=auto",
+    )
     args = p.parse_args()
     name, flags = cpu_model()
     print(
         f"CPU: {name}; flags: {flags}; {args.threads} threads; {args.steps} steps + one evaluation per run, "
-        f"{args.repeats} alternating runs per side"
+        f"{args.repeats} alternating runs per side; this checkout with {args.set or 'the configs as shipped'}"
     )
     print(f"| config | {args.ref} s/epoch | this checkout s/epoch | speed-up |")
     print("|---|---|---|---|")
@@ -126,7 +133,7 @@ def main() -> None:
                 old, new = [], []
                 for _ in range(args.repeats):
                     old.append(measure(ref_tree, config, args.steps, args.threads))
-                    new.append(measure(ROOT, config, args.steps, args.threads))
+                    new.append(measure(ROOT, config, args.steps, args.threads, args.set))
                 o, n = statistics.median(old), statistics.median(new)
                 print(f"| {config} | {o:.1f} | {n:.1f} | {o / n:.2f}x |", flush=True)
         finally:

@@ -243,7 +243,6 @@ def test_failed_checkpoint_save_keeps_the_previous_checkpoint(saved, monkeypatch
     assert [p.name for p in path.parent.iterdir()] == [io.CHECKPOINT]
 
 
-
 # ----------------------------------------------------------------------------- no pickle
 
 

@@ -449,6 +449,7 @@ def _aae_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "aae.cli"]
 
 
+@pytest.mark.slow
 def test_aae_demo_subprocess_writes_the_figures(tmp_path):
     out = tmp_path / "demo"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
@@ -470,6 +471,7 @@ def test_aae_demo_subprocess_writes_the_figures(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_aae_subprocess_error_is_one_line_exit_2(tmp_path):
     proc = subprocess.run(
         [*_aae_command(), "train", "--config", "no_such_config", "--out", str(tmp_path / "o")],

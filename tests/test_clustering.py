@@ -53,6 +53,7 @@ def clustered(tmp_path_factory, digits):
     return run(cfg, tmp_path_factory.mktemp("cl") / "run", splits=digits, progress=False)
 
 
+@pytest.mark.slow
 def test_clustering_reports_the_papers_protocol_and_beats_chance(clustered):
     m = clustered.metrics
     assert {
@@ -118,6 +119,7 @@ def test_vat_at_mnists_radius_collapses_the_categories_unless_mutual_information
         assert used <= 2  # measured 1, seeds 0-2
 
 
+@pytest.mark.slow
 def test_cluster_heads_figure_is_written(clustered, tmp_path):
     from aae.figures import write_figures
 

@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 import torch
 
 import aae.distributed as distributed
@@ -37,6 +38,7 @@ WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_model(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)

@@ -30,6 +30,7 @@ def _imgs(n: int, d: int = 784, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).random((n, d)).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_import_has_no_matplotlib_side_effect() -> None:
     code = "import sys, aae.plots; print(sorted(m for m in sys.modules if m.startswith('matplotlib')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -82,3 +82,33 @@ def test_scalars_and_images_are_read_back_from_the_event_files(tmp_path):
     grey = events.Images("samples")[0]
     assert (grey.step, grey.height, grey.width) == (2, 3, 4)
     assert (events.Images("colour")[0].height, events.Images("colour")[0].width) == (4, 5)
+
+
+def test_aae_train_log_dir_writes_the_epoch_metrics_as_tensorboard_events(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from aae.cli import main
+
+    argv = [
+        "train",
+        "--config",
+        "demo",
+        "--epochs",
+        "2",
+        "--no-progress",
+        "--set",
+        "model.hidden=[32]",
+        "--set",
+        "model.disc_hidden=[16]",
+        "--out",
+        str(tmp_path / "run"),
+        "--log-dir",
+        str(tmp_path / "tb"),
+    ]
+    assert main(argv) == 0
+    events = EventAccumulator(str(tmp_path / "tb")).Reload()
+    steps = [e.step for e in events.Scalars("reconstruction")]
+    assert steps == [1, 2]
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,") and len(rows) == 3

@@ -80,6 +80,7 @@ def test_the_y_discriminator_learns_to_tell_one_hot_from_softmax():
     assert real > 0 > fake
 
 
+@pytest.mark.slow
 def test_short_semi_supervised_run_beats_chance_by_far(tmp_path, mnist_dir):
     cfg = load_config(
         "mnist_semi_1000",

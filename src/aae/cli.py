@@ -107,6 +107,7 @@ def cmd_train(args) -> None:
         figures=not args.no_figures,
         device=args.device,
         progress=not args.no_progress,
+        log_dir=args.log_dir,
     )
     if not distributed.is_main():
         return
@@ -284,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _experiment_args(p)
     p.add_argument("--out", "-o", help="run directory (default: runs/<config name>)")
+    p.add_argument("--log-dir", help="also write TensorBoard event files here (needs the tensorboard package)")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
     p.add_argument("--no-figures", action="store_true", help="skip the figures at the end")
     p.set_defaults(func=cmd_train)

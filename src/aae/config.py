@@ -165,10 +165,11 @@ class TrainConfig:
     seed: int = key(0, "seeds torch: a CPU run repeats bit for bit with the same code, machine and thread count", low=0)
     eval_every: int = key(1, "epochs between per-epoch evaluations", low=1)
     precision: str = key(
-        "auto",
+        "fp32",
         "the training steps' matrix products: fp32, bf16 (autocast; losses, weights and "
         "optimizer state stay float32), or auto: bf16 where the hardware has bf16 matrix units "
-        "(CPU amx_bf16 / avx512_bf16, CUDA compute capability 8.0 or more), else fp32",
+        "(CPU amx_bf16 / avx512_bf16, CUDA compute capability 8.0 or more), else fp32; fp32 by default, "
+        "the precision of the bundled recipes' records",
         choices=("auto", "fp32", "bf16"),
     )
 

@@ -167,6 +167,14 @@ def _clustering_recipe(total_steps: int) -> dict[str, Any]:
 
 
 # -- parameters ------------------------------------------------------------------------------------
+def _store(est, params: dict[str, Any]) -> None:
+    """A constructor's arguments as the estimator's attributes of the same names, as scikit-learn's
+    contract asks (one line for every constructor, instead of one assignment per parameter)."""
+    for name, value in params.items():
+        if name not in ("self", "__class__"):
+            setattr(est, name, value)
+
+
 def _ema(total_steps: int) -> float:
     """A weight-average decay whose window is a fifth of the run (0.999 from 5000 steps on)."""
     return min(0.999, 1 - 5 / max(total_steps, 10))
@@ -243,30 +251,16 @@ class _Estimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         "verbose": ["verbose"],
     }
 
+    # fmt: off
     def __init__(
-        self,
-        n_components: int | None = None,
-        *,
-        hidden=None,
-        disc_hidden=None,
-        prior: Any = None,
-        encoder: str | None = None,
-        output: str = "auto",
-        epochs: int | None = None,
-        batch_size: int | None = None,
-        lr=None,
-        config: str | None = None,
-        overrides=(),
-        checkpoint_dir: str | None = None,
-        log_dir: str | None = None,
-        device: str = "auto",
-        random_state=None,
+        self, n_components: int | None = None, *,
+        hidden=None, disc_hidden=None, prior: Any = None, encoder: str | None = None, output: str = "auto",
+        epochs: int | None = None, batch_size: int | None = None, lr=None, config: str | None = None, overrides=(),
+        checkpoint_dir: str | None = None, log_dir: str | None = None, device: str = "auto", random_state=None,
         verbose: bool = False,
     ):
-        self.n_components, self.hidden, self.disc_hidden, self.prior = n_components, hidden, disc_hidden, prior
-        self.encoder, self.output, self.epochs, self.batch_size, self.lr = encoder, output, epochs, batch_size, lr
-        self.config, self.overrides, self.checkpoint_dir, self.log_dir = config, overrides, checkpoint_dir, log_dir
-        self.device, self.random_state, self.verbose = device, random_state, verbose
+    # fmt: on
+        _store(self, locals())
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -603,46 +597,16 @@ class ClusteringAAE(ClusterMixin, _Categorical, _Estimator):
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
     }
 
+    # fmt: off
     def __init__(
-        self,
-        n_clusters: int = 16,
-        n_components: int | None = None,
-        *,
-        hidden=None,
-        disc_hidden=None,
-        prior: Any = None,
-        encoder: str | None = None,
-        output: str = "auto",
-        epochs: int | None = None,
-        batch_size: int | None = None,
-        lr=None,
-        config: str | None = None,
-        overrides=(),
-        checkpoint_dir: str | None = None,
-        log_dir: str | None = None,
-        device: str = "auto",
-        random_state=None,
+        self, n_clusters: int = 16, n_components: int | None = None, *,
+        hidden=None, disc_hidden=None, prior: Any = None, encoder: str | None = None, output: str = "auto",
+        epochs: int | None = None, batch_size: int | None = None, lr=None, config: str | None = None, overrides=(),
+        checkpoint_dir: str | None = None, log_dir: str | None = None, device: str = "auto", random_state=None,
         verbose: bool = False,
     ):
-        super().__init__(
-            n_components,
-            hidden=hidden,
-            disc_hidden=disc_hidden,
-            prior=prior,
-            encoder=encoder,
-            output=output,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            config=config,
-            overrides=overrides,
-            checkpoint_dir=checkpoint_dir,
-            log_dir=log_dir,
-            device=device,
-            random_state=random_state,
-            verbose=verbose,
-        )
-        self.n_clusters = n_clusters
+    # fmt: on
+        _store(self, locals())
 
     def _batch_size(self, n: int) -> int:
         return max(super()._batch_size(n), 8 * int(self.n_clusters))
@@ -681,47 +645,16 @@ class DimReductionAAE(_Categorical, _Estimator):
         "eta": [Interval(Real, 0, None, closed="neither"), None],
     }
 
+    # fmt: off
     def __init__(
-        self,
-        n_components: int | None = None,
-        n_clusters: int | None = None,
-        eta: float | None = None,
-        *,
-        hidden=None,
-        disc_hidden=None,
-        prior: Any = None,
-        encoder: str | None = None,
-        output: str = "auto",
-        epochs: int | None = None,
-        batch_size: int | None = None,
-        lr=None,
-        config: str | None = None,
-        overrides=(),
-        checkpoint_dir: str | None = None,
-        log_dir: str | None = None,
-        device: str = "auto",
-        random_state=None,
+        self, n_components: int | None = None, n_clusters: int | None = None, eta: float | None = None, *,
+        hidden=None, disc_hidden=None, prior: Any = None, encoder: str | None = None, output: str = "auto",
+        epochs: int | None = None, batch_size: int | None = None, lr=None, config: str | None = None, overrides=(),
+        checkpoint_dir: str | None = None, log_dir: str | None = None, device: str = "auto", random_state=None,
         verbose: bool = False,
     ):
-        super().__init__(
-            n_components,
-            hidden=hidden,
-            disc_hidden=disc_hidden,
-            prior=prior,
-            encoder=encoder,
-            output=output,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            config=config,
-            overrides=overrides,
-            checkpoint_dir=checkpoint_dir,
-            log_dir=log_dir,
-            device=device,
-            random_state=random_state,
-            verbose=verbose,
-        )
-        self.n_clusters, self.eta = n_clusters, eta
+    # fmt: on
+        _store(self, locals())
 
     def _settings(self) -> dict[str, Any]:
         return {"eta": self.eta}

@@ -92,9 +92,11 @@ def run(
     prior=None,
     device: str = "auto",
     progress: bool = True,
+    log_dir: str | None = None,
 ) -> Result:
     """Train the experiment ``cfg`` (resuming from ``out`` if asked), then measure and draw it.
-    ``prior`` is a prior function or object for a config whose prior is ``callable``."""
+    ``prior`` is a prior function or object for a config whose prior is ``callable``; ``log_dir``
+    receives TensorBoard event files."""
     if prior is not None:
         cfg.model.prior = describe(prior)
     elif cfg.model.prior.get("name") == "callable":
@@ -113,7 +115,9 @@ def run(
                 check_labels(data.y, cfg.model.n_classes, len(data), where=f"{part} labels")
     torch.manual_seed(cfg.train.seed)  # the initial weights too follow train.seed
     model = build_model(cfg.model, splits.train.x.shape[1], prior=prior)
-    trainer = Trainer(model, cfg, out, evaluate=epoch_metrics(splits, cfg), device=device, progress=progress)
+    trainer = Trainer(
+        model, cfg, out, evaluate=epoch_metrics(splits, cfg), device=device, progress=progress, log_dir=log_dir
+    )
     history = trainer.fit(
         splits.train.x, train_labels(cfg, splits), resume=resume, require_checkpoint=require_checkpoint
     )

@@ -196,6 +196,22 @@ def cluster_scores(y_true: Any, clusters: Any) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- MMD
+def _pair(x, y, xname: str, yname: str) -> tuple[np.ndarray, np.ndarray]:
+    """Two point sets of one dimension, checked."""
+    a, b = _points(x, xname), _points(y, yname)
+    if a.shape[1] != b.shape[1]:
+        raise DataError(f"{xname} and {yname} must have the same dimension, got {a.shape[1]} and {b.shape[1]}")
+    return a, b
+
+
+def _positive(values, name: str) -> np.ndarray:
+    """A non-empty list of positive finite numbers (kernel widths), as float64."""
+    out = np.asarray(values, dtype=np.float64).reshape(-1)
+    if out.size == 0 or not np.all(np.isfinite(out)) or np.any(out <= 0):
+        raise ConfigError(f"{name} must be a non-empty list of positive finite numbers, got {out.tolist()}")
+    return out
+
+
 def mmd(
     x: Any,
     y: Any,
@@ -209,12 +225,8 @@ def mmd(
     (fixed so that numbers compare across models). Each sample is subsampled to at most
     ``max_points`` rows with a generator seeded by ``seed``. Can be slightly negative.
     """
-    a, b = _points(x, "x"), _points(y, "y")
-    if a.shape[1] != b.shape[1]:
-        raise DataError(f"x and y must have the same dimension, got {a.shape[1]} and {b.shape[1]}")
-    h = np.asarray(bandwidths, dtype=np.float64).reshape(-1)
-    if h.size == 0 or not np.all(np.isfinite(h)) or np.any(h <= 0):
-        raise ConfigError(f"bandwidths must be a non-empty list of positive numbers, got {bandwidths!r}")
+    a, b = _pair(x, y, "x", "y")
+    h = _positive(bandwidths, "bandwidths")
     if int(max_points) < 2:
         raise ConfigError(f"max_points must be an integer >= 2, got {max_points!r}")
     if len(a) < 2 or len(b) < 2:
@@ -250,12 +262,8 @@ def _parzen_log_p(samples: Any, test: Any, sigmas: Sequence[float], batch_size: 
     Distances use a float32 matmul on centred data (clamped at 0); memory is
     O(batch_size * n_samples) floats.
     """
-    s, t = _points(samples, "samples"), _points(test, "test")
-    if s.shape[1] != t.shape[1]:
-        raise DataError(f"samples and test must have the same dimension, got {s.shape[1]} and {t.shape[1]}")
-    sig = np.asarray(sigmas, dtype=np.float64).reshape(-1)
-    if sig.size == 0 or not np.all(np.isfinite(sig)) or np.any(sig <= 0):
-        raise ConfigError(f"sigmas must be positive finite numbers, got {sig.tolist()}")
+    s, t = _pair(samples, test, "samples", "test")
+    sig = _positive(sigmas, "sigmas")
     if int(batch_size) < 1:
         raise ConfigError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     batch_size = int(batch_size)
