@@ -30,14 +30,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from aae import (
-    AAE,
-    VAE,
-    ClusteringAAE,
-    DimReductionAAE,
-    SemiSupervisedAAE,
-    SupervisedAAE,
-)
+from aae import AAE, VAE, ClusteringAAE, DimReductionAAE, SemiSupervisedAAE, SupervisedAAE
 
 try:
     import umap

@@ -24,7 +24,7 @@ from torch import nn
 from aae.config import ModelConfig, TrainConfig
 from aae.model import AdversarialAutoencoder
 from aae.phases import Batch, train_step
-from aae.train import make_optimizer, pick_device
+from aae.train import cpu_flags, make_optimizer, pick_device
 
 
 def cpu_model() -> tuple[str, str]:
@@ -34,7 +34,7 @@ def cpu_model() -> tuple[str, str]:
     except OSError:
         return platform.processor() or platform.machine(), "?"
     name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    flags = cpu_flags()
     wanted = [f for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx2", "fma") if f in flags]
     return name, " ".join(wanted) or "none of avx2/avx512/amx"
 

@@ -20,7 +20,8 @@ from aae import checkpoint
 from aae.cli import main
 
 TINY = ["--no-progress", "--set", "model.hidden=[32]", "--set", "model.disc_hidden=[16]"]
-TRAIN = ["train", "--config", "demo", "--epochs", "1", *TINY]
+DEMO = ["train", "--config", "demo", "--epochs", "1"]
+TRAIN = [*DEMO, *TINY]
 
 
 def run_main(argv: list[str]) -> tuple[int, str, str]:
@@ -241,20 +242,7 @@ def test_bad_command_line_arguments_are_one_line(work, argv, needle):
 
 def test_sample_label_on_a_model_without_classes_is_refused(work):
     rc, _, err = run_main(
-        [
-            "train",
-            "--config",
-            "demo",
-            "--epochs",
-            "1",
-            *TINY,
-            "--out",
-            "plain",
-            "--set",
-            "model.regime=unsupervised",
-            "--set",
-            "model.prior={name='gaussian'}",
-        ]
+        [*DEMO, *TINY, "--out", "plain", "--set", "model.regime=unsupervised", "--set", "model.prior={name='gaussian'}"]
     )
     assert rc == 0, err
     expect_refused(work, ["sample", "--run", "plain", "--label", "3", "-o", "x.npy"], "no classes to sample from")

@@ -23,6 +23,8 @@ from aae.config import DataConfig, EvalConfig, ModelConfig, TrainConfig, bundled
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = ["--no-progress", "--set", "model.hidden=[32]", "--set", "model.disc_hidden=[16]"]
+DEMO = ["train", "--config", "demo", "--epochs", "1"]
+"""one epoch of the demo config (with TINY: tiny networks)"""
 FIGURES = ("latent.png", "samples.png", "reconstructions.png", "manifold.png")
 
 
@@ -165,11 +167,7 @@ def test_eval_breaks_the_cluster_error_down_by_cluster(trained, tmp_path):
     run_dir = tmp_path / "clusters"
     rc, _, err = run_main(
         [
-            "train",
-            "--config",
-            "demo",
-            "--epochs",
-            "1",
+            *DEMO,
             "--out",
             str(run_dir),
             *TINY,
@@ -200,11 +198,7 @@ def test_a_classifier_run_is_measured_and_plotted_but_has_nothing_to_sample(tmp_
     run_dir = tmp_path / "nn"
     rc, out, err = run_main(
         [
-            "train",
-            "--config",
-            "demo",
-            "--epochs",
-            "1",
+            *DEMO,
             "--out",
             str(run_dir),
             *TINY,
@@ -314,33 +308,11 @@ def _garbage_checkpoint(tmp_path: Path) -> str:
 
 ERRORS = {
     "unknown prior": (
-        lambda t, r: [
-            "train",
-            "--config",
-            "demo",
-            "--epochs",
-            "1",
-            "--out",
-            str(t / "o"),
-            *TINY,
-            "--set",
-            "model.prior.name=banana",
-        ],
+        lambda t, r: [*DEMO, "--out", str(t / "o"), *TINY, "--set", "model.prior.name=banana"],
         "unknown prior 'banana'; allowed: gaussian, mixture, swiss_roll, uniform, categorical, callable",
     ),
     "missing data file": (
-        lambda t, r: [
-            "train",
-            "--config",
-            "demo",
-            "--epochs",
-            "1",
-            "--out",
-            str(t / "o"),
-            *TINY,
-            "--data",
-            "/nonexistent.npz",
-        ],
+        lambda t, r: [*DEMO, "--out", str(t / "o"), *TINY, "--data", "/nonexistent.npz"],
         "/nonexistent.npz not found",
     ),
     "corrupt checkpoint": (lambda t, r: ["eval", "--run", _garbage_checkpoint(t)], "is corrupt or truncated"),
@@ -382,18 +354,7 @@ ERRORS = {
         "--threads -1 is not allowed",
     ),
     "bad device": (
-        lambda t, r: [
-            "train",
-            "--config",
-            "demo",
-            "--epochs",
-            "1",
-            "--out",
-            str(t / "o"),
-            *TINY,
-            "--device",
-            "toaster",
-        ],
+        lambda t, r: [*DEMO, "--out", str(t / "o"), *TINY, "--device", "toaster"],
         "device 'toaster' is not a device",
     ),
 }

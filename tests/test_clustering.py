@@ -89,7 +89,7 @@ def test_vat_at_mnists_radius_collapses_the_categories_unless_mutual_information
         if mutual_information
         else ["model.y_marginal_weight=0", "model.y_entropy_weight=0"]
     )
-    # the recipe of sessions 10-11: a y discriminator that the reconstruction reaches, VAT at one radius
+    # the earlier clustering recipe: a y discriminator that the reconstruction reaches, VAT at one radius
     y_discriminator = [
         "model.y_regularizer=adversary",
         "model.encoder_batch_norm=false",

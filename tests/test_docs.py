@@ -1,5 +1,5 @@
-"""The documentation points at files that exist: results move between sessions (a table's runs go
-to the probes when the recipe changes), and a README link left behind is easy to miss."""
+"""The documentation points at files that exist: results move (a table's runs go to the
+ablations when the recipe changes), and a README link left behind is easy to miss."""
 
 import re
 from pathlib import Path

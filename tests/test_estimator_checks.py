@@ -6,14 +6,7 @@ where those are not installed."""
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from aae import (
-    AAE,
-    VAE,
-    ClusteringAAE,
-    DimReductionAAE,
-    SemiSupervisedAAE,
-    SupervisedAAE,
-)
+from aae import AAE, VAE, ClusteringAAE, DimReductionAAE, SemiSupervisedAAE, SupervisedAAE
 
 TINY = {"hidden": [16], "disc_hidden": [16], "epochs": 3, "lr": 0.01, "random_state": 0}
 ESTIMATORS = [

@@ -12,14 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
-from aae import (
-    AAE,
-    VAE,
-    ClusteringAAE,
-    DimReductionAAE,
-    SemiSupervisedAAE,
-    SupervisedAAE,
-)
+from aae import AAE, VAE, ClusteringAAE, DimReductionAAE, SemiSupervisedAAE, SupervisedAAE
 from aae.errors import ConfigError, DataError
 
 TINY = {"hidden": [64], "disc_hidden": [32], "epochs": 2, "batch_size": 50, "random_state": 0}

@@ -1,4 +1,4 @@
-"""Reproduction tables gather runs across sessions: a finished run's record counts without its weights."""
+"""Reproduction tables gather runs from their records: a finished run's record counts without its weights."""
 
 import argparse
 import json

@@ -214,32 +214,23 @@ def _image_shape(run: str):
     return open_run(run, progress=False)[2].test.image_shape
 
 
-OWN_OUTPUT = {
-    "checkpoint.safetensors",
-    "config.json",
-    "metrics.jsonl",
-    "metrics.csv",
-    "final.json",
-    "figures",
-    ".lock",
-    "tensorboard",
-}
-"""what a training writes into its run directory: all that ``aae demo`` may replace"""
-
-
 def cmd_demo(args) -> None:
     import shutil
 
+    from .checkpoint import CHECKPOINT, LOCK
     from .config import load_config
-    from .experiment import run
+    from .experiment import FINAL, run
+    from .runlog import CSV, JSONL
+
+    own_output = {CHECKPOINT, "config.json", JSONL, CSV, FINAL, "figures", LOCK}  # what a run writes
 
     cfg = load_config("demo", [f"train.epochs={args.epochs}"] if args.epochs else [])
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a directory")
     if out.is_dir() and any(out.iterdir()):
-        other = sorted(p.name for p in out.iterdir() if p.name not in OWN_OUTPUT)
-        if other or not (out / "checkpoint.safetensors").exists():
+        other = sorted(p.name for p in out.iterdir() if p.name not in own_output)
+        if other or not (out / CHECKPOINT).exists():
             shown = ", ".join(other[:3]) or "no demo checkpoint"
             raise ConfigError(f"{out} holds files the demo did not write ({shown}); give an empty or new --out")
         for p in out.iterdir():  # the demo's own previous output only

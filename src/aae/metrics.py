@@ -213,11 +213,7 @@ def _positive(values, name: str) -> np.ndarray:
 
 
 def mmd(
-    x: Any,
-    y: Any,
-    bandwidths: Sequence[float] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
-    max_points: int = 2000,
-    seed: int = 0,
+    x: Any, y: Any, bandwidths: Sequence[float] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0), max_points: int = 2000, seed: int = 0
 ) -> float:
     """Unbiased estimate of squared MMD between samples ``x`` (n, d) and ``y`` (m, d).
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ConfigError
-
 
 @dataclass(frozen=True)
 class Regime:
@@ -53,8 +51,3 @@ REGIMES: dict[str, Regime] = {
     ]
 }
 
-
-def get_regime(name: str) -> Regime:
-    if name not in REGIMES:
-        raise ConfigError(f"model.regime = {name!r} is not allowed; choose one of: {', '.join(REGIMES)}")
-    return REGIMES[name]
