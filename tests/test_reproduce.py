@@ -9,7 +9,7 @@ from aae.checkpoint import CHECKPOINT
 from aae.errors import ConfigError
 from aae.experiment import FINAL
 from aae.paper.records import recorded
-from aae.paper.reproduce import _epochs, _runs
+from aae.paper.reproduce import Runs, _epochs
 
 RUNTIME = dict(records=None, train=True, retrain=False, device="cpu", no_progress=True)
 """the reproduce command's arguments that no table test varies: no committed records, train what is missing, on
@@ -22,21 +22,44 @@ def _args(out, seeds=(0,), **kw):
 
 def test_a_finished_run_counts_from_its_record_without_weights(tiny_config, tmp_path):
     cfg = tiny_config("train.epochs=2", "model.regime=semi_supervised", "data.n_labeled=100")
-    first = _runs(_args(tmp_path), "exp", {"AAE": cfg})["AAE"][0]
+    first = Runs(_args(tmp_path), "exp").get({"AAE": cfg})["AAE"][0]
     run_dir = tmp_path / "AAE-seed0"
     assert json.loads((run_dir / FINAL).read_text()) == pytest.approx(first.metrics)
     assert first.epochs == 2 and first.seconds > 0
 
     (run_dir / CHECKPOINT).unlink()  # only the record is left, as docs/results keeps it
-    again = _runs(_args(tmp_path), "exp", {"AAE": cfg})["AAE"][0]
+    again = Runs(_args(tmp_path), "exp").get({"AAE": cfg})["AAE"][0]
     assert again.model is None
     assert again.metrics == pytest.approx(first.metrics)
     assert again.epochs == 2 and again.seconds == pytest.approx(first.seconds)
 
 
+def test_each_seed_draws_its_own_labeled_subset_and_validation_split(tiny_config, tmp_path):
+    def labeled(res):  # the labeled training images and the validation images a run saw
+        train = res.splits.train
+        return train.x[train.y >= 0].sum(), res.splits.valid.x.sum()
+
+    cfg = tiny_config("train.epochs=1", "model.regime=semi_supervised", "data.n_labeled=100")
+    own = Runs(_args(tmp_path / "own", seeds=(0, 1)), "exp").get({"AAE": cfg}, draws=True)["AAE"]
+    assert [r.splits is not None for r in own] == [True, True]
+    assert [
+        json.loads((tmp_path / "own" / f"AAE-seed{s}" / "config.json").read_text())["data"]["label_seed"]
+        for s in (0, 1)
+    ] == [0, 1]
+    first, second = labeled(own[0]), labeled(own[1])
+    assert first[0] != second[0] and first[1] != second[1]
+    # one draw given for every seed: the runs share it, and their directories say which it is
+    shared = Runs(_args(tmp_path / "shared", seeds=(0, 1), label_seeds=[1, 1]), "exp").get({"AAE": cfg}, draws=True)
+    assert labeled(shared["AAE"][0]) == labeled(shared["AAE"][1]) == second
+    assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == ["AAE-seed0-draw1", "AAE-seed1"]
+    with pytest.raises(ConfigError, match="--label-seeds: 1 given for 2 seeds; give one per seed"):
+        Runs(_args(tmp_path / "bad", seeds=(0, 1), label_seeds=[3]), "exp").get({"AAE": cfg}, draws=True)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_a_record_of_another_recipe_is_refused(tiny_config, tmp_path):
     cfg = tiny_config("train.epochs=1")
-    _runs(_args(tmp_path), "exp", {"AAE": cfg})
+    Runs(_args(tmp_path), "exp").get({"AAE": cfg})
     (tmp_path / "AAE-seed0" / CHECKPOINT).unlink()
     changed = tiny_config("train.epochs=1", "train.lr.generator=0.01")
     with pytest.raises(ConfigError, match="holds a finished run of another config"):
@@ -58,7 +81,7 @@ def test_a_classifier_record_ignores_the_autoencoders_keys(tiny_config, tmp_path
         "model.y_entropy_weight=0.1",
         "train.epochs=1",
     )
-    _runs(_args(tmp_path), "exp", {"IMSAT": tiny_config(*clusterer)})
+    Runs(_args(tmp_path), "exp").get({"IMSAT": tiny_config(*clusterer)})
     (tmp_path / "IMSAT-seed0" / CHECKPOINT).unlink()
     # no decoder or discriminator trains under objective = 'classifier'; its own terms still count
     assert (
@@ -78,19 +101,17 @@ def test_a_directory_without_a_record_is_not_a_run(tiny_config, tmp_path):
 
 def test_a_committed_record_counts_unless_retrained_or_of_another_recipe(tiny_config, tmp_path):
     cfg = tiny_config("train.epochs=1")
-    committed = _runs(_args(tmp_path / "records" / "exp"), "exp", {"AAE": cfg})["AAE"][0]
+    committed = Runs(_args(tmp_path / "records" / "exp"), "exp").get({"AAE": cfg})["AAE"][0]
     (tmp_path / "records" / "exp" / "AAE-seed0" / CHECKPOINT).unlink()  # what docs/results keeps: the record
     args = _args(tmp_path / "out", records=str(tmp_path / "records"))
-    read = _runs(args, "exp", {"AAE": tiny_config("train.epochs=1")})["AAE"][0]
+    read = Runs(args, "exp").get({"AAE": tiny_config("train.epochs=1")})["AAE"][0]
     assert read.model is None and read.metrics == pytest.approx(committed.metrics)
     assert not (tmp_path / "out").exists()  # nothing trained
     # a committed record of an older recipe is passed over (not an error), and --retrain ignores the records
-    other = _runs(args, "exp", {"AAE": tiny_config("train.epochs=1", "train.lr.generator=0.01")})["AAE"][0]
+    other = Runs(args, "exp").get({"AAE": tiny_config("train.epochs=1", "train.lr.generator=0.01")})["AAE"][0]
     assert other.model is not None and (tmp_path / "out" / "AAE-seed0" / FINAL).exists()
-    fresh = _runs(
-        _args(tmp_path / "again", records=str(tmp_path / "records"), retrain=True),
-        "exp",
-        {"AAE": tiny_config("train.epochs=1")},
+    fresh = Runs(_args(tmp_path / "again", records=str(tmp_path / "records"), retrain=True), "exp").get(
+        {"AAE": tiny_config("train.epochs=1")}
     )["AAE"][0]
     assert fresh.model is not None and (tmp_path / "again" / "AAE-seed0" / CHECKPOINT).exists()
 
@@ -151,7 +172,7 @@ def test_a_run_stopped_early_is_measured_and_listed_at_its_selected_epoch(tiny_c
         "train.lr.discriminator=1e-4",
         "train.select_by=valid_error",
     )
-    res = _runs(_args(tmp_path), "exp", {"AAE": cfg})["AAE"][0]
+    res = Runs(_args(tmp_path), "exp").get({"AAE": cfg})["AAE"][0]
     best = min(res.history, key=lambda r: r["valid_error"])
     assert best["epoch"] < 6 and best["test_error"] != res.history[-1]["test_error"]  # (measured: epoch 4)
     assert res.metrics["selected_epoch"] == best["epoch"] and res.metrics["selected_valid_error"] == best["valid_error"]

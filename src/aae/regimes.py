@@ -50,4 +50,3 @@ REGIMES: dict[str, Regime] = {
         Regime("dim_reduction", categorical_head=True, label_to="classifier", cluster_heads=True, labels="optional"),
     ]
 }
-

@@ -68,6 +68,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", "-o", help="directory for the runs (default runs/reproduce/<experiment>)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to average over (default 0)")
     p.add_argument("--epochs", type=int, help="override every run's epochs")
+    p.add_argument(
+        "--label-seeds",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="semi-supervised: the labeled subset and validation split each seed draws, one per seed "
+        "(default: each seed draws its own, label seed = seed)",
+    )
     p.add_argument("--data-dir", help="directory holding data sets")
     p.add_argument(
         "--set", "-s", action="append", default=[], metavar="KEY=VALUE", help="override a config key in every run"
@@ -150,40 +158,66 @@ def _root(args, name: str) -> Path:
     return Path(args.out or f"runs/reproduce/{name}")
 
 
-def _runs(
-    args, name: str, configs: dict[str, ExperimentConfig], sub: str = "", need_model: bool = False
-) -> dict[str, list[Result]]:
-    """Every (variant, seed) of a table that can be had: the run under ``<out>/<sub>`` (resumed where
-    it has a checkpoint), else, unless the table needs the model, the committed record of the same
-    recipe under ``<records>/<name>/<sub>``, else, with ``--train`` (or ``--retrain``), a new run
-    trained under ``<out>/<sub>``. Runs that none of these gives are left out, and the table's
-    notes list them."""
-    root = _root(args, name) / sub
-    committed = None if args.retrain or not args.records else Path(args.records) / name / sub
-    train = getattr(args, "train", False) or args.retrain
-    missing = vars(args).setdefault("missing", [])
-    results: dict[str, list[Result]] = {}
-    splits = None
-    for variant, cfg in configs.items():
-        for seed in args.seeds:
-            cfg.train.seed = seed
-            run_dir = root / f"{variant}-seed{seed}"
-            res = None if need_model or (run_dir / CHECKPOINT).exists() else recorded(run_dir, cfg)
-            if res is None and not need_model and committed is not None and not run_dir.exists():
-                res = recorded(committed / run_dir.name, cfg, strict=False)
-            if res is None and (train or (run_dir / CHECKPOINT).exists()):
-                splits = splits or prepare_data(cfg, not args.no_progress)
-                res = run(cfg, run_dir, resume=True, splits=splits, device=args.device, progress=not args.no_progress)
-            if res is None:
-                missing.append(f"{sub + '/' if sub else ''}{run_dir.name}")
-                continue
-            results.setdefault(variant, []).append(res)
-    if need_model and not results:
-        raise ConfigError(
-            f"the {name} table measures the trained models, which run records do not keep: pass "
-            f"--train to train them under {root}"
-        )
-    return results
+class Runs:
+    """The runs of one table, gathered: ``get`` returns every (variant, seed) that can be had, and
+    ``missing`` names the runs that neither a run directory nor a record holds and that were not trained
+    (the table's notes list them)."""
+
+    def __init__(self, args, name: str):
+        self.args, self.name = args, name
+        self.missing: list[str] = []
+
+    def label_seeds(self, draws: bool) -> list[int | None]:
+        """Each seed's label draw: ``--label-seeds``, else the seed itself where the table ``draws``
+        (a new labeled subset and validation split per seed), else the config's own (None)."""
+        given = getattr(self.args, "label_seeds", None)
+        if given is not None:
+            if len(given) != len(self.args.seeds):
+                raise ConfigError(
+                    f"--label-seeds: {len(given)} given for {len(self.args.seeds)} seeds; give one per seed"
+                )
+            return list(given)
+        return list(self.args.seeds) if draws else [None] * len(self.args.seeds)
+
+    def get(
+        self, configs: dict[str, ExperimentConfig], sub: str = "", need_model: bool = False, draws: bool = False
+    ) -> dict[str, list[Result]]:
+        """Every (variant, seed): the run under ``<out>/<sub>`` (resumed where it has a checkpoint),
+        else, unless the table needs the model, the committed record of the same recipe under
+        ``<records>/<name>/<sub>``, else, with ``--train`` (or ``--retrain``), a new run trained under
+        ``<out>/<sub>``. A run is ``<variant>-seed<seed>``, with ``-draw<n>`` where its label draw is
+        given and is not its seed."""
+        args = self.args
+        root = _root(args, self.name) / sub
+        committed = None if args.retrain or not args.records else Path(args.records) / self.name / sub
+        train = getattr(args, "train", False) or args.retrain
+        results: dict[str, list[Result]] = {}
+        splits: dict[int | None, object] = {}
+        for variant, cfg in configs.items():
+            for seed, draw in zip(args.seeds, self.label_seeds(draws), strict=True):
+                cfg.train.seed = seed
+                if draw is not None:
+                    cfg.data.label_seed = draw
+                run_dir = root / (f"{variant}-seed{seed}" + ("" if draw in (None, seed) else f"-draw{draw}"))
+                res = None if need_model or (run_dir / CHECKPOINT).exists() else recorded(run_dir, cfg)
+                if res is None and not need_model and committed is not None and not run_dir.exists():
+                    res = recorded(committed / run_dir.name, cfg, strict=False)
+                if res is None and (train or (run_dir / CHECKPOINT).exists()):
+                    key = cfg.data.label_seed
+                    splits[key] = splits.get(key) or prepare_data(cfg, not args.no_progress)
+                    res = run(
+                        cfg, run_dir, resume=True, splits=splits[key], device=args.device, progress=not args.no_progress
+                    )
+                if res is None:
+                    self.missing.append(f"{sub + '/' if sub else ''}{run_dir.name}")
+                    continue
+                results.setdefault(variant, []).append(res)
+        if need_model and not results:
+            raise ConfigError(
+                f"the {self.name} table measures the trained models, which run records do not keep: pass "
+                f"--train to train them under {root}"
+            )
+        return results
 
 
 def _stat(values: list[float], scale: float = 1.0, digits: int = 4, unit: str = "") -> str:
@@ -201,8 +235,9 @@ def _epochs(rs: list[Result]) -> str:
     return f"{rs[0].epochs} ({', '.join(chosen)})" if chosen else str(rs[0].epochs)
 
 
-def _write_table(args, name: str, header: list[str], rows: list[list[str]], notes: str = "") -> None:
-    missing = vars(args).get("missing") or []
+def _write_table(
+    args, name: str, header: list[str], rows: list[list[str]], notes: str = "", missing: list[str] = ()
+) -> None:
     if missing:
         notes += f"\n\nNot recorded, so left out ({len(missing)} runs; --train trains them): {', '.join(missing)}."
         print(f"not recorded, so left out (pass --train to train them): {', '.join(missing)}")
@@ -232,7 +267,8 @@ def prior_match(args) -> None:
     base = load_config(f"mnist_{args.prior}_aae", _overrides(args))
     variants = {"AAE": [], "VAE": VAE, "AE": ["model.objective='ae'"]}
     configs = {v: load_config(f"mnist_{args.prior}_aae", _overrides(args) + extra) for v, extra in variants.items()}
-    results = _runs(args, f"prior-match-{args.prior}", configs)
+    runs = Runs(args, f"prior-match-{args.prior}")
+    results = runs.get(configs)
     rows = []
     for v, rs in results.items():
         rows.append(
@@ -251,6 +287,7 @@ def prior_match(args) -> None:
         rows,
         notes="Paper (Figures 2-3): the AAE's codes match the prior closely; the VAE's leave gaps and bunch up. "
         "The paper reports no number; MMD (sum of RBF kernels at fixed bandwidths 0.1-5) is ours. Lower is closer.",
+        missing=runs.missing,
     )
 
 
@@ -258,7 +295,8 @@ def label_modes(args) -> None:
     """Figures 4-5: with 10k of 50k labels given to the discriminator, the fraction of MNIST test
     images whose code lies in its own class's part of the prior (goal >= 95 %)."""
     name = f"label-modes-{args.prior}"
-    results = _runs(args, name, {"AAE": load_config(f"mnist_{args.prior}_labels", _overrides(args))})
+    runs = Runs(args, name)
+    results = runs.get({"AAE": load_config(f"mnist_{args.prior}_labels", _overrides(args))})
     rows = [
         [
             v,
@@ -274,6 +312,7 @@ def label_modes(args) -> None:
         ["model", "test codes in own class's part", "epochs", "seconds/run"],
         rows,
         notes="Paper (Figures 4-5) shows the codes on their class's mode; it gives no number. Goal: >= 95 %.",
+        missing=runs.missing,
     )
 
 
@@ -284,7 +323,8 @@ def supervised(args) -> None:
     from .judge import cached_classifier
 
     name = "supervised"
-    results = _runs(args, name, {"AAE": load_config("mnist_supervised", _overrides(args))}, need_model=True)
+    runs = Runs(args, name)
+    results = runs.get({"AAE": load_config("mnist_supervised", _overrides(args))}, need_model=True)
     splits = next(iter(results.values()))[0].splits
     cnn = cached_classifier(splits.train, _root(args, name) / "classifier.safetensors", progress=not args.no_progress)
     cnn_acc = 1 - classification_error(splits.test.y, cnn.predict(splits.test.x))
@@ -310,6 +350,7 @@ def supervised(args) -> None:
         rows,
         notes="Paper (Figures 6-7) shows style/content grids; it gives no number. The CNN is trained here on the "
         "50k training images and is independent of the AAE.",
+        missing=runs.missing,
     )
 
 
@@ -327,13 +368,13 @@ PAPER_SEMI = {"100": 1.90, "1000": 1.60, "all": 0.85}
 def semi_supervised(args) -> None:
     """Table 2 (MNIST): test error of argmax q(y|x) for each label budget, beside the paper's and beside
     the NN baseline (the same encoder trained as a plain classifier on the labeled images only)."""
-    rows = []
+    rows, runs = [], Runs(args, "semi-supervised")
     for budget in args.labels:
         configs = {
             v: load_config(f"mnist_semi_{budget}", _overrides(args) + extra)
             for v, extra in _models(args, ("AAE", "AAE-paper", "NN", "NN+VAT")).items()
         }
-        results = _runs(args, "semi-supervised", configs, sub=f"labels-{budget}")
+        results = runs.get(configs, sub=f"labels-{budget}", draws=True)
         for v, rs in results.items():
             rows.append(
                 [
@@ -359,7 +400,9 @@ def semi_supervised(args) -> None:
         "the bundled config's virtual adversarial training on "
         "the unlabeled images, so the AAE's own share of the gain shows. "
         "Each run's result is the epoch (in brackets) with the lowest error on the 10k labeled validation "
-        "images, which are not the test images.",
+        "images, which are not the test images. Each seed draws its own labeled subset and validation "
+        "split (data.label_seed = the seed, or --label-seeds), so the ± covers the draw as well as training.",
+        missing=runs.missing,
     )
 
 
@@ -383,7 +426,7 @@ def clustering(args) -> None:
     (each cluster takes the label of its most confident validation image), plus Hungarian accuracy and NMI."""
     from ..metrics import balanced_cluster_floor
 
-    rows, test_labels = [], None
+    rows, test_labels, runs = [], None, Runs(args, "clustering")
     for m in getattr(args, "clusters", None) or (16, 30):
         configs = {
             v: load_config(f"mnist_cluster_{m}", _overrides(args) + extra)
@@ -391,7 +434,7 @@ def clustering(args) -> None:
         }
         test_labels = test_labels if test_labels is not None else prepare_data(next(iter(configs.values()))).test.y
         floor = f"{100 * balanced_cluster_floor(test_labels, m):.2f} %"
-        for v, rs in _runs(args, "clustering", configs, sub=f"clusters-{m}").items():
+        for v, rs in runs.get(configs, sub=f"clusters-{m}").items():
             rows.append(
                 [
                     str(m),
@@ -433,6 +476,7 @@ def clustering(args) -> None:
         "Cluster sizes: the smallest and largest test cluster of each run, as multiples of the equal "
         "share 10000 / m. Hungarian accuracy matches clusters to classes one to one, so with more "
         "clusters than classes it counts the extra clusters as wrong.",
+        missing=runs.missing,
     )
 
 
@@ -443,10 +487,10 @@ def dim_reduction(args) -> None:
 
     from ..metrics import one_nn_error
 
-    rows, splits = [], None
+    rows, splits, runs = [], None, Runs(args, "dim-reduction")
     for variant in getattr(args, "maps", None) or MAPS:
         cfg = load_config(f"mnist_dimred_{variant}", _overrides(args))
-        rs = _runs(args, "dim-reduction", {"AAE": cfg}, sub=variant)["AAE"]
+        rs = runs.get({"AAE": cfg}, sub=variant)["AAE"]
         splits = splits or prepare_data(cfg)
         n = cfg.model.z_dim
         pca = PCA(n_components=n).fit(splits.train.x)
@@ -482,6 +526,7 @@ def dim_reduction(args) -> None:
         "error by the paper's protocol (Table 3). 1-NN: the 10k validation images, with their labels, "
         "classify the test images by their nearest neighbour in the map (or in PCA to as many dimensions, "
         "fitted on the training images). The maps are each run's figures/map.png.",
+        missing=runs.missing,
     )
 
 
@@ -511,7 +556,8 @@ def likelihood(args) -> None:
     }
     if not configs:
         raise ConfigError("--models: this experiment has AAE and VAE")
-    results = _runs(args, "likelihood", configs, need_model=True)
+    runs = Runs(args, "likelihood")
+    results = runs.get(configs, need_model=True)
     rows = []
     for v, rs in results.items():
         measured = []
@@ -544,6 +590,7 @@ def likelihood(args) -> None:
         "of a model: real training images, perfect samples by definition, score less than many models "
         "(Theis et al. 2016). Samples are the decoder's pixel means at prior draws, as in the paper. "
         "The width is chosen among 21 values in 0.03-0.3 on the validation images.",
+        missing=runs.missing,
     )
 
 
