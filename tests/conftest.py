@@ -19,7 +19,7 @@ TINY = ("model.hidden=[32]", "model.disc_hidden=[16]", "data.name=digits")
 @pytest.fixture(scope="module")
 def digits():
     """sklearn's digits as train (1077) / valid (120) / test (600) splits. Do not mutate."""
-    from aae.data import load
+    from aae.datasets import load
 
     return load("digits", progress=False)
 

@@ -1,4 +1,4 @@
-"""Tests for aae.data: IDX reading, checksums, downloads (local server only), loaders, labels."""
+"""Tests for aae.data and aae.datasets: IDX reading, checksums, downloads (local server only), loaders, labels."""
 
 from __future__ import annotations
 
@@ -13,16 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aae import data
+from aae import data, datasets
 from aae.errors import DataError
 
-MNIST_STEMS = list(data.MNIST_SHA256)
+MNIST_STEMS = list(datasets.MNIST_SHA256)
 
 
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch):
     """Point every MNIST mirror at a closed local port, so no test reaches a real host."""
-    monkeypatch.setattr(data, "MNIST_MIRRORS", ("http://127.0.0.1:9/",))
+    monkeypatch.setattr(datasets, "MNIST_MIRRORS", ("http://127.0.0.1:9/",))
     monkeypatch.delenv("AAE_MNIST_MIRROR", raising=False)
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
@@ -52,7 +52,7 @@ def fake_mnist(rng: np.random.Generator, n_train: int = 20, n_test: int = 8) -> 
 
 def patch_sums(monkeypatch, arrays: dict[str, np.ndarray]) -> None:
     sums = {k: hashlib.sha256(idx_bytes(v)).hexdigest() for k, v in arrays.items()}
-    monkeypatch.setattr(data, "MNIST_SHA256", sums)
+    monkeypatch.setattr(datasets, "MNIST_SHA256", sums)
 
 
 def files_under(root: Path) -> list[Path]:
@@ -65,15 +65,15 @@ def files_under(root: Path) -> list[Path]:
 @pytest.mark.parametrize("suffix", ["", ".gz"])
 def test_read_idx_round_trip(tmp_path, suffix):
     arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
-    out = data.read_idx(write_idx(tmp_path / f"a-idx3-ubyte{suffix}", arr))
+    out = datasets.read_idx(write_idx(tmp_path / f"a-idx3-ubyte{suffix}", arr))
     assert out.dtype == np.uint8 and out.shape == (2, 3, 4)
     np.testing.assert_array_equal(out, arr)
     floats = np.array([[1.5, -2.0], [3.25, 0.0]], dtype=np.float32)
-    out = data.read_idx(write_idx(tmp_path / f"f{suffix}", floats))
+    out = datasets.read_idx(write_idx(tmp_path / f"f{suffix}", floats))
     assert out.dtype == np.float32 and out.dtype.isnative
     np.testing.assert_array_equal(out, floats)
     ints = np.array([1, -70000, 2**30], dtype=np.int32)
-    np.testing.assert_array_equal(data.read_idx(write_idx(tmp_path / f"i{suffix}", ints)), ints)
+    np.testing.assert_array_equal(datasets.read_idx(write_idx(tmp_path / f"i{suffix}", ints)), ints)
 
 
 def test_read_idx_truncated_and_bad_magic(tmp_path):
@@ -81,23 +81,23 @@ def test_read_idx_truncated_and_bad_magic(tmp_path):
     plain = tmp_path / "short-idx3-ubyte"
     plain.write_bytes(raw[:-7])
     with pytest.raises(DataError, match="short-idx3-ubyte.*truncated"):
-        data.read_idx(plain)
+        datasets.read_idx(plain)
     gz = tmp_path / "short.gz"
     gz.write_bytes(gzip.compress(raw)[:-20])
     with pytest.raises(DataError, match=r"short\.gz.*(truncated|corrupt).*re-download"):
-        data.read_idx(gz)
+        datasets.read_idx(gz)
     bad = tmp_path / "bad-magic"
     bad.write_bytes(b"\x12\x34" + raw[2:])
     with pytest.raises(DataError, match="bad-magic.*not an IDX file"):
-        data.read_idx(bad)
+        datasets.read_idx(bad)
     with pytest.raises(DataError, match="not found"):
-        data.read_idx(tmp_path / "nope")
+        datasets.read_idx(tmp_path / "nope")
 
 
 def test_sha256_file(tmp_path):
     p = tmp_path / "f"
     p.write_bytes(b"abc")
-    assert data.sha256_file(p) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert datasets.sha256_file(p) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
 # ----------------------------------------------------------------------------- MNIST, local files
@@ -110,7 +110,7 @@ def test_mnist_local_files_gz_and_plain(tmp_path, monkeypatch):
     folder.mkdir()
     for i, (stem, arr) in enumerate(arrays.items()):  # mix gzipped and plain files
         write_idx(folder / (stem + (".gz" if i % 2 else "")), arr)
-    train, test = data.load_mnist(tmp_path, download=False)
+    train, test = datasets.load_mnist(tmp_path, download=False)
     assert train.x.shape == (20, 784) and test.x.shape == (8, 784)
     assert train.x.dtype == np.float32 and train.y.dtype == np.int64
     img = arrays["train-images-idx3-ubyte"][3].ravel()
@@ -126,16 +126,16 @@ def test_mnist_checksum_mismatch(tmp_path, monkeypatch):
     for stem, arr in arrays.items():
         write_idx(folder / f"{stem}.gz", arr)  # real MNIST checksums, fake content
     with pytest.raises(DataError) as err:
-        data.load_mnist(tmp_path, download=False)
+        datasets.load_mnist(tmp_path, download=False)
     msg = str(err.value)
     assert "sha256" in msg and "train-images-idx3-ubyte.gz" in msg
-    assert data.MNIST_SHA256["train-images-idx3-ubyte"] in msg and "re-download" in msg
+    assert datasets.MNIST_SHA256["train-images-idx3-ubyte"] in msg and "re-download" in msg
     assert "\n" not in msg
 
 
 def test_mnist_missing_without_download(tmp_path):
     with pytest.raises(DataError) as err:
-        data.load_mnist(tmp_path, download=False)
+        datasets.load_mnist(tmp_path, download=False)
     msg = str(err.value)
     assert str(tmp_path / "mnist") in msg and "train-images-idx3-ubyte.gz" in msg
     assert "AAE_DATA_DIR" in msg and "download" in msg
@@ -178,15 +178,15 @@ def test_download_from_local_mirror(tmp_path, monkeypatch, server):
     patch_sums(monkeypatch, arrays)
     serve_mnist(root, "good", arrays)
     cache = tmp_path / "cache"
-    monkeypatch.setattr(data, "MNIST_MIRRORS", (f"{base}/missing/", f"{base}/good/"))  # 404 first
-    train, test = data.load_mnist(cache, progress=False)
+    monkeypatch.setattr(datasets, "MNIST_MIRRORS", (f"{base}/missing/", f"{base}/good/"))  # 404 first
+    train, test = datasets.load_mnist(cache, progress=False)
     np.testing.assert_array_equal(train.y, np.arange(20) % 10)
     np.testing.assert_array_equal(
         np.round(test.x * 255).astype(np.uint8), arrays["t10k-images-idx3-ubyte"].reshape(8, -1)
     )
     assert [p.name for p in files_under(cache)] == sorted(f"{s}.gz" for s in arrays)
     # Second load uses the cache: no mirror needed.
-    train2, _ = data.load_mnist(cache, download=False)
+    train2, _ = datasets.load_mnist(cache, download=False)
     np.testing.assert_array_equal(train2.x, train.x)
 
 
@@ -197,22 +197,22 @@ def test_download_corrupt_mirror_leaves_nothing(tmp_path, monkeypatch, server):
     serve_mnist(root, "bad", arrays, corrupt=True)
     cache = tmp_path / "cache"
     with pytest.raises(DataError) as err:
-        data.load_mnist(cache, progress=False, mirrors=[f"{base}/bad/"])
+        datasets.load_mnist(cache, progress=False, mirrors=[f"{base}/bad/"])
     msg = str(err.value)
     assert "sha256" in msg and f"{base}/bad/train-images-idx3-ubyte.gz" in msg and "\n" not in msg
     assert files_under(cache) == []
     # A corrupt first mirror falls through to a good second one.
     serve_mnist(root, "good", arrays)
-    train, _ = data.load_mnist(cache, progress=False, mirrors=[f"{base}/bad/", f"{base}/good/"])
+    train, _ = datasets.load_mnist(cache, progress=False, mirrors=[f"{base}/bad/", f"{base}/good/"])
     assert len(train) == 20 and len(files_under(cache)) == 4
 
 
 def test_download_errors_name_url(tmp_path, server):
     base, _ = server
     with pytest.raises(DataError, match=f"{base}/nothing.gz.*404"):
-        data.download(f"{base}/nothing.gz", tmp_path / "d" / "x.gz", progress=False)
+        datasets.download(f"{base}/nothing.gz", tmp_path / "d" / "x.gz", progress=False)
     with pytest.raises(DataError, match="127.0.0.1:9"):
-        data.download("http://127.0.0.1:9/x.gz", tmp_path / "d" / "x.gz", progress=False, timeout=5)
+        datasets.download("http://127.0.0.1:9/x.gz", tmp_path / "d" / "x.gz", progress=False, timeout=5)
     assert files_under(tmp_path / "d") == []
 
 
@@ -222,7 +222,7 @@ def test_mirror_env_var(tmp_path, monkeypatch, server):
     patch_sums(monkeypatch, arrays)
     serve_mnist(root, "env", arrays)
     monkeypatch.setenv("AAE_MNIST_MIRROR", f"{base}/env")
-    train, test = data.load_mnist(tmp_path, progress=False)
+    train, test = datasets.load_mnist(tmp_path, progress=False)
     assert (len(train), len(test)) == (20, 8)
 
 
@@ -233,36 +233,36 @@ def test_default_data_dir_precedence(tmp_path, monkeypatch):
     monkeypatch.delenv("AAE_DATA_DIR", raising=False)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert data.default_data_dir() == tmp_path / "home" / ".cache" / "aae"
+    assert datasets.default_data_dir() == tmp_path / "home" / ".cache" / "aae"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert data.default_data_dir() == tmp_path / "xdg" / "aae"
+    assert datasets.default_data_dir() == tmp_path / "xdg" / "aae"
     monkeypatch.setenv("AAE_DATA_DIR", str(tmp_path / "env"))
-    assert data.default_data_dir() == tmp_path / "env"
-    assert data.default_data_dir(tmp_path / "explicit") == tmp_path / "explicit"
-    assert data.default_data_dir(str(tmp_path / "s")) == tmp_path / "s"
+    assert datasets.default_data_dir() == tmp_path / "env"
+    assert datasets.default_data_dir(tmp_path / "explicit") == tmp_path / "explicit"
+    assert datasets.default_data_dir(str(tmp_path / "s")) == tmp_path / "s"
 
 
 # ----------------------------------------------------------------------------- digits, MNIST, SVHN
 
 
 def test_digits():
-    train, test = data.load_digits()
+    train, test = datasets.load_digits()
     assert train.x.shape == (1197, 64) and test.x.shape == (600, 64)
     assert train.x.dtype == np.float32 and train.x.min() == 0.0 and train.x.max() == 1.0
     assert train.n_classes == 10 and train.image_shape == (8, 8)
-    s = data.load("digits", seed=3)
+    s = datasets.load("digits", seed=3)
     assert (len(s.train), len(s.valid), len(s.test)) == (1077, 120, 600)
     rows = {tuple(r) for part in (s.train, s.valid, s.test) for r in (part.x * 16).astype(int)}
     assert len(rows) > 1700  # digits has a few duplicate images; splits are disjoint by index
     # Same seed -> same split; another seed -> another valid set, same test set.
-    s2, s3 = data.load("digits", seed=3), data.load("digits", seed=4)
+    s2, s3 = datasets.load("digits", seed=3), datasets.load("digits", seed=4)
     np.testing.assert_array_equal(s.valid.x, s2.valid.x)
     assert not np.array_equal(s.valid.x, s3.valid.x)
     np.testing.assert_array_equal(s.test.x, s3.test.x)
 
 
 def test_digits_split_indices_disjoint():
-    full_x = data.load_digits()
+    full_x = datasets.load_digits()
     train, test = full_x
     both = np.concatenate([train.x, test.x])
     assert both.shape == (1797, 64)
@@ -277,13 +277,13 @@ def test_digits_split_indices_disjoint():
 
 
 def test_real_mnist(mnist_dir):
-    train, test = data.load_mnist(mnist_dir, download=False)
+    train, test = datasets.load_mnist(mnist_dir, download=False)
     assert train.x.shape == (60000, 784) and test.x.shape == (10000, 784)
     assert train.x.min() == 0.0 and train.x.max() == 1.0
     counts = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
     assert np.bincount(train.y).tolist() == counts
     assert np.bincount(test.y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-    s = data.load("mnist", mnist_dir, download=False)
+    s = datasets.load("mnist", mnist_dir, download=False)
     assert (len(s.train), len(s.valid), len(s.test)) == (50000, 10000, 10000)
     assert s.train.y.shape == (50000,) and s.test.n_classes == 10
 
@@ -298,19 +298,19 @@ def test_svhn(tmp_path):
     y = np.array([[10], [1], [2], [9], [10]], dtype=np.uint8)
     scipy.io.savemat(folder / "train_32x32.mat", {"X": X, "y": y})
     scipy.io.savemat(folder / "test_32x32.mat", {"X": X[..., :2], "y": y[:2]})
-    train, test = data.load_svhn(tmp_path)
+    train, test = datasets.load_svhn(tmp_path)
     assert train.x.shape == (5, 3072) and test.x.shape == (2, 3072)
     np.testing.assert_array_equal(train.y, [0, 1, 2, 9, 0])
     np.testing.assert_allclose(train.x[1].reshape(32, 32, 3) * 255, X[..., 1], atol=1e-4)  # HWC
     assert train.image_shape == (32, 32, 3) and train.x.max() <= 1.0
     (folder / "test_32x32.mat").unlink()
     with pytest.raises(DataError, match=r"test_32x32\.mat.*ufldl"):
-        data.load_svhn(tmp_path)
+        datasets.load_svhn(tmp_path)
 
 
 def test_unknown_name():
     with pytest.raises(DataError, match="unknown dataset 'cifar'.*mnist, digits, svhn"):
-        data.load("cifar")
+        datasets.load("cifar")
 
 
 # ----------------------------------------------------------------------------- user arrays
@@ -329,7 +329,7 @@ def test_load_array_npy_and_npz(tmp_path):
     ds = data.load_array(tmp_path / "b.npz")
     assert ds.x.shape == (50, 2) and ds.n_classes == 3 and ds.y.dtype == np.int64
     np.testing.assert_array_equal(ds.y, y)
-    s = data.load(str(tmp_path / "b.npz"), seed=1)
+    s = datasets.load(str(tmp_path / "b.npz"), seed=1)
     assert (len(s.train), len(s.valid), len(s.test)) == (41, 4, 5)
     all_rows = np.concatenate([s.train.x, s.valid.x, s.test.x])
     assert len(np.unique(all_rows, axis=0)) == 50

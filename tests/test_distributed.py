@@ -16,7 +16,7 @@ WORKER = textwrap.dedent("""
     import os, sys
     import numpy as np, torch
     from aae.config import load_config
-    from aae.data import load
+    from aae.datasets import load
     from aae.model import AdversarialAutoencoder
     from aae.train import Trainer
     from aae import distributed

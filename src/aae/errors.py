@@ -19,3 +19,8 @@ class CheckpointError(AAEError):
 
 class TrainingError(AAEError, RuntimeError):
     """Training cannot go on (for example a loss became NaN)."""
+
+
+def one_line(obj: object) -> str:
+    """``str(obj)`` with every run of whitespace (newlines included) as one space."""
+    return " ".join(str(obj).split())

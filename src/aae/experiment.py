@@ -15,7 +15,8 @@ import torch
 from .checkpoint import CHECKPOINT, atomic_write, config_of, read_checkpoint
 from .checkpoint import load as load_model
 from .config import ExperimentConfig
-from .data import Splits, check_labels, label_budget, load
+from .data import Splits, check_labels, label_budget
+from .datasets import load
 from .errors import ConfigError
 from .evaluate import epoch_metrics, final_metrics
 from .figures import write_figures
