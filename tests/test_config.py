@@ -1,4 +1,5 @@
-"""Tests for aae.config: defaults, bundled and file configs, dotted overrides, validation errors."""
+"""Tests for aae.config (with config_checks and config_docs): defaults, bundled and file configs, dotted
+overrides, validation errors, the key table."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from aae.config import (
-    KEY_TABLE,
     LR_PHASES,
     DataConfig,
     EvalConfig,
@@ -18,10 +18,9 @@ from aae.config import (
     TrainConfig,
     bundled_configs,
     from_dict,
-    key_table,
-    keys,
     load_config,
 )
+from aae.config_docs import KEY_TABLE, key_table, keys
 from aae.errors import ConfigError
 
 # ----------------------------------------------------------------------------- defaults

@@ -34,7 +34,7 @@ several processes (each takes every N-th minibatch; train.batch_size is per proc
 
 def _key_lines() -> str:
     """Every config key with its default, grouped by table, for ``aae train --help``."""
-    from .config import keys
+    from .config_docs import keys
 
     groups: dict[str, list[str]] = {}
     for name, _, _ in keys():

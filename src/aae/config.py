@@ -17,10 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
-import re
 import sys
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,31 +28,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from .config_checks import check_range, check_type, key, validate
 from .errors import ConfigError
 from .regimes import REGIMES
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 LR_PHASES = ("reconstruction", "discriminator", "generator", "classification")
 """the optimizers a model may have, one per phase that steps (the VAE's ELBO steps reconstruction's)"""
-
-
-def key(
-    default: Any = dataclasses.MISSING,
-    doc: str = "",
-    *,
-    factory: Any = None,
-    choices: tuple | None = None,
-    low: float | None = None,
-    high: float | None = None,
-    above: float | None = None,
-    below: float | None = None,
-) -> Any:
-    """A config field with its documentation, its allowed values and its range (``low <= v <= high``,
-    ``above < v < below``; for a list or table, of every item)."""
-    meta = {"doc": " ".join(doc.split()), "choices": choices, "low": low, "high": high, "above": above, "below": below}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -212,90 +191,6 @@ class ExperimentConfig:
 SECTIONS = {"model": ModelConfig, "train": TrainConfig, "data": DataConfig, "eval": EvalConfig}
 
 
-def keys() -> list[tuple[str, Any, dataclasses.Field]]:
-    """Every config key as (dotted name, default, field), in the order of the dataclasses."""
-    out = [("name", ExperimentConfig.name, dataclasses.fields(ExperimentConfig)[0])]
-    for section, cls in SECTIONS.items():
-        default = cls()
-        out += [(f"{section}.{f.name}", getattr(default, f.name), f) for f in dataclasses.fields(cls)]
-    return out
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_shown(v)}" for k, v in value.items()) + "}"
-    return json.dumps(value) if not isinstance(value, bool) else str(value).lower()
-
-
-def key_table() -> str:
-    """The markdown table of every key, its default and its documentation (README, ``aae train --help``)."""
-    lines = ["| key | default | meaning |", "|---|---|---|"]
-    for name, default, f in keys():
-        doc = f.metadata["doc"]
-        if f.metadata.get("choices"):
-            doc += " (" + " | ".join(repr(c) if c == "" else str(c) for c in f.metadata["choices"]) + ")"
-        lines.append(f"| `{name}` | `{_shown(default)}` | {doc.replace('|', chr(92) + '|')} |")
-    return "\n".join(lines)
-
-
-# -- checks of one value ------------------------------------------------------------------
-def _check_type(value: Any, tp: Any, key: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in typing.get_args(tp):
-            return None
-        for arg in typing.get_args(tp):
-            if arg is not type(None):
-                try:
-                    return _check_type(value, arg, key)
-                except ConfigError:
-                    pass
-        names = " or ".join("none" if a is type(None) else a.__name__ for a in typing.get_args(tp))
-        raise ConfigError(f"{key} = {value!r} is not allowed; expected {names}")
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} = {value!r} is not allowed; expected a list, e.g. [256, 256]")
-        (item,) = typing.get_args(tp)
-        return [_check_type(v, item, key) for v in value]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key} = {value!r} is not allowed; expected a table, e.g. {{ name = ... }}")
-        _, vt = typing.get_args(tp)
-        return {k: _check_type(v, vt, f"{key}.{k}") for k, v in value.items()}
-    if tp is Any:
-        return value
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp is bool and not isinstance(value, bool):
-        raise ConfigError(f"{key} = {value!r} is not allowed; expected true or false")
-    if (tp is int and isinstance(value, bool)) or not isinstance(value, tp):
-        raise ConfigError(f"{key} = {value!r} is not allowed; expected {'a number' if tp is float else tp.__name__}")
-    if tp is float and not math.isfinite(value):
-        raise ConfigError(f"{key} = {value!r} is not allowed; expected a finite number")
-    return value
-
-
-def _check_range(value: Any, meta: dict, key: str) -> None:
-    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
-    low, high, above, below = meta["low"], meta["high"], meta["above"], meta["below"]
-    for v in items:
-        if not isinstance(v, (int, float)) or isinstance(v, bool):
-            continue
-        bad = (
-            (low is not None and v < low)
-            or (high is not None and v > high)
-            or (above is not None and v <= above)
-            or (below is not None and v >= below)
-        )
-        if bad:
-            lo = f"{low} <= " if low is not None else f"{above} < " if above is not None else ""
-            hi = f" <= {high}" if high is not None else f" < {below}" if below is not None else ""
-            raise ConfigError(f"{key} = {_shown(value)} is not allowed; allowed: {lo}{key}{hi}")
-    if meta.get("choices") and value not in meta["choices"]:
-        allowed = ", ".join(repr(c) for c in meta["choices"])
-        raise ConfigError(f"{key} = {value!r} is not allowed; choose one of: {allowed}")
-
-
 REMOVED = {
     "model.separate_y_trunk",
     "model.z_disc_reads_y",
@@ -355,7 +250,7 @@ def _build(cls: type, table: dict[str, Any], prefix: str, strict: bool = True) -
                 raise ConfigError(f"{full} must be a table, e.g. [{full}]")
             value = _build(hints[name], value, f"{full}.", strict)
         else:
-            value = _check_type(value, hints[name], full)
+            value = check_type(value, hints[name], full)
             if full == "train.lr":
                 unknown = set(value) - set(LR_PHASES)
                 if unknown:
@@ -363,56 +258,9 @@ def _build(cls: type, table: dict[str, Any], prefix: str, strict: bool = True) -
                         f"train.lr has unknown phase {sorted(unknown)[0]!r}; allowed: {', '.join(LR_PHASES)}"
                     )
                 value = {**TrainConfig().lr, **value}
-            _check_range(value, fields[name].metadata, full)
+            check_range(value, fields[name].metadata, full)
         setattr(obj, name, value)
     return obj
-
-
-# -- checks across keys -------------------------------------------------------------------
-def validate(cfg: ExperimentConfig) -> ExperimentConfig:
-    """The checks that read more than one key; each failure is one line naming the keys."""
-    from .priors import PRIORS, make_prior
-
-    m, t = cfg.model, cfg.train
-    regime = REGIMES[m.regime]
-    if m.objective == "vae" and m.encoder != "gaussian":
-        raise ConfigError(f"model.objective = 'vae' needs model.encoder = 'gaussian', not {m.encoder!r}")
-    if m.objective == "classifier":
-        if not regime.categorical_head:
-            raise ConfigError(
-                f"model.objective = 'classifier' trains q(y|x): it needs the semi_supervised, "
-                f"dim_reduction or clustering regime, not {m.regime!r}"
-            )
-        if regime.label_to is None and not (m.y_marginal_weight > 0 and m.y_entropy_weight > 0):
-            # IMSAT (Hu et al. 2017): without either term a classifier without labels is content with one cluster
-            raise ConfigError(
-                "model.objective = 'classifier' without labels clusters by IMSAT's objective: it needs "
-                "model.y_marginal_weight > 0 and model.y_entropy_weight > 0"
-            )
-    if m.y_regularizer == "imsat":
-        if not regime.categorical_head:
-            raise ConfigError(f"model.y_regularizer = 'imsat' needs a regime with a y head, not {m.regime!r}")
-        if not (m.y_marginal_weight > 0 and m.y_entropy_weight > 0):
-            raise ConfigError(
-                "model.y_regularizer = 'imsat' trains q(y|x) by the mutual information: it needs "
-                "model.y_marginal_weight > 0 and model.y_entropy_weight > 0"
-            )
-    if m.label_to_discriminator and regime.label_to is None:
-        raise ConfigError(f"model.label_to_discriminator needs a regime that reads labels, not {m.regime!r}")
-    name = m.prior.get("name", "gaussian")
-    if name not in PRIORS:
-        raise ConfigError(f"model.prior: unknown prior {name!r}; allowed: {', '.join(PRIORS)}")
-    if name != "callable":  # a function's record: the function itself is passed to the model
-        prior = make_prior(m.prior, m.z_dim)
-        z_reads_labels = regime.label_to == "discriminator" or m.label_to_discriminator
-        if z_reads_labels and prior.n_parts is not None and prior.n_parts < m.n_classes:
-            raise ConfigError(
-                f"model.prior has {prior.n_parts} parts but model.n_classes = {m.n_classes}: a label-"
-                f"conditioned discriminator needs one part per class"
-            )
-    if cfg.data.subset is not None and cfg.data.subset < t.batch_size:
-        raise ConfigError(f"data.subset = {cfg.data.subset} is fewer images than train.batch_size = {t.batch_size}")
-    return cfg
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -489,16 +337,3 @@ def load_config(
     for item in overrides:
         table = _merge(table, _parse_override(item))
     return from_dict(table)
-
-
-KEY_TABLE = re.compile(r"(<!-- config-keys:start -->\n).*?(<!-- config-keys:end -->)", re.DOTALL)
-"""where the README's generated key table sits"""
-
-
-def write_key_table(readme: str | Path) -> None:
-    """Replace the table between the README's ``config-keys`` markers by :func:`key_table`."""
-    path = Path(readme)
-    text = path.read_text()
-    if not KEY_TABLE.search(text):
-        raise ConfigError(f"{path} has no <!-- config-keys:start --> ... <!-- config-keys:end --> markers")
-    path.write_text(KEY_TABLE.sub(lambda m: m.group(1) + key_table() + "\n" + m.group(2), text))

@@ -18,7 +18,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from .config import LR_PHASES, ExperimentConfig, load_config, validate
+from .config import LR_PHASES, ExperimentConfig, load_config
+from .config_checks import validate
 from .errors import ConfigError, DataError
 from .estimator_io import FLOATS, DataIO, by_blocks
 from .evaluate import embed, encode

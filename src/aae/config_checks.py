@@ -1,0 +1,152 @@
+"""Every check of a config, each failure one line naming the key, the value and what is allowed:
+of one value against its type and the allowed values and range its :func:`key` declares
+(:func:`check_type`, :func:`check_range`, as a file or override is read) and across keys
+(:func:`validate`, once the config is built).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from dataclasses import field
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+from .regimes import REGIMES
+
+if TYPE_CHECKING:
+    from .config import ExperimentConfig
+
+
+def key(
+    default: Any = dataclasses.MISSING,
+    doc: str = "",
+    *,
+    factory: Any = None,
+    choices: tuple | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+) -> Any:
+    """A config field with its documentation, its allowed values and its range (``low <= v <= high``,
+    ``above < v < below``; for a list or table, of every item)."""
+    meta = {"doc": " ".join(doc.split()), "choices": choices, "low": low, "high": high, "above": above, "below": below}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def shown(value: Any) -> str:
+    """A value as a config file spells it: tables inline, true/false, strings quoted."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {shown(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value) if not isinstance(value, bool) else str(value).lower()
+
+
+# -- checks of one value ------------------------------------------------------------------
+def check_type(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(tp):
+            return None
+        for arg in typing.get_args(tp):
+            if arg is not type(None):
+                try:
+                    return check_type(value, arg, key)
+                except ConfigError:
+                    pass
+        names = " or ".join("none" if a is type(None) else a.__name__ for a in typing.get_args(tp))
+        raise ConfigError(f"{key} = {value!r} is not allowed; expected {names}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} = {value!r} is not allowed; expected a list, e.g. [256, 256]")
+        (item,) = typing.get_args(tp)
+        return [check_type(v, item, key) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} = {value!r} is not allowed; expected a table, e.g. {{ name = ... }}")
+        _, vt = typing.get_args(tp)
+        return {k: check_type(v, vt, f"{key}.{k}") for k, v in value.items()}
+    if tp is Any:
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool and not isinstance(value, bool):
+        raise ConfigError(f"{key} = {value!r} is not allowed; expected true or false")
+    if (tp is int and isinstance(value, bool)) or not isinstance(value, tp):
+        raise ConfigError(f"{key} = {value!r} is not allowed; expected {'a number' if tp is float else tp.__name__}")
+    if tp is float and not math.isfinite(value):
+        raise ConfigError(f"{key} = {value!r} is not allowed; expected a finite number")
+    return value
+
+
+def check_range(value: Any, meta: dict, key: str) -> None:
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
+    low, high, above, below = meta["low"], meta["high"], meta["above"], meta["below"]
+    for v in items:
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            continue
+        bad = (
+            (low is not None and v < low)
+            or (high is not None and v > high)
+            or (above is not None and v <= above)
+            or (below is not None and v >= below)
+        )
+        if bad:
+            lo = f"{low} <= " if low is not None else f"{above} < " if above is not None else ""
+            hi = f" <= {high}" if high is not None else f" < {below}" if below is not None else ""
+            raise ConfigError(f"{key} = {shown(value)} is not allowed; allowed: {lo}{key}{hi}")
+    if meta.get("choices") and value not in meta["choices"]:
+        allowed = ", ".join(repr(c) for c in meta["choices"])
+        raise ConfigError(f"{key} = {value!r} is not allowed; choose one of: {allowed}")
+
+
+# -- checks across keys -------------------------------------------------------------------
+def validate(cfg: ExperimentConfig) -> ExperimentConfig:
+    """The checks that read more than one key; each failure is one line naming the keys."""
+    from .priors import PRIORS, make_prior
+
+    m, t = cfg.model, cfg.train
+    regime = REGIMES[m.regime]
+    if m.objective == "vae" and m.encoder != "gaussian":
+        raise ConfigError(f"model.objective = 'vae' needs model.encoder = 'gaussian', not {m.encoder!r}")
+    if m.objective == "classifier":
+        if not regime.categorical_head:
+            raise ConfigError(
+                f"model.objective = 'classifier' trains q(y|x): it needs the semi_supervised, "
+                f"dim_reduction or clustering regime, not {m.regime!r}"
+            )
+        if regime.label_to is None and not (m.y_marginal_weight > 0 and m.y_entropy_weight > 0):
+            # IMSAT (Hu et al. 2017): without either term a classifier without labels is content with one cluster
+            raise ConfigError(
+                "model.objective = 'classifier' without labels clusters by IMSAT's objective: it needs "
+                "model.y_marginal_weight > 0 and model.y_entropy_weight > 0"
+            )
+    if m.y_regularizer == "imsat":
+        if not regime.categorical_head:
+            raise ConfigError(f"model.y_regularizer = 'imsat' needs a regime with a y head, not {m.regime!r}")
+        if not (m.y_marginal_weight > 0 and m.y_entropy_weight > 0):
+            raise ConfigError(
+                "model.y_regularizer = 'imsat' trains q(y|x) by the mutual information: it needs "
+                "model.y_marginal_weight > 0 and model.y_entropy_weight > 0"
+            )
+    if m.label_to_discriminator and regime.label_to is None:
+        raise ConfigError(f"model.label_to_discriminator needs a regime that reads labels, not {m.regime!r}")
+    name = m.prior.get("name", "gaussian")
+    if name not in PRIORS:
+        raise ConfigError(f"model.prior: unknown prior {name!r}; allowed: {', '.join(PRIORS)}")
+    if name != "callable":  # a function's record: the function itself is passed to the model
+        prior = make_prior(m.prior, m.z_dim)
+        z_reads_labels = regime.label_to == "discriminator" or m.label_to_discriminator
+        if z_reads_labels and prior.n_parts is not None and prior.n_parts < m.n_classes:
+            raise ConfigError(
+                f"model.prior has {prior.n_parts} parts but model.n_classes = {m.n_classes}: a label-"
+                f"conditioned discriminator needs one part per class"
+            )
+    if cfg.data.subset is not None and cfg.data.subset < t.batch_size:
+        raise ConfigError(f"data.subset = {cfg.data.subset} is fewer images than train.batch_size = {t.batch_size}")
+    return cfg
