@@ -1,6 +1,7 @@
-"""A run's figures (``figures/`` of a run directory), drawn by :mod:`aae.plots` from what the
-model has: latent scatter beside prior samples, decoded samples, reconstructions, and by
-capability the manifold, the style grid, the cluster heads and the map of Section 7."""
+"""A run's figures (``figures/`` of a run directory), drawn by :mod:`aae.plots` and
+:mod:`aae.charts` from what the model has: latent scatter beside prior samples, decoded samples,
+reconstructions, and by capability the manifold, the style grid, the cluster heads and the map of
+Section 7."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import plots
+from . import charts, plots
 from .data import Splits
 from .evaluate import embed, encode
 from .model import AdversarialAutoencoder
@@ -56,13 +57,13 @@ def write_figures(
     fig = Path(run_dir) / "figures"
     if model.prior is None:  # a classifier baseline: nothing to decode, only its curves
         keys = sorted({k for r in history or [] for k in r if k not in ("epoch", "seconds")})
-        return [plots.curves(history, keys, fig / "curves.png")] if history else []
+        return [charts.curves(history, keys, fig / "curves.png")] if history else []
     test, shape = splits.test, splits.test.image_shape
     m = model.config.n_classes
     z, proba = encode(model, test.x[:5000])
     y = test.y[:5000] if test.y is not None else None
     paths = [
-        plots.latent_scatter(
+        charts.latent_scatter(
             z,
             fig / "latent.png",
             labels=y,
@@ -127,8 +128,8 @@ def write_figures(
                 heads @ to_2d,
                 f"{title}\n{r.shape[1]}-D, mapped linearly to put the clusters on a circle",
             )
-        paths.append(plots.latent_scatter(r, fig / "map.png", labels=y, n_classes=m, highlight=heads, title=title))
+        paths.append(charts.latent_scatter(r, fig / "map.png", labels=y, n_classes=m, highlight=heads, title=title))
     if history:
         keys = sorted({k for r in history for k in r if k not in ("epoch", "seconds")})
-        paths.append(plots.curves(history, keys, fig / "curves.png"))
+        paths.append(charts.curves(history, keys, fig / "curves.png"))
     return paths
