@@ -22,9 +22,10 @@ import torch
 from torch import nn
 
 from aae.config import ModelConfig, TrainConfig
+from aae.devices import cpu_flags, pick_device
 from aae.model import AdversarialAutoencoder
 from aae.phases import Batch, train_step
-from aae.train import cpu_flags, make_optimizer, pick_device
+from aae.train import make_optimizer
 
 
 def cpu_model() -> tuple[str, str]:

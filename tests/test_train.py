@@ -845,11 +845,11 @@ def test_bf16_training_reaches_the_fp32_result(tiny_config, digits):
 
 
 def test_auto_precision_takes_bf16_only_with_bf16_matrix_units(monkeypatch):
-    import aae.train
+    import aae.devices
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(aae.train, "cpu_flags", lambda: {"avx2", "fma"})
-    assert aae.train.pick_precision("auto", cpu) == (None, "fp32 (auto: CPU has neither amx_bf16 nor avx512_bf16)")
-    monkeypatch.setattr(aae.train, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
-    assert aae.train.pick_precision("auto", cpu) == (torch.bfloat16, "bf16 (auto: CPU has amx_bf16)")
-    assert aae.train.pick_precision("fp32", cpu)[0] is None
+    monkeypatch.setattr(aae.devices, "cpu_flags", lambda: {"avx2", "fma"})
+    assert aae.devices.pick_precision("auto", cpu) == (None, "fp32 (auto: CPU has neither amx_bf16 nor avx512_bf16)")
+    monkeypatch.setattr(aae.devices, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
+    assert aae.devices.pick_precision("auto", cpu) == (torch.bfloat16, "bf16 (auto: CPU has amx_bf16)")
+    assert aae.devices.pick_precision("fp32", cpu)[0] is None

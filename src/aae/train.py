@@ -26,6 +26,7 @@ from .augment import neighbour_distance, shifter
 from .checkpoint import CHECKPOINT, RunLock, atomic_write, resume_training, save_training
 from .config import ExperimentConfig, TrainConfig
 from .data import labels_for_regime
+from .devices import pick_device, pick_precision
 from .errors import CheckpointError, ConfigError, DataError, TrainingError
 from .phases import Batch, train_step
 from .runlog import RunLog, check_tensorboard
@@ -42,56 +43,6 @@ OPTIMIZERS_OF = {
 """the optimizers each phase steps; the VAE's ELBO steps the reconstruction optimizer"""
 EXPLODED = 1e6
 """a loss this many times its first epoch's value stops the run, as a NaN does"""
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA if there is a GPU, else Apple's MPS, else the CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"device {name!r} is not a device; use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} but this machine has no CUDA GPU; use auto or cpu")
-    return device
-
-
-def pick_precision(name: str, device: torch.device) -> tuple[torch.dtype | None, str]:
-    """The autocast dtype for ``train.precision`` on ``device`` (None: float32) and why. ``auto``
-    takes bf16 only where matrix units run it natively: on CPUs without them bf16 is many times slower."""
-    if name == "fp32":
-        return None, "fp32 (train.precision = fp32)"
-    if device.type == "cuda":
-        major, minor = torch.cuda.get_device_capability(device)
-        native = major >= 8
-        why = f"CUDA compute capability {major}.{minor}"
-    elif device.type == "cpu":
-        flags = cpu_flags()
-        native = bool(flags & {"amx_bf16", "avx512_bf16"})
-        why = (
-            f"CPU has {' and '.join(sorted(flags & {'amx_bf16', 'avx512_bf16'}))}"
-            if native
-            else "CPU has neither amx_bf16 nor avx512_bf16"
-        )
-    else:
-        native, why = False, f"{device.type} device"
-    if name == "bf16":
-        return torch.bfloat16, f"bf16 (train.precision = bf16; {why}{'' if native else ': expect it to be slow'})"
-    return (torch.bfloat16, f"bf16 (auto: {why})") if native else (None, f"fp32 (auto: {why})")
-
-
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags, where the system tells them (Linux); else none."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
-    except OSError:
-        return set()
 
 
 def make_optimizer(params, phase: str, cfg: TrainConfig) -> torch.optim.Optimizer:
