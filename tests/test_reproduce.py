@@ -3,6 +3,7 @@
 import argparse
 import json
 
+import numpy as np
 import pytest
 
 from aae.checkpoint import CHECKPOINT
@@ -214,9 +215,9 @@ def test_clustering_table_prints_the_equal_cluster_floor_beside_each_row(tmp_pat
     )
 
 
-def test_dim_reduction_table_has_a_row_for_each_chosen_map_only(tmp_path, mnist_dir, capsys):
+def test_dim_reduction_table_has_a_row_for_each_chosen_map_only(tmp_path, mnist_dir, capsys, monkeypatch):
     from aae.config import load_config
-    from aae.paper.reproduce import dim_reduction
+    from aae.paper.reproduce import _Umap, dim_reduction
 
     args = argparse.Namespace(
         out=str(tmp_path),
@@ -234,12 +235,38 @@ def test_dim_reduction_table_has_a_row_for_each_chosen_map_only(tmp_path, mnist_
         (run_dir / "config.json").write_text(cfg.to_json())
         (run_dir / "metrics.jsonl").write_text(json.dumps({"epoch": 20, "seconds": 60.0}) + "\n")
         (run_dir / FINAL).write_text(json.dumps({"test_error": err, "test_map_1nn_error": 2 * err}))
+    fits = []  # UMAP's own fit is tested on digits below; here each map's row asks for its two fits
+    monkeypatch.setattr(_Umap, "error", lambda self, splits, n, labels: fits.append((n, labels)) or 0.1 * labels)
     dim_reduction(args)
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "%" in line]
     assert [r.split(" | ")[0] for r in rows] == ["| 100", "| 10d"]
     assert "| 100 | 2 | 6.00 % (1 seed) | 12.00 % (1 seed) |" in rows[0]
     assert "| 10d | 10 | 2.00 % (1 seed) | 4.00 % (1 seed) |" in rows[1]
+    assert rows[0].split(" | ")[5:7] == ["0.00 %", "10.00 %"]
+    assert fits == [(2, False), (2, True), (10, False), (10, True)]
     assert not (tmp_path / "1000").exists() and not (tmp_path / "unsup20").exists()
+
+
+@pytest.mark.slow
+def test_umap_maps_are_scored_by_the_same_1nn_unsupervised_and_with_labels(digits, monkeypatch):
+    import copy
+    import sys
+
+    from aae.data import label_budget
+    from aae.paper.reproduce import _Umap
+
+    pytest.importorskip("umap")
+    splits = copy.copy(digits)
+    splits.train = copy.copy(digits.train)
+    splits.train.y = label_budget(digits.train.y, 300, seed=0, n_classes=10)
+    umap = _Umap()
+    alone, labeled = umap.error(splits, 2, labels=False), umap.error(splits, 2, labels=True)
+    assert 0 <= alone < 0.2 and 0 <= labeled < 0.2 and labeled != alone  # measured: 4.0 and 4.7 %
+    assert umap.error(splits, 2, labels=False) == alone and len(umap.errors) == 2  # one fit each, shared
+    splits.train.y = np.full_like(digits.train.y, -1)
+    assert umap.error(splits, 2, labels=True) is None  # no labels, no labeled map
+    monkeypatch.setitem(sys.modules, "umap", None)  # where umap-learn is absent
+    assert _Umap().error(splits, 2, labels=False) is None
 
 
 def test_likelihood_table_scores_models_and_real_images_by_one_parzen_protocol(tmp_path, capsys):
