@@ -269,6 +269,30 @@ def test_umap_maps_are_scored_by_the_same_1nn_unsupervised_and_with_labels(digit
     assert _Umap().error(splits, 2, labels=False) is None
 
 
+def test_supervised_table_keeps_what_the_judge_read_beside_each_record(tmp_path, capsys):
+    from aae.paper.records import MEASURED
+    from aae.paper.reproduce import supervised
+
+    tiny = ["data.name='digits'", "model.hidden=[64]", "model.disc_hidden=[32]"]
+    args = argparse.Namespace(out=str(tmp_path), seeds=[0, 1], set=tiny, epochs=1, data_dir=None, **RUNTIME)
+    supervised(args)
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ") and "%" in r]
+    assert [r.split(" | ")[0] for r in rows] == [
+        "| independent CNN on real test images",
+        "| generated: random style, each label (10 x 1000)",
+        "| restyled: 1000 test images x 10 labels",
+    ]
+    judged = [json.loads((tmp_path / f"AAE-seed{s}" / MEASURED).read_text()) for s in (0, 1)]
+    assert judged[0]["how"] == judged[1]["how"] and judged[0]["values"] != judged[1]["values"]
+    assert judged[0]["values"]["judge_test_accuracy"] > 0.5  # the CNN reads real digits (measured: 72 %)
+    for s in (0, 1):
+        (tmp_path / f"AAE-seed{s}" / CHECKPOINT).unlink()
+        (tmp_path / "classifier.safetensors").unlink(missing_ok=True)
+    supervised(argparse.Namespace(**{**vars(args), "train": False}))
+    assert [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ") and "%" in r] == rows
+    assert not (tmp_path / "classifier.safetensors").exists()  # nothing measured again
+
+
 def test_likelihood_table_scores_models_and_real_images_by_one_parzen_protocol(tmp_path, capsys):
     from aae.paper.reproduce import PARZEN_SIGMAS, likelihood
 
@@ -289,3 +313,13 @@ def test_likelihood_table_scores_models_and_real_images_by_one_parzen_protocol(t
     # two epochs of a tiny model: real images must score far above its samples
     assert ll["500 real training images"] > ll["AAE"] + 10 and ll["500 real training images"] > ll["VAE"] + 10
     assert (tmp_path / "results.md").read_text().count("340 ± 2") >= 1
+    # what was measured on the models stays beside their records: with the weights gone, the table is the same
+    table = [r for r in (tmp_path / "results.md").read_text().splitlines() if r.startswith("| ")]
+    for v in ("AAE", "VAE"):
+        (tmp_path / f"{v}-seed0" / CHECKPOINT).unlink()
+    likelihood(argparse.Namespace(**{**vars(args), "train": False}))
+    assert [r for r in (tmp_path / "results.md").read_text().splitlines() if r.startswith("| ")] == table
+    assert not (tmp_path / "AAE-seed0" / CHECKPOINT).exists()  # nothing trained again
+    # measured another way (other samples), a record does not count: the table names the runs it lacks
+    likelihood(argparse.Namespace(**{**vars(args), "train": False, "samples": 400}))
+    assert "left out (2 runs; --train trains them): AAE-seed0, VAE-seed0" in (tmp_path / "results.md").read_text()

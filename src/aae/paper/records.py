@@ -51,3 +51,31 @@ def recorded(run_dir: str | Path, cfg: ExperimentConfig, strict: bool = True) ->
             return None
         raise ConfigError(f"{run_dir} holds a finished run of another config; move it away or choose another --out")
     return Result(None, None, history, metrics)
+
+
+MEASURED = "measured.json"
+"""what a table measured on a run's trained model (which records do not keep), beside its record"""
+
+
+def save_measured(run_dir: str | Path, how: dict | None, values: dict) -> dict:
+    """Write what a table measured on the model of ``run_dir``, and how (``how``: what the figures
+    depend on beyond the run, e.g. the number of samples); return ``values``."""
+    (Path(run_dir) / MEASURED).write_text(json.dumps({"how": how or {}, "values": values}, indent=1) + "\n")
+    return values
+
+
+def with_measured(res: Result, run_dir: str | Path, how: dict | None) -> Result | None:
+    """The record ``res`` with the figures measured on its model the same ``how``, or None where
+    the record has none (the model must be trained again to measure it)."""
+    path = Path(run_dir) / MEASURED
+    if not path.exists():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+        how_saved, values = saved["how"], saved["values"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path} is broken ({e}); delete it to measure the run again") from None
+    if how_saved != json.loads(json.dumps(how or {})):
+        return None
+    res.metrics.update(values)
+    return res

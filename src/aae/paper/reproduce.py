@@ -22,7 +22,7 @@ from ..checkpoint import CHECKPOINT
 from ..config import ExperimentConfig, load_config
 from ..errors import ConfigError
 from ..experiment import Result, prepare_data, run
-from .records import recorded
+from .records import recorded, save_measured, with_measured
 
 PAPER_RECIPE = [
     "model.vat_weight=0",
@@ -180,13 +180,21 @@ class Runs:
         return list(self.args.seeds) if draws else [None] * len(self.args.seeds)
 
     def get(
-        self, configs: dict[str, ExperimentConfig], sub: str = "", need_model: bool = False, draws: bool = False
+        self,
+        configs: dict[str, ExperimentConfig],
+        sub: str = "",
+        draws: bool = False,
+        measure: Callable[[Result], dict] | None = None,
+        how: dict | None = None,
     ) -> dict[str, list[Result]]:
         """Every (variant, seed): the run under ``<out>/<sub>`` (resumed where it has a checkpoint),
-        else, unless the table needs the model, the committed record of the same recipe under
-        ``<records>/<name>/<sub>``, else, with ``--train`` (or ``--retrain``), a new run trained under
-        ``<out>/<sub>``. A run is ``<variant>-seed<seed>``, with ``-draw<n>`` where its label draw is
-        given and is not its seed."""
+        else the committed record of the same recipe under ``<records>/<name>/<sub>``, else, with
+        ``--train`` (or ``--retrain``), a new run trained under ``<out>/<sub>``. A run is
+        ``<variant>-seed<seed>``, with ``-draw<n>`` where its label draw is given and is not its seed.
+
+        A table that measures the trained model passes ``measure`` (the model's result to a dict of
+        figures) and ``how`` (what the figures depend on beyond the run): a record then counts only
+        with a ``measured.json`` of the same ``how``, which measuring a model writes beside its record."""
         args = self.args
         root = _root(args, self.name) / sub
         committed = None if args.retrain or not args.records else Path(args.records) / self.name / sub
@@ -199,24 +207,26 @@ class Runs:
                 if draw is not None:
                     cfg.data.label_seed = draw
                 run_dir = root / (f"{variant}-seed{seed}" + ("" if draw in (None, seed) else f"-draw{draw}"))
-                res = None if need_model or (run_dir / CHECKPOINT).exists() else recorded(run_dir, cfg)
-                if res is None and not need_model and committed is not None and not run_dir.exists():
-                    res = recorded(committed / run_dir.name, cfg, strict=False)
+                res = None
+                for where, strict in ((run_dir, True), (committed and committed / run_dir.name, False)):
+                    if res is None and where is not None and not (run_dir / CHECKPOINT).exists():
+                        if where != run_dir and run_dir.exists():
+                            break  # a run under --out, unfinished: resume it rather than read the record
+                        res = recorded(where, cfg, strict=strict)
+                        if res is not None and measure is not None:
+                            res = with_measured(res, where, how)
                 if res is None and (train or (run_dir / CHECKPOINT).exists()):
                     key = cfg.data.label_seed
                     splits[key] = splits.get(key) or prepare_data(cfg, not args.no_progress)
                     res = run(
                         cfg, run_dir, resume=True, splits=splits[key], device=args.device, progress=not args.no_progress
                     )
+                    if measure is not None:
+                        res.metrics.update(save_measured(run_dir, how, measure(res)))
                 if res is None:
                     self.missing.append(f"{sub + '/' if sub else ''}{run_dir.name}")
                     continue
                 results.setdefault(variant, []).append(res)
-        if need_model and not results:
-            raise ConfigError(
-                f"the {self.name} table measures the trained models, which run records do not keep: pass "
-                f"--train to train them under {root}"
-            )
         return results
 
 
@@ -322,26 +332,34 @@ def supervised(args) -> None:
     from ..metrics import classification_error
     from .judge import cached_classifier
 
-    name = "supervised"
-    runs = Runs(args, name)
-    results = runs.get({"AAE": load_config("mnist_supervised", _overrides(args))}, need_model=True)
-    splits = next(iter(results.values()))[0].splits
-    cnn = cached_classifier(splits.train, _root(args, name) / "classifier.safetensors", progress=not args.no_progress)
-    cnn_acc = 1 - classification_error(splits.test.y, cnn.predict(splits.test.x))
-    gen_acc, restyle_acc = [], []
-    for res in results["AAE"]:
-        model = res.model
+    name, judge = "supervised", {}
+
+    def measure(res: Result) -> dict:
+        splits, model = res.splits, res.model
+        if not judge:  # one CNN, trained on the training images, reads every run's images
+            path = _root(args, name) / "classifier.safetensors"
+            judge["cnn"] = cnn = cached_classifier(splits.train, path, progress=not args.no_progress)
+            judge["accuracy"] = 1 - classification_error(splits.test.y, cnn.predict(splits.test.x))
+        cnn = judge["cnn"]
         torch.manual_seed(0)
         labels = torch.arange(10).repeat(1000)
         images = model.generate(len(labels), labels=labels).cpu().numpy()
-        gen_acc.append(1 - classification_error(labels.numpy(), cnn.predict(images)))
         x = torch.as_tensor(splits.test.x[:1000])
         restyled = model.restyle(x).reshape(-1, x.shape[1]).cpu().numpy()
-        restyle_acc.append(1 - classification_error(np.tile(np.arange(10), 1000), cnn.predict(restyled)))
+        return {
+            "judge_test_accuracy": judge["accuracy"],
+            "generated_accuracy": 1 - classification_error(labels.numpy(), cnn.predict(images)),
+            "restyled_accuracy": 1 - classification_error(np.tile(np.arange(10), len(x)), cnn.predict(restyled)),
+        }
+
+    runs = Runs(args, name)
+    how = {"judge": "ConvClassifier on the training images", "generated": 10000, "restyled": 1000}
+    rs = runs.get({"AAE": load_config("mnist_supervised", _overrides(args))}, measure=measure, how=how).get("AAE", [])
+    col = lambda key: _stat([r.metrics[key] for r in rs], 100, 2, " %") if rs else "-"
     rows = [
-        ["independent CNN on real test images", f"{100 * cnn_acc:.2f} %", "(>= 98 %)"],
-        ["generated: random style, each label (10 x 1000)", _stat(gen_acc, 100, 2, " %"), "goal >= 97 %"],
-        ["restyled: 1000 test images x 10 labels", _stat(restyle_acc, 100, 2, " %"), ""],
+        ["independent CNN on real test images", col("judge_test_accuracy"), "(>= 98 %)"],
+        ["generated: random style, each label (10 x 1000)", col("generated_accuracy"), "goal >= 97 %"],
+        ["restyled: 1000 test images x 10 labels", col("restyled_accuracy"), ""],
     ]
     _write_table(
         args,
@@ -349,7 +367,7 @@ def supervised(args) -> None:
         ["what the CNN reads", "accuracy (read as the given label)", "target"],
         rows,
         notes="Paper (Figures 6-7) shows style/content grids; it gives no number. The CNN is trained here on the "
-        "50k training images and is independent of the AAE.",
+        "50k training images and is independent of the AAE. Each run's figures are in its measured.json.",
         missing=runs.missing,
     )
 
@@ -595,28 +613,29 @@ def likelihood(args) -> None:
     }
     if not configs:
         raise ConfigError("--models: this experiment has AAE and VAE")
+
+    def measure(res: Result) -> dict:
+        torch.manual_seed(0)
+        sigma, ll, se = _parzen(res.model.generate(n).cpu().numpy(), res.splits, n)
+        return {"parzen_sigma": float(sigma), "test_parzen_log_likelihood": float(ll), "test_parzen_se": float(se)}
+
     runs = Runs(args, "likelihood")
-    results = runs.get(configs, need_model=True)
+    how = {"samples": n, "sigmas": [round(float(x), 6) for x in PARZEN_SIGMAS]}
     rows = []
-    for v, rs in results.items():
-        measured = []
-        for res in rs:
-            torch.manual_seed(0)
-            samples = res.model.generate(n).cpu().numpy()
-            measured.append(_parzen(samples, res.splits, n))
-        ll = [m[1] for m in measured]
-        shown = _stat(ll, digits=1) if len(ll) > 1 else f"{ll[0]:.1f} ± {measured[0][2]:.1f} (s.e.)"
+    for v, rs in runs.get(configs, measure=measure, how=how).items():
+        ll = [r.metrics["test_parzen_log_likelihood"] for r in rs]
+        shown = _stat(ll, digits=1) if len(ll) > 1 else f"{ll[0]:.1f} ± {rs[0].metrics['test_parzen_se']:.1f} (s.e.)"
         rows.append(
             [
                 v,
                 shown,
                 PAPER_PARZEN if v == "AAE" else "",
-                ", ".join(f"{m[0]:.3f}" for m in measured),
+                ", ".join(f"{r.metrics['parzen_sigma']:.3f}" for r in rs),
                 str(rs[0].epochs),
                 f"{np.mean([r.seconds for r in rs]) / 60:.0f}",
             ]
         )
-    splits = next(iter(results.values()))[0].splits
+    splits = prepare_data(next(iter(configs.values())), not args.no_progress)
     sigma, ll, se = _parzen(splits.train.x[:n], splits, n)
     rows.append([f"{n} real training images", f"{ll:.1f} ± {se:.1f} (s.e.)", "", f"{sigma:.3f}", "", ""])
     _write_table(
