@@ -24,8 +24,8 @@ from torch import nn
 from aae.config import ModelConfig, TrainConfig
 from aae.devices import cpu_flags, pick_device
 from aae.model import AdversarialAutoencoder
+from aae.optimizers import make_optimizer
 from aae.phases import Batch, train_step
-from aae.train import make_optimizer
 
 
 def cpu_model() -> tuple[str, str]:

@@ -13,8 +13,8 @@ from safetensors.torch import save as st_save
 from aae import checkpoint as io
 from aae.errors import CheckpointError
 from aae.model import AdversarialAutoencoder
+from aae.optimizers import make_optimizer
 from aae.phases import Batch, train_step
-from aae.train import make_optimizer
 
 HISTORY = [{"epoch": 1, "reconstruction": 40.5, "seconds": 0.1}, {"epoch": 2, "reconstruction": 33.25, "seconds": 0.1}]
 

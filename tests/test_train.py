@@ -18,8 +18,10 @@ from aae.augment import image_shape_of, random_shift, translate
 from aae.errors import CheckpointError, ConfigError, DataError, TrainingError
 from aae.evaluate import encode, epoch_metrics, final_metrics
 from aae.model import AdversarialAutoencoder
+from aae.optimizers import make_optimizer
 from aae.phases import Batch, classification_phase, reconstruction_phase, regularization_phase
-from aae.train import Trainer, make_optimizer
+from aae.resume import resume_training
+from aae.train import Trainer
 
 MIXTURE = "model.prior={name = 'mixture', n_modes = 10}"
 
@@ -173,7 +175,7 @@ def test_resume_equals_training_straight_through(digits, tiny_config, tmp_path, 
 
 
 def test_weight_average_is_the_plain_mean_until_its_window_then_moves_at_its_decay():
-    from aae.train import ema_with_warmup
+    from aae.optimizers import ema_with_warmup
 
     avg = [torch.zeros(3)]  # the first update copied 0
     update = ema_with_warmup(0.5)
@@ -198,7 +200,7 @@ def test_weight_averaging_measures_and_saves_the_average_and_trains_on(digits, t
     # and training goes on from them, also when the average is switched off
     more = tiny_config("model.regime=semi_supervised", "train.epochs=3")
     resumed = Trainer(build(more, seed=5), more, tmp_path)
-    io.resume_training(resumed)
+    resume_training(resumed)
     assert resumed.epoch == 2 and resumed.averaged is None
     assert_same_weights(state(resumed.model), raw)
 
@@ -238,7 +240,7 @@ def test_select_by_keeps_the_model_of_the_lowest_evaluation_and_trains_on(digits
     model = build(cfg)
     trainer = Trainer(model, cfg, tmp_path, evaluate=evaluate)
     trainer.fit(digits.train.x, some_labels(digits.train.y))
-    assert (trainer.selected_epoch, trainer.selected_value) == (2, 0.1)
+    assert (trainer.selection.epoch, trainer.selection.value) == (2, 0.1)
     assert_same_weights(state(trainer.result), seen[1])
     # what a user loads is the selected model; training state (raw weights, average) stays beside it
     assert_same_weights(state(io.load(tmp_path)), seen[1])
@@ -267,8 +269,8 @@ def test_resume_with_select_by_equals_training_straight_through(digits, tiny_con
     )
     h_resumed = resumed.fit(digits.train.x, y, resume=True)
     assert losses_of(h_resumed) == losses_of(h_straight)
-    assert resumed.selected_epoch == straight.selected_epoch
-    assert resumed.selected_value == min(r["valid_error"] for r in h_straight)
+    assert resumed.selection.epoch == straight.selection.epoch
+    assert resumed.selection.value == min(r["valid_error"] for r in h_straight)
     t_a, _ = io.read_checkpoint(tmp_path / "a")
     t_b, _ = io.read_checkpoint(tmp_path / "b")
     assert t_a.keys() == t_b.keys() and all(torch.equal(t_a[k], t_b[k]) for k in t_a)

@@ -5,12 +5,12 @@ A run directory holds ``checkpoint.safetensors`` (weights, optimizer state, RNG 
 config, epoch and history as JSON in its metadata, and a SHA-256 of all of it that loading
 verifies), ``config.json``, ``metrics.jsonl`` and ``figures/``. Files are written atomically: to a
 temporary name, flushed, then renamed, so a run killed mid-write leaves the previous checkpoint
-whole. A training holds an exclusive lock on its run directory (:class:`RunLock`).
+whole. A training holds an exclusive lock on its run directory (:class:`RunLock`); what of a
+trainer a checkpoint keeps, and how a run resumes, is :mod:`aae.resume`'s.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -284,60 +284,3 @@ def what_must_match(config: dict) -> dict:
     data = {k: v for k, v in config["data"].items() if k not in ("data_dir", "download")}
     train = {k: config["train"][k] for k in ("optimizer", "seed", "select_by")}
     return {"model": config["model"], "data": data, "train": train}
-
-
-def save_training(trainer) -> None:
-    """A trainer's state as its run's checkpoint: the result as the model; beside it, where they
-    differ from it, the weights training continues from (``raw/``), the moving average
-    (``average/``) and its step count, and the early-stopping choice."""
-    extra = {}
-    if trainer.averaged is not None:
-        extra["ema/steps"] = trainer.averaged.n_averaged
-        if trainer.selected is not None:
-            extra.update({f"average/{k}": v for k, v in trainer.averaged.module.state_dict().items()})
-    if trainer.selected is not None:
-        extra["selected/epoch"] = torch.tensor(trainer.selected_epoch)
-        extra["selected/value"] = torch.tensor(trainer.selected_value, dtype=torch.float64)
-    save_checkpoint(
-        trainer.checkpoint_path,
-        model=trainer.result,
-        config=trainer.config,
-        x_dim=trainer.model.x_dim,
-        epoch=trainer.epoch,
-        history=trainer.history,
-        optimizers=trainer.optimizers,
-        raw=None if trainer.result is trainer.model else trainer.model,
-        extra=extra,
-    )
-
-
-def resume_training(trainer) -> None:
-    """Load a trainer's state from its run's checkpoint, refusing one of another experiment."""
-    path = trainer.checkpoint_path
-    tensors, meta = read_checkpoint(path)
-    saved, mine = what_must_match(json.loads(meta["config"])), what_must_match(trainer.config.to_dict())
-    for part in saved:
-        diff = [k for k in saved[part] if saved[part][k] != mine[part].get(k)]
-        if diff:
-            raise CheckpointError(
-                f"{path} was trained with {part}.{diff[0]} = {saved[part][diff[0]]!r}, not "
-                f"{mine[part].get(diff[0])!r}; a resume cannot change it: use the run's config, "
-                f"or another --out"
-            )
-
-    def has(prefix: str) -> bool:
-        return any(k.startswith(prefix + "/") for k in tensors)
-
-    # training continues from the raw weights where the run kept another model beside them
-    restore(trainer.model, tensors, path=path, prefix="raw" if has("raw") else "model")
-    if trainer.averaged is not None:  # the average so far (from a run without one: its weights)
-        restore(trainer.averaged.module, tensors, path=path, prefix="average" if has("average") else "model")
-        trainer.averaged.n_averaged.copy_(tensors.get("ema/steps", torch.ones((), dtype=torch.long)))
-    if "selected/epoch" in tensors and trainer.cfg.select_by:
-        trainer.selected = copy.deepcopy(trainer.current)
-        restore(trainer.selected, tensors, path=path)
-        trainer.selected_epoch, trainer.selected_value = (
-            int(tensors["selected/epoch"]),
-            float(tensors["selected/value"]),
-        )
-    trainer.epoch, trainer.history = restore_training(tensors, meta, trainer.optimizers)

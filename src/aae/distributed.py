@@ -73,6 +73,15 @@ def broadcast_from_main(module: torch.nn.Module) -> None:
         dist.broadcast(t.data, src=0)
 
 
+def share(module: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+    """Under several processes: every process starts from process 0's weights, and each optimizer
+    steps on the gradients' mean over the processes. Nothing with one process."""
+    if world_size() > 1:
+        broadcast_from_main(module)
+        for opt in optimizers.values():
+            average_gradients_before_step(opt)
+
+
 def mean_over_processes(values: torch.Tensor) -> torch.Tensor:
     """The mean of a tensor over the processes (itself when there is one)."""
     if world_size() == 1:

@@ -126,10 +126,9 @@ def run(
     if not trainer.main:  # under torchrun, process 0 measures and writes
         return Result(model, splits, history, {})
     metrics = final_metrics(model, splits, cfg)
-    if trainer.selected is not None:
-        metrics.update(
-            selected_epoch=trainer.selected_epoch, **{f"selected_{cfg.train.select_by}": trainer.selected_value}
-        )
+    selection = trainer.selection
+    if selection.model is not None:
+        metrics.update(selected_epoch=selection.epoch, **{f"selected_{cfg.train.select_by}": selection.value})
     if out is not None:
         write_final(out, metrics)
         if figures:

@@ -1,14 +1,15 @@
 """The one training loop: epochs x minibatches x the model's phases.
 
-The :class:`Trainer` owns the per-phase optimizers, the learning-rate schedule, the weight
-average, early stopping and the guard against diverging losses; checkpoints and resume are
-:mod:`aae.checkpoint`'s. It never asks which regime it trains: it runs ``model.phases``. Under
+The :class:`Trainer` runs the epochs, sets the learning-rate schedule and guards against
+diverging losses; :class:`Minibatches` makes what the phases read, :class:`BestEpoch` keeps the
+model at its best evaluation (early stopping) and :class:`Progress` shows the run. The
+optimizers and the weight average are :mod:`aae.optimizers`', the run directory and resume
+:mod:`aae.resume`'s. It never asks which regime it trains: it runs ``model.phases``. Under
 ``torchrun`` it trains on every process, sharing the minibatches (:mod:`aae.distributed`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import math
@@ -18,58 +19,146 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from . import distributed
 from .augment import neighbour_distance, shifter
-from .checkpoint import CHECKPOINT, RunLock, atomic_write, resume_training, save_training
-from .config import ExperimentConfig, TrainConfig
+from .checkpoint import CHECKPOINT, atomic_write
+from .config import ExperimentConfig
 from .data import labels_for_regime
 from .devices import pick_device, pick_precision
-from .errors import CheckpointError, ConfigError, DataError, TrainingError
+from .errors import ConfigError, DataError, TrainingError
+from .optimizers import phase_optimizers, weight_average
 from .phases import Batch, train_step
+from .resume import resume_training, save_training, training_run_dir
 from .runlog import RunLog, check_tensorboard
 
 log = logging.getLogger("aae")
 
-OPTIMIZERS_OF = {
-    "reconstruction": ("reconstruction",),
-    "elbo": ("reconstruction",),
-    "regularization": ("discriminator", "generator"),
-    "classification": ("classification",),
-    "smoothing": ("generator",),
-}
-"""the optimizers each phase steps; the VAE's ELBO steps the reconstruction optimizer"""
 EXPLODED = 1e6
 """a loss this many times its first epoch's value stops the run, as a NaN does"""
 
 
-def make_optimizer(params, phase: str, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The paper's optimizers: SGD with momentum 0.9, or Adam with beta1 0.5 (as GANs train), as
-    one fused kernel per step where the device has one (the CPU and CUDA do): the same update as
-    PyTorch's per-tensor loop, in one pass over the parameters."""
-    params = list(params)
-    fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr[phase], momentum=0.9, fused=fused or None)
-    return torch.optim.Adam(params, lr=cfg.lr[phase], betas=(0.5, 0.999), fused=fused or None)
+def training_tensors(model, x, labels, batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``x`` (n, d) as a float tensor, checked against the model and the batch size, and the labels
+    the regime trains on (-1 unlabeled), or None."""
+    x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    if x.ndim != 2 or x.shape[1] != model.x_dim:
+        raise DataError(f"x has shape {tuple(x.shape)}, expected (n, {model.x_dim})")
+    if not torch.isfinite(x).all():
+        raise DataError("x contains NaN or infinite values")
+    n = x.shape[0]
+    if n < batch_size:
+        raise DataError(f"{n} training points is fewer than train.batch_size = {batch_size}")
+    return x, labels_for_regime(labels, n, model.config.n_classes, model.regime.labels)
 
 
-def ema_with_warmup(decay: float):
-    """The update of an exponential moving average of weights whose decay grows as n / (n + 1) until it
-    reaches ``decay``: the plain mean of the first 1 / (1 - decay) steps, then the moving average, so
-    a run shorter than the averaging window is not stuck near its initial weights."""
+class Minibatches:
+    """The training data on the device, cut into :attr:`steps` minibatches an epoch (shared out
+    between the processes), and the :class:`~aae.phases.Batch` of each: its images through the
+    augmentation, with their VAT radii (``model.vat_knn``), and beside them, for the classification
+    phase, a labeled minibatch drawn from the labeled points."""
 
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor) -> None:
-        if not averaged[0].is_floating_point():  # a counter such as batch norm's num_batches_tracked
-            torch._foreach_copy_(averaged, current)
+    def __init__(self, x, y, model, augment: Callable, batch_size: int, device: torch.device):
+        self.x, self.y = x.to(device), y.to(device) if y is not None else None
+        self.augment, self.batch_size, self.device = augment, batch_size, device
+        c = model.config
+        # per-image VAT radii, from the unshifted images, once per fit
+        self.vat_radii = (
+            (c.vat_eps * neighbour_distance(self.x, c.vat_knn))[:, None] if c.vat_knn and c.vat_weight else None
+        )
+        labeled = torch.nonzero(self.y >= 0).squeeze(1) if y is not None and "classification" in model.phases else None
+        self.labeled = labeled if labeled is not None and labeled.numel() else None  # no labels: no classification
+        n, world = self.x.shape[0], distributed.world_size()
+        self.steps = n // batch_size
+        """minibatches in an epoch, over all processes"""
+        if self.steps < world:
+            raise DataError(
+                f"{n} training points make {self.steps} minibatches of {batch_size}, fewer than "
+                f"the {world} processes; lower train.batch_size or the number of processes"
+            )
+
+    def epoch(self, seed: int, epoch: int) -> torch.Tensor:
+        """This process's minibatches of an epoch, as rows of indices."""
+        n = self.x.shape[0]
+        if distributed.world_size() == 1:
+            perm = torch.randperm(n)
+        else:  # one permutation on every process, each its own share of it and its own noise
+            epoch_seed = seed * 100_003 + epoch
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed))
+            torch.manual_seed(epoch_seed * 1_009 + distributed.rank())
+        return distributed.shard(perm, self.steps, self.batch_size).to(self.device)
+
+    def batch(self, idx: torch.Tensor) -> Batch:
+        x, y = self.x, self.y
+        batch = Batch(
+            self.augment(x[idx]),
+            y[idx] if y is not None else None,
+            vat_eps=self.vat_radii[idx] if self.vat_radii is not None else None,
+        )
+        if self.labeled is not None:
+            pick = self.labeled[torch.randint(self.labeled.numel(), (self.batch_size,)).to(self.device)]
+            batch.x_labeled, batch.y_labeled = self.augment(x[pick]), y[pick]
+        return batch
+
+
+class BestEpoch:
+    """Early stopping (``train.select_by``): a copy of the measured model at the lowest value of the
+    metric so far (:attr:`model`, None before the first measure or without ``select_by``), with its
+    :attr:`epoch` and :attr:`value`."""
+
+    def __init__(self, key: str, measured: bool):
+        if key and not measured:
+            raise ConfigError(
+                f"train.select_by = {key!r} needs a per-epoch evaluation; train with aae train (which "
+                f"measures the validation split), or leave train.select_by empty"
+            )
+        self.key, self.model, self.epoch, self.value = key, None, 0, math.inf
+
+    def update(self, row: dict, current: torch.nn.Module, epoch: int) -> None:
+        """Keep a copy of ``current`` where the row's metric reaches a new low."""
+        if not self.key:
             return
-        # 1 - min(decay, n / (n + 1)), kept on the device: no host sync per step on a GPU
-        weight = (n.to(averaged[0].dtype) + 1).reciprocal().clamp_min(1 - decay)
-        torch._foreach_lerp_(averaged, current, weight)
+        if self.key not in row:
+            measured = sorted(k for k in row if k not in ("epoch", "seconds") and "/" not in k)
+            raise ConfigError(
+                f"train.select_by = {self.key!r} is not measured in this run; it measures {', '.join(measured)}"
+            )
+        if row[self.key] < self.value:
+            if self.model is None:
+                self.model = copy.deepcopy(current)
+            self.model.load_state_dict(current.state_dict())
+            self.epoch, self.value = epoch, float(row[self.key])
 
-    return update
+
+class Progress:
+    """What a training shows as it runs: a bar of this process's steps (on process 0, with
+    ``progress``) and a log line per epoch, at debug level under the bar so that it does not tear it."""
+
+    def __init__(self, show: bool, epochs: int, steps: int, epoch: int):
+        self.epochs, self.level = epochs, logging.DEBUG if show or not distributed.is_main() else logging.INFO
+        self.bar = tqdm(
+            total=epochs * steps,
+            initial=epoch * steps,
+            disable=not (show and distributed.is_main()),
+            dynamic_ncols=True,
+            desc="training",
+            unit="step",
+        )
+
+    def losses(self, epoch: int, means: dict[str, float]) -> None:
+        """Show ``epoch`` (counted from 1) and its mean losses so far beside the bar."""
+        self.bar.set_postfix({"epoch": epoch, **{k: f"{v:.3g}" for k, v in means.items()}}, refresh=False)
+
+    def step(self) -> None:
+        self.bar.update()
+
+    def epoch(self, row: dict) -> None:
+        shown = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float))
+        log.log(self.level, "epoch %d/%d %s", row["epoch"], self.epochs, shown)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 class Trainer:
@@ -101,23 +190,10 @@ class Trainer:
         """whether this process writes the run directory (process 0 of a multi-process run)"""
         self.model = model.to(self.device)
         self.phases = model.phases
-        groups, needed = model.parameter_groups(), {o for p in self.phases for o in OPTIMIZERS_OF[p]}
-        self.optimizers = {k: make_optimizer(groups[k], k, self.cfg) for k in groups if k in needed}
-        if self.world > 1:
-            distributed.broadcast_from_main(self.model)
-            for opt in self.optimizers.values():
-                distributed.average_gradients_before_step(opt)
-        self.averaged = None
-        if self.cfg.ema > 0:
-            self.averaged = AveragedModel(self.model, multi_avg_fn=ema_with_warmup(self.cfg.ema), use_buffers=True)
-        if self.cfg.select_by and evaluate is None:
-            raise ConfigError(
-                f"train.select_by = {self.cfg.select_by!r} needs a per-epoch evaluation; train with "
-                f"aae train (which measures the validation split), or leave train.select_by empty"
-            )
-        self.selected = None
-        """with ``train.select_by``: a copy of the measured model at its best evaluation so far"""
-        self.selected_epoch, self.selected_value = 0, math.inf
+        self.optimizers = phase_optimizers(self.model, self.cfg)
+        distributed.share(self.model, self.optimizers)
+        self.averaged = weight_average(self.model, self.cfg.ema)
+        self.selection = BestEpoch(self.cfg.select_by, measured=evaluate is not None)
         self.epoch, self.history, self._first = 0, [], {}
         self._augment = shifter(self.cfg.shift, model.x_dim)
         self.autocast, self.precision = pick_precision(self.cfg.precision, self.device)
@@ -130,7 +206,7 @@ class Trainer:
     @property
     def result(self):
         """The model to use: with ``train.select_by`` the one at the best evaluation, else :attr:`current`."""
-        return self.current if self.selected is None else self.selected
+        return self.current if self.selection.model is None else self.selection.model
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -140,39 +216,16 @@ class Trainer:
         """Train on ``x`` (n, d) with optional ``labels`` (-1 unlabeled) up to ``train.epochs``; with
         ``resume``, from the run directory's checkpoint where there is one (``require_checkpoint``: an
         error where there is none)."""
-        model, cfg = self.model, self.cfg
-        x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-        if x.ndim != 2 or x.shape[1] != model.x_dim:
-            raise DataError(f"x has shape {tuple(x.shape)}, expected (n, {model.x_dim})")
-        if not torch.isfinite(x).all():
-            raise DataError("x contains NaN or infinite values")
-        n = x.shape[0]
-        if n < cfg.batch_size:
-            raise DataError(f"{n} training points is fewer than train.batch_size = {cfg.batch_size}")
-        y = labels_for_regime(labels, n, model.config.n_classes, model.regime.labels)
+        x, y = training_tensors(self.model, x, labels, self.cfg.batch_size)
         if self.run_dir is None:
             return self._train(x, y, resume=False)
-        if not self.run_dir.is_dir() and resume and require_checkpoint:
-            raise CheckpointError(
-                f"{self.run_dir} does not exist, so there is nothing to resume; check the path, or "
-                f"train without --resume"
-            )
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CheckpointError(f"cannot create the run directory {self.run_dir} ({exc.strerror})") from None
-        with RunLock(self.run_dir) if self.main else contextlib.nullcontext():
-            exists = self.checkpoint_path.exists()
-            if exists and not resume:
-                raise CheckpointError(
-                    f"{self.run_dir} already holds a checkpoint; pass --resume to continue it, or choose another --out"
-                )
-            if resume and require_checkpoint and not exists:
-                raise CheckpointError(f"{self.run_dir} holds no checkpoint to resume; train without --resume to start")
-            return self._train(x, y, resume=resume and exists)
+        with training_run_dir(
+            self.run_dir, lock=self.main, resume=resume, require_checkpoint=require_checkpoint
+        ) as resuming:
+            return self._train(x, y, resume=resuming)
 
     def _train(self, x, y, resume: bool) -> list[dict]:
-        model, cfg = self.model, self.cfg
+        cfg = self.cfg
         if resume:
             resume_training(self)
             log.info("resumed %s at epoch %d", self.checkpoint_path, self.epoch)
@@ -183,68 +236,33 @@ class Trainer:
         # metrics.jsonl and .csv from the checkpoint's history: a kill between log and checkpoint left more
         runlog = RunLog(self.run_dir if self.writes else None, self.log_dir if self.main else None)
         runlog.reset(self.history)
-        x = x.to(self.device)
-        y = y.to(self.device) if y is not None else None
-        c = model.config
-        # per-image VAT radii (model.vat_knn), from the unshifted images, once per fit
-        self._vat_radii = (
-            (c.vat_eps * neighbour_distance(x, c.vat_knn))[:, None] if c.vat_knn and c.vat_weight else None
-        )
-        labeled = torch.nonzero(y >= 0).squeeze(1) if y is not None and "classification" in self.phases else None
-        labeled = labeled if labeled is not None and labeled.numel() else None  # no labels: no classification
-        steps = x.shape[0] // cfg.batch_size
-        if steps < self.world:
-            raise DataError(
-                f"{x.shape[0]} training points make {steps} minibatches of {cfg.batch_size}, fewer than "
-                f"the {self.world} processes; lower train.batch_size or the number of processes"
-            )
-        local = steps // self.world
+        data = Minibatches(x, y, self.model, self._augment, cfg.batch_size, self.device)
+        local = data.steps // self.world
         log.info("precision: %s", self.precision)
-        self._bar = tqdm(
-            total=cfg.epochs * local,
-            initial=self.epoch * local,
-            disable=not (self.progress and self.main),
-            dynamic_ncols=True,
-            desc="training",
-            unit="step",
-        )
+        self._progress = Progress(self.progress, cfg.epochs, local, self.epoch)
         try:
             while self.epoch < cfg.epochs:
-                row = self._epoch(x, y, labeled, steps)
+                row = self._epoch(data)
                 self.history.append(row)
                 runlog.append(row)
                 runlog.scalars(self.epoch, {k: v for k, v in row.items() if k != "epoch"})
                 if self.writes:
                     save_training(self)
         finally:
-            self._bar.close()
+            self._progress.close()
             runlog.close()
         return self.history
 
-    def _epoch(self, x, y, labeled, steps: int) -> dict:
+    def _epoch(self, data: Minibatches) -> dict:
         model, cfg = self.model.train(), self.cfg
         self._set_learning_rates()
         start = time.perf_counter()
-        if self.world == 1:
-            perm = torch.randperm(x.shape[0])
-        else:  # one permutation on every process, each its own share of it and its own noise
-            epoch_seed = cfg.seed * 100_003 + self.epoch
-            perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(epoch_seed))
-            torch.manual_seed(epoch_seed * 1_009 + distributed.rank())
-        batches = distributed.shard(perm, steps, cfg.batch_size).to(self.device)
+        batches = data.epoch(cfg.seed, self.epoch)
         sums: dict[str, torch.Tensor] = {}
-        bar, steps = self._bar, len(batches)
+        steps = len(batches)
         for i, idx in enumerate(batches):
-            batch = Batch(
-                self._augment(x[idx]),
-                y[idx] if y is not None else None,
-                vat_eps=self._vat_radii[idx] if self._vat_radii is not None else None,
-            )
-            if labeled is not None:
-                pick = labeled[torch.randint(labeled.numel(), (cfg.batch_size,)).to(self.device)]
-                batch.x_labeled, batch.y_labeled = self._augment(x[pick]), y[pick]
             with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
-                losses = train_step(model, batch, self.optimizers, self.phases)
+                losses = train_step(model, data.batch(idx), self.optimizers, self.phases)
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0) + v
             if self.averaged is not None:
@@ -253,39 +271,17 @@ class Trainer:
                 total = distributed.mean_over_processes(torch.stack(list(sums.values())).double()) / (i + 1)
                 means = dict(zip(sums, total.tolist()))
                 self._guard(means, i + 1)
-                bar.set_postfix({"epoch": self.epoch + 1, **{k: f"{v:.3g}" for k, v in means.items()}}, refresh=False)
-            bar.update()
+                self._progress.losses(self.epoch + 1, means)
+            self._progress.step()
         self.epoch += 1
         row = {"epoch": self.epoch, **means, "seconds": round(time.perf_counter() - start, 3)}
         if self.evaluate is not None and self.main and (self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs):
             # Measuring must not change training: it draws from a forked random stream.
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 row.update(self.evaluate(self.current.eval()))
-            if cfg.select_by:
-                self._select(row)
-        # with a progress bar the epoch lines go to debug, so they do not tear the bar
-        log.log(
-            logging.DEBUG if self.progress or not self.main else logging.INFO,
-            "epoch %d/%d %s",
-            self.epoch,
-            cfg.epochs,
-            " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)),
-        )
+            self.selection.update(row, self.current, self.epoch)
+        self._progress.epoch(row)
         return row
-
-    def _select(self, row: dict) -> None:
-        """Early stopping: keep a copy of the measured model when ``train.select_by`` reaches a new low."""
-        key = self.cfg.select_by
-        if key not in row:
-            measured = sorted(k for k in row if k not in ("epoch", "seconds") and "/" not in k)
-            raise ConfigError(
-                f"train.select_by = {key!r} is not measured in this run; it measures {', '.join(measured)}"
-            )
-        if row[key] < self.selected_value:
-            if self.selected is None:
-                self.selected = copy.deepcopy(self.current)
-            self.selected.load_state_dict(self.current.state_dict())
-            self.selected_epoch, self.selected_value = self.epoch, float(row[key])
 
     def _set_learning_rates(self) -> None:
         """The schedule: each phase's rate from the config, times lr_gamma per milestone passed.
