@@ -27,6 +27,18 @@ def one_hot_with_unlabeled(labels: Tensor, n_classes: int) -> Tensor:
     return F.one_hot(torch.where(labels < 0, n_classes, labels), n_classes + 1).float()
 
 
+def decoder_for(config: ModelConfig, x_dim: int, n_y: int) -> tuple[nn.Parameter | None, nn.Module]:
+    """The cluster heads (None but for dimensionality reduction) and the decoder, which reads what
+    :meth:`AdversarialAutoencoder.representation` gives: z, with y (``n_y`` wide) and, by regime,
+    the one-hot label; or r = W_C y + z."""
+    c, regime = config, REGIMES[config.regime]
+    if regime.cluster_heads:
+        # W_C: one learned n-dimensional head per cluster (Section 7); r = W_C y + z.
+        return nn.Parameter(torch.randn(n_y, c.z_dim) * c.eta), mlp([c.z_dim, *reversed(c.hidden), x_dim])
+    width = c.z_dim + n_y + (c.n_classes if regime.label_to == "decoder" else 0)
+    return None, mlp([width, *reversed(c.hidden), x_dim])
+
+
 class AdversarialAutoencoder(nn.Module):
     """An autoencoder whose code heads are each matched to a prior by a discriminator.
 
@@ -52,14 +64,7 @@ class AdversarialAutoencoder(nn.Module):
             noise_dim=c.noise_dim,
             batch_norm=c.encoder_batch_norm,
         )
-        if regime.cluster_heads:
-            # W_C: one learned n-dimensional head per cluster (Section 7); r = W_C y + z.
-            self.cluster_heads = nn.Parameter(torch.randn(n_y, c.z_dim) * c.eta)
-            decoder_in = c.z_dim
-        else:
-            self.cluster_heads = None
-            decoder_in = c.z_dim + n_y + (c.n_classes if regime.label_to == "decoder" else 0)
-        self.decoder = mlp([decoder_in, *reversed(c.hidden), x_dim])
+        self.cluster_heads, self.decoder = decoder_for(c, x_dim, n_y)
         label_dim = c.n_classes + 1 if self.z_reads_labels else 0
         self.discriminators = nn.ModuleDict({"z": Discriminator(c.z_dim, c.disc_hidden, label_dim)})
         self.priors: dict[str, Prior] = {"z": self.prior}
