@@ -379,9 +379,9 @@ def test_train_help_mentions_every_config_key(capsys):
         main(["train", "--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
-    from aae.cli import _key_lines
+    from aae.config_docs import key_lines
 
-    for line in _key_lines().splitlines():  # every table's line, as generated from the config's keys
+    for line in key_lines().splitlines():  # every table's line, as generated from the config's keys
         assert line in text, line
     for key in ("y_regularizer", "lr_milestones", "n_labeled", "disc_hidden", "head_penalty", "tta_shift"):
         assert key in text

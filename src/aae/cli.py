@@ -32,17 +32,6 @@ several processes (each takes every N-th minibatch; train.batch_size is per proc
 """
 
 
-def _key_lines() -> str:
-    """Every config key with its default, grouped by table, for ``aae train --help``."""
-    from .config_docs import keys
-
-    groups: dict[str, list[str]] = {}
-    for name, _, _ in keys():
-        section, _, short = name.rpartition(".")
-        groups.setdefault(section or "top level", []).append(short)
-    return "\n".join(f"{s}: {', '.join(names)}" for s, names in groups.items())
-
-
 def _configure_logging(quiet: bool) -> None:
     if not any(getattr(h, "_aae_cli", False) for h in log.handlers):  # once, however often main() runs
         handler = logging.StreamHandler(sys.stderr)
@@ -148,16 +137,9 @@ def _print_clusters(rows: list[dict]) -> None:
 
 
 def cmd_plot(args) -> None:
-    from .experiment import open_run
-    from .figures import write_figures
+    from .experiment import redraw_figures
 
-    model, cfg, splits = open_run(args.run, args.data_dir, progress=False)
-    history = (
-        [json.loads(line) for line in (Path(args.run) / "metrics.jsonl").read_text().splitlines() if line.strip()]
-        if (Path(args.run) / "metrics.jsonl").exists()
-        else None
-    )
-    for p in write_figures(model, splits, Path(args.run), history):
+    for p in redraw_figures(args.run, args.data_dir):
         print(p)
 
 
@@ -167,6 +149,7 @@ def cmd_sample(args) -> None:
 
     from . import plots
     from .checkpoint import load
+    from .model import n_categories
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".npy"):
@@ -179,15 +162,9 @@ def cmd_sample(args) -> None:
     if not hasattr(model, "generate"):  # the classifier baselines: q(y|x) alone
         raise ConfigError(f"{args.run} is a model.objective = 'classifier' run: it has no decoder to sample from")
     torch.manual_seed(args.seed)
-    labels = None
-    categories = (
-        "y" in model.priors
-        or model.regime.label_to == "decoder"
-        or (model.z_reads_labels and model.prior.n_parts is not None)
-    )
+    labels, m = None, n_categories(model)
     if args.label is not None:
-        m = model.config.n_classes
-        if not categories:
+        if m is None:
             raise ConfigError(
                 f"--label {args.label}: this {model.regime.name} model has no classes to sample from; drop --label"
             )
@@ -261,6 +238,8 @@ def cmd_reproduce(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .config_docs import key_lines
+
     parser = argparse.ArgumentParser(
         prog="aae", description="Adversarial Autoencoders (Makhzani et al., 2015) on PyTorch."
     )
@@ -271,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train",
         help="train one experiment",
-        description=TRAIN_HELP.format(keys=_key_lines()),
+        description=TRAIN_HELP.format(keys=key_lines()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _experiment_args(p)

@@ -23,6 +23,15 @@ def keys() -> list[tuple[str, Any, dataclasses.Field]]:
     return out
 
 
+def key_lines() -> str:
+    """Every config key's name, grouped by table, one line a table (``aae train --help``)."""
+    groups: dict[str, list[str]] = {}
+    for name, _, _ in keys():
+        section, _, short = name.rpartition(".")
+        groups.setdefault(section or "top level", []).append(short)
+    return "\n".join(f"{s}: {', '.join(names)}" for s, names in groups.items())
+
+
 def key_table() -> str:
     """The markdown table of every key, its default and its documentation (README, ``aae train --help``)."""
     lines = ["| key | default | meaning |", "|---|---|---|"]

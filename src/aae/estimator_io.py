@@ -16,6 +16,7 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import validate_data
 
 from .errors import DataError
+from .model import n_categories
 
 UNLABELED = -1
 FLOATS = (np.float64, np.float32)
@@ -145,13 +146,8 @@ class DataIO:
         return self.classes_[k] if hasattr(self, "classes_") else k
 
     def _n_categories(self) -> int | None:
-        """How many categories sample() draws from: the y head's, the decoder's labels, or None."""
-        m = self.model_
-        if "y" in m.priors or m.regime.label_to == "decoder":
-            return m.config.n_classes
-        if m.z_reads_labels and m.prior.n_parts is not None:
-            return m.config.n_classes  # class k is drawn from part k of the prior
-        return None
+        """How many categories sample() draws from (:func:`aae.model.n_categories`)."""
+        return n_categories(self.model_)
 
     def _encode_given(self, y, n: int) -> np.ndarray:
         y = np.asarray(y)

@@ -23,6 +23,7 @@ from .figures import write_figures
 from .model import build_model
 from .priors import describe
 from .regimes import REGIMES
+from .runlog import read_history
 from .train import Trainer
 
 log = logging.getLogger("aae")
@@ -141,6 +142,12 @@ def write_final(run_dir: str | Path, metrics: dict) -> Path:
     path = Path(run_dir) / FINAL
     atomic_write(path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def redraw_figures(run_dir: str | Path, data_dir: str | None = None) -> list[Path]:
+    """Draw a trained run's figures again, from its checkpoint and its ``metrics.jsonl``."""
+    model, _, splits = open_run(run_dir, data_dir, progress=False)
+    return write_figures(model, splits, Path(run_dir), read_history(run_dir))
 
 
 def open_run(run_dir: str | Path, data_dir: str | None = None, prior=None, progress: bool = True):

@@ -236,6 +236,17 @@ class Classifier(nn.Module):
         return next(self.parameters()).device
 
 
+def n_categories(model: AdversarialAutoencoder) -> int | None:
+    """How many categories ``model.generate`` takes as labels: the y head's, the decoder's labels
+    or, where the z discriminator reads the label, the prior's parts (class k from part k); None
+    for a model without any."""
+    if "y" in model.priors or model.regime.label_to == "decoder":
+        return model.config.n_classes
+    if model.z_reads_labels and model.prior.n_parts is not None:
+        return model.config.n_classes  # class k is drawn from part k of the prior
+    return None
+
+
 def build_model(config: ModelConfig, x_dim: int, prior: Prior | Callable | None = None) -> nn.Module:
     """The model a config describes: the adversarial autoencoder, or for ``objective =
     'classifier'`` the encoder's q(y|x) alone."""

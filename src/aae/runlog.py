@@ -28,6 +28,12 @@ from .errors import ConfigError
 JSONL, CSV = "metrics.jsonl", "metrics.csv"
 
 
+def read_history(run_dir: str | Path) -> list[dict] | None:
+    """The epoch rows of a run's ``metrics.jsonl``, or None where it has none."""
+    path = Path(run_dir) / JSONL
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else None
+
+
 def check_tensorboard(log_dir: str) -> None:
     """Refuse a ``log_dir`` where the tensorboard package is missing, before any training."""
     try:
