@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from . import sampling
 from .errors import ConfigError
 
 __all__ = [
@@ -100,22 +101,6 @@ class Prior:
         return f"{type(self).__name__}({args})"
 
 
-def _normal(shape: tuple[int, ...], generator: torch.Generator | None) -> Tensor:
-    return torch.randn(shape, generator=generator)
-
-
-def _uniform(shape: tuple[int, ...], generator: torch.Generator | None) -> Tensor:
-    return torch.rand(shape, generator=generator)
-
-
-def _whole_or_part(labels: Tensor | None, n: int, n_parts: int, generator: torch.Generator | None) -> Tensor:
-    """The part each sample comes from: its label, or a uniform draw where the label is -1."""
-    drawn = torch.randint(n_parts, (n,), generator=generator)
-    if labels is None:
-        return drawn
-    return torch.where(labels >= 0, labels, drawn)
-
-
 class Gaussian(Prior):
     """N(0, std^2 I) in ``dim`` dimensions."""
 
@@ -124,7 +109,7 @@ class Gaussian(Prior):
 
     def sample(self, n, labels=None, generator=None):
         self._check_labels(n, labels)
-        return self.std * _normal((n, self.dim), generator)
+        return self.std * sampling.normal((n, self.dim), generator)
 
     def log_prob(self, z, labels=None):
         return (-0.5 * (z / self.std) ** 2 - math.log(self.std) - 0.5 * math.log(2 * math.pi)).sum(-1)
@@ -154,9 +139,9 @@ class GaussianMixture(Prior):
         return ray, across
 
     def sample(self, n, labels=None, generator=None):
-        k = _whole_or_part(self._check_labels(n, labels), n, self.n_modes, generator)
+        k = sampling.whole_or_part(self._check_labels(n, labels), n, self.n_modes, generator)
         ray, across = self._frames(k)
-        eps = _normal((n, 2), generator)
+        eps = sampling.normal((n, 2), generator)
         return ray * (self.radius + self.radial_std * eps[:, :1]) + across * (self.tangential_std * eps[:, 1:])
 
     def part_means(self):
@@ -201,9 +186,9 @@ class SwissRoll(Prior):
         return torch.stack([self.scale * r * angle.cos(), self.scale * r * angle.sin()], -1)
 
     def sample(self, n, labels=None, generator=None):
-        k = _whole_or_part(self._check_labels(n, labels), n, self.n_parts, generator)
-        u = (k.float() + _uniform((n,), generator)) / self.n_parts
-        return self._curve(u) + self.noise * _normal((n, 2), generator)
+        k = sampling.whole_or_part(self._check_labels(n, labels), n, self.n_parts, generator)
+        u = (k.float() + sampling.uniform((n,), generator)) / self.n_parts
+        return self._curve(u) + self.noise * sampling.normal((n, 2), generator)
 
     def part_means(self):
         return self._curve((torch.arange(self.n_parts) + 0.5) / self.n_parts)
@@ -248,7 +233,7 @@ class Uniform(Prior):
 
     def sample(self, n, labels=None, generator=None):
         self._check_labels(n, labels)
-        return self.low + (self.high - self.low) * _uniform((n, self.dim), generator)
+        return self.low + (self.high - self.low) * sampling.uniform((n, self.dim), generator)
 
     def log_prob(self, z, labels=None):
         inside = ((z >= self.low) & (z <= self.high)).all(-1)
