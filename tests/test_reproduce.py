@@ -10,7 +10,7 @@ from aae.checkpoint import CHECKPOINT
 from aae.errors import ConfigError
 from aae.experiment import FINAL
 from aae.paper.records import recorded
-from aae.paper.reproduce import Runs, _epochs
+from aae.paper.runs import Runs, epochs_kept
 
 RUNTIME = dict(records=None, train=True, retrain=False, device="cpu", no_progress=True)
 """the reproduce command's arguments that no table test varies: no committed records, train what is missing, on
@@ -119,7 +119,7 @@ def test_a_committed_record_counts_unless_retrained_or_of_another_recipe(tiny_co
 
 def test_the_paper_row_is_the_bundled_config_without_what_goes_beyond_the_paper():
     from aae.config import load_config
-    from aae.paper.reproduce import PAPER_RECIPE, _models
+    from aae.paper.classification import PAPER_RECIPE, _models
 
     paper = load_config("mnist_semi_1000", PAPER_RECIPE)
     assert paper.model.vat_weight == 0 and paper.train.ema == 0 and paper.train.shift == 0
@@ -151,7 +151,7 @@ def test_the_paper_row_is_the_bundled_config_without_what_goes_beyond_the_paper(
 def test_the_imsat_row_is_hu_et_als_recipe_on_the_clustering_config():
     from aae.config import load_config
     from aae.model import Classifier, build_model
-    from aae.paper.reproduce import IMSAT
+    from aae.paper.classification import IMSAT
 
     cfg = load_config("mnist_cluster_30", IMSAT)
     m = cfg.model
@@ -179,12 +179,12 @@ def test_a_run_stopped_early_is_measured_and_listed_at_its_selected_epoch(tiny_c
     assert res.metrics["selected_epoch"] == best["epoch"] and res.metrics["selected_valid_error"] == best["valid_error"]
     # the final measurement is of the selected model, not of the last epoch's
     assert res.metrics["test_error"] == best["test_error"]
-    assert _epochs([res]) == f"6 ({best['epoch']})"
+    assert epochs_kept([res]) == f"6 ({best['epoch']})"
 
 
 def test_clustering_table_prints_the_equal_cluster_floor_beside_each_row(tmp_path, mnist_dir, capsys):
     from aae.config import load_config
-    from aae.paper.reproduce import clustering
+    from aae.paper.classification import clustering
 
     args = argparse.Namespace(
         out=str(tmp_path),
@@ -217,7 +217,7 @@ def test_clustering_table_prints_the_equal_cluster_floor_beside_each_row(tmp_pat
 
 def test_dim_reduction_table_has_a_row_for_each_chosen_map_only(tmp_path, mnist_dir, capsys, monkeypatch):
     from aae.config import load_config
-    from aae.paper.reproduce import _Umap, dim_reduction
+    from aae.paper.classification import _Umap, dim_reduction
 
     args = argparse.Namespace(
         out=str(tmp_path),
@@ -248,12 +248,12 @@ def test_dim_reduction_table_has_a_row_for_each_chosen_map_only(tmp_path, mnist_
 
 
 @pytest.mark.slow
-def test_umap_maps_are_scored_by_the_same_1nn_unsupervised_and_with_labels(digits, monkeypatch):
+def test_umap_maps_are_scored_by_the_same_1nn_unsupervised_and_with_labels(digits, monkeypatch, tmp_path):
     import copy
     import sys
 
     from aae.data import label_budget
-    from aae.paper.reproduce import _Umap
+    from aae.paper.classification import _Umap
 
     pytest.importorskip("umap")
     splits = copy.copy(digits)
@@ -263,6 +263,10 @@ def test_umap_maps_are_scored_by_the_same_1nn_unsupervised_and_with_labels(digit
     alone, labeled = umap.error(splits, 2, labels=False), umap.error(splits, 2, labels=True)
     assert 0 <= alone < 0.2 and 0 <= labeled < 0.2 and labeled != alone  # measured: 4.0 and 4.7 %
     assert umap.error(splits, 2, labels=False) == alone and len(umap.errors) == 2  # one fit each, shared
+    umap.save(tmp_path)  # printed again, the table reads the errors back instead of fitting again
+    kept = _Umap([tmp_path])
+    monkeypatch.setattr(kept.umap, "UMAP", None)
+    assert (kept.error(splits, 2, labels=False), kept.error(splits, 2, labels=True)) == (alone, labeled)
     splits.train.y = np.full_like(digits.train.y, -1)
     assert umap.error(splits, 2, labels=True) is None  # no labels, no labeled map
     monkeypatch.setitem(sys.modules, "umap", None)  # where umap-learn is absent
@@ -270,8 +274,8 @@ def test_umap_maps_are_scored_by_the_same_1nn_unsupervised_and_with_labels(digit
 
 
 def test_supervised_table_keeps_what_the_judge_read_beside_each_record(tmp_path, capsys):
+    from aae.paper.generative import supervised
     from aae.paper.records import MEASURED
-    from aae.paper.reproduce import supervised
 
     tiny = ["data.name='digits'", "model.hidden=[64]", "model.disc_hidden=[32]"]
     args = argparse.Namespace(out=str(tmp_path), seeds=[0, 1], set=tiny, epochs=1, data_dir=None, **RUNTIME)
@@ -294,7 +298,7 @@ def test_supervised_table_keeps_what_the_judge_read_beside_each_record(tmp_path,
 
 
 def test_likelihood_table_scores_models_and_real_images_by_one_parzen_protocol(tmp_path, capsys):
-    from aae.paper.reproduce import PARZEN_SIGMAS, likelihood
+    from aae.paper.generative import PARZEN_SIGMAS, likelihood
 
     tiny = ["data.name='digits'", "model.hidden=[64]", "model.disc_hidden=[32]"]
     args = argparse.Namespace(
@@ -323,3 +327,35 @@ def test_likelihood_table_scores_models_and_real_images_by_one_parzen_protocol(t
     # measured another way (other samples), a record does not count: the table names the runs it lacks
     likelihood(argparse.Namespace(**{**vars(args), "train": False, "samples": 400}))
     assert "left out (2 runs; --train trains them): AAE-seed0, VAE-seed0" in (tmp_path / "results.md").read_text()
+
+
+def test_reproduce_all_summarises_every_table_from_its_records(tmp_path, capsys, monkeypatch):
+    from aae.paper import reproduce
+
+    tiny = ["data.name='digits'", "model.hidden=[64]", "model.disc_hidden=[32]"]
+    paper = [
+        ("likelihood", {"models": ["AAE"], "seeds": [0], "samples": 300}),
+        ("prior-match", {"prior": "gaussian", "seeds": [0, 1]}),
+    ]
+    monkeypatch.setattr(reproduce, "PAPER", paper)
+    args = argparse.Namespace(
+        **{**RUNTIME, "out": str(tmp_path), "seeds": None, "set": tiny, "epochs": 1, "data_dir": None}
+    )
+    reproduce.reproduce_all(args)
+    summary = (tmp_path / "README.md").read_text()
+    rows = [r for r in summary.splitlines() if r.startswith("| ") and "---" not in r][1:]
+    assert [r.split(" | ")[0] for r in rows] == [
+        "| Table 1: Parzen log-likelihood of the MNIST test images (nats)",
+        "| Figures 2-3: MMD of the test codes to the gaussian prior, AAE (VAE)",
+    ]
+    assert rows[0].split(" | ")[2:4] == ["340 ± 2", "1"] and rows[1].split(" | ")[3] == "6"  # AAE, VAE, AE x 2 seeds
+    assert "[likelihood](likelihood/results.md)" in rows[0] and (tmp_path / "likelihood" / "results.md").exists()
+    assert "[prior-match-gaussian](prior-match-gaussian/results.md)" in rows[1]
+    assert "Training of the 7 runs" in summary and "minutes of CPU time" in capsys.readouterr().out
+    # from the records alone (no weights, nothing to train): the same summary
+    for ckpt in tmp_path.rglob(CHECKPOINT):
+        ckpt.unlink()
+    reproduce.reproduce_all(argparse.Namespace(**{**vars(args), "train": False}))
+    again = (tmp_path / "README.md").read_text()
+    assert [r for r in again.splitlines() if r.startswith("| ")][1:] == rows
+    assert not list(tmp_path.rglob(CHECKPOINT))

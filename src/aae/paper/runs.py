@@ -1,0 +1,172 @@
+"""Gathering a table's runs and writing it: each run is read from its record (under ``--out``, else
+the committed ``--records``) or, where asked, trained; the table is printed and written to
+``<out>/results.md`` with the command, the seeds and the machine."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import CHECKPOINT
+from ..config import ExperimentConfig
+from ..errors import ConfigError
+from ..experiment import Result, prepare_data, run
+from .records import recorded, save_measured, with_measured
+
+
+@dataclass
+class Headline:
+    """One line of the paper's summary (``aae reproduce all``): a result, ours beside the paper's, and the
+    runs it rests on."""
+
+    what: str
+    ours: str
+    paper: str
+    runs: list[Result] = field(default_factory=list)
+    table: Path | None = None
+    """the table's results.md"""
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else what the platform says."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        name = ""
+    return name or platform.processor() or platform.machine()
+
+
+def overrides(args) -> list[str]:
+    out = list(args.set)
+    if args.epochs is not None:
+        out.append(f"train.epochs={args.epochs}")
+    if args.data_dir:
+        out.append(f"data.data_dir='{args.data_dir}'")
+    return out
+
+
+def table_dir(args, name: str) -> Path:
+    """Where an experiment's runs and table go: --out, else ``<root>/<name>`` (``aae reproduce all``'s
+    --out, else runs/reproduce)."""
+    return Path(args.out) if args.out else Path(getattr(args, "root", None) or "runs/reproduce") / name
+
+
+class Runs:
+    """The runs of one table, gathered: ``get`` returns every (variant, seed) that can be had, and
+    ``missing`` names the runs that neither a run directory nor a record holds and that were not trained
+    (the table's notes list them)."""
+
+    def __init__(self, args, name: str):
+        self.args, self.name = args, name
+        self.missing: list[str] = []
+
+    def label_seeds(self, draws: bool) -> list[int | None]:
+        """Each seed's label draw: ``--label-seeds``, else the seed itself where the table ``draws``
+        (a new labeled subset and validation split per seed), else the config's own (None)."""
+        given = getattr(self.args, "label_seeds", None)
+        if given is not None:
+            if len(given) != len(self.args.seeds):
+                raise ConfigError(
+                    f"--label-seeds: {len(given)} given for {len(self.args.seeds)} seeds; give one per seed"
+                )
+            return list(given)
+        return list(self.args.seeds) if draws else [None] * len(self.args.seeds)
+
+    def get(
+        self,
+        configs: dict[str, ExperimentConfig],
+        sub: str = "",
+        draws: bool = False,
+        measure: Callable[[Result], dict] | None = None,
+        how: dict | None = None,
+    ) -> dict[str, list[Result]]:
+        """Every (variant, seed): the run under ``<out>/<sub>`` (resumed where it has a checkpoint),
+        else the committed record of the same recipe under ``<records>/<name>/<sub>``, else, with
+        ``--train`` (or ``--retrain``), a new run trained under ``<out>/<sub>``. A run is
+        ``<variant>-seed<seed>``, with ``-draw<n>`` where its label draw is given and is not its seed.
+
+        A table that measures the trained model passes ``measure`` (the model's result to a dict of
+        figures) and ``how`` (what the figures depend on beyond the run): a record then counts only
+        with a ``measured.json`` of the same ``how``, which measuring a model writes beside its record."""
+        args = self.args
+        root = table_dir(args, self.name) / sub
+        committed = None if args.retrain or not args.records else Path(args.records) / self.name / sub
+        train = getattr(args, "train", False) or args.retrain
+        results: dict[str, list[Result]] = {}
+        splits: dict[int | None, object] = {}
+        for variant, cfg in configs.items():
+            for seed, draw in zip(args.seeds, self.label_seeds(draws), strict=True):
+                cfg.train.seed = seed
+                if draw is not None:
+                    cfg.data.label_seed = draw
+                run_dir = root / (f"{variant}-seed{seed}" + ("" if draw in (None, seed) else f"-draw{draw}"))
+                res = None
+                for where, strict in ((run_dir, True), (committed and committed / run_dir.name, False)):
+                    if res is None and where is not None and not (run_dir / CHECKPOINT).exists():
+                        if where != run_dir and run_dir.exists():
+                            break  # a run under --out, unfinished: resume it rather than read the record
+                        res = recorded(where, cfg, strict=strict)
+                        if res is not None and measure is not None:
+                            res = with_measured(res, where, how)
+                if res is None and (train or (run_dir / CHECKPOINT).exists()):
+                    key = cfg.data.label_seed
+                    splits[key] = splits.get(key) or prepare_data(cfg, not args.no_progress)
+                    res = run(
+                        cfg, run_dir, resume=True, splits=splits[key], device=args.device, progress=not args.no_progress
+                    )
+                    if measure is not None:
+                        res.metrics.update(save_measured(run_dir, how, measure(res)))
+                if res is None:
+                    self.missing.append(f"{sub + '/' if sub else ''}{run_dir.name}")
+                    continue
+                results.setdefault(variant, []).append(res)
+        return results
+
+
+def stat(values: list[float], scale: float = 1.0, digits: int = 4, unit: str = "") -> str:
+    v = np.asarray(values) * scale
+    return (
+        f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}{unit}"
+        if len(v) > 1
+        else f"{v[0]:.{digits}f}{unit} (1 seed)"
+    )
+
+
+def epochs_kept(rs: list[Result]) -> str:
+    """Epochs trained and, for runs that stopped early on the validation set, the epoch each one kept."""
+    chosen = [str(r.metrics["selected_epoch"]) for r in rs if "selected_epoch" in r.metrics]
+    return f"{rs[0].epochs} ({', '.join(chosen)})" if chosen else str(rs[0].epochs)
+
+
+def write_table(
+    args, name: str, header: list[str], rows: list[list[str]], notes: str = "", missing: list[str] = ()
+) -> Path:
+    if missing:
+        notes += f"\n\nNot recorded, so left out ({len(missing)} runs; --train trains them): {', '.join(missing)}."
+        print(f"not recorded, so left out (pass --train to train them): {', '.join(missing)}")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    machine = (
+        f"{torch.get_num_threads()} threads, {cpu_model()}, "
+        f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}, "
+        f"torch {torch.__version__}"
+    )
+    text = "\n".join(lines)
+    print(text)
+    print(f"machine: {machine}")
+    root = table_dir(args, name)
+    root.mkdir(parents=True, exist_ok=True)
+    command = (
+        "aae " + " ".join(sys.argv[1:]) if sys.argv and Path(sys.argv[0]).name == "aae" else f"aae reproduce {name}"
+    )
+    (root / "results.md").write_text(
+        f"# {name}\n\ncommand: `{command}`\n\nseeds: {args.seeds}\n\n{text}\n\nmachine: {machine}\n\n{notes}\n"
+    )
+    return root / "results.md"
