@@ -359,3 +359,5 @@ def test_reproduce_all_summarises_every_table_from_its_records(tmp_path, capsys,
     again = (tmp_path / "README.md").read_text()
     assert [r for r in again.splitlines() if r.startswith("| ")][1:] == rows
     assert not list(tmp_path.rglob(CHECKPOINT))
+    with pytest.raises(ConfigError, match="give --seeds too"):  # before any table runs
+        reproduce.reproduce_all(argparse.Namespace(**{**vars(args), "label_seeds": [3]}))

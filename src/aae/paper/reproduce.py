@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import ConfigError
 from .classification import MAPS, MODELS, clustering, dim_reduction, semi_supervised
 from .generative import label_modes, likelihood, prior_match, supervised
 from .runs import Headline, cpu_model
@@ -135,6 +136,8 @@ PAPER: list[tuple[str, dict]] = [
 def reproduce_all(args: argparse.Namespace) -> None:
     """Every table and figure of the paper (``PAPER``), each from its records or, with --train, trained;
     then a one-page summary, ``<out>/README.md``: ours beside the paper's, the runs, their minutes."""
+    if getattr(args, "label_seeds", None) is not None and args.seeds is None:
+        raise ConfigError("--label-seeds: each table of all has its own seeds; give --seeds too, one per label seed")
     wall, cpu = time.perf_counter(), time.process_time()
     root = Path(args.out or "runs/reproduce")
     heads: list[Headline] = []
