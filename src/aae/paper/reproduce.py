@@ -158,7 +158,7 @@ def reproduce_all(args: argparse.Namespace) -> None:
     ]
     total = (
         f"Training of the {sum(len(h.runs) for h in heads)} runs, as their records give it: {trained:.1f} hours "
-        f"of wall time. This command: {wall:.0f} minutes of wall time, {cpu:.0f} minutes of CPU time, on "
+        f"of wall time. This command: {wall:.1f} minutes of wall time, {cpu:.1f} minutes of CPU time, on "
         f"{cpu_model()}."
     )
     text = "\n".join(lines)
