@@ -14,13 +14,12 @@ and the ratio, with the machine's CPU model, its bf16 flags and a float32 matmul
 from __future__ import annotations
 
 import argparse
-import platform
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 
+from aae import devices
 from aae.config import ModelConfig, TrainConfig
 from aae.devices import cpu_flags, pick_device
 from aae.model import AdversarialAutoencoder
@@ -30,14 +29,9 @@ from aae.phases import Batch, train_step
 
 def cpu_model() -> tuple[str, str]:
     """The CPU's model name and which bf16-relevant flags it has (Linux), else what platform says."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine(), "?"
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
     flags = cpu_flags()
     wanted = [f for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx2", "fma") if f in flags]
-    return name, " ".join(wanted) or "none of avx2/avx512/amx"
+    return devices.cpu_model(), " ".join(wanted) or "none of avx2/avx512/amx"
 
 
 def matmul_rate(device: torch.device, n: int = 2048, repeats: int = 10) -> float:

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import platform
+
 import torch
 
 from .errors import ConfigError
@@ -57,3 +59,13 @@ def cpu_flags() -> set[str]:
             return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
     except OSError:
         return set()
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else what the platform says."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        name = ""
+    return name or platform.processor() or platform.machine()

@@ -12,7 +12,7 @@ import numpy as np
 from ..config import load_config
 from ..errors import ConfigError
 from ..experiment import Result, prepare_data
-from .runs import Headline, Runs, epochs_kept, overrides, stat, table_dir, write_table
+from .runs import Headline, Runs, all_runs, epochs_kept, overrides, stat, table_dir, write_table
 
 PAPER_RECIPE = [
     "model.vat_weight=0",
@@ -76,7 +76,7 @@ def semi_supervised(args) -> list[Headline]:
         err = {v: stat([r.metrics["test_error"] for r in rs], 100, 2, " %") for v, rs in results.items()}
         what = f"Table 2: test error, {budget} labels, AAE (NN baseline)"
         ours = f"{err.get('AAE', '-')} ({err.get('NN', '-')})"
-        heads.append(Headline(what, ours, f"{PAPER_SEMI[budget]:.2f} %", [r for rs in results.values() for r in rs]))
+        heads.append(Headline(what, ours, f"{PAPER_SEMI[budget]:.2f} %", all_runs(results)))
         for v, rs in results.items():
             rows.append(
                 [
@@ -143,7 +143,7 @@ def clustering(args) -> list[Headline]:
         rs = results.get("AAE", [])
         ours = stat([r.metrics["test_cluster_error"] for r in rs], 100, 2, " %") if rs else "-"
         what = f"Table 3: test error, {m} clusters, by the paper's protocol"
-        heads.append(Headline(what, ours, f"{PAPER_CLUSTER[m]:.2f} %", [r for rs in results.values() for r in rs]))
+        heads.append(Headline(what, ours, f"{PAPER_CLUSTER[m]:.2f} %", all_runs(results)))
         for v, rs in results.items():
             rows.append(
                 [

@@ -9,14 +9,10 @@ import torch
 from ..config import load_config
 from ..errors import ConfigError
 from ..experiment import Result, prepare_data
-from .runs import Headline, Runs, overrides, stat, table_dir, write_table
+from .runs import Headline, Runs, all_runs, overrides, stat, table_dir, write_table
 
 VAE = ["model.objective='vae'", "model.encoder='gaussian'"]
 """a config's VAE twin: the same networks, trained by the ELBO"""
-
-
-def _all(results: dict[str, list[Result]]) -> list[Result]:
-    return [r for rs in results.values() for r in rs]
 
 
 def prior_match(args) -> list[Headline]:
@@ -50,7 +46,7 @@ def prior_match(args) -> list[Headline]:
     mmd = {v: stat([r.metrics["test_mmd"] for r in rs]) for v, rs in results.items()}
     what = f"Figures 2-3: MMD of the test codes to the {args.prior} prior, AAE (VAE)"
     ours = f"{mmd.get('AAE', '-')} ({mmd.get('VAE', '-')})"
-    return [Headline(what, ours, "no number: the AAE's codes closer", _all(results), path)]
+    return [Headline(what, ours, "no number: the AAE's codes closer", all_runs(results), path)]
 
 
 def label_modes(args) -> list[Headline]:
@@ -195,4 +191,4 @@ def likelihood(args) -> list[Headline]:
     )
     ours = next((r[1] for r in rows if r[0] == "AAE"), "-")
     what = "Table 1: Parzen log-likelihood of the MNIST test images (nats)"
-    return [Headline(what, ours, PAPER_PARZEN, _all(results), path)]
+    return [Headline(what, ours, PAPER_PARZEN, all_runs(results), path)]

@@ -15,10 +15,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..devices import cpu_model
 from ..errors import ConfigError
 from .classification import MAPS, MODELS, clustering, dim_reduction, semi_supervised
 from .generative import label_modes, likelihood, prior_match, supervised
-from .runs import Headline, cpu_model
+from .runs import Headline
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -4,7 +4,6 @@ the committed ``--records``) or, where asked, trained; the table is printed and 
 
 from __future__ import annotations
 
-import platform
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ import torch
 
 from ..checkpoint import CHECKPOINT
 from ..config import ExperimentConfig
+from ..devices import cpu_model
 from ..errors import ConfigError
 from ..experiment import Result, prepare_data, run
 from .records import recorded, save_measured, with_measured
@@ -31,16 +31,6 @@ class Headline:
     runs: list[Result] = field(default_factory=list)
     table: Path | None = None
     """the table's results.md"""
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else what the platform says."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        name = ""
-    return name or platform.processor() or platform.machine()
 
 
 def overrides(args) -> list[str]:
@@ -107,14 +97,7 @@ class Runs:
                 if draw is not None:
                     cfg.data.label_seed = draw
                 run_dir = root / (f"{variant}-seed{seed}" + ("" if draw in (None, seed) else f"-draw{draw}"))
-                res = None
-                for where, strict in ((run_dir, True), (committed and committed / run_dir.name, False)):
-                    if res is None and where is not None and not (run_dir / CHECKPOINT).exists():
-                        if where != run_dir and run_dir.exists():
-                            break  # a run under --out, unfinished: resume it rather than read the record
-                        res = recorded(where, cfg, strict=strict)
-                        if res is not None and measure is not None:
-                            res = with_measured(res, where, how)
+                res = _record(run_dir, committed, cfg, how, measured=measure is not None)
                 if res is None and (train or (run_dir / CHECKPOINT).exists()):
                     key = cfg.data.label_seed
                     splits[key] = splits.get(key) or prepare_data(cfg, not args.no_progress)
@@ -128,6 +111,24 @@ class Runs:
                     continue
                 results.setdefault(variant, []).append(res)
         return results
+
+
+def _record(run_dir: Path, committed: Path | None, cfg: ExperimentConfig, how: dict | None, *, measured: bool):
+    """The finished run's record: the one under --out, else, where --out holds nothing of the run, the
+    committed one of the same recipe; with ``measured``, only with its figures measured the same ``how``.
+    None where the run has a checkpoint (it is resumed instead) or no such record."""
+    if (run_dir / CHECKPOINT).exists():
+        return None
+    where, res = run_dir, recorded(run_dir, cfg)
+    if res is None and committed is not None and not run_dir.exists():
+        where = committed / run_dir.name
+        res = recorded(where, cfg, strict=False)
+    return with_measured(res, where, how) if res is not None and measured else res
+
+
+def all_runs(results: dict[str, list[Result]]) -> list[Result]:
+    """Every run of every variant of a table."""
+    return [r for rs in results.values() for r in rs]
 
 
 def stat(values: list[float], scale: float = 1.0, digits: int = 4, unit: str = "") -> str:
