@@ -2,13 +2,16 @@
 same networks, the same optimizer and the same batch, measured in the same run.
 
     python benchmarks/step.py [--steps 30] [--batches 100 500] [--precisions fp32 bf16] [--regime unsupervised]
+    python benchmarks/step.py --profile [--batches 100] [--precisions fp32]
 
 The plain loop is the textbook AAE step (Section 2): a reconstruction step, a discriminator step
 on a fresh no-grad encoding, a generator step on another encoding, each with its own
 ``torch.optim.Adam`` (PyTorch's default for-loop implementation on the CPU). The project's step is
 ``aae.phases.train_step`` with the optimizers the Trainer builds, under the precision's autocast.
 Both use the paper's MNIST sizes (784-1000-1000-z, discriminators 1000-1000). Prints images/s
-and the ratio, with the machine's CPU model, its bf16 flags and a float32 matmul rate.
+and the ratio, with the machine's CPU model, its bf16 flags and a float32 matmul rate. With
+``--profile``, where the project's step spends its time instead (torch.profiler's self CPU time):
+matrix products, optimizer steps and the rest, as shares of the step.
 """
 
 from __future__ import annotations
@@ -116,6 +119,25 @@ def plain_step(batch: int, precision: str, device: torch.device):
     return step
 
 
+SHARES = {"matrix products": ("aten::mm", "aten::addmm", "aten::bmm"), "optimizer steps": ("aten::_fused",)}
+"""torch.profiler op names (prefixes) of each share of ``--profile``; every other op counts as the rest"""
+
+
+def profile_shares(step, steps: int) -> dict[str, float]:
+    """The share of the self CPU time of ``steps`` calls of ``step`` in each of SHARES, and the rest."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for _ in range(3):
+        step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    times = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
+    total = sum(times.values())
+    shares = {name: sum(t for k, t in times.items() if k.startswith(ops)) / total for name, ops in SHARES.items()}
+    return {**shares, "the rest": 1 - sum(shares.values())}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=30)
@@ -123,11 +145,20 @@ def main() -> None:
     p.add_argument("--batches", type=int, nargs="+", default=[100, 500])
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     p.add_argument("--regime", default="unsupervised")
+    p.add_argument("--profile", action="store_true", help="where the project's step spends its time, not the ratio")
     args = p.parse_args()
     device = pick_device(args.device)
     name, flags = cpu_model()
     print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     print(f"CPU: {name}; flags: {flags}; 2048x2048 float32 matmul {matmul_rate(device):.1f} GFLOP/s")
+    if args.profile:
+        print(f"{'precision':9s} {'batch':>5s} " + " ".join(f"{k:>15s}" for k in [*SHARES, "the rest"]))
+        for precision in args.precisions:
+            for batch in args.batches:
+                steps = max(3, args.steps * 100 // batch)
+                shares = profile_shares(project_step(args.regime, batch, precision, device), steps)
+                print(f"{precision:9s} {batch:5d} " + " ".join(f"{v:15.1%}" for v in shares.values()), flush=True)
+        return
     print(f"{'precision':9s} {'batch':>5s} {'plain loop img/s':>16s} {'aae step img/s':>14s} {'ratio':>6s}")
     for precision in args.precisions:
         for batch in args.batches:
