@@ -234,6 +234,8 @@ def test_a_run_trained_with_a_prior_function_loads_when_the_function_is_passed(w
         (["sample", "--run", "no-such-run", "-o", "x.npy"], "no checkpoint"),
         (["eval", "--run", "run", "--tta-shift", "-1"], "--tta-shift"),
         (["reproduce", "semi-supervised", "--models", "IMSAT", "--records", "none"], "IMSAT"),
+        (["reproduce", "prior-match", "--models", "NN", "--records", "none"], "AAE, VAE, AE"),
+        (["reproduce", "likelihood", "--models", "AE", "--records", "none"], "AAE, VAE"),
     ],
 )
 def test_bad_command_line_arguments_are_one_line(work, argv, needle):

@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ..config import load_config
-from ..errors import ConfigError
 from ..experiment import Result, prepare_data
-from .runs import Headline, Runs, all_runs, epochs_kept, overrides, stat, table_dir, write_table
+from .runs import Headline, Runs, all_runs, chosen, epochs_kept, overrides, stat, table_dir, write_table
 
 PAPER_RECIPE = [
     "model.vat_weight=0",
@@ -53,11 +52,7 @@ MAPS = ("1000", "100", "unsup20", "10d")
 
 
 def _models(args, allowed: tuple[str, ...]) -> dict[str, list[str]]:
-    chosen = getattr(args, "models", None) or allowed
-    picked = {m: MODELS[m] for m in allowed if m in chosen}
-    if not picked:
-        raise ConfigError(f"--models {' '.join(chosen)}: this experiment has only {', '.join(allowed)}")
-    return picked
+    return chosen(args, {m: MODELS[m] for m in allowed})
 
 
 PAPER_SEMI = {"100": 1.90, "1000": 1.60, "all": 0.85}

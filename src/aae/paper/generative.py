@@ -7,9 +7,8 @@ import numpy as np
 import torch
 
 from ..config import load_config
-from ..errors import ConfigError
 from ..experiment import Result, prepare_data
-from .runs import Headline, Runs, all_runs, overrides, stat, table_dir, write_table
+from .runs import Headline, Runs, all_runs, chosen, overrides, stat, table_dir, write_table
 
 VAE = ["model.objective='vae'", "model.encoder='gaussian'"]
 """a config's VAE twin: the same networks, trained by the ELBO"""
@@ -19,7 +18,7 @@ def prior_match(args) -> list[Headline]:
     """Figures 2-3 / the AAE-vs-VAE claim: how close q(z) of MNIST test codes comes to p(z), as MMD,
     for an AAE, a VAE and a plain autoencoder with the same networks, prior and epochs."""
     base = load_config(f"mnist_{args.prior}_aae", overrides(args))
-    variants = {"AAE": [], "VAE": VAE, "AE": ["model.objective='ae'"]}
+    variants = chosen(args, {"AAE": [], "VAE": VAE, "AE": ["model.objective='ae'"]})
     configs = {v: load_config(f"mnist_{args.prior}_aae", overrides(args) + extra) for v, extra in variants.items()}
     runs = Runs(args, f"prior-match-{args.prior}")
     results = runs.get(configs)
@@ -144,14 +143,8 @@ def likelihood(args) -> list[Headline]:
     images the model generates, the width chosen on the validation images; beside the VAE with the
     same networks and the same window on 10k real training images (what perfect samples score)."""
     n = args.samples
-    variants = {"AAE": [], "VAE": VAE}
-    configs = {
-        v: load_config("mnist_likelihood", overrides(args) + extra)
-        for v, extra in variants.items()
-        if v in (getattr(args, "models", None) or variants)
-    }
-    if not configs:
-        raise ConfigError("--models: this experiment has AAE and VAE")
+    variants = chosen(args, {"AAE": [], "VAE": VAE})
+    configs = {v: load_config("mnist_likelihood", overrides(args) + extra) for v, extra in variants.items()}
 
     def measure(res: Result) -> dict:
         torch.manual_seed(0)

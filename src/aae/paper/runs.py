@@ -131,6 +131,16 @@ def all_runs(results: dict[str, list[Result]]) -> list[Result]:
     return [r for rs in results.values() for r in rs]
 
 
+def chosen(args, variants: dict) -> dict:
+    """The rows of ``variants`` that ``--models`` picks (every one where it is not given); a one-line
+    error where it picks none of them."""
+    wanted = getattr(args, "models", None) or list(variants)
+    picked = {k: v for k, v in variants.items() if k in wanted}
+    if not picked:
+        raise ConfigError(f"--models {' '.join(wanted)}: this experiment has only {', '.join(variants)}")
+    return picked
+
+
 def stat(values: list[float], scale: float = 1.0, digits: int = 4, unit: str = "") -> str:
     v = np.asarray(values) * scale
     return (
