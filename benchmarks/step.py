@@ -138,6 +138,13 @@ def profile_shares(step, steps: int) -> dict[str, float]:
     return {**shares, "the rest": 1 - sum(shares.values())}
 
 
+def _cases(args):
+    """(precision, batch, steps) of each row: ``--steps`` steps at batch 100, as many images at another batch."""
+    for precision in args.precisions:
+        for batch in args.batches:
+            yield precision, batch, max(3, args.steps * 100 // batch)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=30)
@@ -153,21 +160,15 @@ def main() -> None:
     print(f"CPU: {name}; flags: {flags}; 2048x2048 float32 matmul {matmul_rate(device):.1f} GFLOP/s")
     if args.profile:
         print(f"{'precision':9s} {'batch':>5s} " + " ".join(f"{k:>15s}" for k in [*SHARES, "the rest"]))
-        for precision in args.precisions:
-            for batch in args.batches:
-                steps = max(3, args.steps * 100 // batch)
-                shares = profile_shares(project_step(args.regime, batch, precision, device), steps)
-                print(f"{precision:9s} {batch:5d} " + " ".join(f"{v:15.1%}" for v in shares.values()), flush=True)
+        for precision, batch, steps in _cases(args):
+            shares = profile_shares(project_step(args.regime, batch, precision, device), steps)
+            print(f"{precision:9s} {batch:5d} " + " ".join(f"{v:15.1%}" for v in shares.values()), flush=True)
         return
     print(f"{'precision':9s} {'batch':>5s} {'plain loop img/s':>16s} {'aae step img/s':>14s} {'ratio':>6s}")
-    for precision in args.precisions:
-        for batch in args.batches:
-            steps = max(3, args.steps * 100 // batch)
-            plain = _timed(plain_step(batch, precision, device), steps, device)
-            ours = _timed(project_step(args.regime, batch, precision, device), steps, device)
-            print(
-                f"{precision:9s} {batch:5d} {batch / plain:16.0f} {batch / ours:14.0f} {plain / ours:6.2f}", flush=True
-            )
+    for precision, batch, steps in _cases(args):
+        plain = _timed(plain_step(batch, precision, device), steps, device)
+        ours = _timed(project_step(args.regime, batch, precision, device), steps, device)
+        print(f"{precision:9s} {batch:5d} {batch / plain:16.0f} {batch / ours:14.0f} {plain / ours:6.2f}", flush=True)
 
 
 if __name__ == "__main__":
