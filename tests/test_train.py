@@ -172,6 +172,13 @@ def test_resume_equals_training_straight_through(digits, tiny_config, tmp_path, 
     assert m_a["epoch"] == m_b["epoch"] == "4"
     assert t_a.keys() == t_b.keys()
     assert all(torch.equal(t_a[k], t_b[k]) for k in t_a)
+    # where the run trained: one entry for its start, one for its resume
+    from aae.devices import cpu_model
+
+    stints = json.loads((run_dir / "machine.json").read_text())
+    assert [s["from_epoch"] for s in stints] == [0, 2]
+    assert stints[0]["cpu"] == cpu_model() and stints[0]["precision"].startswith("fp32")
+    assert stints[0]["threads"] >= 1 and stints[0]["device"] == "cpu"
 
 
 def test_weight_average_is_the_plain_mean_until_its_window_then_moves_at_its_decay():

@@ -197,9 +197,9 @@ def cmd_demo(args) -> None:
     from .checkpoint import CHECKPOINT, LOCK
     from .config import load_config
     from .experiment import FINAL, run
-    from .runlog import CSV, JSONL
+    from .runlog import CSV, JSONL, MACHINE
 
-    own_output = {CHECKPOINT, "config.json", JSONL, CSV, FINAL, "figures", LOCK}  # what a run writes
+    own_output = {CHECKPOINT, "config.json", JSONL, CSV, MACHINE, FINAL, "figures", LOCK}  # what a run writes
 
     cfg = load_config("demo", [f"train.epochs={args.epochs}"] if args.epochs else [])
     out = Path(args.out)

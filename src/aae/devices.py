@@ -62,10 +62,36 @@ def cpu_flags() -> set[str]:
 
 
 def cpu_model() -> str:
-    """The CPU's model name (Linux), else what the platform says."""
+    """The CPU's model name with its family and model numbers (Linux: one name such as "AMD EPYC"
+    covers CPUs of very different speeds), else what the platform says."""
     try:
         with open("/proc/cpuinfo") as f:
-            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+            fields: dict[str, str] = {}
+            for line in f:
+                if not line.strip():
+                    break  # the first CPU's block
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
-        name = ""
+        fields = {}
+    name = fields.get("model name", "")
+    if name and "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
     return name or platform.processor() or platform.machine()
+
+
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16")
+"""the CPU features that decide how fast the training step runs (and whether auto takes bf16)"""
+
+
+def machine(device: torch.device, precision: str) -> dict:
+    """Where a run trains, as its record keeps it: the CPU (model and the flags that matter for
+    speed), threads, GPU, torch and the precision chosen, and why."""
+    return {
+        "cpu": cpu_model(),
+        "cpu_flags": [f for f in SPEED_FLAGS if f in cpu_flags()],
+        "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
+        "torch": torch.__version__,
+        "precision": precision,
+    }

@@ -1,6 +1,6 @@
 """A run's training log in the tools people watch: ``metrics.jsonl`` (one JSON object per epoch, what
 the library reads back), ``metrics.csv`` beside it (for a spreadsheet or pandas) and, with ``log_dir``,
-TensorBoard event files (scalars and images).
+TensorBoard event files (scalars and images); and ``machine.json``, where it trained.
 
 >>> log = RunLog(Path("runs/demo"), log_dir="runs/tb")        # doctest: +SKIP
 >>> log.append({"epoch": 1, "reconstruction": 71.2})          # doctest: +SKIP
@@ -25,7 +25,20 @@ import numpy as np
 from .checkpoint import atomic_write
 from .errors import ConfigError
 
-JSONL, CSV = "metrics.jsonl", "metrics.csv"
+JSONL, CSV, MACHINE = "metrics.jsonl", "metrics.csv", "machine.json"
+
+
+def record_machine(run_dir: str | Path, epoch: int, where: dict) -> None:
+    """Add to the run's ``machine.json`` (a list, one entry per start or resume) where it trains
+    from ``epoch`` on: the CPU model and flags, threads, device, torch and precision
+    (:func:`aae.devices.machine`), so a record's minutes can be read against its machine."""
+    path = Path(run_dir) / MACHINE
+    try:
+        stints = json.loads(path.read_text()) if path.exists() else []
+    except ValueError:
+        stints = []  # a broken file of the run's own is replaced, not fatal
+    stints = [s for s in stints if isinstance(s, dict) and s.get("from_epoch", 0) < epoch]
+    atomic_write(path, json.dumps([*stints, {"from_epoch": epoch, **where}], indent=1) + "\n")
 
 
 def read_history(run_dir: str | Path) -> list[dict] | None:

@@ -26,12 +26,12 @@ from .augment import neighbour_distance, shifter
 from .checkpoint import CHECKPOINT, atomic_write
 from .config import ExperimentConfig
 from .data import labels_for_regime
-from .devices import pick_device, pick_precision
+from .devices import machine, pick_device, pick_precision
 from .errors import ConfigError, DataError, TrainingError
 from .optimizers import phase_optimizers, weight_average
 from .phases import Batch, train_step
 from .resume import resume_training, save_training, training_run_dir
-from .runlog import RunLog, check_tensorboard
+from .runlog import RunLog, check_tensorboard, record_machine
 
 log = logging.getLogger("aae")
 
@@ -231,8 +231,9 @@ class Trainer:
             log.info("resumed %s at epoch %d", self.checkpoint_path, self.epoch)
         else:
             torch.manual_seed(cfg.seed)
-        if self.writes:  # the config the run now follows
+        if self.writes:  # the config the run now follows, and where it trains from this epoch on
             atomic_write(self.run_dir / "config.json", self.config.to_json())
+            record_machine(self.run_dir, self.epoch, machine(self.device, self.precision))
         # metrics.jsonl and .csv from the checkpoint's history: a kill between log and checkpoint left more
         runlog = RunLog(self.run_dir if self.writes else None, self.log_dir if self.main else None)
         runlog.reset(self.history)

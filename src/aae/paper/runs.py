@@ -164,8 +164,9 @@ def write_table(
         print(f"not recorded, so left out (pass --train to train them): {', '.join(missing)}")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
+    n = torch.get_num_threads()
     machine = (
-        f"{torch.get_num_threads()} threads, {cpu_model()}, "
+        f"{n} thread{'s' if n != 1 else ''}, {cpu_model()}, "
         f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}, "
         f"torch {torch.__version__}"
     )
