@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from aae.checkpoint import CHECKPOINT
+from aae.devices import cpu_model
 from aae.errors import ConfigError
 from aae.experiment import FINAL
 from aae.paper.records import recorded
-from aae.paper.runs import Runs, epochs_kept
+from aae.paper.runs import Runs, epochs_kept, trained_on
 
 RUNTIME = dict(records=None, train=True, retrain=False, device="cpu", no_progress=True)
 """the reproduce command's arguments that no table test varies: no committed records, train what is missing, on
@@ -108,6 +109,16 @@ def test_a_committed_record_counts_unless_retrained_or_of_another_recipe(tiny_co
     read = Runs(args, "exp").get({"AAE": tiny_config("train.epochs=1")})["AAE"][0]
     assert read.model is None and read.metrics == pytest.approx(committed.metrics)
     assert not (tmp_path / "out").exists()  # nothing trained
+    # the table names where each run it counts trained, from the record's machine.json
+    runs = Runs(args, "exp")
+    runs.get({"AAE": tiny_config("train.epochs=1")})
+    (machine,) = runs.trained_on
+    assert cpu_model() in machine and "1 thread" in machine and "fp32" in machine
+    (tmp_path / "records" / "exp" / "AAE-seed0" / "machine.json").unlink()
+    runs = Runs(args, "exp")
+    runs.get({"AAE": tiny_config("train.epochs=1")})
+    assert not (tmp_path / "out").exists()
+    assert list(runs.trained_on) == [trained_on(tmp_path)] and "predates" in trained_on(tmp_path)
     # a committed record of an older recipe is passed over (not an error), and --retrain ignores the records
     other = Runs(args, "exp").get({"AAE": tiny_config("train.epochs=1", "train.lr.generator=0.01")})["AAE"][0]
     assert other.model is not None and (tmp_path / "out" / "AAE-seed0" / FINAL).exists()

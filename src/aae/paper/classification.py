@@ -99,7 +99,7 @@ def semi_supervised(args) -> list[Headline]:
         "Each run's result is the epoch (in brackets) with the lowest error on the 10k labeled validation "
         "images, which are not the test images. Each seed draws its own labeled subset and validation "
         "split (data.label_seed = the seed, or --label-seeds), so the ± covers the draw as well as training.",
-        missing=runs.missing,
+        runs=runs,
     )
     for h in heads:
         h.table = path
@@ -181,7 +181,7 @@ def clustering(args) -> list[Headline]:
         "Cluster sizes: the smallest and largest test cluster of each run, as multiples of the equal "
         "share 10000 / m. Hungarian accuracy matches clusters to classes one to one, so with more "
         "clusters than classes it counts the extra clusters as wrong.",
-        missing=runs.missing,
+        runs=runs,
     )
     for h in heads:
         h.table = path
@@ -297,7 +297,7 @@ def dim_reduction(args) -> list[Headline]:
         "classify the test images by their nearest neighbour in the map (or in PCA or UMAP to as many "
         "dimensions, fitted on the training images; UMAP with the labels is given the run's labeled "
         "training images' labels, -1 for the others). The maps are each run's figures/map.png." + absent,
-        missing=runs.missing,
+        runs=runs,
     )
     for h in heads:
         h.table = path

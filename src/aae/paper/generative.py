@@ -40,7 +40,7 @@ def prior_match(args) -> list[Headline]:
         rows,
         notes="Paper (Figures 2-3): the AAE's codes match the prior closely; the VAE's leave gaps and bunch up. "
         "The paper reports no number; MMD (sum of RBF kernels at fixed bandwidths 0.1-5) is ours. Lower is closer.",
-        missing=runs.missing,
+        runs=runs,
     )
     mmd = {v: stat([r.metrics["test_mmd"] for r in rs]) for v, rs in results.items()}
     what = f"Figures 2-3: MMD of the test codes to the {args.prior} prior, AAE (VAE)"
@@ -69,7 +69,7 @@ def label_modes(args) -> list[Headline]:
         ["model", "test codes in own class's part", "epochs", "seconds/run"],
         rows,
         notes="Paper (Figures 4-5) shows the codes on their class's mode; it gives no number. Goal: >= 95 %.",
-        missing=runs.missing,
+        runs=runs,
     )
     rs = results.get("AAE", [])
     ours = stat([r.metrics["test_mode_accuracy"] for r in rs], 100, 2, " %") if rs else "-"
@@ -119,7 +119,7 @@ def supervised(args) -> list[Headline]:
         rows,
         notes="Paper (Figures 6-7) shows style/content grids; it gives no number. The CNN is trained here on the "
         "50k training images and is independent of the AAE. Each run's figures are in its measured.json.",
-        missing=runs.missing,
+        runs=runs,
     )
     what = "Figures 6-7: generated digits read as their label by an independent CNN"
     return [Headline(what, col("generated_accuracy"), "no number (goal >= 97 %)", rs, path)]
@@ -180,7 +180,7 @@ def likelihood(args) -> list[Headline]:
         "of a model: real training images, perfect samples by definition, score less than many models "
         "(Theis et al. 2016). Samples are the decoder's pixel means at prior draws, as in the paper. "
         "The width is chosen among 21 values in 0.03-0.3 on the validation images.",
-        missing=runs.missing,
+        runs=runs,
     )
     ours = next((r[1] for r in rows if r[0] == "AAE"), "-")
     what = "Table 1: Parzen log-likelihood of the MNIST test images (nats)"

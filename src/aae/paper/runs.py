@@ -4,7 +4,9 @@ the committed ``--records``) or, where asked, trained; the table is printed and 
 
 from __future__ import annotations
 
+import json
 import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,7 @@ from ..config import ExperimentConfig
 from ..devices import cpu_model
 from ..errors import ConfigError
 from ..experiment import Result, prepare_data, run
+from ..runlog import MACHINE
 from .records import recorded, save_measured, with_measured
 
 
@@ -56,6 +59,8 @@ class Runs:
     def __init__(self, args, name: str):
         self.args, self.name = args, name
         self.missing: list[str] = []
+        self.trained_on: Counter[str] = Counter()
+        """how many of the gathered runs trained on each machine, as their ``machine.json`` says"""
 
     def label_seeds(self, draws: bool) -> list[int | None]:
         """Each seed's label draw: ``--label-seeds``, else the seed itself where the table ``draws``
@@ -97,7 +102,7 @@ class Runs:
                 if draw is not None:
                     cfg.data.label_seed = draw
                 run_dir = root / (f"{variant}-seed{seed}" + ("" if draw in (None, seed) else f"-draw{draw}"))
-                res = _record(run_dir, committed, cfg, how, measured=measure is not None)
+                res, where = _record(run_dir, committed, cfg, how, measured=measure is not None)
                 if res is None and (train or (run_dir / CHECKPOINT).exists()):
                     key = cfg.data.label_seed
                     splits[key] = splits.get(key) or prepare_data(cfg, not args.no_progress)
@@ -106,24 +111,41 @@ class Runs:
                     )
                     if measure is not None:
                         res.metrics.update(save_measured(run_dir, how, measure(res)))
+                    where = run_dir
                 if res is None:
                     self.missing.append(f"{sub + '/' if sub else ''}{run_dir.name}")
                     continue
+                self.trained_on[trained_on(where)] += 1
                 results.setdefault(variant, []).append(res)
         return results
 
 
 def _record(run_dir: Path, committed: Path | None, cfg: ExperimentConfig, how: dict | None, *, measured: bool):
-    """The finished run's record: the one under --out, else, where --out holds nothing of the run, the
-    committed one of the same recipe; with ``measured``, only with its figures measured the same ``how``.
-    None where the run has a checkpoint (it is resumed instead) or no such record."""
+    """The finished run's record and its directory: the one under --out, else, where --out holds nothing
+    of the run, the committed one of the same recipe; with ``measured``, only with its figures measured
+    the same ``how``. None where the run has a checkpoint (it is resumed instead) or no such record."""
     if (run_dir / CHECKPOINT).exists():
-        return None
+        return None, run_dir
     where, res = run_dir, recorded(run_dir, cfg)
     if res is None and committed is not None and not run_dir.exists():
         where = committed / run_dir.name
         res = recorded(where, cfg, strict=False)
-    return with_measured(res, where, how) if res is not None and measured else res
+    return (with_measured(res, where, how) if res is not None and measured else res), where
+
+
+def trained_on(run_dir: Path) -> str:
+    """Where a run trained, from its ``machine.json`` (each start or resume): CPU or GPU, threads
+    and precision (or that the record predates the file)."""
+    try:
+        stints = json.loads((Path(run_dir) / MACHINE).read_text())
+    except (OSError, ValueError):
+        return "not in the record (it predates machine.json)"
+    parts = []
+    for s in stints:
+        where = s.get("cpu", "?") if s.get("device") == "cpu" else s.get("device", "?")
+        n = s.get("threads", "?")
+        parts.append(f"{where}, {n} thread{'' if n == 1 else 's'}, {str(s.get('precision', '?')).split(' ')[0]}")
+    return " then ".join(dict.fromkeys(parts))
 
 
 def all_runs(results: dict[str, list[Result]]) -> list[Result]:
@@ -157,8 +179,11 @@ def epochs_kept(rs: list[Result]) -> str:
 
 
 def write_table(
-    args, name: str, header: list[str], rows: list[list[str]], notes: str = "", missing: list[str] = ()
+    args, name: str, header: list[str], rows: list[list[str]], notes: str = "", runs: Runs | None = None
 ) -> Path:
+    """Print the table and write it, with the command, the seeds, the machines its runs trained on
+    and the machine that wrote it, to ``<out>/results.md``."""
+    missing = runs.missing if runs is not None else []
     if missing:
         notes += f"\n\nNot recorded, so left out ({len(missing)} runs; --train trains them): {', '.join(missing)}."
         print(f"not recorded, so left out (pass --train to train them): {', '.join(missing)}")
@@ -171,6 +196,9 @@ def write_table(
         f"torch {torch.__version__}"
     )
     text = "\n".join(lines)
+    if runs is not None and runs.trained_on:
+        machines = (f"{m} ({k} run{'s' if k > 1 else ''})" for m, k in runs.trained_on.items())
+        text += "\n\ntrained on: " + "; ".join(machines)
     print(text)
     print(f"machine: {machine}")
     root = table_dir(args, name)
@@ -179,6 +207,6 @@ def write_table(
         "aae " + " ".join(sys.argv[1:]) if sys.argv and Path(sys.argv[0]).name == "aae" else f"aae reproduce {name}"
     )
     (root / "results.md").write_text(
-        f"# {name}\n\ncommand: `{command}`\n\nseeds: {args.seeds}\n\n{text}\n\nmachine: {machine}\n\n{notes}\n"
+        f"# {name}\n\ncommand: `{command}`\n\nseeds: {args.seeds}\n\n{text}\n\ntable written on: {machine}\n\n{notes}\n"
     )
     return root / "results.md"
