@@ -64,3 +64,11 @@ def test_unlabeled_points_are_welcome_in_the_label_conditioned_regime(npz, digit
     y[::2] = -1
     assert train(npz("half", y=y), tmp_path) == 0
     assert (tmp_path / "run" / "checkpoint.safetensors").exists()
+
+
+def test_a_config_that_keeps_no_labels_trains_where_the_regime_needs_none(npz, digits, tmp_path, capsys):
+    # mnist_dimred_unsup20's case: data.n_labeled = 0 in a regime that can train without labels
+    data = npz("kept-none", y=digits.train.y[:500])
+    sets = ("model.regime=dim_reduction", "model.prior={name='gaussian'}", "data.n_labeled=0")
+    assert train(data, tmp_path, *sets) == 0, capsys.readouterr().err
+    assert (tmp_path / "run" / "checkpoint.safetensors").exists()

@@ -69,8 +69,12 @@ def prepare_data(cfg: ExperimentConfig, progress: bool = True) -> Splits:
 
 
 def train_labels(cfg: ExperimentConfig, splits: Splits) -> np.ndarray | None:
-    """The labels the regime may see: none for regimes that use no labels."""
-    return None if REGIMES[cfg.model.regime].label_to is None else splits.train.y
+    """The labels the regime may see: none for regimes that use no labels, nor where the config
+    keeps none (``data.n_labeled = 0``) and the regime can train without."""
+    regime, y = REGIMES[cfg.model.regime], splits.train.y
+    if regime.label_to is None or y is None:
+        return None
+    return None if regime.labels == "optional" and not (y >= 0).any() else y
 
 
 def check_writable(out: str | Path) -> None:
