@@ -15,6 +15,7 @@ import aae.phases
 from aae import checkpoint as io
 from aae import metrics
 from aae.augment import image_shape_of, random_shift, translate
+from aae.devices import cpu_model
 from aae.errors import CheckpointError, ConfigError, DataError, TrainingError
 from aae.evaluate import encode, epoch_metrics, final_metrics
 from aae.model import AdversarialAutoencoder
@@ -173,8 +174,6 @@ def test_resume_equals_training_straight_through(digits, tiny_config, tmp_path, 
     assert t_a.keys() == t_b.keys()
     assert all(torch.equal(t_a[k], t_b[k]) for k in t_a)
     # where the run trained: one entry for its start, one for its resume
-    from aae.devices import cpu_model
-
     stints = json.loads((run_dir / "machine.json").read_text())
     assert [s["from_epoch"] for s in stints] == [0, 2]
     assert stints[0]["cpu"] == cpu_model() and stints[0]["precision"].startswith("fp32")

@@ -52,28 +52,30 @@ def pick_precision(name: str, device: torch.device) -> tuple[torch.dtype | None,
     return (torch.bfloat16, f"bf16 (auto: {why})") if native else (None, f"fp32 (auto: {why})")
 
 
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags, where the system tells them (Linux); else none."""
+def _first_cpu() -> dict[str, str]:
+    """The fields of the first CPU's block of /proc/cpuinfo (Linux); else none."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
-            return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
-        return set()
+        pass
+    return fields
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags, where the system tells them (Linux); else none."""
+    return set(_first_cpu().get("flags", "").split())
 
 
 def cpu_model() -> str:
     """The CPU's model name with its family and model numbers (Linux: one name such as "AMD EPYC"
     covers CPUs of very different speeds), else what the platform says."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            fields: dict[str, str] = {}
-            for line in f:
-                if not line.strip():
-                    break  # the first CPU's block
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        fields = {}
+    fields = _first_cpu()
     name = fields.get("model name", "")
     if name and "cpu family" in fields and "model" in fields:
         name += f" (family {fields['cpu family']}, model {fields['model']})"
@@ -87,9 +89,10 @@ SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16")
 def machine(device: torch.device, precision: str) -> dict:
     """Where a run trains, as its record keeps it: the CPU (model and the flags that matter for
     speed), threads, GPU, torch and the precision chosen, and why."""
+    flags = cpu_flags()
     return {
         "cpu": cpu_model(),
-        "cpu_flags": [f for f in SPEED_FLAGS if f in cpu_flags()],
+        "cpu_flags": [f for f in SPEED_FLAGS if f in flags],
         "threads": torch.get_num_threads(),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
         "torch": torch.__version__,

@@ -133,6 +133,11 @@ def _record(run_dir: Path, committed: Path | None, cfg: ExperimentConfig, how: d
     return (with_measured(res, where, how) if res is not None and measured else res), where
 
 
+def _count(n, word: str) -> str:
+    """``n word``, with the plural where n is not 1."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def trained_on(run_dir: Path) -> str:
     """Where a run trained, from its ``machine.json`` (each start or resume): CPU or GPU, threads
     and precision (or that the record predates the file)."""
@@ -143,8 +148,8 @@ def trained_on(run_dir: Path) -> str:
     parts = []
     for s in stints:
         where = s.get("cpu", "?") if s.get("device") == "cpu" else s.get("device", "?")
-        n = s.get("threads", "?")
-        parts.append(f"{where}, {n} thread{'' if n == 1 else 's'}, {str(s.get('precision', '?')).split(' ')[0]}")
+        precision = str(s.get("precision", "?")).split(" ")[0]
+        parts.append(f"{where}, {_count(s.get('threads', '?'), 'thread')}, {precision}")
     return " then ".join(dict.fromkeys(parts))
 
 
@@ -189,15 +194,14 @@ def write_table(
         print(f"not recorded, so left out (pass --train to train them): {', '.join(missing)}")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    n = torch.get_num_threads()
     machine = (
-        f"{n} thread{'s' if n != 1 else ''}, {cpu_model()}, "
+        f"{_count(torch.get_num_threads(), 'thread')}, {cpu_model()}, "
         f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU only'}, "
         f"torch {torch.__version__}"
     )
     text = "\n".join(lines)
     if runs is not None and runs.trained_on:
-        machines = (f"{m} ({k} run{'s' if k > 1 else ''})" for m, k in runs.trained_on.items())
+        machines = (f"{m} ({_count(k, 'run')})" for m, k in runs.trained_on.items())
         text += "\n\ntrained on: " + "; ".join(machines)
     print(text)
     print(f"machine: {machine}")
