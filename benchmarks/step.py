@@ -73,7 +73,7 @@ def project_step(regime: str, batch: int, precision: str, device: torch.device):
     dtype = torch.bfloat16 if precision == "bf16" else None
 
     def step():
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        with devices.step_autocast(device, dtype):
             losses = train_step(model, b, opts, model.phases)
         return losses["reconstruction"]
 
@@ -99,7 +99,7 @@ def plain_step(batch: int, precision: str, device: torch.device):
     dtype = torch.bfloat16 if precision == "bf16" else None
 
     def step():
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        with devices.step_autocast(device, dtype):
             opt_ae.zero_grad()
             recon = bce(dec(enc(x)), x, reduction="none").sum(1).mean()
             recon.backward()

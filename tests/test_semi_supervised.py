@@ -131,6 +131,21 @@ def test_virtual_adversarial_loss_takes_one_radius_per_point():
     assert per_point.item() == pytest.approx((small.item() + large.item()) / 2, rel=1e-3)
 
 
+def test_virtual_adversarial_loss_under_bf16_finds_the_float32_direction():
+    """The probe (norm 1e-2 over all pixels) is below bf16's rounding at pixel values of 0.5: under a
+    bf16 autocast the direction must still be found in float32, or it is rounding noise."""
+    w = torch.zeros(20, 2)
+    w[3, 0], w[3, 1] = 4.0, -4.0
+    logits_of = lambda x: x @ w  # noqa: E731
+    x = torch.full((256, 20), 0.5)
+    torch.manual_seed(5)
+    fp32 = virtual_adversarial_loss(logits_of, x, eps=0.5)
+    torch.manual_seed(5)
+    with torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False):
+        bf16 = virtual_adversarial_loss(logits_of, x, eps=0.5)
+    assert bf16.item() == pytest.approx(fp32.item(), rel=1e-2)  # a third less with the probe in bf16
+
+
 def test_neighbour_distance_is_the_kth_nearest_other_point(tiny_config, digits):
     from sklearn.neighbors import NearestNeighbors
 

@@ -852,6 +852,21 @@ def test_bf16_training_reaches_the_fp32_result(tiny_config, digits):
     assert fp32["test_error"] < 0.2  # both learned (fp32 7.5 %, bf16 8.2 % when written)
 
 
+def test_a_step_autocast_computes_with_the_weights_an_earlier_phase_stepped():
+    """Within one step's autocast a phase's optimizer step moves weights that a later phase reads:
+    the later forward pass must cast the new weights, not reuse a cached bf16 copy of the old."""
+    from aae.devices import step_autocast
+
+    lin, x = torch.nn.Linear(4, 3), torch.ones(2, 4)
+    with step_autocast(torch.device("cpu"), torch.bfloat16):
+        before = lin(x)
+        before.float().sum().backward()
+        torch.optim.SGD(lin.parameters(), lr=1.0).step()
+        after = lin(x)
+    assert after.dtype == torch.bfloat16
+    assert not torch.equal(before, after)
+
+
 def test_auto_precision_takes_bf16_only_with_bf16_matrix_units(monkeypatch):
     import aae.devices
 

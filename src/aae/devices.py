@@ -52,6 +52,15 @@ def pick_precision(name: str, device: torch.device) -> tuple[torch.dtype | None,
     return (torch.bfloat16, f"bf16 (auto: {why})") if native else (None, f"fp32 (auto: {why})")
 
 
+def step_autocast(device: torch.device, dtype: torch.dtype | None):
+    """The autocast around one training step: bf16 forward passes where ``dtype`` is set, a no-op
+    otherwise. Its cache of weights cast to bf16 is off: a step runs several phases, each stepping
+    its optimizer, and with the cache the later phases would compute with the bf16 copies of the
+    weights from before the earlier phases' updates (in the semi-supervised AAE that cost 18 nats of
+    reconstruction and 1.5 points of test error by the third epoch)."""
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None, cache_enabled=False)
+
+
 def _first_cpu() -> dict[str, str]:
     """The fields of the first CPU's block of /proc/cpuinfo (Linux); else none."""
     fields: dict[str, str] = {}

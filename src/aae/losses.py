@@ -75,12 +75,20 @@ def virtual_adversarial_loss(
     radius per point) that changes p(y|x) most
     (virtual adversarial training, Miyato et al. 2018; one power iteration from a random start,
     probing at norm ``xi``). p(y|x) is held fixed, so only the perturbed side is trained; pass
-    ``target_logits`` when the caller already has them."""
-    with torch.no_grad():
-        target = (logits_of(x) if target_logits is None else target_logits.detach()).float().log_softmax(-1)
-    probe = (xi * _unit(torch.randn_like(x))).requires_grad_()
-    kl = F.kl_div(logits_of(x + probe).float().log_softmax(-1), target, log_target=True, reduction="batchmean")
-    direction = torch.autograd.grad(kl, probe)[0]
+    ``target_logits`` when the caller already has them.
+
+    Under a bf16 autocast the probe's change to p(y|x) is smaller than bf16's rounding, so the
+    direction would be rounding noise: there the target and the probe run in float32, and only
+    the final perturbed pass in bf16."""
+    low_precision = torch.is_autocast_enabled(x.device.type)
+    with torch.autocast(x.device.type, enabled=False):
+        with torch.no_grad():
+            if target_logits is None or low_precision:
+                target_logits = logits_of(x)
+            target = target_logits.detach().float().log_softmax(-1)
+        probe = (xi * _unit(torch.randn_like(x))).requires_grad_()
+        kl = F.kl_div(logits_of(x + probe).float().log_softmax(-1), target, log_target=True, reduction="batchmean")
+        direction = torch.autograd.grad(kl, probe)[0]
     return F.kl_div(
         logits_of(x + eps * _unit(direction)).float().log_softmax(-1), target, log_target=True, reduction="batchmean"
     )

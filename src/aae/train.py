@@ -26,7 +26,7 @@ from .augment import neighbour_distance, shifter
 from .checkpoint import CHECKPOINT, atomic_write
 from .config import ExperimentConfig
 from .data import labels_for_regime
-from .devices import machine, pick_device, pick_precision
+from .devices import machine, pick_device, pick_precision, step_autocast
 from .errors import ConfigError, DataError, TrainingError
 from .optimizers import phase_optimizers, weight_average
 from .phases import Batch, train_step
@@ -262,7 +262,7 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         steps = len(batches)
         for i, idx in enumerate(batches):
-            with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
+            with step_autocast(self.device, self.autocast):
                 losses = train_step(model, data.batch(idx), self.optimizers, self.phases)
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0) + v
