@@ -4,8 +4,9 @@
 Each experiment gathers the runs it needs: a run under ``--out`` (resumed if a killed earlier
 call left it unfinished), else the committed record of the same recipe under ``--records``
 (``docs/results``), else, with ``--train``, it trains the run under ``--out``; ``--retrain``
-ignores the committed records. Then it prints a table: mean ± std over ``--seeds``, wall time, and
-the paper's figure, also written to ``<out>/results.md`` with the command that made it.
+ignores the committed records (a run under ``--out`` is still kept or resumed). Then it prints a
+table: mean ± std over ``--seeds``, wall time, and the paper's figure, also written to
+``<out>/results.md`` with the command that made it.
 """
 
 from __future__ import annotations
@@ -104,7 +105,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="train the runs that neither --out nor --records holds "
         "(default: leave them out of the table and list them)",
     )
-    p.add_argument("--retrain", action="store_true", help="train every run afresh under --out, ignoring --records")
+    p.add_argument(
+        "--retrain",
+        action="store_true",
+        help="train every run --out does not hold, ignoring --records (a run under --out is kept, "
+        "or resumed if unfinished)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
