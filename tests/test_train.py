@@ -15,7 +15,7 @@ import aae.phases
 from aae import checkpoint as io
 from aae import metrics
 from aae.augment import image_shape_of, random_shift, translate
-from aae.devices import cpu_model
+from aae.devices import cpu_model, step_autocast
 from aae.errors import CheckpointError, ConfigError, DataError, TrainingError
 from aae.evaluate import encode, epoch_metrics, final_metrics
 from aae.model import AdversarialAutoencoder
@@ -855,8 +855,6 @@ def test_bf16_training_reaches_the_fp32_result(tiny_config, digits):
 def test_a_step_autocast_computes_with_the_weights_an_earlier_phase_stepped():
     """Within one step's autocast a phase's optimizer step moves weights that a later phase reads:
     the later forward pass must cast the new weights, not reuse a cached bf16 copy of the old."""
-    from aae.devices import step_autocast
-
     lin, x = torch.nn.Linear(4, 3), torch.ones(2, 4)
     with step_autocast(torch.device("cpu"), torch.bfloat16):
         before = lin(x)
