@@ -337,6 +337,10 @@ def test_likelihood_table_scores_models_and_real_images_by_one_parzen_protocol(t
     # two epochs of a tiny model: real images must score far above its samples
     assert ll["500 real training images"] > ll["AAE"] + 10 and ll["500 real training images"] > ll["VAE"] + 10
     assert (tmp_path / "results.md").read_text().count("340 ± 2") >= 1
+    # the validation images' log-likelihood at the chosen width is recorded beside the test images'
+    measured = json.loads((tmp_path / "AAE-seed0" / "measured.json").read_text())["values"]
+    assert measured["test_parzen_log_likelihood"] == pytest.approx(ll["AAE"], abs=0.06)
+    assert measured["valid_parzen_log_likelihood"] == pytest.approx(ll["AAE"], rel=0.1)
     # what was measured on the models stays beside their records: with the weights gone, the table is the same
     table = [r for r in (tmp_path / "results.md").read_text().splitlines() if r.startswith("| ")]
     for v in ("AAE", "VAE"):

@@ -130,12 +130,14 @@ PARZEN_SIGMAS = tuple(np.logspace(-1.5, -0.5, 21))
 """the Parzen widths tried on the validation images (0.03-0.3; MNIST's best are near 0.2)"""
 
 
-def _parzen(samples: np.ndarray, splits, n: int) -> tuple[float, float, float]:
-    """Width chosen on the validation images, then the test images' mean log-likelihood and its standard error."""
+def _parzen(samples: np.ndarray, splits, n: int) -> tuple[float, float, float, float]:
+    """Width chosen on the validation images; the validation images' mean log-likelihood at that
+    width (what a recipe is chosen by), then the test images' and its standard error."""
     from ..metrics import parzen_log_likelihood, select_parzen_sigma
 
     sigma = select_parzen_sigma(samples, splits.valid.x[:n], PARZEN_SIGMAS)
-    return (sigma, *parzen_log_likelihood(samples, splits.test.x[:n], sigma))
+    valid, _ = parzen_log_likelihood(samples, splits.valid.x[:n], sigma)
+    return (sigma, valid, *parzen_log_likelihood(samples, splits.test.x[:n], sigma))
 
 
 def likelihood(args) -> list[Headline]:
@@ -148,8 +150,13 @@ def likelihood(args) -> list[Headline]:
 
     def measure(res: Result) -> dict:
         torch.manual_seed(0)
-        sigma, ll, se = _parzen(res.model.generate(n).cpu().numpy(), res.splits, n)
-        return {"parzen_sigma": float(sigma), "test_parzen_log_likelihood": float(ll), "test_parzen_se": float(se)}
+        sigma, valid, ll, se = _parzen(res.model.generate(n).cpu().numpy(), res.splits, n)
+        return {
+            "parzen_sigma": float(sigma),
+            "valid_parzen_log_likelihood": float(valid),
+            "test_parzen_log_likelihood": float(ll),
+            "test_parzen_se": float(se),
+        }
 
     runs = Runs(args, "likelihood")
     how = {"samples": n, "sigmas": [round(float(x), 6) for x in PARZEN_SIGMAS]}
@@ -168,7 +175,7 @@ def likelihood(args) -> list[Headline]:
             ]
         )
     splits = prepare_data(next(iter(configs.values())), not args.no_progress)
-    sigma, ll, se = _parzen(splits.train.x[:n], splits, n)
+    sigma, _, ll, se = _parzen(splits.train.x[:n], splits, n)
     rows.append([f"{n} real training images", f"{ll:.1f} ± {se:.1f} (s.e.)", "", f"{sigma:.3f}", "", ""])
     path = write_table(
         args,
