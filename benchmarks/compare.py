@@ -10,8 +10,9 @@ precision) and one of its per-epoch evaluations, and the epoch is estimated as
     epoch = (training images / batch size) x seconds per step + evaluation / eval_every
 
 which is what a full epoch costs, training plus its share of evaluation, without training one.
-Prints a row per config with both times and their ratio (the median over repeats), and the CPU
-model and flags. Needs MNIST (``$AAE_DATA_DIR`` or ``--data-dir``).
+Prints a row per config with both times and their ratio (the median over repeats), the share of
+this checkout's epoch that its evaluation takes, and the CPU model and flags. Needs MNIST
+(``$AAE_DATA_DIR`` or ``--data-dir``).
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ MNIST_CONFIGS = (
 )
 
 
-def measure(tree: Path, config: str, steps: int, threads: int, extra: list[str] = ()) -> float:
+def measure(tree: Path, config: str, steps: int, threads: int, extra: list[str] = ()) -> tuple[float, float]:
+    """The estimated epoch in seconds, training plus its share of evaluation, and that share."""
     env = {**os.environ, "PYTHONPATH": str(tree / "src")}
     proc = subprocess.run(
         [sys.executable, "-c", DRIVER, config, str(steps), str(threads), *extra],
@@ -96,7 +98,9 @@ def measure(tree: Path, config: str, steps: int, threads: int, extra: list[str] 
     if proc.returncode:
         sys.exit(f"{config} at {tree} failed:\n{proc.stderr[-3000:]}")
     r = json.loads(proc.stdout.strip().splitlines()[-1])
-    return r["n_train"] // r["batch"] * r["per_step"] + r["evaluation"] / r["eval_every"]
+    evaluation = r["evaluation"] / r["eval_every"]
+    epoch = r["n_train"] // r["batch"] * r["per_step"] + evaluation
+    return epoch, evaluation / epoch
 
 
 def main() -> None:
@@ -119,8 +123,8 @@ def main() -> None:
         f"CPU: {name}; flags: {flags}; {args.threads} threads; {args.steps} steps + one evaluation per run, "
         f"{args.repeats} alternating runs per side; this checkout with {args.set or 'the configs as shipped'}"
     )
-    print(f"| config | {args.ref} s/epoch | this checkout s/epoch | speed-up |")
-    print("|---|---|---|---|")
+    print(f"| config | {args.ref} s/epoch | this checkout s/epoch | speed-up | evaluation's share here |")
+    print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         ref_tree = Path(tmp) / "ref"
         subprocess.run(
@@ -132,10 +136,11 @@ def main() -> None:
             for config in args.configs:
                 old, new = [], []
                 for _ in range(args.repeats):
-                    old.append(measure(ref_tree, config, args.steps, args.threads))
+                    old.append(measure(ref_tree, config, args.steps, args.threads)[0])
                     new.append(measure(ROOT, config, args.steps, args.threads, args.set))
-                o, n = statistics.median(old), statistics.median(new)
-                print(f"| {config} | {o:.1f} | {n:.1f} | {o / n:.2f}x |", flush=True)
+                o, n = statistics.median(old), statistics.median(e for e, _ in new)
+                share = statistics.median(s for _, s in new)
+                print(f"| {config} | {o:.1f} | {n:.1f} | {o / n:.2f}x | {100 * share:.0f} % |", flush=True)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(ref_tree)], check=False)
 
