@@ -4,7 +4,7 @@ import torch
 from aae.config import ModelConfig
 from aae.errors import ConfigError
 from aae.losses import cluster_head_penalty, discriminator_loss, generator_loss, kl_divergence
-from aae.model import AdversarialAutoencoder, one_hot_with_unlabeled
+from aae.model import AdversarialAutoencoder, Classifier, one_hot_with_unlabeled
 from aae.nets import Codes
 from aae.priors import Gaussian, GaussianMixture
 
@@ -39,6 +39,19 @@ def test_universal_encoder_reads_noise_beside_x():
     x = torch.rand(4, 16)
     assert not torch.equal(m.encode(x).z, m.encode(x).z)
     assert torch.equal(m.encode(x, sample=False).z, m.encode(x, sample=False).z)
+
+
+def test_dropout_acts_in_training_only_in_every_network():
+    m = build(dropout=0.5, regime="semi_supervised", n_classes=3)
+    nets = [m.encoder.trunk, m.decoder, *(d.net for d in m.discriminators.values())]
+    assert all(any(isinstance(layer, torch.nn.Dropout) for layer in net) for net in nets)
+    x = torch.rand(8, 16)
+    assert not torch.equal(m.train().encode(x).z, m.encode(x).z)
+    m.eval()
+    assert torch.equal(m.encode(x).z, m.encode(x).z)
+    assert not any(isinstance(layer, torch.nn.Dropout) for layer in build().modules())
+    classifier = Classifier(ModelConfig(regime="semi_supervised", n_classes=3, hidden=[8], dropout=0.5), 16)
+    assert any(isinstance(layer, torch.nn.Dropout) for layer in classifier.encoder.trunk)
 
 
 def test_unknown_encoder_kind_is_refused():

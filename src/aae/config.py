@@ -67,6 +67,9 @@ class ModelConfig:
         choices=("bernoulli", "gaussian"),
     )
     encoder_batch_norm: bool = key(False, "batch normalization before each ReLU of the encoder")
+    dropout: float = key(
+        0.0, "dropout after each hidden ReLU of every network, in training only (beyond the paper)", low=0, below=1
+    )
     prior: dict[str, Any] = key(
         doc="p(z): a table with name = gaussian (std), mixture (n_modes, radius, radial_std, "
         "tangential_std), swiss_roll (n_parts, scale, turns, noise) or uniform (low, high); "

@@ -34,9 +34,10 @@ def decoder_for(config: ModelConfig, x_dim: int, n_y: int) -> tuple[nn.Parameter
     c, regime = config, REGIMES[config.regime]
     if regime.cluster_heads:
         # W_C: one learned n-dimensional head per cluster (Section 7); r = W_C y + z.
-        return nn.Parameter(torch.randn(n_y, c.z_dim) * c.eta), mlp([c.z_dim, *reversed(c.hidden), x_dim])
+        heads = nn.Parameter(torch.randn(n_y, c.z_dim) * c.eta)
+        return heads, mlp([c.z_dim, *reversed(c.hidden), x_dim], dropout=c.dropout)
     width = c.z_dim + n_y + (c.n_classes if regime.label_to == "decoder" else 0)
-    return None, mlp([width, *reversed(c.hidden), x_dim])
+    return None, mlp([width, *reversed(c.hidden), x_dim], dropout=c.dropout)
 
 
 class AdversarialAutoencoder(nn.Module):
@@ -63,15 +64,16 @@ class AdversarialAutoencoder(nn.Module):
             n_categories=n_y,
             noise_dim=c.noise_dim,
             batch_norm=c.encoder_batch_norm,
+            dropout=c.dropout,
         )
         self.cluster_heads, self.decoder = decoder_for(c, x_dim, n_y)
         label_dim = c.n_classes + 1 if self.z_reads_labels else 0
-        self.discriminators = nn.ModuleDict({"z": Discriminator(c.z_dim, c.disc_hidden, label_dim)})
+        self.discriminators = nn.ModuleDict({"z": Discriminator(c.z_dim, c.disc_hidden, label_dim, dropout=c.dropout)})
         self.priors: dict[str, Prior] = {"z": self.prior}
         if n_y:
             if c.y_regularizer == "adversary":
                 # reading the minibatch's mean y stops every code collapsing onto one category
-                self.discriminators["y"] = Discriminator(n_y, c.disc_hidden, batch_mean=True)
+                self.discriminators["y"] = Discriminator(n_y, c.disc_hidden, batch_mean=True, dropout=c.dropout)
             self.priors["y"] = Categorical(n_y)
 
     @property
@@ -215,7 +217,12 @@ class Classifier(nn.Module):
         self.config, self.x_dim = config, int(x_dim)
         self.regime = REGIMES[config.regime]
         self.encoder = Encoder(
-            x_dim, config.hidden, 0, n_categories=config.n_classes, batch_norm=config.encoder_batch_norm
+            x_dim,
+            config.hidden,
+            0,
+            n_categories=config.n_classes,
+            batch_norm=config.encoder_batch_norm,
+            dropout=config.dropout,
         )
         self.priors: dict[str, Prior] = {"y": Categorical(config.n_classes)}
 

@@ -16,14 +16,18 @@ from .errors import ConfigError
 ENCODER_KINDS = ("deterministic", "gaussian", "universal")
 
 
-def mlp(sizes: list[int], *, final_activation: bool = False, batch_norm: bool = False) -> nn.Sequential:
+def mlp(
+    sizes: list[int], *, final_activation: bool = False, batch_norm: bool = False, dropout: float = 0.0
+) -> nn.Sequential:
     """Linear layers of the given sizes with ReLU between them (and after the last if asked),
-    each ReLU preceded by batch normalization if asked."""
+    each ReLU preceded by batch normalization and followed by dropout if asked."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(a, b))
         if final_activation or i < len(sizes) - 2:
             layers += [nn.BatchNorm1d(b), nn.ReLU()] if batch_norm else [nn.ReLU()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)
 
 
@@ -62,13 +66,15 @@ class Encoder(nn.Module):
         n_categories: int = 0,
         noise_dim: int = 100,
         batch_norm: bool = False,
+        dropout: float = 0.0,
     ):
         super().__init__()
         if kind not in ENCODER_KINDS:
             raise ConfigError(f"model.encoder = {kind!r} is not allowed; choose one of: {', '.join(ENCODER_KINDS)}")
         self.kind, self.z_dim = kind, z_dim
         self.noise_dim = noise_dim if kind == "universal" else 0
-        self.trunk = mlp([x_dim + self.noise_dim, *hidden], final_activation=True, batch_norm=batch_norm)
+        sizes = [x_dim + self.noise_dim, *hidden]
+        self.trunk = mlp(sizes, final_activation=True, batch_norm=batch_norm, dropout=dropout)
         width = hidden[-1] if hidden else x_dim + self.noise_dim
         self.z_head = nn.Linear(width, 2 * z_dim if kind == "gaussian" else z_dim) if z_dim else None
         self.y_head = nn.Linear(width, n_categories) if n_categories else None
@@ -100,10 +106,12 @@ class Discriminator(nn.Module):
     see that every code sits on the same category, one of the batch can.
     """
 
-    def __init__(self, code_dim: int, hidden: list[int], label_dim: int = 0, batch_mean: bool = False):
+    def __init__(
+        self, code_dim: int, hidden: list[int], label_dim: int = 0, batch_mean: bool = False, dropout: float = 0.0
+    ):
         super().__init__()
         self.label_dim, self.batch_mean = label_dim, batch_mean
-        self.net = mlp([code_dim * (2 if batch_mean else 1) + label_dim, *hidden, 1])
+        self.net = mlp([code_dim * (2 if batch_mean else 1) + label_dim, *hidden, 1], dropout=dropout)
 
     def forward(self, code: Tensor, label_onehot: Tensor | None = None) -> Tensor:
         if self.batch_mean:
