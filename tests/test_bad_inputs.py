@@ -235,7 +235,7 @@ def test_a_run_trained_with_a_prior_function_loads_when_the_function_is_passed(w
         (["eval", "--run", "run", "--tta-shift", "-1"], "--tta-shift"),
         (["reproduce", "semi-supervised", "--models", "IMSAT", "--records", "none"], "IMSAT"),
         (["reproduce", "prior-match", "--models", "NN", "--records", "none"], "AAE, VAE, AE"),
-        (["reproduce", "likelihood", "--models", "AE", "--records", "none"], "AAE, VAE"),
+        (["reproduce", "likelihood", "--models", "AE", "--records", "none"], "AAE, AAE-paper, VAE"),
     ],
 )
 def test_bad_command_line_arguments_are_one_line(work, argv, needle):

@@ -322,7 +322,14 @@ def test_likelihood_table_scores_models_and_real_images_by_one_parzen_protocol(t
 
     tiny = ["data.name='digits'", "model.hidden=[64]", "model.disc_hidden=[32]"]
     args = argparse.Namespace(
-        out=str(tmp_path), seeds=[0], models=["AAE", "VAE"], set=tiny, epochs=2, data_dir=None, samples=500, **RUNTIME
+        out=str(tmp_path),
+        seeds=[0],
+        models=["AAE", "AAE-paper", "VAE"],
+        set=tiny,
+        epochs=2,
+        data_dir=None,
+        samples=500,
+        **RUNTIME,
     )
     likelihood(args)
     rows = {
@@ -330,8 +337,15 @@ def test_likelihood_table_scores_models_and_real_images_by_one_parzen_protocol(t
         for r in capsys.readouterr().out.splitlines()
         if r.startswith("| ") and "(s.e.)" in r
     }
-    assert list(rows) == ["AAE", "VAE", "500 real training images"]
-    assert rows["AAE"][2] == "340 ± 2" and rows["VAE"][2] == ""
+    assert list(rows) == ["AAE", "AAE-paper", "VAE", "500 real training images"]
+    assert rows["AAE"][2] == rows["AAE-paper"][2] == "340 ± 2" and rows["VAE"][2] == ""
+    # AAE-paper is the bundled recipe without what goes beyond the paper
+    shipped, paper = (json.loads((tmp_path / f"{v}-seed0" / "config.json").read_text()) for v in ("AAE", "AAE-paper"))
+    assert (shipped["model"]["dropout"], shipped["train"]["ema"]) == (0.2, 0.999)
+    assert (paper["model"]["dropout"], paper["train"]["ema"]) == (0.0, 0.0)
+    assert {k: v for k, v in paper["model"].items() if k != "dropout"} == {
+        k: v for k, v in shipped["model"].items() if k != "dropout"
+    }
     assert all(min(PARZEN_SIGMAS) - 1e-9 <= float(r[3]) <= max(PARZEN_SIGMAS) + 1e-9 for r in rows.values())
     ll = {k: float(r[1].split(" ± ")[0]) for k, r in rows.items()}
     # two epochs of a tiny model: real images must score far above its samples
@@ -343,14 +357,15 @@ def test_likelihood_table_scores_models_and_real_images_by_one_parzen_protocol(t
     assert measured["valid_parzen_log_likelihood"] == pytest.approx(ll["AAE"], rel=0.1)
     # what was measured on the models stays beside their records: with the weights gone, the table is the same
     table = [r for r in (tmp_path / "results.md").read_text().splitlines() if r.startswith("| ")]
-    for v in ("AAE", "VAE"):
+    for v in ("AAE", "AAE-paper", "VAE"):
         (tmp_path / f"{v}-seed0" / CHECKPOINT).unlink()
     likelihood(argparse.Namespace(**{**vars(args), "train": False}))
     assert [r for r in (tmp_path / "results.md").read_text().splitlines() if r.startswith("| ")] == table
     assert not (tmp_path / "AAE-seed0" / CHECKPOINT).exists()  # nothing trained again
     # measured another way (other samples), a record does not count: the table names the runs it lacks
     likelihood(argparse.Namespace(**{**vars(args), "train": False, "samples": 400}))
-    assert "left out (2 runs; --train trains them): AAE-seed0, VAE-seed0" in (tmp_path / "results.md").read_text()
+    left_out = "left out (3 runs; --train trains them): AAE-seed0, AAE-paper-seed0, VAE-seed0"
+    assert left_out in (tmp_path / "results.md").read_text()
 
 
 def test_reproduce_all_summarises_every_table_from_its_records(tmp_path, capsys, monkeypatch):
