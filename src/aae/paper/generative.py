@@ -145,8 +145,9 @@ def _parzen(samples: np.ndarray, splits, n: int) -> tuple[float, float, float, f
 
 def likelihood(args) -> list[Headline]:
     """Table 1 (MNIST): log-likelihood of the 10k test images under a Gaussian Parzen window on 10k
-    images the model generates, the width chosen on the validation images; beside the VAE with the
-    same networks and the same window on 10k real training images (what perfect samples score)."""
+    images the model generates, the width chosen on the validation images; beside the same recipe
+    without dropout and weight averaging (AAE-paper), the VAE with the same networks and the same
+    window on 10k real training images (what perfect samples score)."""
     n = args.samples
     variants = chosen(args, {"AAE": [], "AAE-paper": LIKELIHOOD_PAPER, "VAE": VAE})
     configs = {v: load_config("mnist_likelihood", overrides(args) + extra) for v, extra in variants.items()}
