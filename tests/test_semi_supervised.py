@@ -49,8 +49,13 @@ def test_each_discriminator_takes_its_prior_as_real_and_codes_as_fake(monkeypatc
     assert model.discriminators["y"].batch_mean and model.discriminators["y"].net[0].in_features == 2 * 10
     assert not model.discriminators["z"].batch_mean and model.discriminators["z"].net[0].in_features == 3
 
-    disc_step = seen[:4]  # the discriminator step: (prior, codes) for each head, then the generator step
-    by_head = {h: [(c, d) for hh, c, d in disc_step if hh == h] for h in ("y", "z")}
+    # the discriminator step: per head, its prior samples then its codes, in one forward pass where
+    # the discriminator reads each code alone (z), in two where it reads batch means (y)
+    by_head = {}
+    for h, calls in (("y", 2), ("z", 1)):
+        steps = [(c, d) for hh, c, d in seen if hh == h][:calls]
+        inputs, outputs = torch.cat([c for c, _ in steps]), torch.cat([d for _, d in steps])
+        by_head[h] = (inputs[:64], outputs[:64]), (inputs[64:], outputs[64:])
     (y_real, _), (y_fake, _) = by_head["y"]
     assert torch.equal(y_real.sum(1), torch.ones(64)) and set(y_real.unique().tolist()) == {0.0, 1.0}
     assert torch.allclose(y_fake, codes.y)

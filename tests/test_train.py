@@ -737,10 +737,14 @@ def test_discriminator_takes_prior_samples_as_real_and_codes_as_fake(tiny_config
 
     assert len(pairs) == 2  # one per head
     for head, (on_prior, on_codes) in zip(("z", "y"), pairs):
-        ((_, real_in, _),) = [s for s in seen if s[2] is on_prior]
-        ((_, fake_in, _),) = [s for s in seen if s[2] is on_codes]
-        assert real_in is sampled[head]  # real: the prior's samples
-        assert torch.equal(fake_in, codes[head])  # fake: the encoder's codes
+        # the discriminator step's forward passes of this head (one over both, or one each where
+        # the discriminator reads batch means), before the generator step's
+        calls = [s for s in seen if s[0] == head][: 1 if not model.discriminators[head].batch_mean else 2]
+        inputs, outputs = torch.cat([c for _, c, _ in calls]), torch.cat([o for _, _, o in calls])
+        n = len(sampled[head])
+        assert torch.equal(inputs[:n], sampled[head])  # real: the prior's samples
+        assert torch.equal(inputs[n:], codes[head])  # fake: the encoder's codes
+        assert torch.equal(torch.cat([on_prior, on_codes]), outputs)
     assert set(sampled) == {"z", "y"}
 
 
