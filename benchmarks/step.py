@@ -119,8 +119,14 @@ def plain_step(batch: int, precision: str, device: torch.device):
     return step
 
 
-SHARES = {"matrix products": ("aten::mm", "aten::addmm", "aten::bmm"), "optimizer steps": ("aten::_fused",)}
-"""torch.profiler op names (prefixes) of each share of ``--profile``; every other op counts as the rest"""
+SHARES = {
+    "matrix products": ("aten::mm", "aten::addmm", "aten::bmm"),
+    "optimizer steps": ("aten::_fused",),
+    "copies": ("aten::copy_", "aten::_to_copy"),
+}
+"""torch.profiler op names (prefixes) of each share of ``--profile``; every other op counts as the
+rest. Under bf16 the copies are mostly autocast's casts of the float32 weights to bf16 (one per
+forward pass of a layer) and of their gradients back."""
 
 
 def profile_shares(step, steps: int) -> dict[str, float]:

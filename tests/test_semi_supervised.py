@@ -11,6 +11,7 @@ from aae.errors import ConfigError, DataError
 from aae.experiment import run
 from aae.losses import marginal_kl, mean_entropy, virtual_adversarial_loss
 from aae.model import AdversarialAutoencoder, Classifier, build_model
+from aae.nets import Discriminator
 from aae.phases import Batch, regularization_phase
 
 
@@ -33,8 +34,8 @@ def test_each_discriminator_takes_its_prior_as_real_and_codes_as_fake(monkeypatc
     seen, losses = [], []
     original, real_loss = model.discriminate, phases.discriminator_loss
 
-    def spy(head, code, labels=None):
-        out = original(head, code, labels)
+    def spy(head, code, labels=None, batches=1):
+        out = original(head, code, labels, batches)
         seen.append((head, code.detach().clone(), out.detach().clone()))
         return out
 
@@ -49,12 +50,10 @@ def test_each_discriminator_takes_its_prior_as_real_and_codes_as_fake(monkeypatc
     assert model.discriminators["y"].batch_mean and model.discriminators["y"].net[0].in_features == 2 * 10
     assert not model.discriminators["z"].batch_mean and model.discriminators["z"].net[0].in_features == 3
 
-    # the discriminator step: per head, its prior samples then its codes, in one forward pass where
-    # the discriminator reads each code alone (z), in two where it reads batch means (y)
+    # the discriminator step: per head, its prior samples then its codes in one forward pass
     by_head = {}
-    for h, calls in (("y", 2), ("z", 1)):
-        steps = [(c, d) for hh, c, d in seen if hh == h][:calls]
-        inputs, outputs = torch.cat([c for c, _ in steps]), torch.cat([d for _, d in steps])
+    for h in ("y", "z"):
+        inputs, outputs = next((c, d) for hh, c, d in seen if hh == h)
         by_head[h] = (inputs[:64], outputs[:64]), (inputs[64:], outputs[64:])
     (y_real, _), (y_fake, _) = by_head["y"]
     assert torch.equal(y_real.sum(1), torch.ones(64)) and set(y_real.unique().tolist()) == {0.0, 1.0}
@@ -66,6 +65,15 @@ def test_each_discriminator_takes_its_prior_as_real_and_codes_as_fake(monkeypatc
     for on_prior, on_codes in losses:
         head = next(h for h, pairs in by_head.items() if torch.equal(pairs[0][1], on_prior))
         assert torch.equal(by_head[head][1][1], on_codes)
+
+
+def test_a_batch_mean_discriminator_reads_each_minibatch_of_a_joint_pass_apart():
+    torch.manual_seed(0)
+    disc = Discriminator(10, [16], batch_mean=True)
+    a, b = torch.rand(8, 10), torch.rand(8, 10) + 1.0
+    joint = disc(torch.cat([a, b]), batches=2)
+    assert torch.allclose(joint, torch.cat([disc(a), disc(b)]), atol=1e-6)
+    assert not torch.allclose(joint, disc(torch.cat([a, b])), atol=1e-3)  # one mean over both differs
 
 
 def test_the_y_discriminator_learns_to_tell_one_hot_from_softmax():

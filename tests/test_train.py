@@ -721,8 +721,8 @@ def test_discriminator_takes_prior_samples_as_real_and_codes_as_fake(tiny_config
         sampled[head] = real_sample(head, n, labels)
         return sampled[head]
 
-    def discriminate(head, code, labels=None):
-        out = real_disc(head, code, labels)
+    def discriminate(head, code, labels=None, batches=1):
+        out = real_disc(head, code, labels, batches)
         seen.append((head, code, out))
         return out
 
@@ -737,10 +737,8 @@ def test_discriminator_takes_prior_samples_as_real_and_codes_as_fake(tiny_config
 
     assert len(pairs) == 2  # one per head
     for head, (on_prior, on_codes) in zip(("z", "y"), pairs):
-        # the discriminator step's forward passes of this head (one over both, or one each where
-        # the discriminator reads batch means), before the generator step's
-        calls = [s for s in seen if s[0] == head][: 1 if not model.discriminators[head].batch_mean else 2]
-        inputs, outputs = torch.cat([c for _, c, _ in calls]), torch.cat([o for _, _, o in calls])
+        # the discriminator step's forward pass of this head, over both, before the generator step's
+        _, inputs, outputs = next(s for s in seen if s[0] == head)
         n = len(sampled[head])
         assert torch.equal(inputs[:n], sampled[head])  # real: the prior's samples
         assert torch.equal(inputs[n:], codes[head])  # fake: the encoder's codes

@@ -121,15 +121,16 @@ class AdversarialAutoencoder(nn.Module):
             labels = None  # a prior without parts: every label sees the whole prior
         return self.priors[head].sample(n, labels.cpu() if conditioned and labels is not None else None).to(self.device)
 
-    def discriminate(self, head: str, code: Tensor, labels: Tensor | None = None) -> Tensor:
-        """The head's discriminator logit for ``code``; it also reads the one-hot label (with the
-        unlabeled slot) where it is label-conditioned."""
+    def discriminate(self, head: str, code: Tensor, labels: Tensor | None = None, batches: int = 1) -> Tensor:
+        """The head's discriminator logit for ``code`` (``batches`` minibatches of equal size, one
+        after another); it also reads the one-hot label (with the unlabeled slot) where it is
+        label-conditioned."""
         disc = self.discriminators[head]
         if disc.label_dim:
             if labels is None:
                 labels = torch.full((code.shape[0],), -1, dtype=torch.long, device=code.device)
-            return disc(code, one_hot_with_unlabeled(labels, self.config.n_classes).to(code.dtype))
-        return disc(code)
+            return disc(code, one_hot_with_unlabeled(labels, self.config.n_classes).to(code.dtype), batches)
+        return disc(code, batches=batches)
 
     # -- parameter groups: each phase's optimizer owns one ---------------------------------
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:

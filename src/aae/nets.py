@@ -113,9 +113,12 @@ class Discriminator(nn.Module):
         self.label_dim, self.batch_mean = label_dim, batch_mean
         self.net = mlp([code_dim * (2 if batch_mean else 1) + label_dim, *hidden, 1], dropout=dropout)
 
-    def forward(self, code: Tensor, label_onehot: Tensor | None = None) -> Tensor:
+    def forward(self, code: Tensor, label_onehot: Tensor | None = None, batches: int = 1) -> Tensor:
+        """Logits of ``code``, which holds ``batches`` minibatches of equal size one after another
+        (each code is read beside its own minibatch's mean)."""
         if self.batch_mean:
-            code = torch.cat([code, code.mean(0, keepdim=True).expand_as(code)], 1)
+            parts = code.unflatten(0, (batches, -1))
+            code = torch.cat([parts, parts.mean(1, keepdim=True).expand_as(parts)], 2).flatten(0, 1)
         if self.label_dim:
             code = torch.cat([code, label_onehot], 1)
         return self.net(code).squeeze(-1)

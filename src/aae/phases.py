@@ -103,11 +103,11 @@ def regularization_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
 
 def _judge(model: AdversarialAutoencoder, head: str, prior: Tensor, code: Tensor, labels: Tensor | None):
     """The head's discriminator logits on the prior samples and on the codes, in one forward pass
-    over both (one cast of its weights to bf16, one larger matrix product, one backward) where the
-    discriminator reads each sample alone; a discriminator of batch means sees each batch apart."""
-    if model.discriminators[head].batch_mean:
-        return model.discriminate(head, prior, labels), model.discriminate(head, code, labels)
-    both = model.discriminate(head, torch.cat([prior, code]), None if labels is None else torch.cat([labels, labels]))
+    over both minibatches (one cast of its weights to bf16, one larger matrix product, one
+    backward); a discriminator of batch means reads each minibatch's own mean."""
+    both = model.discriminate(
+        head, torch.cat([prior, code]), None if labels is None else torch.cat([labels, labels]), batches=2
+    )
     return both[: prior.shape[0]], both[prior.shape[0] :]
 
 
