@@ -85,6 +85,11 @@ MNIST_CONFIGS = (
 )
 
 
+class RunFailed(Exception):
+    """A timed run ended in an error (its last line is the message): the row says so and the
+    other configs go on."""
+
+
 def measure(tree: Path, config: str, steps: int, threads: int, extra: list[str] = ()) -> tuple[float, float]:
     """The estimated epoch in seconds, training plus its share of evaluation, and that share."""
     env = {**os.environ, "PYTHONPATH": str(tree / "src")}
@@ -96,7 +101,8 @@ def measure(tree: Path, config: str, steps: int, threads: int, extra: list[str] 
         cwd=tree,
     )
     if proc.returncode:
-        sys.exit(f"{config} at {tree} failed:\n{proc.stderr[-3000:]}")
+        lines = proc.stderr.strip().splitlines() or ["no error output"]
+        raise RunFailed(lines[-1])
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     evaluation = r["evaluation"] / r["eval_every"]
     epoch = r["n_train"] // r["batch"] * r["per_step"] + evaluation
@@ -135,9 +141,16 @@ def main() -> None:
         try:
             for config in args.configs:
                 old, new = [], []
-                for _ in range(args.repeats):
-                    old.append(measure(ref_tree, config, args.steps, args.threads)[0])
-                    new.append(measure(ROOT, config, args.steps, args.threads, args.set))
+                side = args.ref
+                try:
+                    for _ in range(args.repeats):
+                        side = args.ref
+                        old.append(measure(ref_tree, config, args.steps, args.threads)[0])
+                        side = "this checkout"
+                        new.append(measure(ROOT, config, args.steps, args.threads, args.set))
+                except RunFailed as e:
+                    print(f"| {config} | | | failed at {side}: {e} | |", flush=True)
+                    continue
                 o, n = statistics.median(old), statistics.median(e for e, _ in new)
                 share = statistics.median(s for _, s in new)
                 print(f"| {config} | {o:.1f} | {n:.1f} | {o / n:.2f}x | {100 * share:.0f} % |", flush=True)
