@@ -141,7 +141,6 @@ def main() -> None:
         try:
             for config in args.configs:
                 old, new = [], []
-                side = args.ref
                 try:
                     for _ in range(args.repeats):
                         side = args.ref
