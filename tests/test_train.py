@@ -15,7 +15,7 @@ import aae.phases
 from aae import checkpoint as io
 from aae import metrics
 from aae.augment import image_shape_of, random_shift, translate
-from aae.devices import cpu_model, step_autocast
+from aae.devices import cpu_model, flushing_denormals, step_autocast
 from aae.errors import CheckpointError, ConfigError, DataError, TrainingError
 from aae.evaluate import encode, epoch_metrics, final_metrics
 from aae.model import AdversarialAutoencoder
@@ -99,6 +99,22 @@ def test_history_rows_hold_the_phase_losses(digits, tiny_config, monkeypatch):
     # two heads (z, y), each a two-term BCE: near 2 * 2 log 2 = 2.77 while the codes are easy to tell apart
     assert 2.0 < history[0]["discriminator"] < 3.5
     assert all(np.isfinite(v) for r in history for v in r.values())
+
+
+def test_training_flushes_subnormal_floats_and_restores_the_setting_after(digits, tiny_config, monkeypatch):
+    cfg = tiny_config("train.epochs=1")
+    trainer, seen = Trainer(build(cfg), cfg, progress=False), []
+    real = trainer._epoch
+
+    def epoch(data):
+        seen.append(flushing_denormals())
+        return real(data)
+
+    monkeypatch.setattr(trainer, "_epoch", epoch)
+    assert not flushing_denormals()
+    trainer.fit(digits.train.x)
+    assert seen == [True]
+    assert not flushing_denormals() and float(torch.tensor([1e-39]) * 2.0) > 0.0
 
 
 # ----------------------------------------------------------------------------- repeatability

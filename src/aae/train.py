@@ -26,7 +26,7 @@ from .augment import neighbour_distance, shifter
 from .checkpoint import CHECKPOINT, atomic_write
 from .config import ExperimentConfig
 from .data import labels_for_regime
-from .devices import machine, pick_device, pick_precision, step_autocast
+from .devices import flush_denormals, machine, pick_device, pick_precision, step_autocast
 from .errors import ConfigError, DataError, TrainingError
 from .optimizers import phase_optimizers, weight_average
 from .phases import Batch, train_step
@@ -217,12 +217,13 @@ class Trainer:
         ``resume``, from the run directory's checkpoint where there is one (``require_checkpoint``: an
         error where there is none)."""
         x, y = training_tensors(self.model, x, labels, self.cfg.batch_size)
-        if self.run_dir is None:
-            return self._train(x, y, resume=False)
-        with training_run_dir(
-            self.run_dir, lock=self.main, resume=resume, require_checkpoint=require_checkpoint
-        ) as resuming:
-            return self._train(x, y, resume=resuming)
+        with flush_denormals():
+            if self.run_dir is None:
+                return self._train(x, y, resume=False)
+            with training_run_dir(
+                self.run_dir, lock=self.main, resume=resume, require_checkpoint=require_checkpoint
+            ) as resuming:
+                return self._train(x, y, resume=resuming)
 
     def _train(self, x, y, resume: bool) -> list[dict]:
         cfg = self.cfg
