@@ -410,6 +410,22 @@ def _aae_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "aae.cli"]
 
 
+def test_a_command_flushes_subnormal_floats_on_every_worker_thread():
+    # each thread keeps its own setting; main sets it before torch starts its two workers here
+    script = """
+import numpy as np, torch
+torch.set_num_threads(2)
+import aae.cli, aae.distributed
+x = torch.from_numpy(np.full(2_000_000, 1e-39, dtype=np.float32))
+aae.distributed.finish = lambda code: print("nonzero", int((x * 2.0 != 0).sum()))
+aae.cli.main(["configs"])
+print("after", int((x[:1] * 2.0 != 0).sum()))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines()[-2:] == ["nonzero 0", "after 1"]
+
+
 @pytest.mark.slow
 def test_aae_demo_subprocess_writes_the_figures(tmp_path):
     out = tmp_path / "demo"

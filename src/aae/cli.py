@@ -320,23 +320,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.quiet)
+    from .devices import flush_denormals
     from .distributed import finish
 
-    try:
-        if getattr(args, "threads", 0):
-            if args.threads < 0:
-                raise ConfigError(f"--threads {args.threads} is not allowed; give 1 or more (0: torch's choice)")
-            import torch
+    # the whole command flushes subnormal floats: set before torch starts its worker threads, which
+    # inherit the setting (each thread has its own), and restored for an in-process caller after
+    with flush_denormals():
+        try:
+            if getattr(args, "threads", 0):
+                if args.threads < 0:
+                    raise ConfigError(f"--threads {args.threads} is not allowed; give 1 or more (0: torch's choice)")
+                import torch
 
-            torch.set_num_threads(args.threads)
-        args.func(args)
-    except AAEError as exc:
-        print(f"aae: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("aae: interrupted; a training run continues from its last checkpoint with --resume", file=sys.stderr)
-        return 130
-    finish(0)  # under torchrun: wait for the other processes, then exit (returns at once otherwise)
+                torch.set_num_threads(args.threads)
+            args.func(args)
+        except AAEError as exc:
+            print(f"aae: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("aae: interrupted; a training run continues from its last checkpoint with --resume", file=sys.stderr)
+            return 130
+        finish(0)  # under torchrun: wait for the other processes, then exit (returns at once otherwise)
     return 0
 
 

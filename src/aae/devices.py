@@ -64,7 +64,8 @@ def step_autocast(device: torch.device, dtype: torch.dtype | None):
 
 
 def flushing_denormals() -> bool:
-    """Whether the CPU now flushes subnormal floats to zero (``torch.set_flush_denormal``)."""
+    """Whether this thread's CPU arithmetic flushes subnormal floats to zero
+    (``torch.set_flush_denormal``)."""
     return float(torch.tensor([1e-39]) * 2.0) == 0.0
 
 
@@ -73,7 +74,11 @@ def flush_denormals() -> Iterator[None]:
     """Subnormal floats (below 1.2e-38) read and computed as zero on the CPU while training, as
     they are on GPUs, and the setting before restored after. Late in a long run some optimizer
     moments and weights decay into that range, where x86 arithmetic is many times slower: an epoch
-    of the likelihood recipe at epoch 171 took 86 s without and 50 s with (bf16, AMX Xeon)."""
+    of the likelihood recipe at epoch 171 took 86 s without and 50 s with (bf16, AMX Xeon).
+
+    The setting is per thread, and torch's worker threads keep the one they started with: this sets
+    the calling thread, which with one thread is all of training. The command line sets it for the
+    whole process before any worker starts (``aae.cli.main``)."""
     before = flushing_denormals()
     torch.set_flush_denormal(True)
     try:
