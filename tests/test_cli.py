@@ -56,7 +56,7 @@ def run_main(argv: list[str]) -> tuple[int, str, str]:
 
 def printed_metrics(stdout: str) -> dict[str, str]:
     """The 'name value' lines that _print_metrics writes."""
-    return {m[1]: m[2] for m in re.finditer(r"^(test_\w+)\s+(-?\d+\.\d{4})$", stdout, re.M)}
+    return {m[1]: m[2] for m in re.finditer(r"^((?:test|valid)_\w+)\s+(-?\d+\.\d{4})$", stdout, re.M)}
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +159,10 @@ def test_eval_can_average_q_y_over_shifted_images(tmp_path):
     assert plain[0] == shifted[0] == 0
     errors = [float(printed_metrics(out)["test_error"]) for _, out, _ in (plain, shifted)]
     assert errors[0] != errors[1] and all(0 <= e <= 1 for e in errors)
+    # beside it the validation error, measured as the run's own last epoch measured it (no shifts)
+    last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert float(printed_metrics(plain[1])["valid_error"]) == pytest.approx(last["valid_error"], abs=5e-5)
+    assert 0 <= float(printed_metrics(shifted[1])["valid_error"]) <= 1
     rc, _, err = run_main(["eval", "--run", str(run_dir), "--tta-shift", "-1"])
     assert rc == 2 and err == "aae: error: --tta-shift -1 is not allowed; give 0 or more pixels\n"
 
@@ -190,6 +194,8 @@ def test_eval_breaks_the_cluster_error_down_by_cluster(trained, tmp_path):
     assert sum(float(r[5]) for r in rows) == pytest.approx(
         100 * float(printed["test_cluster_error_majority"]), abs=0.02
     )
+    # the same protocol between the validation split's halves, printed beside it, no test image read
+    assert 0 <= float(printed["valid_cluster_error"]) <= 1
     rc, _, err = run_main(["eval", "--run", str(trained[0]), "--clusters"])
     assert rc != 0 and "no categorical head" in err
 
@@ -211,7 +217,7 @@ def test_a_classifier_run_is_measured_and_plotted_but_has_nothing_to_sample(tmp_
         ]
     )
     assert rc == 0, err
-    assert set(printed_metrics(out)) == {"test_error"}
+    assert set(printed_metrics(out)) == {"test_error", "valid_error"}
     assert set(metrics_rows(run_dir)[0]) >= {"classification", "valid_error"}
     assert "reconstruction" not in metrics_rows(run_dir)[0]
     rc, again, err = run_main(["eval", "--run", str(run_dir)])

@@ -14,6 +14,7 @@ from aae.metrics import (
     classification_error,
     cluster_breakdown,
     cluster_error_paper,
+    cluster_error_split_half,
     cluster_scores,
     hungarian_accuracy,
     mmd,
@@ -90,6 +91,27 @@ def test_cluster_error_paper_hand_case() -> None:
     assert cluster_error_paper(valid_proba, y_valid, test_assign, y_test) == pytest.approx(3 / 6)
     with pytest.raises(DataError, match="test_assign"):
         cluster_error_paper(valid_proba, y_valid, np.array([0, 3]), np.array([0, 1]))
+
+
+def test_cluster_error_split_half_is_the_protocol_between_the_halves() -> None:
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(2), 50)
+    # two clusters that match the classes but for one confident image of class 1 in cluster 0
+    proba = np.where(y[:, None] == np.arange(2), 0.9, 0.1) * rng.uniform(0.9, 1.0, (100, 1))
+    assert cluster_error_split_half(proba, y) == 0.0
+    proba[7] = [1.0, 0.0]  # the top of cluster 0 now; y[7] = 0, so it labels cluster 0 rightly
+    y_bad = y.copy()
+    y_bad[7] = 1  # ...now it is a 1: whichever half holds it calls cluster 0 "1"
+    halves = np.array_split(np.random.default_rng(0).permutation(100), 2)
+    by_hand = np.mean(
+        [
+            (np.where(proba[b].argmax(1) == 0, 1 if 7 in a else 0, 1) != y_bad[b]).mean()
+            for a, b in (halves, halves[::-1])
+        ]
+    )
+    assert cluster_error_split_half(proba, y_bad) == pytest.approx(by_hand) and by_hand > 0.2
+    with pytest.raises(DataError, match="2 or more validation images"):
+        cluster_error_split_half(proba[:1], y[:1])
 
 
 def test_cluster_error_by_majority_lets_no_single_image_label_a_cluster() -> None:

@@ -268,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="K",
         help="measure q(y|x) as its mean over every shift of the "
-        "image by up to K pixels (default: the run's eval.tta_shift)",
+        "image by up to K pixels (default: the run's eval.tta_shift); the validation error printed "
+        "beside the test error judges K without the test set",
     )
     p.add_argument(
         "--clusters",

@@ -172,7 +172,8 @@ def cluster_breakdown(model: AdversarialAutoencoder, splits: Splits, cfg: Experi
 
 
 def final_metrics(model: AdversarialAutoencoder, splits: Splits, cfg: ExperimentConfig) -> dict:
-    """The full evaluation on the test set (``aae eval``)."""
+    """The full evaluation on the test set (``aae eval``), and where the model classifies, its error
+    on the labeled validation images too."""
     test = splits.test
     z, proba = encode(model, test.x, tta_shift=cfg.eval.tta_shift)
     out = (
@@ -185,6 +186,16 @@ def final_metrics(model: AdversarialAutoencoder, splits: Splits, cfg: Experiment
     )
     out.update({f"test_{k}": v for k, v in _label_metrics(model, z, proba, test).items()})
     out.update({f"test_{k}": v for k, v in _cluster_metrics(model, proba, splits, cfg).items()})
+    valid = splits.valid
+    if "test_cluster_error" in out and len(valid) and valid.y is not None:
+        # the paper's protocol within the validation split: its halves label each other's clusters
+        valid_logp = _cluster_protocol_inputs(model, proba, splits, cfg)[0]
+        out["valid_cluster_error"] = metrics.cluster_error_split_half(valid_logp, valid.y)
+    if "test_error" in out and len(valid) and valid.y is not None:
+        # the same error on the labeled validation images, measured the same way: what a choice of
+        # evaluation (aae eval --tta-shift) can be judged by without the test set
+        z, proba = encode(model, valid.x, tta_shift=cfg.eval.tta_shift)
+        out["valid_error"] = _label_metrics(model, z, proba, valid)["error"]
     if model.cluster_heads is not None and splits.valid.y is not None and test.y is not None:
         # how well the map r = W_C y + z keeps the classes apart (Section 7): a 1-nearest-neighbour
         # classifier on the map, the labeled validation images its reference set

@@ -21,6 +21,7 @@ __all__ = [
     "mmd",
     "hungarian_accuracy",
     "cluster_error_paper",
+    "cluster_error_split_half",
     "cluster_breakdown",
     "balanced_cluster_floor",
     "cluster_scores",
@@ -145,6 +146,22 @@ def cluster_error_paper(valid_proba: Any, y_valid: Any, test_assign: Any, y_test
     p, yv, a, yt, n_labels = _cluster_inputs(valid_proba, y_valid, test_assign, y_test)
     paper, by_majority = _cluster_labels(p, yv, n_labels)
     return float(np.mean((by_majority if majority else paper)[a] != yt))
+
+
+def cluster_error_split_half(valid_proba: Any, y_valid: Any, seed: int = 0) -> float:
+    """`cluster_error_paper` within the validation split alone: the images are halved at random
+    (by ``seed``), the exemplars of one half label the clusters of the other (each image's cluster is
+    the argmax of its row of ``valid_proba``), and the two directions' errors are averaged. It reads
+    no test image, so it can judge a choice that the paper's protocol would otherwise be tuned on."""
+    p = _np(valid_proba, "valid_proba", ndim=2, dtype=np.float64)
+    yv = _labels(y_valid, "y_valid")
+    _same_len(p, yv, "valid_proba", "y_valid")
+    if len(yv) < 2:
+        raise DataError(f"a split-half cluster error needs 2 or more validation images, got {len(yv)}")
+    halves = np.array_split(np.random.default_rng(seed).permutation(len(yv)), 2)
+    return float(
+        np.mean([cluster_error_paper(p[a], yv[a], p[b].argmax(1), yv[b]) for a, b in (halves, halves[::-1])])
+    )
 
 
 def cluster_breakdown(valid_proba: Any, y_valid: Any, test_assign: Any, y_test: Any) -> list[dict]:
