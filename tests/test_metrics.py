@@ -96,7 +96,7 @@ def test_cluster_error_paper_hand_case() -> None:
 def test_cluster_error_split_half_is_the_protocol_between_the_halves() -> None:
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(2), 50)
-    # two clusters that match the classes but for one confident image of class 1 in cluster 0
+    # two clusters that match the classes exactly: no half mislabels the other
     proba = np.where(y[:, None] == np.arange(2), 0.9, 0.1) * rng.uniform(0.9, 1.0, (100, 1))
     assert cluster_error_split_half(proba, y) == 0.0
     proba[7] = [1.0, 0.0]  # the top of cluster 0 now; y[7] = 0, so it labels cluster 0 rightly

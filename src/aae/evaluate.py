@@ -110,17 +110,18 @@ def _cluster_protocol_inputs(
 
 def _cluster_metrics(
     model: AdversarialAutoencoder, proba: np.ndarray | None, splits: Splits, cfg: ExperimentConfig
-) -> dict:
+) -> tuple[dict, np.ndarray | None]:
     """Unsupervised clustering (Section 6), and a categorical head trained without labels (the
-    unsupervised map of Section 7): the paper's protocol and the usual scores."""
+    unsupervised map of Section 7): the paper's protocol and the usual scores, and the validation
+    images' log q(y|x) that the protocol read (None where there are no clusters to score)."""
     test = splits.test
     unsupervised = model.regime.label_to is None or cfg.data.n_labeled == 0
     if proba is None or test.y is None or not unsupervised:
-        return {}
+        return {}, None
     valid_logp, assign = _cluster_protocol_inputs(model, proba, splits, cfg)
     # cluster sizes against the equal share n / m a q(y) matching the uniform prior would give
     sizes = np.bincount(assign, minlength=proba.shape[1]) * proba.shape[1] / len(assign)
-    return {
+    scores = {
         "cluster_error": metrics.cluster_error_paper(valid_logp, splits.valid.y, assign, test.y),
         "cluster_error_majority": metrics.cluster_error_paper(
             valid_logp, splits.valid.y, assign, test.y, majority=True
@@ -130,6 +131,7 @@ def _cluster_metrics(
         "largest_cluster": float(sizes.max()),
         "smallest_cluster": float(sizes.min()),
     }
+    return scores, valid_logp
 
 
 def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Callable[[AdversarialAutoencoder], dict]:
@@ -148,7 +150,7 @@ def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Calla
             else {"test_mmd": metrics.mmd(z, model.prior.sample(len(z)).numpy(), max_points=n)}
         )
         row.update({f"test_{k}": v for k, v in _label_metrics(model, z, proba, test).items()})
-        row.update({f"test_{k}": v for k, v in _cluster_metrics(model, proba, splits, cfg).items()})
+        row.update({f"test_{k}": v for k, v in _cluster_metrics(model, proba, splits, cfg)[0].items()})
         valid = splits.valid
         if proba is not None and len(valid) and valid.y is not None:
             # what train.select_by can stop on without looking at the test set
@@ -185,11 +187,11 @@ def final_metrics(model: AdversarialAutoencoder, splits: Splits, cfg: Experiment
         }
     )
     out.update({f"test_{k}": v for k, v in _label_metrics(model, z, proba, test).items()})
-    out.update({f"test_{k}": v for k, v in _cluster_metrics(model, proba, splits, cfg).items()})
+    clusters, valid_logp = _cluster_metrics(model, proba, splits, cfg)
+    out.update({f"test_{k}": v for k, v in clusters.items()})
     valid = splits.valid
-    if "test_cluster_error" in out and len(valid) and valid.y is not None:
+    if valid_logp is not None:
         # the paper's protocol within the validation split: its halves label each other's clusters
-        valid_logp = _cluster_protocol_inputs(model, proba, splits, cfg)[0]
         out["valid_cluster_error"] = metrics.cluster_error_split_half(valid_logp, valid.y)
     if "test_error" in out and len(valid) and valid.y is not None:
         # the same error on the labeled validation images, measured the same way: what a choice of
