@@ -102,14 +102,24 @@ def test_cluster_error_split_half_is_the_protocol_between_the_halves() -> None:
     proba[7] = [1.0, 0.0]  # the top of cluster 0 now; y[7] = 0, so it labels cluster 0 rightly
     y_bad = y.copy()
     y_bad[7] = 1  # ...now it is a 1: whichever half holds it calls cluster 0 "1"
-    halves = np.array_split(np.random.default_rng(0).permutation(100), 2)
-    by_hand = np.mean(
-        [
-            (np.where(proba[b].argmax(1) == 0, 1 if 7 in a else 0, 1) != y_bad[b]).mean()
-            for a, b in (halves, halves[::-1])
-        ]
-    )
-    assert cluster_error_split_half(proba, y_bad) == pytest.approx(by_hand) and by_hand > 0.2
+    rng = np.random.default_rng(0)
+
+    def by_hand(halves: list[np.ndarray]) -> float:
+        # the half that holds image 7 labels cluster 0 "1"; cluster 1 is always labelled 1
+        return np.mean(
+            [
+                (np.where(proba[b].argmax(1) == 0, 1 if 7 in a else 0, 1) != y_bad[b]).mean()
+                for a, b in (halves, halves[::-1])
+            ]
+        )
+
+    each = [by_hand(np.array_split(rng.permutation(100), 2)) for _ in range(20)]
+    assert cluster_error_split_half(proba, y_bad, splits=1) == pytest.approx(each[0]) and each[0] > 0.2
+    # the default is the mean over many halvings, here 20 drawn from the same seed
+    assert cluster_error_split_half(proba, y_bad, splits=20) == pytest.approx(np.mean(each))
+    assert len(set(np.round(each, 6))) > 1
+    with pytest.raises(ConfigError, match="splits"):
+        cluster_error_split_half(proba, y_bad, splits=0)
     with pytest.raises(DataError, match="2 or more validation images"):
         cluster_error_split_half(proba[:1], y[:1])
 
