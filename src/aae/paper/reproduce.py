@@ -134,7 +134,7 @@ PAPER: list[tuple[str, dict]] = [
     ("label-modes", {"prior": "swiss_roll", "seeds": [0]}),
     ("supervised", {"seeds": [0, 1, 2]}),
     ("semi-supervised", {"labels": ["100", "1000", "all"], "models": ["AAE", "NN"], "seeds": [0, 1, 2, 3, 4]}),
-    ("clustering", {"clusters": [16, 30], "models": ["AAE", "IMSAT"], "seeds": [0, 1, 2]}),
+    ("clustering", {"clusters": [16, 30], "models": ["AAE", "IMSAT"], "seeds": [0, 1, 2, 3, 4]}),
     ("dim-reduction", {"maps": list(MAPS), "seeds": [0, 1, 2]}),
 ]
 """``aae reproduce all``: every table and figure of the paper, with its seeds and baselines"""
