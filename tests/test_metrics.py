@@ -114,12 +114,12 @@ def test_cluster_error_split_half_is_the_protocol_between_the_halves() -> None:
         )
 
     each = [by_hand(np.array_split(rng.permutation(100), 2)) for _ in range(20)]
-    assert cluster_error_split_half(proba, y_bad, splits=1) == pytest.approx(each[0]) and each[0] > 0.2
+    assert cluster_error_split_half(proba, y_bad, halvings=1) == pytest.approx(each[0]) and each[0] > 0.2
     # the default is the mean over many halvings, here 20 drawn from the same seed
-    assert cluster_error_split_half(proba, y_bad, splits=20) == pytest.approx(np.mean(each))
+    assert cluster_error_split_half(proba, y_bad, halvings=20) == pytest.approx(np.mean(each))
     assert len(set(np.round(each, 6))) > 1
-    with pytest.raises(ConfigError, match="splits"):
-        cluster_error_split_half(proba, y_bad, splits=0)
+    with pytest.raises(ConfigError, match="halvings"):
+        cluster_error_split_half(proba, y_bad, halvings=0)
     with pytest.raises(DataError, match="2 or more validation images"):
         cluster_error_split_half(proba[:1], y[:1])
 

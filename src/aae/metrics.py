@@ -148,11 +148,11 @@ def cluster_error_paper(valid_proba: Any, y_valid: Any, test_assign: Any, y_test
     return float(np.mean((by_majority if majority else paper)[a] != yt))
 
 
-def cluster_error_split_half(valid_proba: Any, y_valid: Any, splits: int = 100, seed: int = 0) -> float:
+def cluster_error_split_half(valid_proba: Any, y_valid: Any, halvings: int = 100, seed: int = 0) -> float:
     """`cluster_error_paper` within the validation split alone: the images are halved at random,
     the exemplars of one half label the clusters of the other (each image's cluster is the argmax of
-    its row of ``valid_proba``), both directions are scored, and the mean is taken over ``splits``
-    halvings drawn from ``seed`` (one halving moves by a few tenths of a percent with which images
+    its row of ``valid_proba``), both directions are scored, and the mean is taken over ``halvings``
+    random halvings drawn from ``seed`` (one halving moves by a few tenths of a percent with which images
     land in which half). It reads no test image, so it can judge a choice that the paper's protocol
     would otherwise be tuned on."""
     p = _np(valid_proba, "valid_proba", ndim=2, dtype=np.float64)
@@ -160,10 +160,10 @@ def cluster_error_split_half(valid_proba: Any, y_valid: Any, splits: int = 100, 
     _same_len(p, yv, "valid_proba", "y_valid")
     if len(yv) < 2:
         raise DataError(f"a split-half cluster error needs 2 or more validation images, got {len(yv)}")
-    if int(splits) < 1:
-        raise ConfigError(f"splits must be 1 or more halvings, got {splits!r}")
+    if int(halvings) < 1:
+        raise ConfigError(f"halvings must be 1 or more, got {halvings!r}")
     rng, errors = np.random.default_rng(seed), []
-    for _ in range(int(splits)):
+    for _ in range(int(halvings)):
         halves = np.array_split(rng.permutation(len(yv)), 2)
         errors += [cluster_error_paper(p[a], yv[a], p[b].argmax(1), yv[b]) for a, b in (halves, halves[::-1])]
     return float(np.mean(errors))
