@@ -134,6 +134,14 @@ def _cluster_metrics(
     return scores, valid_logp
 
 
+def _valid_label_metrics(model: AdversarialAutoencoder, valid: Dataset, cfg: ExperimentConfig) -> dict:
+    """The label metrics of the labeled validation images, with the config's test-time shifts: what
+    ``train.select_by`` stops on each epoch and what ``aae eval`` prints beside the test error, so
+    that the two read the same figure."""
+    z, proba = encode(model, valid.x, tta_shift=cfg.eval.tta_shift)
+    return _label_metrics(model, z, proba, valid)
+
+
 def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Callable[[AdversarialAutoencoder], dict]:
     """The cheap per-epoch metrics (logged each ``eval_every`` epochs): the code's MMD to the prior
     on ``n`` test points and, where labels give one, the test error (of the plain images), mode
@@ -154,8 +162,7 @@ def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Calla
         valid = splits.valid
         if proba is not None and len(valid) and valid.y is not None:
             # what train.select_by can stop on without looking at the test set
-            z, proba = encode(model, valid.x, tta_shift=cfg.eval.tta_shift)
-            row.update({f"valid_{k}": v for k, v in _label_metrics(model, z, proba, valid).items()})
+            row.update({f"valid_{k}": v for k, v in _valid_label_metrics(model, valid, cfg).items()})
         return row
 
     return measure
@@ -196,12 +203,9 @@ def final_metrics(model: AdversarialAutoencoder, splits: Splits, cfg: Experiment
     if "test_error" in out and len(valid) and valid.y is not None:
         # the same error on the labeled validation images, measured the same way: what a choice of
         # evaluation (aae eval --tta-shift) can be judged by without the test set
-        z, proba = encode(model, valid.x, tta_shift=cfg.eval.tta_shift)
-        out["valid_error"] = _label_metrics(model, z, proba, valid)["error"]
-    if model.cluster_heads is not None and splits.valid.y is not None and test.y is not None:
+        out["valid_error"] = _valid_label_metrics(model, valid, cfg)["error"]
+    if model.cluster_heads is not None and valid.y is not None and test.y is not None:
         # how well the map r = W_C y + z keeps the classes apart (Section 7): a 1-nearest-neighbour
         # classifier on the map, the labeled validation images its reference set
-        out["test_map_1nn_error"] = metrics.one_nn_error(
-            embed(model, splits.valid.x), splits.valid.y, embed(model, test.x), test.y
-        )
+        out["test_map_1nn_error"] = metrics.one_nn_error(embed(model, valid.x), valid.y, embed(model, test.x), test.y)
     return out
