@@ -254,6 +254,16 @@ def test_select_parzen_sigma_finds_true_sigma_and_grid_best() -> None:
     assert best == pytest.approx(brute)
     assert abs(math.log(best / true_sigma)) < math.log(10) / 9 + 1e-9  # within one grid step
     assert select_parzen_sigma(samples, valid) == pytest.approx(best)  # default grid is logspace(-1, 0, 10)
+    # the second pass searches between the best width's neighbours, 0.1 apart in log10, on 41 widths
+    fine = select_parzen_sigma(samples, valid, sigmas=grid, refine=41)
+    i = int(np.argmin(abs(grid - best)))
+    between = np.geomspace(grid[i - 1], grid[i + 1], 43)
+    brute_fine = between[np.argmax([_parzen_reference(samples, valid, s).mean() for s in between])]
+    assert fine == pytest.approx(brute_fine)
+    assert _parzen_reference(samples, valid, fine).mean() > _parzen_reference(samples, valid, best).mean()
+    assert abs(math.log(fine / true_sigma)) < abs(math.log(best / true_sigma))
+    with pytest.raises(ConfigError, match="refine"):
+        select_parzen_sigma(samples, valid, refine=-1)
 
 
 def test_balanced_cluster_floor_is_the_best_of_every_allocation_of_equal_clusters() -> None:

@@ -326,9 +326,24 @@ def parzen_log_likelihood(samples: Any, test: Any, sigma: float, batch_size: int
 
 
 def select_parzen_sigma(
-    samples: Any, valid: Any, sigmas: Sequence[float] = tuple(np.logspace(-1, 0, 10)), batch_size: int = 1000
+    samples: Any,
+    valid: Any,
+    sigmas: Sequence[float] = tuple(np.logspace(-1, 0, 10)),
+    batch_size: int = 1000,
+    refine: int = 0,
 ) -> float:
-    """The sigma in ``sigmas`` maximising the mean Parzen log-likelihood of ``valid``."""
-    sig = np.asarray(sigmas, dtype=np.float64).reshape(-1)
+    """The sigma in ``sigmas`` maximising the mean Parzen log-likelihood of ``valid``. With
+    ``refine`` = k, a second pass tries k widths evenly spaced in log between the best one's two
+    neighbours in the sorted grid and returns the best of all: in 784 dimensions the log-likelihood
+    is sharply peaked in sigma, and a grid step of 12 % can miss its top by half a nat."""
+    if int(refine) < 0:
+        raise ConfigError(f"refine must be 0 or more widths, got {refine!r}")
+    sig = np.unique(_positive(sigmas, "sigmas"))
     ll = _parzen_log_p(samples, valid, sig, batch_size).mean(axis=1)
-    return float(sig[int(np.argmax(ll))])
+    best = int(np.argmax(ll))
+    if not refine or len(sig) < 2:
+        return float(sig[best])
+    low, high = sig[max(best - 1, 0)], sig[min(best + 1, len(sig) - 1)]
+    fine = np.geomspace(low, high, int(refine) + 2)[1:-1]
+    fine_ll = _parzen_log_p(samples, valid, fine, batch_size).mean(axis=1)
+    return float(fine[int(np.argmax(fine_ll))]) if fine_ll.max() > ll[best] else float(sig[best])
