@@ -195,17 +195,17 @@ def test_a_run_stopped_early_is_measured_and_listed_at_its_selected_epoch(tiny_c
 
 def test_clustering_table_prints_the_equal_cluster_floor_beside_each_row(tmp_path, mnist_dir, capsys):
     from aae.config import load_config
-    from aae.paper.classification import clustering
+    from aae.paper.classification import IMSAT, clustering
 
     args = argparse.Namespace(
         out=str(tmp_path),
         seeds=[0],
-        models=["AAE"],
+        models=["AAE", "IMSAT"],
         set=[f"data.data_dir='{mnist_dir}'"],
         epochs=None,
         data_dir=None,
         clusters=[16, 30],
-        **RUNTIME,
+        **{**RUNTIME, "train": False},  # a run without a record is listed as missing, not trained
     )
     for m, err in ((16, 0.2), (30, 0.05)):  # records as a finished run leaves them
         cfg = load_config(f"mnist_cluster_{m}", [f"data.data_dir='{mnist_dir}'", "train.seed=0"])
@@ -217,8 +217,22 @@ def test_clustering_table_prints_the_equal_cluster_floor_beside_each_row(tmp_pat
         if m == 30:  # records from before the cluster sizes were measured lack them
             final.update(test_smallest_cluster=0.5, test_largest_cluster=1.75, test_cluster_error_majority=0.04)
         (run_dir / FINAL).write_text(json.dumps(final))
-    clustering(args)
+    imsat = tmp_path / "clusters-30" / "IMSAT-seed0"  # the baseline recorded at 30 clusters only
+    imsat.mkdir()
+    cfg = load_config("mnist_cluster_30", [f"data.data_dir='{mnist_dir}'", "train.seed=0", *IMSAT])
+    (imsat / "config.json").write_text(cfg.to_json())
+    (imsat / "metrics.jsonl").write_text(json.dumps({"epoch": 50, "seconds": 60.0}) + "\n")
+    final = {"test_cluster_error": 0.07, "test_hungarian_accuracy": 0.5, "test_nmi": 0.6}
+    (imsat / FINAL).write_text(json.dumps(final))
+    heads = clustering(args)
     out = capsys.readouterr().out
+    # the summary line names the baseline beside the AAE, as Table 2's names the NN
+    assert [(h.what.endswith("AAE (IMSAT)"), h.ours) for h in heads] == [
+        (True, "20.00 % (1 seed) (-)"),
+        (True, "5.00 % (1 seed) (7.00 % (1 seed))"),
+    ]
+    assert "| 30 | IMSAT | 7.00 % (1 seed) |" in out
+    assert "left out (1 run; --train trains them): clusters-16/IMSAT-seed0." in (tmp_path / "results.md").read_text()
     assert "| 16 | AAE | 20.00 % (1 seed) | 9.55 % | 13.04 % |  | 60.00 % (1 seed) | 0.700 (1 seed) |  | 40 |" in out
     assert (
         "| 30 | AAE | 5.00 % (1 seed) | 4.10 % | 2.14 % | 4.00 % (1 seed) | 60.00 % (1 seed) | 0.700 (1 seed) "

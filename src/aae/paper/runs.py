@@ -190,7 +190,8 @@ def write_table(
     and the machine that wrote it, to ``<out>/results.md``."""
     missing = runs.missing if runs is not None else []
     if missing:
-        notes += f"\n\nNot recorded, so left out ({len(missing)} runs; --train trains them): {', '.join(missing)}."
+        left = _count(len(missing), "run")
+        notes += f"\n\nNot recorded, so left out ({left}; --train trains them): {', '.join(missing)}."
         print(f"not recorded, so left out (pass --train to train them): {', '.join(missing)}")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
