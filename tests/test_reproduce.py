@@ -22,6 +22,14 @@ def _args(out, seeds=(0,), **kw):
     return argparse.Namespace(**{**RUNTIME, "out": str(out), "seeds": list(seeds), **kw})
 
 
+def _leave_record(run_dir, cfg, final: dict, epochs: int) -> None:
+    """Write the record a finished run leaves (its config, per-epoch log and final metrics), no weights."""
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(cfg.to_json())
+    (run_dir / "metrics.jsonl").write_text(json.dumps({"epoch": epochs, "seconds": 60.0}) + "\n")
+    (run_dir / FINAL).write_text(json.dumps(final))
+
+
 def test_a_finished_run_counts_from_its_record_without_weights(tiny_config, tmp_path):
     cfg = tiny_config("train.epochs=2", "model.regime=semi_supervised", "data.n_labeled=100")
     first = Runs(_args(tmp_path), "exp").get({"AAE": cfg})["AAE"][0]
@@ -209,21 +217,14 @@ def test_clustering_table_prints_the_equal_cluster_floor_beside_each_row(tmp_pat
     )
     for m, err in ((16, 0.2), (30, 0.05)):  # records as a finished run leaves them
         cfg = load_config(f"mnist_cluster_{m}", [f"data.data_dir='{mnist_dir}'", "train.seed=0"])
-        run_dir = tmp_path / f"clusters-{m}" / "AAE-seed0"
-        run_dir.mkdir(parents=True)
-        (run_dir / "config.json").write_text(cfg.to_json())
-        (run_dir / "metrics.jsonl").write_text(json.dumps({"epoch": 40, "seconds": 60.0}) + "\n")
         final = {"test_cluster_error": err, "test_hungarian_accuracy": 0.6, "test_nmi": 0.7}
         if m == 30:  # records from before the cluster sizes were measured lack them
             final.update(test_smallest_cluster=0.5, test_largest_cluster=1.75, test_cluster_error_majority=0.04)
-        (run_dir / FINAL).write_text(json.dumps(final))
-    imsat = tmp_path / "clusters-30" / "IMSAT-seed0"  # the baseline recorded at 30 clusters only
-    imsat.mkdir()
+        _leave_record(tmp_path / f"clusters-{m}" / "AAE-seed0", cfg, final, epochs=40)
+    # the baseline recorded at 30 clusters only
     cfg = load_config("mnist_cluster_30", [f"data.data_dir='{mnist_dir}'", "train.seed=0", *IMSAT])
-    (imsat / "config.json").write_text(cfg.to_json())
-    (imsat / "metrics.jsonl").write_text(json.dumps({"epoch": 50, "seconds": 60.0}) + "\n")
     final = {"test_cluster_error": 0.07, "test_hungarian_accuracy": 0.5, "test_nmi": 0.6}
-    (imsat / FINAL).write_text(json.dumps(final))
+    _leave_record(tmp_path / "clusters-30" / "IMSAT-seed0", cfg, final, epochs=50)
     heads = clustering(args)
     out = capsys.readouterr().out
     # the summary line names the baseline beside the AAE, as Table 2's names the NN
@@ -255,11 +256,8 @@ def test_dim_reduction_table_has_a_row_for_each_chosen_map_only(tmp_path, mnist_
     )
     for variant, err in (("100", 0.06), ("10d", 0.02)):  # records as a finished run leaves them
         cfg = load_config(f"mnist_dimred_{variant}", [f"data.data_dir='{mnist_dir}'", "train.seed=0"])
-        run_dir = tmp_path / variant / "AAE-seed0"
-        run_dir.mkdir(parents=True)
-        (run_dir / "config.json").write_text(cfg.to_json())
-        (run_dir / "metrics.jsonl").write_text(json.dumps({"epoch": 20, "seconds": 60.0}) + "\n")
-        (run_dir / FINAL).write_text(json.dumps({"test_error": err, "test_map_1nn_error": 2 * err}))
+        final = {"test_error": err, "test_map_1nn_error": 2 * err}
+        _leave_record(tmp_path / variant / "AAE-seed0", cfg, final, epochs=20)
     fits = []  # UMAP's own fit is tested on digits below; here each map's row asks for its two fits
     monkeypatch.setattr(_Umap, "error", lambda self, splits, n, labels: fits.append((n, labels)) or 0.1 * labels)
     dim_reduction(args)
