@@ -351,13 +351,16 @@ def test_likelihood_table_scores_models_and_real_images_by_one_parzen_protocol(t
     }
     assert list(rows) == ["AAE", "AAE-paper", "VAE", "500 real training images"]
     assert rows["AAE"][2] == rows["AAE-paper"][2] == "340 ± 2" and rows["VAE"][2] == ""
-    # AAE-paper is the bundled recipe without what goes beyond the paper
-    shipped, paper = (json.loads((tmp_path / f"{v}-seed0" / "config.json").read_text()) for v in ("AAE", "AAE-paper"))
-    assert (shipped["model"]["dropout"], shipped["train"]["ema"]) == (0.2, 0.999)
-    assert (paper["model"]["dropout"], paper["train"]["ema"]) == (0.0, 0.0)
-    assert {k: v for k, v in paper["model"].items() if k != "dropout"} == {
-        k: v for k, v in shipped["model"].items() if k != "dropout"
+    # AAE-paper is the bundled recipe without what goes beyond the paper, with the paper's 8-D code
+    shipped, paper, vae = (
+        json.loads((tmp_path / f"{v}-seed0" / "config.json").read_text()) for v in ("AAE", "AAE-paper", "VAE")
+    )
+    assert (shipped["model"]["dropout"], shipped["train"]["ema"], shipped["model"]["z_dim"]) == (0.2, 0.999, 6)
+    assert (paper["model"]["dropout"], paper["train"]["ema"], paper["model"]["z_dim"]) == (0.0, 0.0, 8)
+    assert {k: v for k, v in paper["model"].items() if k not in ("dropout", "z_dim")} == {
+        k: v for k, v in shipped["model"].items() if k not in ("dropout", "z_dim")
     }
+    assert (vae["model"]["objective"], vae["model"]["z_dim"], vae["model"]["hidden"]) == ("vae", 8, [64])
     assert all(min(PARZEN_SIGMAS) - 1e-9 <= float(r[3]) <= max(PARZEN_SIGMAS) + 1e-9 for r in rows.values())
     ll = {k: float(r[1].split(" ± ")[0]) for k, r in rows.items()}
     # two epochs of a tiny model: real images must score far above its samples
