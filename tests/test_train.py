@@ -14,7 +14,7 @@ import torch
 import aae.phases
 from aae import checkpoint as io
 from aae import metrics
-from aae.augment import image_shape_of, random_shift, translate
+from aae.augment import image_shape_of, random_affine, random_shift, translate
 from aae.devices import cpu_model, flushing_denormals, step_autocast
 from aae.errors import CheckpointError, ConfigError, DataError, TrainingError
 from aae.evaluate import encode, epoch_metrics, final_metrics
@@ -514,6 +514,31 @@ def test_image_shape_of_flattened_grey_and_colour_squares():
     assert image_shape_of(64) == (8, 8, 1) and image_shape_of(3072) == (32, 32, 3)
     with pytest.raises(DataError, match="70 features are not a square image"):
         image_shape_of(70)
+
+
+def _centre_of_mass(images: torch.Tensor, side: int) -> torch.Tensor:
+    grid = torch.arange(side, dtype=torch.float32)
+    mass = images.reshape(-1, side, side)
+    total = mass.sum((1, 2))
+    return torch.stack([(mass.sum(2) * grid).sum(1) / total, (mass.sum(1) * grid).sum(1) / total], 1)
+
+
+def test_random_affine_is_the_identity_at_zero_and_moves_each_image_its_own_way():
+    torch.manual_seed(0)
+    images = torch.zeros(200, 12, 12)
+    images[:, 4:8, 4:8] = 1  # a centred square, far from the border
+    x = images.reshape(200, -1)
+    assert torch.allclose(random_affine(x, 0.0, 0.0, (12, 12, 1)), x, atol=1e-6)
+    moved = _centre_of_mass(random_affine(x, 0.0, 1.5, (12, 12, 1)), 12) - 5.5
+    assert moved.abs().max() <= 1.5 + 1e-4 and moved.abs().max() > 1.2  # within range, and reaching it
+    assert len({tuple(m) for m in moved.round(decimals=2).tolist()}) > 150  # each image its own offset
+    # rotation about the centre: a dot keeps its distance to the centre, at its own angle per image
+    dot = torch.zeros(200, 21, 21)
+    dot[:, 10, 16] = 1
+    turned = _centre_of_mass(random_affine(dot.reshape(200, -1), 30.0, 0.0, (21, 21, 1)), 21) - 10
+    radius, angle = turned.norm(dim=1), torch.atan2(turned[:, 0], turned[:, 1]).rad2deg()
+    assert torch.allclose(radius, torch.full_like(radius, 6.0), atol=0.3)
+    assert angle.abs().max() <= 30.5 and angle.abs().max() > 25 and angle.std() > 10
 
 
 def test_shift_trains_on_shifted_images_and_is_refused_where_it_cannot_apply(digits, tiny_config):

@@ -1,6 +1,7 @@
 """Augmentation, for training and evaluation alike: images moved by whole pixels (training's
-``train.shift``, the test-time views of ``eval.tta_shift``), and each training image's
-neighbour distance (IMSAT's per-image VAT radius, ``model.vat_knn``). Not in the AAE paper."""
+``train.shift``, the test-time views of ``eval.tta_shift``), images rotated and moved (the views
+that ``model.y_invariance_weight`` makes q(y|x) ignore), and each training image's neighbour
+distance (IMSAT's per-image VAT radius, ``model.vat_knn``). Not in the AAE paper."""
 
 from __future__ import annotations
 
@@ -41,6 +42,36 @@ def random_shift(x: Tensor, shift: int, image_shape: tuple[int, int, int]) -> Te
     each axis, zero filled."""
     dy, dx = torch.randint(-shift, shift + 1, (2, x.shape[0], 1), device=x.device)
     return translate(x, dy, dx, shift, image_shape)
+
+
+def random_affine(x: Tensor, degrees: float, shift: float, image_shape: tuple[int, int, int]) -> Tensor:
+    """Each flattened image of ``x`` rotated about its centre by its own random angle in [-degrees,
+    degrees] and moved by its own random offsets in [-shift, shift] pixels along each axis (bilinear,
+    zero filled)."""
+    h, w, c = image_shape
+    n = x.shape[0]
+    angle = torch.deg2rad((2 * torch.rand(n, device=x.device) - 1) * degrees)
+    offset = (2 * torch.rand(n, 2, device=x.device) - 1) * shift
+    cos, sin = angle.cos(), angle.sin()
+    # affine_grid maps output to input coordinates in [-1, 1]: a pixel is 2 / side of them
+    theta = torch.stack(
+        [
+            torch.stack([cos, -sin * h / w, offset[:, 0] * 2 / w], -1),
+            torch.stack([sin * w / h, cos, offset[:, 1] * 2 / h], -1),
+        ],
+        1,
+    )
+    images = x.reshape(n, h, w, c).permute(0, 3, 1, 2)
+    grid = torch.nn.functional.affine_grid(theta.to(x.dtype), [n, c, h, w], align_corners=False)
+    moved = torch.nn.functional.grid_sample(images, grid, padding_mode="zeros", align_corners=False)
+    return moved.permute(0, 2, 3, 1).reshape(n, -1)
+
+
+def small_transforms(x: Tensor) -> Tensor:
+    """T of ``model.y_invariance_weight``: each flattened square image of ``x`` rotated by up to 15
+    degrees and moved by up to 1/14 of its side along each axis (2 pixels on MNIST)."""
+    shape = image_shape_of(x.shape[1], "model.y_invariance_weight")
+    return random_affine(x, 15.0, shape[0] / 14, shape)
 
 
 def shifter(shift: int, x_dim: int):

@@ -105,6 +105,13 @@ class ModelConfig:
     y_entropy_weight: float = key(
         0.0, "y head: weight of the mean entropy of q(y|x) (with the above: IMSAT's mutual information)", low=0
     )
+    y_invariance_weight: float = key(
+        0.0,
+        "y head: weight of KL(q(y|x) || q(y|T(x))) on the unlabeled batch, T a random rotation of each "
+        "image by up to 15 degrees and shift by up to 1/14 of its side (2 pixels on MNIST), so that "
+        "q(y|x) ignores them (beyond the paper)",
+        low=0,
+    )
     eta: float = key(1.0, "dim_reduction: cluster heads closer than eta are penalized (Section 7)", low=0)
     head_penalty: float = key(1.0, "dim_reduction: weight of the cluster-head distance penalty", low=0)
 

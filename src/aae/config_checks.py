@@ -134,6 +134,10 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
                 "model.y_regularizer = 'imsat' trains q(y|x) by the mutual information: it needs "
                 "model.y_marginal_weight > 0 and model.y_entropy_weight > 0"
             )
+    if m.y_invariance_weight and not regime.categorical_head:
+        raise ConfigError(
+            f"model.y_invariance_weight makes q(y|x) invariant: it needs a regime with a y head, not {m.regime!r}"
+        )
     if m.label_to_discriminator and regime.label_to is None:
         raise ConfigError(f"model.label_to_discriminator needs a regime that reads labels, not {m.regime!r}")
     name = m.prior.get("name", "gaussian")

@@ -94,6 +94,13 @@ def virtual_adversarial_loss(
     )
 
 
+def invariance_loss(logits_of: Callable[[Tensor], Tensor], view: Tensor, target_logits: Tensor) -> Tensor:
+    """KL(p(y|x) || p(y|T(x))) for the transformed images ``view`` = T(x), with p(y|x) (its logits
+    ``target_logits``) held fixed, as in VAT, so only the transformed side is trained."""
+    target = target_logits.detach().float().log_softmax(-1)
+    return F.kl_div(logits_of(view).float().log_softmax(-1), target, log_target=True, reduction="batchmean")
+
+
 def cluster_head_penalty(heads: Tensor, eta: float) -> Tensor:
     """Sum over pairs of cluster heads of max(0, eta - distance) (Section 7): zero once every
     two heads are at least ``eta`` apart."""

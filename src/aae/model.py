@@ -230,7 +230,9 @@ class Classifier(nn.Module):
     @property
     def phases(self) -> tuple[str, ...]:
         c = self.config
-        return self.regime.phases("classifier", bool(c.vat_weight or c.y_marginal_weight or c.y_entropy_weight))
+        return self.regime.phases(
+            "classifier", bool(c.vat_weight or c.y_marginal_weight or c.y_entropy_weight or c.y_invariance_weight)
+        )
 
     def encode(self, x: Tensor, sample: bool = True) -> Codes:
         return self.encoder(x, sample)

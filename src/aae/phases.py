@@ -22,11 +22,13 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
+from .augment import small_transforms
 from .losses import (
     classification_loss,
     cluster_head_penalty,
     discriminator_loss,
     generator_loss,
+    invariance_loss,
     kl_divergence,
     marginal_kl,
     mean_entropy,
@@ -125,12 +127,17 @@ def _frozen(module: torch.nn.Module):
 
 
 def _y_terms(model: AdversarialAutoencoder, batch: Batch, logits: Tensor, out: dict) -> Tensor:
-    """The y head's terms beyond the paper, each off at weight 0: VAT on q(y|x) and IMSAT's
-    mutual information (the marginal's KL to the prior, the mean conditional entropy); each
-    term's value goes into ``out``."""
+    """The y head's terms beyond the paper, each off at weight 0: VAT on q(y|x), its invariance to
+    small rotations and shifts, and IMSAT's mutual information (the marginal's KL to the prior, the
+    mean conditional entropy); each term's value goes into ``out``."""
     c, terms = model.config, {}
     if c.vat_weight:
         terms["vat"] = c.vat_weight, _vat(model, batch, target_logits=logits)
+    if c.y_invariance_weight:
+        terms["y_invariance"] = (
+            c.y_invariance_weight,
+            invariance_loss(lambda x: model.encode(x).y_logits, small_transforms(batch.x), logits),
+        )
     if c.y_marginal_weight:
         terms["y_marginal"] = (
             c.y_marginal_weight,

@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed
-from .augment import neighbour_distance, shifter
+from .augment import image_shape_of, neighbour_distance, shifter
 from .checkpoint import CHECKPOINT, atomic_write
 from .config import ExperimentConfig
 from .data import labels_for_regime
@@ -196,6 +196,8 @@ class Trainer:
         self.selection = BestEpoch(self.cfg.select_by, measured=evaluate is not None)
         self.epoch, self.history, self._first = 0, [], {}
         self._augment = shifter(self.cfg.shift, model.x_dim)
+        if model.config.y_invariance_weight:  # its rotations need square images: say so before training
+            image_shape_of(model.x_dim, "model.y_invariance_weight")
         self.autocast, self.precision = pick_precision(self.cfg.precision, self.device)
 
     @property
