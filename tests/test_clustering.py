@@ -195,24 +195,27 @@ def test_circle_projection_fitted_on_codes_keeps_clusters_apart_where_the_exact_
     assert nearest_own(fitted) > nearest_own(exact) + 0.3
 
 
+IMSAT_ON_DIGITS = (
+    "model.regime='clustering'",
+    "model.n_classes=10",
+    "model.objective='classifier'",
+    "model.vat_weight=1.0",
+    "model.vat_eps=0.3",
+    "model.y_marginal_weight=0.4",
+    "model.y_entropy_weight=0.1",
+    "model.hidden=[128]",
+    "train.epochs=20",
+    "train.eval_every=20",
+)
+"""IMSAT (VAT and the mutual information, no decoder, no discriminator) on the digits, 20 epochs"""
+
+
 def test_imsat_baseline_clusters_digits_without_the_autoencoder(tiny_config, digits):
     """``objective = classifier`` in the clustering regime: IMSAT (Hu et al. 2017), VAT plus the mutual
     information terms, with no decoder and no discriminator; the baseline the AAE is held against."""
     from aae.model import Classifier
 
-    cfg = tiny_config(
-        "model.regime='clustering'",
-        "model.n_classes=10",
-        "model.objective='classifier'",
-        "model.vat_weight=1.0",
-        "model.vat_eps=0.3",
-        "model.y_marginal_weight=0.4",
-        "model.y_entropy_weight=0.1",
-        "model.hidden=[128]",
-        "train.epochs=20",
-        "train.eval_every=20",
-    )
-    result = run(cfg, None, splits=digits, figures=False, progress=False)
+    result = run(tiny_config(*IMSAT_ON_DIGITS), None, splits=digits, figures=False, progress=False)
     assert isinstance(result.model, Classifier) and result.model.phases == ("smoothing",)
     assert {"vat", "y_marginal", "y_entropy"} <= set(result.history[-1]) and "reconstruction" not in result.history[-1]
     # seeds 0-2: cluster error 0.42-0.43, NMI 0.54-0.56 (chance: 0.9 and 0)
@@ -227,19 +230,7 @@ def test_invariance_term_makes_q_y_ignore_small_rotations_and_shifts(tiny_config
 
     def change_under_transforms(weight: float) -> tuple[float, float]:
         """the mean KL(q(y|x) || q(y|T(x))) on the test digits, and how often the argmax stays"""
-        cfg = tiny_config(
-            "model.regime='clustering'",
-            "model.n_classes=10",
-            "model.objective='classifier'",
-            "model.vat_weight=1.0",
-            "model.vat_eps=0.3",
-            "model.y_marginal_weight=0.4",
-            "model.y_entropy_weight=0.1",
-            f"model.y_invariance_weight={weight}",
-            "model.hidden=[128]",
-            "train.epochs=20",
-            "train.eval_every=20",
-        )
+        cfg = tiny_config(*IMSAT_ON_DIGITS, f"model.y_invariance_weight={weight}")
         result = run(cfg, None, splits=digits, figures=False, progress=False)
         assert ("y_invariance" in result.history[-1]) == (weight > 0)
         torch.manual_seed(1)
