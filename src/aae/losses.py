@@ -87,18 +87,21 @@ def virtual_adversarial_loss(
                 target_logits = logits_of(x)
             target = target_logits.detach().float().log_softmax(-1)
         probe = (xi * _unit(torch.randn_like(x))).requires_grad_()
-        kl = F.kl_div(logits_of(x + probe).float().log_softmax(-1), target, log_target=True, reduction="batchmean")
+        kl = _kl_from_held(target, logits_of(x + probe))
         direction = torch.autograd.grad(kl, probe)[0]
-    return F.kl_div(
-        logits_of(x + eps * _unit(direction)).float().log_softmax(-1), target, log_target=True, reduction="batchmean"
-    )
+    return _kl_from_held(target, logits_of(x + eps * _unit(direction)))
 
 
 def invariance_loss(logits_of: Callable[[Tensor], Tensor], view: Tensor, target_logits: Tensor) -> Tensor:
     """KL(p(y|x) || p(y|T(x))) for the transformed images ``view`` = T(x), with p(y|x) (its logits
     ``target_logits``) held fixed, as in VAT, so only the transformed side is trained."""
-    target = target_logits.detach().float().log_softmax(-1)
-    return F.kl_div(logits_of(view).float().log_softmax(-1), target, log_target=True, reduction="batchmean")
+    return _kl_from_held(target_logits.detach().float().log_softmax(-1), logits_of(view))
+
+
+def _kl_from_held(target: Tensor, logits: Tensor) -> Tensor:
+    """Mean over the batch of KL(p || q), p the held log-probabilities ``target``, q the softmax of
+    ``logits`` (in float32): the divergence VAT and the invariance term train q by."""
+    return F.kl_div(logits.float().log_softmax(-1), target, log_target=True, reduction="batchmean")
 
 
 def cluster_head_penalty(heads: Tensor, eta: float) -> Tensor:
