@@ -138,7 +138,7 @@ def test_a_committed_record_counts_unless_retrained_or_of_another_recipe(tiny_co
 
 def test_the_paper_row_is_the_bundled_config_without_what_goes_beyond_the_paper():
     from aae.config import load_config
-    from aae.paper.classification import PAPER_RECIPE, _models
+    from aae.paper.classification import NN, PAPER_RECIPE, _models
 
     paper = load_config("mnist_semi_1000", PAPER_RECIPE)
     assert paper.model.vat_weight == 0 and paper.train.ema == 0 and paper.train.shift == 0
@@ -160,6 +160,12 @@ def test_the_paper_row_is_the_bundled_config_without_what_goes_beyond_the_paper(
     ):  # their records stay valid
         base = load_config(name)
         assert (base.model.hidden, base.train.batch_size, base.model.encoder_batch_norm) == ([1000, 1000], 100, False)
+    # the 100-label recipe's invariance term is ours; the NN baseline sees the labeled images only
+    assert load_config("mnist_semi_100").model.y_invariance_weight > 0
+    for name in ("mnist_semi_100", "mnist_semi_1000", "mnist_semi_all"):
+        for extra in (PAPER_RECIPE, NN):
+            m = load_config(name, extra).model
+            assert m.vat_weight == m.y_invariance_weight == m.y_marginal_weight == m.y_entropy_weight == 0
     everything = ("AAE", "AAE-paper", "NN", "NN+VAT")
     assert list(_models(argparse.Namespace(models=None), everything)) == list(everything)
     assert list(_models(argparse.Namespace(models=["NN", "AAE"]), everything)) == ["AAE", "NN"]

@@ -81,10 +81,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=[*MODELS, "VAE", "AE"],
         help="semi-supervised, clustering, likelihood (AAE, AAE-paper, VAE), prior-match (AAE, VAE, AE): which "
         "rows to train and print (default: all the experiment has): AAE (the bundled config), AAE-paper (the "
-        "same without what goes beyond the paper: VAT, weight averaging, the marginal KL, shifted images and "
-        "test-time shifts; for the likelihood, dropout and weight averaging), NN (the "
-        "encoder alone as a classifier), NN+VAT (that classifier with the bundled config's VAT on the "
-        "unlabeled images: the recipe without the autoencoder), IMSAT (clustering: Hu et al.'s "
+        "same without what goes beyond the paper: VAT, the invariance term, weight averaging, the marginal KL, "
+        "shifted images and test-time shifts; for the likelihood, dropout and weight averaging), NN (the "
+        "encoder alone as a classifier), NN+VAT (that classifier with the bundled config's VAT and "
+        "invariance term on the unlabeled images: the recipe without the autoencoder), IMSAT (clustering: Hu et al.'s "
         "recipe, VAT and mutual information without the autoencoder), AE (prior-match: the autoencoder alone)",
     )
     p.add_argument(
