@@ -34,6 +34,8 @@ from .regimes import REGIMES
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 LR_PHASES = ("reconstruction", "discriminator", "generator", "classification")
+Y_TERM_WEIGHTS = ("vat_weight", "y_invariance_weight", "y_marginal_weight", "y_entropy_weight")
+"""the model keys weighting the y head's terms beyond the paper (VAT, invariance, IMSAT's two), each off at 0"""
 """the optimizers a model may have, one per phase that steps (the VAE's ELBO steps reconstruction's)"""
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import ModelConfig
+from .config import Y_TERM_WEIGHTS, ModelConfig
 from .errors import ConfigError
 from .nets import Codes, Discriminator, Encoder, mlp
 from .priors import Categorical, Prior, make_prior
@@ -229,10 +229,7 @@ class Classifier(nn.Module):
 
     @property
     def phases(self) -> tuple[str, ...]:
-        c = self.config
-        return self.regime.phases(
-            "classifier", bool(c.vat_weight or c.y_marginal_weight or c.y_entropy_weight or c.y_invariance_weight)
-        )
+        return self.regime.phases("classifier", any(getattr(self.config, k) for k in Y_TERM_WEIGHTS))
 
     def encode(self, x: Tensor, sample: bool = True) -> Codes:
         return self.encoder(x, sample)

@@ -9,17 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import load_config
+from ..config import Y_TERM_WEIGHTS, load_config
 from ..experiment import Result, prepare_data
 from .runs import Headline, Runs, all_runs, chosen, epochs_kept, overrides, stat, table_dir, write_table
 
+NO_Y_TERMS = [f"model.{key}=0" for key in Y_TERM_WEIGHTS]
+"""every term of the y head beyond the paper off: VAT, the invariance term, IMSAT's two"""
 PAPER_RECIPE = [
-    "model.vat_weight=0",
+    *NO_Y_TERMS,
     "model.vat_knn=0",
-    "model.y_marginal_weight=0",
-    "model.y_entropy_weight=0",
     "model.y_regularizer='adversary'",
-    "model.y_invariance_weight=0",
     "model.encoder_batch_norm=false",
     "model.hidden=[1000, 1000]",
     "train.batch_size=100",
@@ -48,13 +47,7 @@ IMSAT = [
 distance to its 10th neighbour, lambda = 0.1 and mu = 4 on the mutual information, a 1200-1200
 encoder with batch norm, Adam at 0.002 on batches of 250 for 50 epochs, each image measured alone;
 no decoder, no discriminator"""
-NN = [
-    "model.objective='classifier'",
-    "model.vat_weight=0",
-    "model.y_marginal_weight=0",
-    "model.y_entropy_weight=0",
-    "model.y_invariance_weight=0",
-]
+NN = ["model.objective='classifier'", *NO_Y_TERMS]
 """the paper's NN baseline: the encoder's q(y|x) alone, trained on the labeled images only"""
 MODELS = {"AAE": [], "AAE-paper": PAPER_RECIPE, "NN": NN, "NN+VAT": ["model.objective='classifier'"], "IMSAT": IMSAT}
 MAPS = ("1000", "100", "unsup20", "10d")
