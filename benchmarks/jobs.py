@@ -1,0 +1,111 @@
+"""Independent runs side by side against one run with every thread, on this machine.
+
+    python benchmarks/jobs.py [--configs mnist_semi_100 ...] [--steps 100] [--repeats 2]
+
+What ``aae reproduce --jobs`` rests on. For each config, the same training steps are timed two
+ways: one process with all the machine's threads, and N processes (N = the number of cores) with
+one thread each, training at the same time. Each process prepares its data and model, waits for
+the others, then trains ``--steps`` steps of the config (its minibatch, its phases, its
+precision; no evaluation) and reports its seconds. Prints each setting's images per second over
+all processes and their ratio (above 1: side-by-side runs finish a set of runs sooner), the
+median over ``--repeats`` alternating measurements, and the CPU model and flags. Needs MNIST
+(``$AAE_DATA_DIR``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from step import cpu_model  # noqa: E402
+
+DRIVER = r"""
+import json, sys, time
+from pathlib import Path
+import torch
+from aae import experiment
+from aae.config import load_config
+from aae.model import build_model
+from aae.train import Trainer
+name, steps, threads, ready, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5])
+torch.set_num_threads(threads)
+cfg = load_config(name, [])
+cfg.train.select_by = ""
+cfg.train.epochs = 1
+splits = experiment.prepare_data(cfg, False)
+splits.train = splits.train.subset(slice(0, min(len(splits.train), steps * cfg.train.batch_size)))
+torch.manual_seed(0)
+trainer = Trainer(build_model(cfg.model, splits.train.x.shape[1]), cfg, None, progress=False)
+ready.touch()
+while not go.exists():
+    time.sleep(0.01)
+history = trainer.fit(splits.train.x, experiment.train_labels(cfg, splits))
+images = len(splits.train) // cfg.train.batch_size * cfg.train.batch_size
+print(json.dumps({"seconds": history[-1]["seconds"], "images": images}))
+"""
+
+CONFIGS = ("mnist_likelihood", "mnist_semi_100", "mnist_semi_1000", "mnist_cluster_30", "mnist_dimred_1000")
+
+
+def together(config: str, steps: int, processes: int, threads: int) -> float:
+    """Images per second over ``processes`` runs of ``config`` trained at the same time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        go = Path(tmp) / "go"
+        ready = [Path(tmp) / f"ready{i}" for i in range(processes)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", DRIVER, config, str(steps), str(threads), str(r), str(go)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": str(threads)},
+            )
+            for r in ready
+        ]
+        while not all(r.exists() for r in ready):
+            if any(p.poll() is not None for p in procs):
+                break
+            time.sleep(0.05)
+        go.touch()
+        out = []
+        for p in procs:
+            stdout, stderr = p.communicate()
+            if p.returncode:
+                sys.exit(f"{config}: {(stderr.strip().splitlines() or ['no error output'])[-1]}")
+            out.append(json.loads(stdout.strip().splitlines()[-1]))
+    # the set of runs is done when its slowest run is
+    return sum(r["images"] for r in out) / max(r["seconds"] for r in out)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    p.add_argument("--steps", type=int, default=100, help="training steps timed per process (default 100)")
+    p.add_argument("--repeats", type=int, default=2, help="alternating measurements per setting (default 2)")
+    p.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    args = p.parse_args()
+    name, flags = cpu_model()
+    n = args.cores
+    print(f"CPU: {name}; flags: {flags}; {n} cores; {args.steps} steps per process; median of {args.repeats}")
+    print(f"| config | 1 process x {n} threads img/s | {n} processes x 1 thread img/s | ratio |")
+    print("|---|---|---|---|")
+    for config in args.configs:
+        one, many = [], []
+        for _ in range(args.repeats):
+            one.append(together(config, args.steps, 1, n))
+            many.append(together(config, args.steps, n, 1))
+        a, b = statistics.median(one), statistics.median(many)
+        print(f"| {config} | {a:.0f} | {b:.0f} | {b / a:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
