@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 
 import numpy as np
 import pytest
@@ -421,3 +422,42 @@ def test_reproduce_all_summarises_every_table_from_its_records(tmp_path, capsys,
     assert not list(tmp_path.rglob(CHECKPOINT))
     with pytest.raises(ConfigError, match="give --seeds too"):  # before any table runs
         reproduce.reproduce_all(argparse.Namespace(**{**vars(args), "label_seeds": [3]}))
+
+
+def test_reproduce_with_jobs_trains_the_missing_runs_side_by_side_then_reads_them(tmp_path, capsys, monkeypatch):
+    from aae.paper import reproduce
+
+    tiny = ["data.name='digits'", "model.hidden=[64]", "model.disc_hidden=[32]"]
+    monkeypatch.setattr(reproduce, "PAPER", [("prior-match", {"prior": "gaussian", "seeds": [0]})])
+    args = argparse.Namespace(
+        **{**RUNTIME, "out": str(tmp_path), "seeds": None, "set": tiny, "epochs": 1, "data_dir": None, "jobs": 2}
+    )
+    reproduce.EXPERIMENTS["all"](args)
+    out = capsys.readouterr().out
+    assert "training 3 runs, 2 at a time" in out
+    runs = sorted(p.name for p in (tmp_path / "prior-match-gaussian").iterdir() if p.is_dir())
+    assert runs == ["AAE-seed0", "AE-seed0", "VAE-seed0"]
+    for run in runs:  # each trained in a worker process, on its share of the cores
+        (stint,) = json.loads((tmp_path / "prior-match-gaussian" / run / "machine.json").read_text())
+        assert stint["threads"] == max(1, len(os.sched_getaffinity(0)) // 2)
+    summary = (tmp_path / "README.md").read_text()
+    assert "Training of the 3 runs" in summary and "| 3 |" in summary
+    # the table reads the finished runs from their records: the table's pass trains nothing again
+    stamps = {p: p.stat().st_mtime for p in tmp_path.rglob(CHECKPOINT)}
+    reproduce.EXPERIMENTS["all"](args)
+    assert "training" not in capsys.readouterr().out.split("==")[0]
+    assert {p: p.stat().st_mtime for p in tmp_path.rglob(CHECKPOINT)} == stamps
+    assert (tmp_path / "README.md").read_text().split("Training of")[0] == summary.split("Training of")[0]
+    with pytest.raises(ConfigError, match="--jobs 0 is not allowed"):
+        reproduce.EXPERIMENTS["all"](argparse.Namespace(**{**vars(args), "jobs": 0}))
+
+
+def test_a_finished_run_is_read_from_its_record_and_a_longer_one_resumes_it(tiny_config, tmp_path):
+    cfg = tiny_config("train.epochs=1")
+    Runs(_args(tmp_path), "exp").get({"AAE": cfg})
+    run_dir = tmp_path / "AAE-seed0"
+    assert (run_dir / CHECKPOINT).exists()
+    again = Runs(_args(tmp_path), "exp").get({"AAE": tiny_config("train.epochs=1")})["AAE"][0]
+    assert again.model is None  # read, not resumed
+    longer = Runs(_args(tmp_path), "exp").get({"AAE": tiny_config("train.epochs=2")})["AAE"][0]
+    assert longer.model is not None and longer.epochs == 2  # resumed from its checkpoint

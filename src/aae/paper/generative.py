@@ -8,7 +8,7 @@ import torch
 
 from ..config import load_config
 from ..experiment import Result, prepare_data
-from .runs import Headline, Runs, all_runs, chosen, overrides, stat, table_dir, write_table
+from .runs import Headline, Runs, all_runs, chosen, overrides, planning, stat, table_dir, write_table
 
 VAE = ["model.objective='vae'", "model.encoder='gaussian'"]
 """a config's VAE twin: the same networks, trained by the ELBO"""
@@ -170,6 +170,8 @@ def likelihood(args) -> list[Headline]:
     runs = Runs(args, "likelihood")
     how = {"samples": n, "sigmas": [round(float(x), 6) for x in PARZEN_SIGMAS], "refine": PARZEN_REFINE}
     rows, results = [], runs.get(configs, measure=measure, how=how)
+    if planning(args):  # the first pass of --jobs: the real images' window waits for the table's pass
+        return []
     for v, rs in results.items():
         ll = [r.metrics["test_parzen_log_likelihood"] for r in rs]
         shown = stat(ll, digits=1) if len(ll) > 1 else f"{ll[0]:.1f} ± {rs[0].metrics['test_parzen_se']:.1f} (s.e.)"

@@ -12,15 +12,20 @@ table: mean ± std over ``--seeds``, wall time, and the paper's figure, also wri
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from ..devices import cpu_model
 from ..errors import ConfigError
+from . import pool
 from .classification import MAPS, MODELS, clustering, dim_reduction, semi_supervised
 from .generative import label_modes, likelihood, prior_match, supervised
-from .runs import Headline
+from .pool import Plan, check_jobs
+from .runs import Headline, planning
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -111,6 +116,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="train every run --out does not hold, ignoring --records (a run under --out is kept, "
         "or resumed if unfinished)",
     )
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=1,
+        help="runs to train at a time, each in its own process with an equal share of the cores (default 1; "
+        "on a CPU, 2 runs on 2 cores move 1.1-1.3x the images per second of one run on both)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -145,14 +158,16 @@ def reproduce_all(args: argparse.Namespace) -> None:
     then a one-page summary, ``<out>/README.md``: ours beside the paper's, the runs, their minutes."""
     if getattr(args, "label_seeds", None) is not None and args.seeds is None:
         raise ConfigError("--label-seeds: each table of all has its own seeds; give --seeds too, one per label seed")
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall, cpu = getattr(args, "started", None) or (time.perf_counter(), cpu_seconds())
     root = Path(args.out or "runs/reproduce")
     heads: list[Headline] = []
     for experiment, settings in PAPER:
         given = {**settings, **({"seeds": args.seeds} if args.seeds is not None else {})}
         print(f"\n== aae reproduce {experiment} " + " ".join(f"--{k} {_shown(v)}" for k, v in given.items()))
         heads += TABLES[experiment](argparse.Namespace(**{**vars(args), **given, "out": None, "root": str(root)}))
-    wall, cpu = (time.perf_counter() - wall) / 60, (time.process_time() - cpu) / 60
+    if planning(args):
+        return
+    wall, cpu = (time.perf_counter() - wall) / 60, (cpu_seconds() - cpu) / 60
     trained = sum(r.seconds for h in heads for r in h.runs) / 3600
     lines = [
         "| result | ours | paper | runs | training minutes | table |",
@@ -181,6 +196,12 @@ def reproduce_all(args: argparse.Namespace) -> None:
     )
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished child processes (the runs of ``--jobs``)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def _shown(value) -> str:
     return " ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
 
@@ -192,7 +213,26 @@ def _with_default_seeds(table: Callable) -> Callable[[argparse.Namespace], None]
     return one
 
 
+def _in_parallel(experiment: Callable[[argparse.Namespace], None]) -> Callable[[argparse.Namespace], None]:
+    """``experiment`` with ``--jobs N``: a quiet first pass notes every run it would train (nothing
+    printed, read or written), `pool.train` trains them N at a time, then the experiment runs as
+    usual and finds them trained."""
+
+    def gathered(args: argparse.Namespace) -> None:
+        jobs = getattr(args, "jobs", 1)
+        check_jobs(jobs)
+        args.started = time.perf_counter(), cpu_seconds()  # what all's summary counts, the pool's training too
+        if jobs > 1:
+            plan = Plan()
+            with contextlib.redirect_stdout(io.StringIO()):
+                experiment(argparse.Namespace(**{**vars(args), "plan": plan}))
+            pool.train(plan, jobs, args.device, progress=not args.no_progress)
+        experiment(args)
+
+    return gathered
+
+
 EXPERIMENTS: dict[str, Callable[[argparse.Namespace], None]] = {
-    **{name: _with_default_seeds(table) for name, table in TABLES.items()},
-    "all": reproduce_all,
+    **{name: _in_parallel(_with_default_seeds(table)) for name, table in TABLES.items()},
+    "all": _in_parallel(reproduce_all),
 }

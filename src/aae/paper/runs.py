@@ -18,7 +18,7 @@ from ..checkpoint import CHECKPOINT
 from ..config import ExperimentConfig
 from ..devices import cpu_model
 from ..errors import ConfigError
-from ..experiment import Result, prepare_data, run
+from ..experiment import FINAL, Result, prepare_data, run
 from ..runlog import MACHINE
 from .records import recorded, save_measured, with_measured
 
@@ -43,6 +43,12 @@ def overrides(args) -> list[str]:
     if args.data_dir:
         out.append(f"data.data_dir='{args.data_dir}'")
     return out
+
+
+def planning(args) -> bool:
+    """Whether this is the quiet first pass of ``--jobs``, which only notes the runs to train
+    (``args.plan``, an `aae.paper.pool.Plan`)."""
+    return getattr(args, "plan", None) is not None
 
 
 def table_dir(args, name: str) -> Path:
@@ -103,6 +109,10 @@ class Runs:
                     cfg.data.label_seed = draw
                 run_dir = root / (f"{variant}-seed{seed}" + ("" if draw in (None, seed) else f"-draw{draw}"))
                 res, where = _record(run_dir, committed, cfg, how, measured=measure is not None)
+                if planning(args):  # the quiet first pass of --jobs: note what to train, read nothing
+                    if res is None and (train or (run_dir / CHECKPOINT).exists()) and not finished(run_dir, cfg):
+                        args.plan.add(cfg.to_dict(), run_dir)
+                    continue
                 if res is None and (train or (run_dir / CHECKPOINT).exists()):
                     key = cfg.data.label_seed
                     splits[key] = splits.get(key) or prepare_data(cfg, not args.no_progress)
@@ -120,11 +130,23 @@ class Runs:
         return results
 
 
+def finished(run_dir: Path, cfg: ExperimentConfig) -> bool:
+    """Whether ``run_dir`` holds ``cfg``'s run trained to its end: a record of the same recipe written
+    after its last checkpoint (a run resumed for more epochs has a newer checkpoint)."""
+    final, checkpoint = run_dir / FINAL, run_dir / CHECKPOINT
+    return (
+        final.exists()
+        and (not checkpoint.exists() or final.stat().st_mtime >= checkpoint.stat().st_mtime)
+        and recorded(run_dir, cfg, strict=False) is not None
+    )
+
+
 def _record(run_dir: Path, committed: Path | None, cfg: ExperimentConfig, how: dict | None, *, measured: bool):
     """The finished run's record and its directory: the one under --out, else, where --out holds nothing
     of the run, the committed one of the same recipe; with ``measured``, only with its figures measured
-    the same ``how``. None where the run has a checkpoint (it is resumed instead) or no such record."""
-    if (run_dir / CHECKPOINT).exists():
+    the same ``how``. None where the run is unfinished (it is resumed instead), where its model is yet
+    to be measured, or where there is no such record."""
+    if (run_dir / CHECKPOINT).exists() and not finished(run_dir, cfg):
         return None, run_dir
     where, res = run_dir, recorded(run_dir, cfg)
     if res is None and committed is not None and not run_dir.exists():
@@ -188,6 +210,8 @@ def write_table(
 ) -> Path:
     """Print the table and write it, with the command, the seeds, the machines its runs trained on
     and the machine that wrote it, to ``<out>/results.md``."""
+    if planning(args):  # the first pass of --jobs writes nothing
+        return table_dir(args, name) / "results.md"
     missing = runs.missing if runs is not None else []
     if missing:
         left = _count(len(missing), "run")

@@ -1,0 +1,86 @@
+"""``aae reproduce --jobs N``: the runs a reproduction must train, trained N at a time, each in its
+own process with an equal share of the CPU's cores.
+
+On a CPU, independent runs side by side move more images per second than one run given every
+core: a run's small matrix products (minibatches of 100-250) do not keep two cores busy, and its
+optimizer steps and element-wise work run on one. ``benchmarks/jobs.py`` measures the ratio
+(docs/results/throughput.md). A reproduction first gathers what it must train (a quiet pass over
+its tables, :class:`Plan`), trains that here, then builds its tables from the records as usual."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError
+
+
+@dataclass
+class Plan:
+    """The runs to train, each once: (config as a dict, run directory), in the order found."""
+
+    runs: dict[str, dict] = field(default_factory=dict)
+
+    def add(self, cfg_dict: dict, run_dir: Path) -> None:
+        self.runs.setdefault(str(run_dir), cfg_dict)
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def check_jobs(jobs: int) -> None:
+    if jobs < 1:
+        raise ConfigError(f"--jobs {jobs} is not allowed; give 1 or more runs at a time")
+
+
+def _train_one(task: tuple[dict, str, int, str]) -> tuple[str, float]:
+    """One run, in a fresh worker process: ``threads`` torch threads, subnormals flushed (set before
+    torch starts its threads, as the command line does), no progress bar, the run's own log."""
+    cfg_dict, run_dir, threads, device = task
+    import torch
+
+    from ..config import from_dict
+    from ..experiment import run
+
+    torch.set_flush_denormal(True)
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    run(from_dict(cfg_dict), run_dir, resume=True, device=device, progress=False)
+    return run_dir, time.perf_counter() - start
+
+
+def train(plan: Plan, jobs: int, device: str = "auto", progress: bool = True) -> None:
+    """Train every run of ``plan``, ``jobs`` at a time, the longest (by epochs) first so that the last
+    minutes are not one long run alone. Each run resumes from its checkpoint, so an interrupted call
+    loses at most an epoch of each; a failed run stops the others (they resume on the next call) and
+    its error is raised here."""
+    tasks = sorted(plan.runs.items(), key=lambda kv: -kv[1]["train"]["epochs"])
+    if not tasks:
+        return
+    threads = max(1, cores() // jobs)
+    print(f"training {len(tasks)} runs, {min(jobs, len(tasks))} at a time, {threads} thread(s) each", flush=True)
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch state shared with this one
+    bar = tqdm(total=len(tasks), desc="runs", unit="run", disable=not progress)
+    pool = context.Pool(min(jobs, len(tasks)), maxtasksperchild=1)
+    try:
+        work = [(cfg, run_dir, threads, device) for run_dir, cfg in tasks]
+        for run_dir, seconds in pool.imap_unordered(_train_one, work):
+            bar.update()
+            tqdm.write(f"trained {run_dir} in {seconds / 60:.1f} minutes")
+        pool.close()
+    except BaseException:
+        pool.terminate()  # the other runs stop where their last checkpoint is
+        raise
+    finally:
+        pool.join()
+        bar.close()
