@@ -9,7 +9,7 @@ import pytest
 
 from aae.checkpoint import CHECKPOINT
 from aae.devices import cpu_model
-from aae.errors import ConfigError
+from aae.errors import AAEError, ConfigError
 from aae.experiment import FINAL
 from aae.paper.records import recorded
 from aae.paper.runs import Runs, epochs_kept, trained_on
@@ -461,3 +461,15 @@ def test_a_finished_run_is_read_from_its_record_and_a_longer_one_resumes_it(tiny
     assert again.model is None  # read, not resumed
     longer = Runs(_args(tmp_path), "exp").get({"AAE": tiny_config("train.epochs=2")})["AAE"][0]
     assert longer.model is not None and longer.epochs == 2  # resumed from its checkpoint
+
+
+def test_a_run_failing_in_the_pool_is_the_commands_error(tiny_config, tmp_path):
+    from aae.paper import pool
+
+    plan = pool.Plan()
+    where = f"data.data_dir='{tmp_path / 'none'}'"
+    bad = tiny_config("train.epochs=1", "data.name='mnist'", where, "data.download=false")
+    plan.add(bad.to_dict(), tmp_path / "AAE-seed0")
+    with pytest.raises(AAEError, match="MNIST"):
+        pool.train(plan, jobs=2, device="cpu", progress=False)
+    assert not (tmp_path / "AAE-seed0" / CHECKPOINT).exists()

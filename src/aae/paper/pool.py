@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,11 +68,15 @@ def train(plan: Plan, jobs: int, device: str = "auto", progress: bool = True) ->
     tasks = sorted(plan.runs.items(), key=lambda kv: -kv[1]["train"]["epochs"])
     if not tasks:
         return
-    threads = max(1, cores() // jobs)
-    print(f"training {len(tasks)} runs, {min(jobs, len(tasks))} at a time, {threads} thread(s) each", flush=True)
+    workers = min(jobs, len(tasks))
+    threads = max(1, cores() // workers)
+    runs = f"{len(tasks)} run" + ("s" if len(tasks) > 1 else "")
+    print(f"training {runs}, {workers} at a time, {threads} thread{'s' if threads > 1 else ''} each", flush=True)
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch state shared with this one
     bar = tqdm(total=len(tasks), desc="runs", unit="run", disable=not progress)
-    pool = context.Pool(min(jobs, len(tasks)), maxtasksperchild=1)
+    # Ctrl-C reaches the whole process group: the workers leave it to this process, which stops them
+    ignore_ctrl_c = (signal.SIGINT, signal.SIG_IGN)
+    pool = context.Pool(workers, initializer=signal.signal, initargs=ignore_ctrl_c, maxtasksperchild=1)
     try:
         work = [(cfg, run_dir, threads, device) for run_dir, cfg in tasks]
         for run_dir, seconds in pool.imap_unordered(_train_one, work):
