@@ -33,37 +33,47 @@ import json, sys, time
 from pathlib import Path
 import torch
 from aae import experiment
-from aae.config import load_config
+from aae.config import from_dict, load_config
+from aae.evaluate import epoch_metrics
 from aae.model import build_model
 from aae.train import Trainer
-name, steps, threads, ready, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5])
+spec, steps, threads, ready, go, evaluate = sys.argv[1:7]
+steps, threads = int(steps), int(threads)
 torch.set_num_threads(threads)
-cfg = load_config(name, [])
+torch.set_flush_denormal(True)
+cfg = from_dict(json.loads(Path(spec).read_text())) if spec.endswith(".json") else load_config(spec, [])
 cfg.train.select_by = ""
 cfg.train.epochs = 1
 splits = experiment.prepare_data(cfg, False)
-splits.train = splits.train.subset(slice(0, min(len(splits.train), steps * cfg.train.batch_size)))
-torch.manual_seed(0)
+n_train, batch = len(splits.train), cfg.train.batch_size
+splits.train = splits.train.subset(slice(0, min(n_train, steps * batch)))
+torch.manual_seed(cfg.train.seed)
 trainer = Trainer(build_model(cfg.model, splits.train.x.shape[1]), cfg, None, progress=False)
-ready.touch()
-while not go.exists():
+Path(ready).touch()
+while not Path(go).exists():
     time.sleep(0.01)
 history = trainer.fit(splits.train.x, experiment.train_labels(cfg, splits))
-images = len(splits.train) // cfg.train.batch_size * cfg.train.batch_size
-print(json.dumps({"seconds": history[-1]["seconds"], "images": images}))
+out = {"seconds": history[-1]["seconds"], "steps": len(splits.train) // batch, "batch": batch, "n_train": n_train}
+if evaluate == "1":
+    start = time.perf_counter()
+    epoch_metrics(splits, cfg)(trainer.current.eval())
+    out["evaluation"] = time.perf_counter() - start
+print(json.dumps(out))
 """
 
 CONFIGS = ("mnist_likelihood", "mnist_semi_100", "mnist_semi_1000", "mnist_cluster_30", "mnist_dimred_1000")
 
 
-def together(config: str, steps: int, processes: int, threads: int) -> float:
-    """Images per second over ``processes`` runs of ``config`` trained at the same time."""
+def together(spec: str, steps: int, processes: int, threads: int, evaluate: bool = False) -> list[dict]:
+    """``processes`` runs of ``spec`` (a bundled config's name or a config's JSON file) trained at the
+    same time, ``threads`` each, all starting their ``steps`` steps together; each one's seconds,
+    steps, minibatch and training images (and with ``evaluate``, one per-epoch evaluation after)."""
     with tempfile.TemporaryDirectory() as tmp:
         go = Path(tmp) / "go"
         ready = [Path(tmp) / f"ready{i}" for i in range(processes)]
         procs = [
             subprocess.Popen(
-                [sys.executable, "-c", DRIVER, config, str(steps), str(threads), str(r), str(go)],
+                [sys.executable, "-c", DRIVER, spec, str(steps), str(threads), str(r), str(go), str(int(evaluate))],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -80,10 +90,14 @@ def together(config: str, steps: int, processes: int, threads: int) -> float:
         for p in procs:
             stdout, stderr = p.communicate()
             if p.returncode:
-                sys.exit(f"{config}: {(stderr.strip().splitlines() or ['no error output'])[-1]}")
+                sys.exit(f"{spec}: {(stderr.strip().splitlines() or ['no error output'])[-1]}")
             out.append(json.loads(stdout.strip().splitlines()[-1]))
-    # the set of runs is done when its slowest run is
-    return sum(r["images"] for r in out) / max(r["seconds"] for r in out)
+    return out
+
+
+def images_per_second(runs: list[dict]) -> float:
+    """Images per second over runs trained together: the set is done when its slowest run is."""
+    return sum(r["steps"] * r["batch"] for r in runs) / max(r["seconds"] for r in runs)
 
 
 def main() -> None:
@@ -101,8 +115,8 @@ def main() -> None:
     for config in args.configs:
         one, many = [], []
         for _ in range(args.repeats):
-            one.append(together(config, args.steps, 1, n))
-            many.append(together(config, args.steps, n, 1))
+            one.append(images_per_second(together(config, args.steps, 1, n)))
+            many.append(images_per_second(together(config, args.steps, n, 1)))
         a, b = statistics.median(one), statistics.median(many)
         print(f"| {config} | {a:.0f} | {b:.0f} | {b / a:.2f}x |", flush=True)
 

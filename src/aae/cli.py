@@ -339,7 +339,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"aae: error: {exc}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
-            print("aae: interrupted; a training run continues from its last checkpoint with --resume", file=sys.stderr)
+            again = (
+                "the same command again continues every run from its last checkpoint"
+                if args.func is cmd_reproduce
+                else "a training run continues from its last checkpoint with --resume"
+            )
+            print(f"aae: interrupted; {again}", file=sys.stderr)
             return 130
         finish(0)  # under torchrun: wait for the other processes, then exit (returns at once otherwise)
     return 0

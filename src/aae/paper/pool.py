@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,13 @@ def check_jobs(jobs: int) -> None:
         raise ConfigError(f"--jobs {jobs} is not allowed; give 1 or more runs at a time")
 
 
+def _worker_signals() -> None:
+    """Ctrl-C reaches the whole process group: a worker leaves it to the command, which stops the
+    pool; stopped, a worker exits as from an error, releasing what it holds (its locks among them)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+
+
 def _train_one(task: tuple[dict, str, int, str]) -> tuple[str, float]:
     """One run, in a fresh worker process: ``threads`` torch threads, subnormals flushed (set before
     torch starts its threads, as the command line does), no progress bar, the run's own log."""
@@ -74,9 +82,7 @@ def train(plan: Plan, jobs: int, device: str = "auto", progress: bool = True) ->
     print(f"training {runs}, {workers} at a time, {threads} thread{'s' if threads > 1 else ''} each", flush=True)
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch state shared with this one
     bar = tqdm(total=len(tasks), desc="runs", unit="run", disable=not progress)
-    # Ctrl-C reaches the whole process group: the workers leave it to this process, which stops them
-    ignore_ctrl_c = (signal.SIGINT, signal.SIG_IGN)
-    pool = context.Pool(workers, initializer=signal.signal, initargs=ignore_ctrl_c, maxtasksperchild=1)
+    pool = context.Pool(workers, initializer=_worker_signals, maxtasksperchild=1)
     try:
         work = [(cfg, run_dir, threads, device) for run_dir, cfg in tasks]
         for run_dir, seconds in pool.imap_unordered(_train_one, work):
