@@ -20,6 +20,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
+from ..runlog import JSONL
 
 
 @dataclass
@@ -81,13 +82,18 @@ def train(plan: Plan, jobs: int, device: str = "auto", progress: bool = True) ->
     runs = f"{len(tasks)} run" + ("s" if len(tasks) > 1 else "")
     print(f"training {runs}, {workers} at a time, {threads} thread{'s' if threads > 1 else ''} each", flush=True)
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch state shared with this one
-    bar = tqdm(total=len(tasks), desc="runs", unit="run", disable=not progress)
+    epochs = sum(cfg["train"]["epochs"] for _, cfg in tasks)
+    bar = tqdm(total=epochs, initial=_epochs_done(tasks), desc="epochs", unit="epoch", disable=not progress)
     pool = context.Pool(workers, initializer=_worker_signals, maxtasksperchild=1)
     try:
-        work = [(cfg, run_dir, threads, device) for run_dir, cfg in tasks]
-        for run_dir, seconds in pool.imap_unordered(_train_one, work):
-            bar.update()
-            tqdm.write(f"trained {run_dir} in {seconds / 60:.1f} minutes")
+        pending = [pool.apply_async(_train_one, ((cfg, run_dir, threads, device),)) for run_dir, cfg in tasks]
+        while pending:
+            time.sleep(POLL)
+            for result in [r for r in pending if r.ready()]:
+                run_dir, seconds = result.get()  # a worker's error is raised here
+                tqdm.write(f"trained {run_dir} in {seconds / 60:.1f} minutes")
+            pending = [r for r in pending if not r.ready()]
+            bar.update(_epochs_done(tasks) - bar.n)
         pool.close()
     except BaseException:
         pool.terminate()  # the other runs stop where their last checkpoint is
@@ -95,3 +101,17 @@ def train(plan: Plan, jobs: int, device: str = "auto", progress: bool = True) ->
     finally:
         pool.join()
         bar.close()
+
+
+POLL = 2.0
+"""seconds between looks at the workers and their runs' logs"""
+
+
+def _epochs_done(tasks: list[tuple[str, dict]]) -> int:
+    """Epochs the runs have logged (each run's metrics.jsonl has a line per epoch), up to each one's count."""
+    done = 0
+    for run_dir, cfg in tasks:
+        log = Path(run_dir) / JSONL
+        if log.exists():
+            done += min(cfg["train"]["epochs"], sum(1 for line in log.read_text().splitlines() if line.strip()))
+    return done
