@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,8 @@ def train(plan: Plan, jobs: int, device: str = "auto", progress: bool = True) ->
     epochs = sum(cfg["train"]["epochs"] for _, cfg in tasks)
     bar = tqdm(total=epochs, initial=_epochs_done(tasks), desc="epochs", unit="epoch", disable=not progress)
     pool = context.Pool(workers, initializer=_worker_signals, maxtasksperchild=1)
+    main = threading.current_thread() is threading.main_thread()  # where signal handlers can be set
+    before = signal.signal(signal.SIGTERM, _stop) if main else None
     try:
         pending = [pool.apply_async(_train_one, ((cfg, run_dir, threads, device),)) for run_dir, cfg in tasks]
         while pending:
@@ -101,6 +104,13 @@ def train(plan: Plan, jobs: int, device: str = "auto", progress: bool = True) ->
     finally:
         pool.join()
         bar.close()
+        if main:
+            signal.signal(signal.SIGTERM, before)
+
+
+def _stop(signum, frame) -> None:
+    """``kill`` of the command: stop the pool as Ctrl-C does (the workers must not train on, orphaned)."""
+    raise SystemExit(128 + signum)
 
 
 POLL = 2.0
