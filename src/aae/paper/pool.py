@@ -26,7 +26,7 @@ from ..runlog import JSONL
 
 @dataclass
 class Plan:
-    """The runs to train, each once: (config as a dict, run directory), in the order found."""
+    """The runs to train, each once, in the order found: run directory -> its config as a dict."""
 
     runs: dict[str, dict] = field(default_factory=dict)
 
@@ -84,7 +84,8 @@ def train(plan: Plan, jobs: int, device: str = "auto", progress: bool = True) ->
     print(f"training {runs}, {workers} at a time, {threads} thread{'s' if threads > 1 else ''} each", flush=True)
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no torch state shared with this one
     epochs = sum(cfg["train"]["epochs"] for _, cfg in tasks)
-    bar = tqdm(total=epochs, initial=_epochs_done(tasks), desc="epochs", unit="epoch", disable=not progress)
+    done = _epochs_done(tasks) if progress else 0
+    bar = tqdm(total=epochs, initial=done, desc="epochs", unit="epoch", disable=not progress)
     pool = context.Pool(workers, initializer=_worker_signals, maxtasksperchild=1)
     main = threading.current_thread() is threading.main_thread()  # where signal handlers can be set
     before = signal.signal(signal.SIGTERM, _stop) if main else None
@@ -96,7 +97,8 @@ def train(plan: Plan, jobs: int, device: str = "auto", progress: bool = True) ->
                 run_dir, seconds = result.get()  # a worker's error is raised here
                 tqdm.write(f"trained {run_dir} in {seconds / 60:.1f} minutes")
             pending = [r for r in pending if not r.ready()]
-            bar.update(_epochs_done(tasks) - bar.n)
+            if progress:
+                bar.update(_epochs_done(tasks) - bar.n)
         pool.close()
     except BaseException:
         pool.terminate()  # the other runs stop where their last checkpoint is
