@@ -122,7 +122,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         help="runs to train at a time, each in its own process with an equal share of the cores (default 1; "
-        "on a CPU, 2 runs on 2 cores move 1.1-1.3x the images per second of one run on both)",
+        "on a CPU, 2 runs on 2 cores move 1.1-1.35x the images per second of one run on both)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
