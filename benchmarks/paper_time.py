@@ -63,9 +63,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "paper"
         runs = planned_runs(args.seeds, out)
-        recipes: dict[str, list[tuple[str, dict]]] = defaultdict(list)
+        recipes: dict[str, list[tuple[Path, dict]]] = defaultdict(list)  # run directories under out, configs
         for run_dir, cfg in runs.items():
-            recipes[recipe_key(cfg)].append((Path(run_dir).relative_to(out).parts[0], cfg))
+            recipes[recipe_key(cfg)].append((Path(run_dir).relative_to(out), cfg))
         threads = max(1, pool.cores() // args.jobs)
         name, flags = cpu_model()
         print(
@@ -77,7 +77,7 @@ def main() -> None:
         minutes: dict[str, float] = defaultdict(float)
         count: dict[str, int] = defaultdict(int)
         for i, members in enumerate(recipes.values()):
-            table, cfg = members[0]
+            first, cfg = members[0]
             spec = Path(tmp) / f"recipe{i}.json"
             spec.write_text(json.dumps(cfg))
             timed = together(str(spec), args.steps, args.jobs, threads, evaluate=True)
@@ -86,13 +86,11 @@ def main() -> None:
             t = cfg["train"]
             epoch = timed[0]["n_train"] // t["batch_size"] * per_step + evaluation / t["eval_every"]
             run_minutes = t["epochs"] * epoch / 60
-            for table, _ in members:
-                minutes[table] += run_minutes
-                count[table] += 1
-            first = next(d for d, c in runs.items() if c is cfg)
+            for run_dir, _ in members:
+                minutes[run_dir.parts[0]] += run_minutes  # by table
+                count[run_dir.parts[0]] += 1
             print(
-                f"| {Path(first).relative_to(out)} | {len(members)} | {t['epochs']} | {per_step:.3f} | "
-                f"{evaluation:.1f} | {run_minutes:.1f} |",
+                f"| {first} | {len(members)} | {t['epochs']} | {per_step:.3f} | {evaluation:.1f} | {run_minutes:.1f} |",
                 flush=True,
             )
     print("\n| table | runs | estimated hours, run side by side |")

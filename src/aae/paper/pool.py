@@ -21,7 +21,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
-from ..runlog import JSONL
+from ..runlog import read_history
 
 
 @dataclass
@@ -61,12 +61,13 @@ def _train_one(task: tuple[dict, str, int, str]) -> tuple[str, float]:
     import torch
 
     from ..config import from_dict
+    from ..devices import flush_denormals
     from ..experiment import run
 
-    torch.set_flush_denormal(True)
-    torch.set_num_threads(threads)
-    start = time.perf_counter()
-    run(from_dict(cfg_dict), run_dir, resume=True, device=device, progress=False)
+    with flush_denormals():
+        torch.set_num_threads(threads)
+        start = time.perf_counter()
+        run(from_dict(cfg_dict), run_dir, resume=True, device=device, progress=False)
     return run_dir, time.perf_counter() - start
 
 
@@ -121,9 +122,4 @@ POLL = 2.0
 
 def _epochs_done(tasks: list[tuple[str, dict]]) -> int:
     """Epochs the runs have logged (each run's metrics.jsonl has a line per epoch), up to each one's count."""
-    done = 0
-    for run_dir, cfg in tasks:
-        log = Path(run_dir) / JSONL
-        if log.exists():
-            done += min(cfg["train"]["epochs"], sum(1 for line in log.read_text().splitlines() if line.strip()))
-    return done
+    return sum(min(cfg["train"]["epochs"], len(read_history(run_dir) or [])) for run_dir, cfg in tasks)

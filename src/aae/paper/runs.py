@@ -110,7 +110,8 @@ class Runs:
                 run_dir = root / (f"{variant}-seed{seed}" + ("" if draw in (None, seed) else f"-draw{draw}"))
                 res, where = _record(run_dir, committed, cfg, how, measured=measure is not None)
                 if planning(args):  # the quiet first pass of --jobs: note what to train, read nothing
-                    if res is None and (train or (run_dir / CHECKPOINT).exists()) and not finished(run_dir, cfg):
+                    needed = res is None and (train or (run_dir / CHECKPOINT).exists())
+                    if needed and _finished_record(run_dir, cfg) is None:
                         args.plan.add(cfg.to_dict(), run_dir)
                     continue
                 if res is None and (train or (run_dir / CHECKPOINT).exists()):
@@ -130,15 +131,14 @@ class Runs:
         return results
 
 
-def finished(run_dir: Path, cfg: ExperimentConfig) -> bool:
-    """Whether ``run_dir`` holds ``cfg``'s run trained to its end: a record of the same recipe written
-    after its last checkpoint (a run resumed for more epochs has a newer checkpoint)."""
+def _finished_record(run_dir: Path, cfg: ExperimentConfig) -> Result | None:
+    """The record of ``cfg``'s run in ``run_dir`` where it trained to its end: a record of the same
+    recipe written after its last checkpoint (a run resumed for more epochs has a newer checkpoint);
+    else None."""
     final, checkpoint = run_dir / FINAL, run_dir / CHECKPOINT
-    return (
-        final.exists()
-        and (not checkpoint.exists() or final.stat().st_mtime >= checkpoint.stat().st_mtime)
-        and recorded(run_dir, cfg, strict=False) is not None
-    )
+    if not final.exists() or (checkpoint.exists() and final.stat().st_mtime < checkpoint.stat().st_mtime):
+        return None
+    return recorded(run_dir, cfg, strict=False)
 
 
 def _record(run_dir: Path, committed: Path | None, cfg: ExperimentConfig, how: dict | None, *, measured: bool):
@@ -146,9 +146,13 @@ def _record(run_dir: Path, committed: Path | None, cfg: ExperimentConfig, how: d
     of the run, the committed one of the same recipe; with ``measured``, only with its figures measured
     the same ``how``. None where the run is unfinished (it is resumed instead), where its model is yet
     to be measured, or where there is no such record."""
-    if (run_dir / CHECKPOINT).exists() and not finished(run_dir, cfg):
-        return None, run_dir
-    where, res = run_dir, recorded(run_dir, cfg)
+    where = run_dir
+    if (run_dir / CHECKPOINT).exists():
+        res = _finished_record(run_dir, cfg)
+        if res is None:
+            return None, run_dir
+    else:
+        res = recorded(run_dir, cfg)
     if res is None and committed is not None and not run_dir.exists():
         where = committed / run_dir.name
         res = recorded(where, cfg, strict=False)
