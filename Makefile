@@ -27,7 +27,7 @@ lint: $(BIN)/.installed
 
 # regenerate the README's config-key table from the config's own field docs
 readme: $(BIN)/.installed
-	$(BIN)/python -c 'from aae.config_docs import write_key_table; write_key_table("README.md")' 
+	$(BIN)/python -c 'from aae.config.docs import write_key_table; write_key_table("README.md")' 
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/step.py

@@ -33,7 +33,8 @@ from step import cpu_model  # noqa: E402
 DRIVER = r"""
 import json, sys, time
 import torch
-from aae.config import load_config, TrainConfig
+from aae.config.load import load_config
+from aae.config.schema import TrainConfig
 from aae import experiment
 name, steps, threads, extra = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
 torch.set_num_threads(threads)
@@ -45,11 +46,11 @@ batch = cfg.train.batch_size
 n_train = len(splits.train)
 splits.train = splits.train.subset(slice(0, min(n_train, steps * batch)))
 torch.manual_seed(0)
-from aae import model as models
+from aae.model import autoencoder as models
 build = getattr(models, "build_model", None) or models.AdversarialAutoencoder
 model = build(cfg.model, splits.train.x.shape[1])
-from aae.train import Trainer
-from aae.evaluate import epoch_metrics
+from aae.training.trainer import Trainer
+from aae.evaluation.evaluate import epoch_metrics
 trainer = Trainer(model, cfg, None) if old else Trainer(model, cfg, None, progress=False)
 cfg.train.epochs = 1
 history = trainer.fit(splits.train.x, experiment.train_labels(cfg, splits))

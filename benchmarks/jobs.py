@@ -33,10 +33,10 @@ import json, sys, time
 from pathlib import Path
 import torch
 from aae import experiment
-from aae.config import from_dict, load_config
-from aae.evaluate import epoch_metrics
-from aae.model import build_model
-from aae.train import Trainer
+from aae.config.load import from_dict, load_config
+from aae.evaluation.evaluate import epoch_metrics
+from aae.model.autoencoder import build_model
+from aae.training.trainer import Trainer
 spec, steps, threads, ready, go, evaluate = sys.argv[1:7]
 steps, threads = int(steps), int(threads)
 torch.set_num_threads(threads)

@@ -7,7 +7,7 @@ same networks, the same optimizer and the same batch, measured in the same run.
 The plain loop is the textbook AAE step (Section 2): a reconstruction step, a discriminator step
 on a fresh no-grad encoding, a generator step on another encoding, each with its own
 ``torch.optim.Adam`` (PyTorch's default for-loop implementation on the CPU). The project's step is
-``aae.phases.train_step`` with the optimizers the Trainer builds, under the precision's autocast.
+``aae.model.phases.train_step`` with the optimizers the Trainer builds, under the precision's autocast.
 Both use the paper's MNIST sizes (784-1000-1000-z, discriminators 1000-1000). Prints images/s
 and the ratio, with the machine's CPU model, its bf16 flags and a float32 matmul rate. With
 ``--profile``, where the project's step spends its time instead (torch.profiler's self CPU time):
@@ -22,12 +22,12 @@ import time
 import torch
 from torch import nn
 
-from aae import devices
-from aae.config import ModelConfig, TrainConfig
-from aae.devices import cpu_flags, pick_device
-from aae.model import AdversarialAutoencoder
-from aae.optimizers import make_optimizer
-from aae.phases import Batch, train_step
+from aae.config.schema import ModelConfig, TrainConfig
+from aae.model.autoencoder import AdversarialAutoencoder
+from aae.model.phases import Batch, train_step
+from aae.training import devices
+from aae.training.devices import cpu_flags, pick_device
+from aae.training.optimizers import make_optimizer
 
 
 def cpu_model() -> tuple[str, str]:

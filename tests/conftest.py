@@ -19,7 +19,7 @@ TINY = ("model.hidden=[32]", "model.disc_hidden=[16]", "data.name=digits")
 @pytest.fixture(scope="module")
 def digits():
     """sklearn's digits as train (1077) / valid (120) / test (600) splits. Do not mutate."""
-    from aae.datasets import load
+    from aae.data.sets import load
 
     return load("digits", progress=False)
 
@@ -27,7 +27,7 @@ def digits():
 @pytest.fixture
 def tiny_config():
     """``tiny_config(*overrides, path=None)``: a validated config with tiny nets on digits."""
-    from aae.config import load_config
+    from aae.config.load import load_config
 
     def make(*overrides: str, path=None):
         return load_config(path, [*TINY, *overrides])

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from aae import checkpoint
 from aae.cli import main
+from aae.training import checkpoint
 
 TINY = ["--no-progress", "--set", "model.hidden=[32]", "--set", "model.disc_hidden=[16]"]
 DEMO = ["train", "--config", "demo", "--epochs", "1"]
@@ -300,7 +300,7 @@ def test_label_conditioned_training_with_every_label_missing_is_refused(work):
 
 
 def test_an_exploding_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(work, monkeypatch):
-    import aae.train
+    import aae.training.trainer
 
     calls = {"n": 0}
 
@@ -308,7 +308,7 @@ def test_an_exploding_loss_stops_with_one_line_and_keeps_the_last_good_checkpoin
         calls["n"] += 1
         return {"reconstruction": torch.tensor(1e12 if calls["n"] > 10 else 50.0)}
 
-    monkeypatch.setattr(aae.train, "train_step", step)
+    monkeypatch.setattr(aae.training.trainer, "train_step", step)
     before = snapshot(work)
     rc, _, err = run_main([*TRAIN, "--epochs", "3", "--out", "boom"])
     errors = [line for line in err.splitlines() if line.startswith("aae: error: ")]

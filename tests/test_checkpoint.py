@@ -1,4 +1,4 @@
-"""Tests for aae.checkpoint: checkpoints (safetensors + JSON metadata, no pickle), loading, atomic writes."""
+"""Tests for aae.training.checkpoint: checkpoints (safetensors + JSON metadata, no pickle), loading, atomic writes."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 import torch
 from safetensors.torch import save as st_save
 
-from aae import checkpoint as io
 from aae.errors import CheckpointError
-from aae.model import AdversarialAutoencoder
-from aae.optimizers import make_optimizer
-from aae.phases import Batch, train_step
+from aae.model.autoencoder import AdversarialAutoencoder
+from aae.model.phases import Batch, train_step
+from aae.training import checkpoint as io
+from aae.training.optimizers import make_optimizer
 
 HISTORY = [{"epoch": 1, "reconstruction": 40.5, "seconds": 0.1}, {"epoch": 2, "reconstruction": 33.25, "seconds": 0.1}]
 
@@ -260,7 +260,7 @@ def test_loading_and_resuming_never_unpickle(saved, monkeypatch, digits, tiny_co
     assert torch.equal(io.load(path.parent).reconstruct(x), model.reconstruct(x))
 
     # and a trainer resumes from its run directory the same way
-    from aae.train import Trainer
+    from aae.training.trainer import Trainer
 
     run_cfg = tiny_config("train.epochs=1")
     Trainer(build(run_cfg), run_cfg, tmp_path / "r").fit(digits.train.x)

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aae import checkpoint as io
 from aae.cli import main
-from aae.config import DataConfig, EvalConfig, ModelConfig, TrainConfig, bundled_configs
+from aae.config.load import bundled_configs
+from aae.config.schema import DataConfig, EvalConfig, ModelConfig, TrainConfig
+from aae.training import checkpoint as io
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = ["--no-progress", "--set", "model.hidden=[32]", "--set", "model.disc_hidden=[16]"]
@@ -385,7 +386,7 @@ def test_train_help_mentions_every_config_key(capsys):
         main(["train", "--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
-    from aae.config_docs import key_lines
+    from aae.config.docs import key_lines
 
     for line in key_lines().splitlines():  # every table's line, as generated from the config's keys
         assert line in text, line
@@ -421,9 +422,9 @@ def test_a_command_flushes_subnormal_floats_on_every_worker_thread():
     script = """
 import numpy as np, torch
 torch.set_num_threads(2)
-import aae.cli, aae.distributed
+import aae.cli, aae.training.distributed
 x = torch.from_numpy(np.full(2_000_000, 1e-39, dtype=np.float32))
-aae.distributed.finish = lambda code: print("nonzero", int((x * 2.0 != 0).sum()))
+aae.training.distributed.finish = lambda code: print("nonzero", int((x * 2.0 != 0).sum()))
 aae.cli.main(["configs"])
 print("after", int((x[:1] * 2.0 != 0).sum()))
 """

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from aae.evaluate import embed
+from aae.evaluation.evaluate import embed
+from aae.evaluation.metrics import cluster_error_paper
 from aae.experiment import run
-from aae.losses import cluster_head_penalty
-from aae.metrics import cluster_error_paper
+from aae.model.losses import cluster_head_penalty
 
 
 def test_head_penalty_counts_only_pairs_closer_than_eta():
@@ -33,7 +33,7 @@ def test_paper_cluster_protocol_labels_each_cluster_by_its_most_confident_valida
 
 @pytest.fixture(scope="module")
 def clustered(tmp_path_factory, digits):
-    from aae.config import load_config
+    from aae.config.load import load_config
 
     cfg = load_config(
         "mnist_cluster_16",
@@ -85,8 +85,8 @@ def test_vat_at_mnists_radius_collapses_the_categories_unless_mutual_information
     # VAT's radius is in input units: at MNIST's 2 on the 64 pixels of digits it smooths q(y|x) onto one
     # category, which the y discriminator (reading its minibatch's mean) does not stop; the mutual-information
     # terms of the bundled recipe do. (Without VAT the same y discriminator kept 3-4 categories, seeds 0-2.)
-    from aae.config import load_config
-    from aae.evaluate import encode
+    from aae.config.load import load_config
+    from aae.evaluation.evaluate import encode
 
     terms = (
         ["model.y_marginal_weight=1.2", "model.y_entropy_weight=0.3"]
@@ -125,7 +125,7 @@ def test_vat_at_mnists_radius_collapses_the_categories_unless_mutual_information
 
 @pytest.mark.slow
 def test_cluster_heads_figure_is_written(clustered, tmp_path):
-    from aae.figures import write_figures
+    from aae.evaluation.figures import write_figures
 
     names = {p.name for p in write_figures(clustered.model, clustered.splits, tmp_path)}
     assert "cluster_heads.png" in names and "manifold.png" not in names
@@ -164,7 +164,7 @@ def test_unsupervised_map_is_scored_as_a_clustering(tiny_config, digits):
 
 
 def test_circle_projection_puts_independent_heads_on_the_unit_circle():
-    from aae.figures import circle_projection
+    from aae.evaluation.figures import circle_projection
 
     heads = np.random.default_rng(0).normal(size=(10, 10)) * 5
     mapped = heads @ circle_projection(heads)
@@ -173,7 +173,7 @@ def test_circle_projection_puts_independent_heads_on_the_unit_circle():
 
 
 def test_circle_projection_fitted_on_codes_keeps_clusters_apart_where_the_exact_map_smears_them():
-    from aae.figures import circle_projection
+    from aae.evaluation.figures import circle_projection
 
     rng = np.random.default_rng(0)
     # ten heads 6 apart in 10-D, but nine of them nearly in one plane: the exact map is ill-conditioned
@@ -213,7 +213,7 @@ IMSAT_ON_DIGITS = (
 def test_imsat_baseline_clusters_digits_without_the_autoencoder(tiny_config, digits):
     """``objective = classifier`` in the clustering regime: IMSAT (Hu et al. 2017), VAT plus the mutual
     information terms, with no decoder and no discriminator; the baseline the AAE is held against."""
-    from aae.model import Classifier
+    from aae.model.autoencoder import Classifier
 
     result = run(tiny_config(*IMSAT_ON_DIGITS), None, splits=digits, figures=False, progress=False)
     assert isinstance(result.model, Classifier) and result.model.phases == ("smoothing",)
@@ -225,8 +225,8 @@ def test_imsat_baseline_clusters_digits_without_the_autoencoder(tiny_config, dig
 def test_invariance_term_makes_q_y_ignore_small_rotations_and_shifts(tiny_config, digits):
     """``model.y_invariance_weight``: KL(q(y|x) || q(y|T(x))) for T a random small rotation and shift,
     here beside IMSAT's terms; trained with it, q(y|x) changes less under such T than trained without."""
-    from aae.augment import small_transforms
-    from aae.evaluate import encode
+    from aae.data.augment import small_transforms
+    from aae.evaluation.evaluate import encode
 
     def change_under_transforms(weight: float) -> tuple[float, float]:
         """the mean KL(q(y|x) || q(y|T(x))) on the test digits, and how often the argmax stays"""
@@ -248,8 +248,8 @@ def test_invariance_term_makes_q_y_ignore_small_rotations_and_shifts(tiny_config
 
 def test_invariance_term_needs_a_y_head_and_square_images(tiny_config):
     from aae.errors import ConfigError, DataError
-    from aae.model import build_model
-    from aae.train import Trainer
+    from aae.model.autoencoder import build_model
+    from aae.training.trainer import Trainer
 
     with pytest.raises(ConfigError, match="model.y_invariance_weight .* needs a regime with a y head"):
         tiny_config("model.y_invariance_weight=1")

@@ -1,4 +1,4 @@
-"""Tests for aae.config (with config_checks and config_docs): defaults, bundled and file configs, dotted
+"""Tests for aae.config.schema (with config_checks and config_docs): defaults, bundled and file configs, dotted
 overrides, validation errors, the key table."""
 
 from __future__ import annotations
@@ -9,18 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from aae.config import (
-    LR_PHASES,
-    DataConfig,
-    EvalConfig,
-    ExperimentConfig,
-    ModelConfig,
-    TrainConfig,
-    bundled_configs,
-    from_dict,
-    load_config,
-)
-from aae.config_docs import KEY_TABLE, key_table, keys
+from aae.config.docs import KEY_TABLE, key_table, keys
+from aae.config.load import bundled_configs, from_dict, load_config
+from aae.config.schema import LR_PHASES, DataConfig, EvalConfig, ExperimentConfig, ModelConfig, TrainConfig
 from aae.errors import ConfigError
 
 # ----------------------------------------------------------------------------- defaults
@@ -118,7 +109,7 @@ def test_unknown_section_in_a_file_is_rejected(tmp_path: Path):
 
 
 def test_every_bundled_config_loads_and_builds_a_model():
-    from aae.model import AdversarialAutoencoder
+    from aae.model.autoencoder import AdversarialAutoencoder
 
     names = bundled_configs()
     assert {
@@ -307,7 +298,7 @@ def test_prior_override_with_another_name_replaces_the_table():
     assert cfg.model.prior == {"name": "gaussian"}  # no n_modes left over from the mixture
     cfg = load_config("demo", ["model.prior={name = 'swiss_roll'}"])
     assert cfg.model.prior == {"name": "swiss_roll"}
-    from aae.model import AdversarialAutoencoder
+    from aae.model.autoencoder import AdversarialAutoencoder
 
     model = AdversarialAutoencoder(
         load_config("demo", ["model.prior.name=gaussian", "model.hidden=[8]", "model.disc_hidden=[8]"]).model, x_dim=64

@@ -1,4 +1,4 @@
-"""Tests for aae.data and aae.datasets: IDX reading, checksums, downloads (local server only), loaders, labels."""
+"""Tests for aae.data: IDX reading, checksums, downloads (local server only), loaders, labels."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aae import data, datasets
+from aae.data import sets as datasets
+from aae.data import splits as data
 from aae.errors import DataError
 
 MNIST_STEMS = list(datasets.MNIST_SHA256)

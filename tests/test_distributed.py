@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-import aae.distributed as distributed
+import aae.training.distributed as distributed
 
 WORKER = textwrap.dedent("""
     import os, sys
     import numpy as np, torch
-    from aae.config import load_config
-    from aae.datasets import load
-    from aae.model import AdversarialAutoencoder
-    from aae.train import Trainer
-    from aae import distributed
+    from aae.config.load import load_config
+    from aae.data.sets import load
+    from aae.model.autoencoder import AdversarialAutoencoder
+    from aae.training.trainer import Trainer
+    from aae.training import distributed
 
     torch.set_num_threads(1)
     cfg = load_config(None, ["model.regime=semi_supervised", "model.z_dim=3", "model.hidden=[32]",

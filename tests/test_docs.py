@@ -16,3 +16,27 @@ def test_every_relative_link_resolves(doc):
     local = [link for link in links if not re.match(r"[a-z]+:", link)]
     missing = [link for link in local if not (doc.parent / link).exists()]
     assert not missing, f"{doc.relative_to(ROOT)} links to missing files: {missing}"
+
+
+def test_design_layout_lists_every_module():
+    text = (ROOT / "docs" / "design.md").read_text()
+    block = text.split("## Layout", 1)[1].split("```", 2)[1]
+    listed, folder = set(), ""
+    for line in block.splitlines()[2:]:  # after "src/aae/"
+        name = line.split()[0] if line.strip() else ""
+        if not name:
+            continue
+        if line.startswith("  ") and not line.startswith("    "):
+            folder = name if name.endswith("/") else ""
+            if not folder:
+                listed.add(name)
+        elif name.endswith(".py"):
+            listed.add(folder + name)
+    package = ROOT / "src" / "aae"
+    actual = {
+        str(p.relative_to(package))
+        for p in package.rglob("*.py")
+        if p.name != "__init__.py" or p.parent == package
+    }
+    assert sorted(actual - listed) == [], "modules missing from design.md's layout"
+    assert sorted(listed - actual) == [], "design.md lists modules that do not exist"

@@ -1,4 +1,4 @@
-"""Tests for aae.metrics: each asserts a number computed by hand or by a direct reference."""
+"""Tests for aae.evaluation.metrics: each asserts a number computed by hand or by a direct reference."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from scipy.special import logsumexp
 
 from aae.errors import AAEError, ConfigError, DataError
-from aae.metrics import (
+from aae.evaluation.metrics import (
     classification_error,
     cluster_breakdown,
     cluster_error_paper,
@@ -269,7 +269,7 @@ def test_select_parzen_sigma_finds_true_sigma_and_grid_best() -> None:
 def test_balanced_cluster_floor_is_the_best_of_every_allocation_of_equal_clusters() -> None:
     import itertools
 
-    from aae.metrics import balanced_cluster_floor
+    from aae.evaluation.metrics import balanced_cluster_floor
 
     # two classes of 6 and 4 in 3 clusters of 10/3: two clusters for the 6, one for the 4
     assert balanced_cluster_floor([0] * 6 + [1] * 4, 3) == pytest.approx(1 - (6 + 10 / 3) / 10)

@@ -1,12 +1,12 @@
 import pytest
 import torch
 
-from aae.config import ModelConfig
+from aae.config.schema import ModelConfig
 from aae.errors import ConfigError
-from aae.losses import cluster_head_penalty, discriminator_loss, generator_loss, kl_divergence
-from aae.model import AdversarialAutoencoder, Classifier, one_hot_with_unlabeled
-from aae.nets import Codes
-from aae.priors import Gaussian, GaussianMixture
+from aae.model.autoencoder import AdversarialAutoencoder, Classifier, one_hot_with_unlabeled
+from aae.model.losses import cluster_head_penalty, discriminator_loss, generator_loss, kl_divergence
+from aae.model.nets import Codes
+from aae.model.priors import Gaussian, GaussianMixture
 
 
 def build(x_dim=16, **kw):
@@ -61,7 +61,7 @@ def test_unknown_encoder_kind_is_refused():
 
 def test_vae_needs_a_gaussian_encoder():
     # refused when the config is loaded, before a model is built
-    from aae.config import load_config
+    from aae.config.load import load_config
 
     with pytest.raises(
         ConfigError, match="^model.objective = 'vae' needs model.encoder = 'gaussian', not 'deterministic'$"
@@ -128,7 +128,7 @@ def test_supervised_discriminator_can_read_the_label_against_the_whole_prior():
 
 
 def test_label_to_discriminator_needs_a_regime_with_labels():
-    from aae.config import load_config
+    from aae.config.load import load_config
 
     with pytest.raises(
         ConfigError, match="^model.label_to_discriminator needs a regime that reads labels, not 'unsupervised'$"

@@ -1,4 +1,4 @@
-"""Tests for aae.plots and aae.charts: each figure is a real PNG with a plausible shape."""
+"""Tests for aae.evaluation.plots and aae.evaluation.charts: each figure is a real PNG with a plausible shape."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from aae.charts import curves, latent_scatter
 from aae.errors import ConfigError, DataError
-from aae.plots import cluster_heads, image_grid, manifold, reconstructions, style_grid
+from aae.evaluation.charts import curves, latent_scatter
+from aae.evaluation.plots import cluster_heads, image_grid, manifold, reconstructions, style_grid
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -33,7 +33,10 @@ def _imgs(n: int, d: int = 784, seed: int = 0) -> np.ndarray:
 
 @pytest.mark.slow
 def test_import_has_no_matplotlib_side_effect() -> None:
-    code = "import sys, aae.plots, aae.charts; print(sorted(m for m in sys.modules if m.startswith('matplotlib')))"
+    code = (
+        "import sys, aae.evaluation.plots, aae.evaluation.charts;"
+        " print(sorted(m for m in sys.modules if m.startswith('matplotlib')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"  # matplotlib (and so any backend) is imported only when a plot is made
 

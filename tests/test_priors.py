@@ -4,7 +4,16 @@ import pytest
 import torch
 
 from aae.errors import ConfigError
-from aae.priors import CallablePrior, Categorical, Gaussian, GaussianMixture, SwissRoll, Uniform, describe, make_prior
+from aae.model.priors import (
+    CallablePrior,
+    Categorical,
+    Gaussian,
+    GaussianMixture,
+    SwissRoll,
+    Uniform,
+    describe,
+    make_prior,
+)
 
 N = 20000
 
@@ -115,7 +124,7 @@ def ring(n):
 
 def test_a_prior_function_is_recorded_by_its_name_only():
     assert describe(ring) == {"name": "callable", "fn": f"{__name__}:ring"}
-    assert describe(GaussianMixture.sample) == {"name": "callable", "fn": "aae.priors:GaussianMixture.sample"}
+    assert describe(GaussianMixture.sample) == {"name": "callable", "fn": "aae.model.priors:GaussianMixture.sample"}
     prior = make_prior(ring, dim=2)  # the function itself is the prior
     assert isinstance(prior, CallablePrior) and torch.equal(prior.sample(5), ring(5))
 

@@ -7,12 +7,12 @@ import os
 import numpy as np
 import pytest
 
-from aae.checkpoint import CHECKPOINT
-from aae.devices import cpu_model
 from aae.errors import AAEError, ConfigError
 from aae.experiment import FINAL
 from aae.paper.records import recorded
 from aae.paper.runs import Runs, epochs_kept, trained_on
+from aae.training.checkpoint import CHECKPOINT
+from aae.training.devices import cpu_model
 
 RUNTIME = dict(records=None, train=True, retrain=False, device="cpu", no_progress=True)
 """the reproduce command's arguments that no table test varies: no committed records, train what is missing, on
@@ -138,7 +138,7 @@ def test_a_committed_record_counts_unless_retrained_or_of_another_recipe(tiny_co
 
 
 def test_the_paper_row_is_the_bundled_config_without_what_goes_beyond_the_paper():
-    from aae.config import load_config
+    from aae.config.load import load_config
     from aae.paper.classification import NN, PAPER_RECIPE, _models
 
     paper = load_config("mnist_semi_1000", PAPER_RECIPE)
@@ -175,8 +175,8 @@ def test_the_paper_row_is_the_bundled_config_without_what_goes_beyond_the_paper(
 
 
 def test_the_imsat_row_is_hu_et_als_recipe_on_the_clustering_config():
-    from aae.config import load_config
-    from aae.model import Classifier, build_model
+    from aae.config.load import load_config
+    from aae.model.autoencoder import Classifier, build_model
     from aae.paper.classification import IMSAT
 
     cfg = load_config("mnist_cluster_30", IMSAT)
@@ -209,7 +209,7 @@ def test_a_run_stopped_early_is_measured_and_listed_at_its_selected_epoch(tiny_c
 
 
 def test_clustering_table_prints_the_equal_cluster_floor_beside_each_row(tmp_path, mnist_dir, capsys):
-    from aae.config import load_config
+    from aae.config.load import load_config
     from aae.paper.classification import IMSAT, clustering
 
     args = argparse.Namespace(
@@ -249,7 +249,7 @@ def test_clustering_table_prints_the_equal_cluster_floor_beside_each_row(tmp_pat
 
 
 def test_dim_reduction_table_has_a_row_for_each_chosen_map_only(tmp_path, mnist_dir, capsys, monkeypatch):
-    from aae.config import load_config
+    from aae.config.load import load_config
     from aae.paper.classification import _Umap, dim_reduction
 
     args = argparse.Namespace(
@@ -282,7 +282,7 @@ def test_umap_maps_are_scored_by_the_same_1nn_unsupervised_and_with_labels(digit
     import copy
     import sys
 
-    from aae.data import label_budget
+    from aae.data.splits import label_budget
     from aae.paper.classification import _Umap
 
     pytest.importorskip("umap")

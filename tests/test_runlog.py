@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from aae.errors import ConfigError
-from aae.runlog import RunLog
+from aae.training.runlog import RunLog
 
 
 def read_csv(path):

@@ -5,14 +5,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import aae.phases as phases
-from aae.config import ModelConfig, load_config
+import aae.model.phases as phases
+from aae.config.load import load_config
+from aae.config.schema import ModelConfig
 from aae.errors import ConfigError, DataError
 from aae.experiment import run
-from aae.losses import marginal_kl, mean_entropy, virtual_adversarial_loss
-from aae.model import AdversarialAutoencoder, Classifier, build_model
-from aae.nets import Discriminator
-from aae.phases import Batch, regularization_phase
+from aae.model.autoencoder import AdversarialAutoencoder, Classifier, build_model
+from aae.model.losses import marginal_kl, mean_entropy, virtual_adversarial_loss
+from aae.model.nets import Discriminator
+from aae.model.phases import Batch, regularization_phase
 
 
 def small_model(**kw):
@@ -162,7 +163,7 @@ def test_virtual_adversarial_loss_under_bf16_finds_the_float32_direction():
 def test_neighbour_distance_is_the_kth_nearest_other_point(tiny_config, digits):
     from sklearn.neighbors import NearestNeighbors
 
-    from aae.augment import neighbour_distance
+    from aae.data.augment import neighbour_distance
 
     x = torch.as_tensor(digits.train.x[:300])
     ours = neighbour_distance(x, 5, chunk=64)  # several chunks
@@ -173,8 +174,8 @@ def test_neighbour_distance_is_the_kth_nearest_other_point(tiny_config, digits):
 
 
 def test_vat_knn_gives_each_training_image_its_own_radius(tiny_config, digits, monkeypatch):
-    from aae.augment import neighbour_distance
-    from aae.train import Trainer
+    from aae.data.augment import neighbour_distance
+    from aae.training.trainer import Trainer
 
     cfg = tiny_config(
         "model.regime=semi_supervised", "model.vat_weight=1", "model.vat_eps=0.25", "model.vat_knn=10", "train.epochs=1"
@@ -332,8 +333,8 @@ def test_a_baseline_objective_that_cannot_train_is_refused(items, message):
 
 
 def test_nn_with_vat_trains_on_digits_and_beats_chance(tiny_config, tmp_path):
-    from aae.checkpoint import load
-    from aae.evaluate import encode
+    from aae.evaluation.evaluate import encode
+    from aae.training.checkpoint import load
 
     cfg = tiny_config(
         "model.regime='semi_supervised'",
@@ -360,7 +361,7 @@ def test_log_q_y_ranks_images_a_sure_head_rounds_to_one(tiny_config, digits):
     """The paper's cluster protocol takes each cluster's most confident validation image; a sure head
     gives hundreds of them q(y|x) = 1.0 in float32 (and past margin 37, in float64), so the ranking
     must come from log q(y|x) computed through 1 - q."""
-    from aae.evaluate import encode, log_mean_softmax
+    from aae.evaluation.evaluate import encode, log_mean_softmax
 
     logits = torch.tensor([[50.0, 0.0, 0.0], [60.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     assert logits.double().softmax(1)[0, 0] == logits.double().softmax(1)[1, 0] == 1.0
@@ -390,8 +391,8 @@ def test_log_q_y_ranks_images_a_sure_head_rounds_to_one(tiny_config, digits):
 
 
 def test_test_time_shifts_average_q_y_over_every_translation(tiny_config, digits):
-    from aae.augment import translate
-    from aae.evaluate import encode
+    from aae.data.augment import translate
+    from aae.evaluation.evaluate import encode
 
     torch.manual_seed(0)
     cfg = tiny_config("model.regime=semi_supervised")

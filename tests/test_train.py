@@ -1,4 +1,4 @@
-"""Tests for aae.train and aae.phases: learning, repeatability, resume, NaN guard, phase isolation,
+"""Tests for aae.training.trainer and aae.model.phases: learning, repeatability, resume, NaN guard, phase isolation,
 and the data checks of Trainer.fit. Tiny nets on sklearn's digits; every fit takes well under a second."""
 
 from __future__ import annotations
@@ -11,18 +11,18 @@ import numpy as np
 import pytest
 import torch
 
-import aae.phases
-from aae import checkpoint as io
-from aae import metrics
-from aae.augment import image_shape_of, random_affine, random_shift, translate
-from aae.devices import cpu_model, flushing_denormals, step_autocast
+import aae.model.phases
+from aae.data.augment import image_shape_of, random_affine, random_shift, translate
 from aae.errors import CheckpointError, ConfigError, DataError, TrainingError
-from aae.evaluate import encode, epoch_metrics, final_metrics
-from aae.model import AdversarialAutoencoder
-from aae.optimizers import make_optimizer
-from aae.phases import Batch, classification_phase, reconstruction_phase, regularization_phase
-from aae.resume import resume_training
-from aae.train import Trainer
+from aae.evaluation import metrics
+from aae.evaluation.evaluate import encode, epoch_metrics, final_metrics
+from aae.model.autoencoder import AdversarialAutoencoder
+from aae.model.phases import Batch, classification_phase, reconstruction_phase, regularization_phase
+from aae.training import checkpoint as io
+from aae.training.devices import cpu_model, flushing_denormals, step_autocast
+from aae.training.optimizers import make_optimizer
+from aae.training.resume import resume_training
+from aae.training.trainer import Trainer
 
 MIXTURE = "model.prior={name = 'mixture', n_modes = 10}"
 
@@ -83,13 +83,13 @@ def test_history_rows_hold_the_phase_losses(digits, tiny_config, monkeypatch):
     cfg = tiny_config("train.epochs=2", "model.regime=semi_supervised", "train.batch_size=50")
     y = np.full(len(digits.train), -1)
     y[:30] = digits.train.y[:30]
-    real, labeled = aae.phases.PHASES["classification"], []
+    real, labeled = aae.model.phases.PHASES["classification"], []
 
     def classification(model, batch, optimizers):
         labeled.append((batch.x_labeled.shape[0], batch.y_labeled))
         return real(model, batch, optimizers)
 
-    monkeypatch.setitem(aae.phases.PHASES, "classification", classification)
+    monkeypatch.setitem(aae.model.phases.PHASES, "classification", classification)
     history = Trainer(build(cfg), cfg, progress=False).fit(digits.train.x, y)
     assert [r["epoch"] for r in history] == [1, 2]
     # each step's labeled minibatch is train.batch_size points drawn from the 30 labeled ones
@@ -197,7 +197,7 @@ def test_resume_equals_training_straight_through(digits, tiny_config, tmp_path, 
 
 
 def test_weight_average_is_the_plain_mean_until_its_window_then_moves_at_its_decay():
-    from aae.optimizers import ema_with_warmup
+    from aae.training.optimizers import ema_with_warmup
 
     avg = [torch.zeros(3)]  # the first update copied 0
     update = ema_with_warmup(0.5)
@@ -579,7 +579,7 @@ def test_huge_learning_rate_stops_with_a_training_error_naming_the_loss(digits, 
 def test_a_reconstruction_loss_a_million_times_its_first_stops_the_run(
     digits, tiny_config, tmp_path, monkeypatch, loss, stops
 ):
-    import aae.train
+    import aae.training.trainer
 
     calls = {"n": 0}
 
@@ -587,7 +587,7 @@ def test_a_reconstruction_loss_a_million_times_its_first_stops_the_run(
         calls["n"] += 1
         return {loss: torch.tensor(1e9 if calls["n"] > 10 else 50.0)}
 
-    monkeypatch.setattr(aae.train, "train_step", step)
+    monkeypatch.setattr(aae.training.trainer, "train_step", step)
     cfg = tiny_config("train.epochs=3")
     trainer = Trainer(build(cfg), cfg, tmp_path, progress=False)
     if not stops:  # only the reconstruction (and the VAE's kl) are held to their first value
@@ -609,7 +609,7 @@ def test_nan_guard_keeps_the_last_good_checkpoint(digits, tiny_config, tmp_path,
     good = build(cfg)
     Trainer(good, tiny_config("train.epochs=2")).fit(digits.train.x)
 
-    real = aae.phases.PHASES["regularization"]
+    real = aae.model.phases.PHASES["regularization"]
     calls = {"n": 0}
 
     def poisoned(model, batch, optimizers):
@@ -619,7 +619,7 @@ def test_nan_guard_keeps_the_last_good_checkpoint(digits, tiny_config, tmp_path,
             out["generator"] = torch.tensor(float("nan"))
         return out
 
-    monkeypatch.setitem(aae.phases.PHASES, "regularization", poisoned)
+    monkeypatch.setitem(aae.model.phases.PHASES, "regularization", poisoned)
     run_dir = tmp_path / "run"
     with pytest.raises(TrainingError) as err:
         Trainer(build(cfg), cfg, run_dir).fit(digits.train.x)
@@ -642,7 +642,7 @@ def test_nan_guard_names_a_classification_loss(digits, tiny_config, monkeypatch)
     def nan_classification(model, batch, optimizers):
         return {"classification": torch.tensor(float("inf"))}
 
-    monkeypatch.setitem(aae.phases.PHASES, "classification", nan_classification)
+    monkeypatch.setitem(aae.model.phases.PHASES, "classification", nan_classification)
     cfg = tiny_config("train.epochs=1", "model.regime=semi_supervised")
     with pytest.raises(
         TrainingError,
@@ -756,7 +756,7 @@ def test_discriminator_takes_prior_samples_as_real_and_codes_as_fake(tiny_config
     with torch.no_grad():
         codes = model.head_codes(model.encode(batch.x))
     sampled, seen, pairs = {}, [], []
-    real_sample, real_disc, real_loss = model.sample_prior, model.discriminate, aae.phases.discriminator_loss
+    real_sample, real_disc, real_loss = model.sample_prior, model.discriminate, aae.model.phases.discriminator_loss
 
     def sample_prior(head, n, labels=None):
         sampled[head] = real_sample(head, n, labels)
@@ -773,7 +773,7 @@ def test_discriminator_takes_prior_samples_as_real_and_codes_as_fake(tiny_config
 
     monkeypatch.setattr(model, "sample_prior", sample_prior)
     monkeypatch.setattr(model, "discriminate", discriminate)
-    monkeypatch.setattr(aae.phases, "discriminator_loss", discriminator_loss)
+    monkeypatch.setattr(aae.model.phases, "discriminator_loss", discriminator_loss)
     regularization_phase(model, batch, optimizers)
 
     assert len(pairs) == 2  # one per head
@@ -869,8 +869,8 @@ def test_data_errors_leave_no_run_files(digits, tiny_config, tmp_path):
 def test_bf16_training_reaches_the_fp32_result(tiny_config, digits):
     """bf16 autocast (losses, weights and optimizer state in float32) trains the tiny semi-supervised
     AAE on digits to within 5 % of float32's reconstruction and 5 points of its test error."""
-    from aae.evaluate import final_metrics
-    from aae.model import build_model
+    from aae.evaluation.evaluate import final_metrics
+    from aae.model.autoencoder import build_model
 
     measured = {}
     for precision in ("fp32", "bf16"):
@@ -909,11 +909,14 @@ def test_a_step_autocast_computes_with_the_weights_an_earlier_phase_stepped():
 
 
 def test_auto_precision_takes_bf16_only_with_bf16_matrix_units(monkeypatch):
-    import aae.devices
+    import aae.training.devices
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(aae.devices, "cpu_flags", lambda: {"avx2", "fma"})
-    assert aae.devices.pick_precision("auto", cpu) == (None, "fp32 (auto: CPU has neither amx_bf16 nor avx512_bf16)")
-    monkeypatch.setattr(aae.devices, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
-    assert aae.devices.pick_precision("auto", cpu) == (torch.bfloat16, "bf16 (auto: CPU has amx_bf16)")
-    assert aae.devices.pick_precision("fp32", cpu)[0] is None
+    monkeypatch.setattr(aae.training.devices, "cpu_flags", lambda: {"avx2", "fma"})
+    assert aae.training.devices.pick_precision("auto", cpu) == (
+        None,
+        "fp32 (auto: CPU has neither amx_bf16 nor avx512_bf16)",
+    )
+    monkeypatch.setattr(aae.training.devices, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
+    assert aae.training.devices.pick_precision("auto", cpu) == (torch.bfloat16, "bf16 (auto: CPU has amx_bf16)")
+    assert aae.training.devices.pick_precision("fp32", cpu)[0] is None

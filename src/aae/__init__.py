@@ -4,15 +4,14 @@
 >>> model = aae.load("runs/demo")        # doctest: +SKIP
 >>> images = model.generate(16)          # doctest: +SKIP
 
-scikit-learn-style estimators, one per regime of the paper (see :mod:`aae.estimators`):
+scikit-learn-style estimators, one per regime of the paper (see :mod:`aae.estimators.classes`):
 
 >>> clf = aae.SemiSupervisedAAE(n_components=10, epochs=30).fit(X, y)   # doctest: +SKIP
 """
 
-__version__ = "0.2.0"
-
-from .checkpoint import load  # noqa: E402
-from .model import AdversarialAutoencoder  # noqa: E402
+from ._version import __version__
+from .model.autoencoder import AdversarialAutoencoder
+from .training.checkpoint import load
 
 ESTIMATORS = ("AAE", "VAE", "SupervisedAAE", "SemiSupervisedAAE", "ClusteringAAE", "DimReductionAAE")
 __all__ = ["AdversarialAutoencoder", "load", "__version__", *ESTIMATORS]

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .errors import AAEError, ConfigError
 
 log = logging.getLogger("aae")
@@ -65,7 +65,7 @@ def _runtime_args(p: argparse.ArgumentParser) -> None:
 
 
 def _config_from(args: argparse.Namespace, base: dict | None = None):
-    from .config import load_config
+    from .config.load import load_config
 
     overrides = list(args.set)
     for key, value in (("data.name", args.data), ("train.epochs", args.epochs), ("train.seed", args.seed)):
@@ -82,8 +82,8 @@ def _print_metrics(metrics: dict) -> None:
 
 
 def cmd_train(args) -> None:
-    from . import distributed
     from .experiment import run
+    from .training import distributed
 
     cfg = _config_from(args)
     out = Path(args.out or f"runs/{Path(args.config).stem if args.config else cfg.name}")
@@ -105,7 +105,7 @@ def cmd_train(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from .evaluate import cluster_breakdown, final_metrics
+    from .evaluation.evaluate import cluster_breakdown, final_metrics
     from .experiment import FINAL, open_run, write_final
 
     if args.write and args.tta_shift is not None:
@@ -147,9 +147,9 @@ def cmd_sample(args) -> None:
     import numpy as np
     import torch
 
-    from . import plots
-    from .checkpoint import load
-    from .model import n_categories
+    from .evaluation import plots
+    from .model.autoencoder import n_categories
+    from .training.checkpoint import load
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".npy"):
@@ -194,10 +194,10 @@ def _image_shape(run: str):
 def cmd_demo(args) -> None:
     import shutil
 
-    from .checkpoint import CHECKPOINT, LOCK
-    from .config import load_config
+    from .config.load import load_config
     from .experiment import FINAL, run
-    from .runlog import CSV, JSONL, MACHINE
+    from .training.checkpoint import CHECKPOINT, LOCK
+    from .training.runlog import CSV, JSONL, MACHINE
 
     own_output = {CHECKPOINT, "config.json", JSONL, CSV, MACHINE, FINAL, "figures", LOCK}  # what a run writes
 
@@ -224,7 +224,8 @@ def cmd_demo(args) -> None:
 
 
 def cmd_configs(args) -> None:
-    from .config import CONFIG_DIR, bundled_configs
+    from .config.load import bundled_configs
+    from .config.schema import CONFIG_DIR
 
     for name in bundled_configs():
         first = (CONFIG_DIR / f"{name}.toml").read_text().splitlines()[0].lstrip("# ")
@@ -238,7 +239,7 @@ def cmd_reproduce(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config_docs import key_lines
+    from .config.docs import key_lines
 
     parser = argparse.ArgumentParser(
         prog="aae", description="Adversarial Autoencoders (Makhzani et al., 2015) on PyTorch."
@@ -321,8 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.quiet)
-    from .devices import flush_denormals
-    from .distributed import finish
+    from .training.devices import flush_denormals
+    from .training.distributed import finish
 
     # the whole command flushes subnormal floats: set before torch starts its worker threads, which
     # inherit the setting (each thread has its own), and restored for an in-process caller after

@@ -12,19 +12,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import CHECKPOINT, atomic_write, config_of, read_checkpoint
-from .checkpoint import load as load_model
-from .config import ExperimentConfig
-from .data import Splits, check_labels, label_budget
-from .datasets import load
+from .config.schema import ExperimentConfig
+from .data.sets import load
+from .data.splits import Splits, check_labels, label_budget
 from .errors import ConfigError
-from .evaluate import epoch_metrics, final_metrics
-from .figures import write_figures
-from .model import build_model
-from .priors import describe
-from .regimes import REGIMES
-from .runlog import read_history
-from .train import Trainer
+from .evaluation.evaluate import epoch_metrics, final_metrics
+from .evaluation.figures import write_figures
+from .model.autoencoder import build_model
+from .model.priors import describe
+from .model.regimes import REGIMES
+from .training.checkpoint import CHECKPOINT, atomic_write, config_of, read_checkpoint
+from .training.checkpoint import load as load_model
+from .training.runlog import read_history
+from .training.trainer import Trainer
 
 log = logging.getLogger("aae")
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Y_TERM_WEIGHTS, load_config
+from ..config.load import load_config
 from ..experiment import Result, prepare_data
+from ..model.losses import Y_TERM_WEIGHTS
 from .runs import Headline, Runs, all_runs, chosen, epochs_kept, overrides, stat, table_dir, write_table
 
 NO_Y_TERMS = [f"model.{key}=0" for key in Y_TERM_WEIGHTS]
@@ -128,7 +129,7 @@ def _sizes(rs: list[Result]) -> str:
 def clustering(args) -> list[Headline]:
     """Table 3: unsupervised clustering of MNIST into 16 and 30 clusters; error by the paper's protocol
     (each cluster takes the label of its most confident validation image), plus Hungarian accuracy and NMI."""
-    from ..metrics import balanced_cluster_floor
+    from ..evaluation.metrics import balanced_cluster_floor
 
     rows, test_labels, runs, heads = [], None, Runs(args, "clustering"), []
     for m in getattr(args, "clusters", None) or (16, 30):
@@ -212,7 +213,7 @@ class _Umap:
                 self.errors = {**json.loads((where / self.FILE).read_text()), **self.errors}
 
     def error(self, splits, n: int, labels: bool) -> float | None:
-        from ..metrics import one_nn_error
+        from ..evaluation.metrics import one_nn_error
 
         train = splits.train
         if self.umap is None or (labels and not (train.y >= 0).any()):
@@ -242,7 +243,7 @@ def dim_reduction(args) -> list[Headline]:
     same run (UMAP unsupervised and given the same labels)."""
     from sklearn.decomposition import PCA
 
-    from ..metrics import one_nn_error
+    from ..evaluation.metrics import one_nn_error
 
     kept = [Path(args.records) / "dim-reduction"] if args.records and not args.retrain else []
     rows, runs, umap, heads = [], Runs(args, "dim-reduction"), _Umap([*kept, table_dir(args, "dim-reduction")]), []

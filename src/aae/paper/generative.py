@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..config import load_config
+from ..config.load import load_config
 from ..experiment import Result, prepare_data
 from .runs import Headline, Runs, all_runs, chosen, overrides, planning, stat, table_dir, write_table
 
@@ -86,7 +86,7 @@ def label_modes(args) -> list[Headline]:
 def supervised(args) -> list[Headline]:
     """Figures 6-7: decode random style codes under each label and let an independent CNN read them;
     also restyle test images under every label."""
-    from ..metrics import classification_error
+    from ..evaluation.metrics import classification_error
     from .judge import cached_classifier
 
     name, judge = "supervised", {}
@@ -141,7 +141,7 @@ PARZEN_REFINE = 17
 def _parzen(samples: np.ndarray, splits, n: int) -> tuple[float, float, float, float]:
     """Width chosen on the validation images; the validation images' mean log-likelihood at that
     width (what a recipe is chosen by), then the test images' and its standard error."""
-    from ..metrics import parzen_log_likelihood, select_parzen_sigma
+    from ..evaluation.metrics import parzen_log_likelihood, select_parzen_sigma
 
     sigma = select_parzen_sigma(samples, splits.valid.x[:n], PARZEN_SIGMAS, refine=PARZEN_REFINE)
     valid, _ = parzen_log_likelihood(samples, splits.valid.x[:n], sigma)

@@ -14,9 +14,9 @@ from safetensors.torch import load_file, save
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..checkpoint import atomic_write
-from ..data import Dataset
+from ..data.splits import Dataset
 from ..errors import DataError
+from ..training.checkpoint import atomic_write
 
 log = logging.getLogger("aae")
 

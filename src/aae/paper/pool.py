@@ -21,7 +21,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
-from ..runlog import read_history
+from ..training.runlog import read_history
 
 
 @dataclass
@@ -60,9 +60,9 @@ def _train_one(task: tuple[dict, str, int, str]) -> tuple[str, float]:
     cfg_dict, run_dir, threads, device = task
     import torch
 
-    from ..config import from_dict
-    from ..devices import flush_denormals
+    from ..config.load import from_dict
     from ..experiment import run
+    from ..training.devices import flush_denormals
 
     with flush_denormals():
         torch.set_num_threads(threads)

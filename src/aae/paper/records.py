@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..checkpoint import what_must_match
-from ..config import ExperimentConfig, from_dict
+from ..config.load import from_dict
+from ..config.schema import ExperimentConfig
 from ..errors import CheckpointError, ConfigError
 from ..experiment import FINAL, Result
-from ..model import Classifier
+from ..model.autoencoder import Classifier
+from ..training.checkpoint import what_must_match
 
 RUNTIME = ("eval_every",)
 """train keys that change how a run is watched, not what it learns"""

@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..devices import cpu_model
 from ..errors import ConfigError
+from ..training.devices import cpu_model
 from . import pool
 from .classification import MAPS, MODELS, clustering, dim_reduction, semi_supervised
 from .generative import label_modes, likelihood, prior_match, supervised

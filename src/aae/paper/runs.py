@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import CHECKPOINT
-from ..config import ExperimentConfig
-from ..devices import cpu_model
+from ..config.schema import ExperimentConfig
 from ..errors import ConfigError
 from ..experiment import FINAL, Result, prepare_data, run
-from ..runlog import MACHINE
+from ..training.checkpoint import CHECKPOINT
+from ..training.devices import cpu_model
+from ..training.runlog import MACHINE
 from .records import recorded, save_measured, with_measured
 
 

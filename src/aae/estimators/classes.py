@@ -3,7 +3,7 @@
 Each class is one regime of the paper. Constructors only store their arguments (so ``clone``,
 ``get_params``, grid searches and pipelines work); ``fit`` checks them (scikit-learn's parameter
 validation, one line naming the parameter and what it allows) and returns the estimator. What it
-learned ends in ``_``: ``model_`` (the :class:`~aae.model.AdversarialAutoencoder`), ``history_``
+learned ends in ``_``: ``model_`` (the :class:`~aae.model.autoencoder.AdversarialAutoencoder`), ``history_``
 (one dict per epoch), ``config_``, ``embedding_`` (the transform of the training data),
 ``output_``, ``n_features_in_`` (and ``feature_names_in_`` for a DataFrame), ``classes_`` where
 labels were seen.
@@ -62,9 +62,9 @@ import numpy as np
 from sklearn.base import ClassifierMixin, ClusterMixin
 from sklearn.utils._param_validation import Interval
 
-from .estimator_base import Estimator, store_params
-from .estimator_io import by_blocks
-from .evaluate import encode
+from ..evaluation.evaluate import encode
+from .base import Estimator, store_params
+from .io import by_blocks
 
 
 def _clustering_recipe(total_steps: int) -> dict[str, Any]:

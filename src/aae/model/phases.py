@@ -22,7 +22,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from .augment import small_transforms
+from ..data.augment import small_transforms
+from .autoencoder import AdversarialAutoencoder
 from .losses import (
     classification_loss,
     cluster_head_penalty,
@@ -35,7 +36,6 @@ from .losses import (
     reconstruction_loss,
     virtual_adversarial_loss,
 )
-from .model import AdversarialAutoencoder
 
 
 @dataclass

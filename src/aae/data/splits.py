@@ -2,7 +2,7 @@
 
 A :class:`Dataset`'s ``x`` is float32 of shape (n, d) with pixels in [0, 1] (images
 flattened, HWC order for colour) and its ``y`` is int64 with -1 marking an unlabeled
-point.  The named datasets (MNIST, digits, SVHN) are read by :mod:`aae.datasets`.
+point.  The named datasets (MNIST, digits, SVHN) are read by :mod:`aae.data.sets`.
 Anything wrong with a file raises :class:`aae.errors.DataError` with a one-line
 message naming the file and what to do.
 """

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def pick_device(name: str = "auto") -> torch.device:

@@ -9,9 +9,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .config import SECTIONS, ExperimentConfig
-from .config_checks import shown
-from .errors import ConfigError
+from ..errors import ConfigError
+from .keys import shown
+from .schema import SECTIONS, ExperimentConfig
 
 
 def keys() -> list[tuple[str, Any, dataclasses.Field]]:

@@ -1,7 +1,8 @@
 """The one model: :class:`AdversarialAutoencoder`, an encoder with latent heads, a decoder and
-one discriminator per head. It holds no optimizers; the phases in :mod:`aae.phases` train it.
+one discriminator per head, built from a ``model`` config section (:class:`aae.config.schema.ModelConfig`,
+read by attribute). It holds no optimizers; the phases in :mod:`aae.model.phases` train it.
 
->>> from aae.config import ModelConfig
+>>> from aae.config.schema import ModelConfig
 >>> model = AdversarialAutoencoder(ModelConfig(hidden=[64], disc_hidden=[32]), x_dim=64)
 >>> model.encode(torch.rand(5, 64)).z.shape
 torch.Size([5, 2])
@@ -10,13 +11,14 @@ torch.Size([5, 2])
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import Y_TERM_WEIGHTS, ModelConfig
-from .errors import ConfigError
+from ..errors import ConfigError
+from .losses import Y_TERM_WEIGHTS
 from .nets import Codes, Discriminator, Encoder, mlp
 from .priors import Categorical, Prior, make_prior
 from .regimes import REGIMES
@@ -27,7 +29,7 @@ def one_hot_with_unlabeled(labels: Tensor, n_classes: int) -> Tensor:
     return F.one_hot(torch.where(labels < 0, n_classes, labels), n_classes + 1).float()
 
 
-def decoder_for(config: ModelConfig, x_dim: int, n_y: int) -> tuple[nn.Parameter | None, nn.Module]:
+def decoder_for(config: Any, x_dim: int, n_y: int) -> tuple[nn.Parameter | None, nn.Module]:
     """The cluster heads (None but for dimensionality reduction) and the decoder, which reads what
     :meth:`AdversarialAutoencoder.representation` gives: z, with y (``n_y`` wide) and, by regime,
     the one-hot label; or r = W_C y + z."""
@@ -49,7 +51,7 @@ class AdversarialAutoencoder(nn.Module):
     reduction, with ``cluster_heads`` the rows of ``W_C``).
     """
 
-    def __init__(self, config: ModelConfig, x_dim: int, prior: Prior | Callable | None = None):
+    def __init__(self, config: Any, x_dim: int, prior: Prior | Callable | None = None):
         super().__init__()
         self.config, self.x_dim = config, int(x_dim)
         self.regime = regime = REGIMES[config.regime]
@@ -213,7 +215,7 @@ class Classifier(nn.Module):
     )
     """the model keys that only the autoencoder reads"""
 
-    def __init__(self, config: ModelConfig, x_dim: int, prior=None):
+    def __init__(self, config: Any, x_dim: int, prior=None):
         super().__init__()
         self.config, self.x_dim = config, int(x_dim)
         self.regime = REGIMES[config.regime]
@@ -254,7 +256,7 @@ def n_categories(model: AdversarialAutoencoder) -> int | None:
     return None
 
 
-def build_model(config: ModelConfig, x_dim: int, prior: Prior | Callable | None = None) -> nn.Module:
+def build_model(config: Any, x_dim: int, prior: Prior | Callable | None = None) -> nn.Module:
     """The model a config describes: the adversarial autoencoder, or for ``objective =
     'classifier'`` the encoder's q(y|x) alone."""
     if config.objective == "classifier":

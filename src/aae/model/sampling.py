@@ -1,4 +1,4 @@
-"""The random draws the priors of :mod:`aae.priors` share, each from ``generator`` where one is
+"""The random draws the priors of :mod:`aae.model.priors` share, each from ``generator`` where one is
 given (else from torch's global stream).
 """
 

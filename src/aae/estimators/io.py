@@ -1,7 +1,7 @@
 """What the estimators read and give back: X checked by scikit-learn and scaled for the network,
 the decoder's output back in X's units, and labels coded 0..k-1 (-1 for an unlabeled point).
 
-:class:`DataIO` is a mixin of :class:`aae.estimator_base.Estimator`: it reads the estimator's
+:class:`DataIO` is a mixin of :class:`aae.estimators.base.Estimator`: it reads the estimator's
 ``output`` and ``_labels`` (and, once fitted, ``model_``) and learns ``output_``, ``mean_``,
 ``scale_`` and ``classes_``.
 """
@@ -15,8 +15,8 @@ import numpy as np
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import validate_data
 
-from .errors import DataError
-from .model import n_categories
+from ..errors import DataError
+from ..model.autoencoder import n_categories
 
 UNLABELED = -1
 FLOATS = (np.float64, np.float32)
@@ -146,7 +146,7 @@ class DataIO:
         return self.classes_[k] if hasattr(self, "classes_") else k
 
     def _n_categories(self) -> int | None:
-        """How many categories sample() draws from (:func:`aae.model.n_categories`)."""
+        """How many categories sample() draws from (:func:`aae.model.autoencoder.n_categories`)."""
         return n_categories(self.model_)
 
     def _encode_given(self, y, n: int) -> np.ndarray:

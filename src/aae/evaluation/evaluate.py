@@ -8,13 +8,13 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ..config.schema import ExperimentConfig
+from ..data.augment import shifted_views
+from ..data.splits import Dataset, Splits
+from ..errors import ConfigError
+from ..model.autoencoder import AdversarialAutoencoder
+from ..model.losses import reconstruction_loss
 from . import metrics
-from .augment import shifted_views
-from .config import ExperimentConfig
-from .data import Dataset, Splits
-from .errors import ConfigError
-from .losses import reconstruction_loss
-from .model import AdversarialAutoencoder
 
 
 def log_mean_softmax(views: list[torch.Tensor]) -> torch.Tensor:
@@ -170,7 +170,7 @@ def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Calla
 
 def cluster_breakdown(model: AdversarialAutoencoder, splits: Splits, cfg: ExperimentConfig) -> list[dict]:
     """Each test cluster's classes and its labels by the paper's protocol and by validation
-    majority (`aae.metrics.cluster_breakdown`): which clusters the cluster error comes from."""
+    majority (`aae.evaluation.metrics.cluster_breakdown`): which clusters the cluster error comes from."""
     if splits.test.y is None or splits.valid.y is None:
         raise ConfigError("a cluster breakdown needs labeled validation and test splits")
     proba = encode(model, splits.test.x, tta_shift=cfg.eval.tta_shift)[1]

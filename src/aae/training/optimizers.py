@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch.optim.swa_utils import AveragedModel
 
-from .config import TrainConfig
+from ..config.schema import TrainConfig
 
 OPTIMIZERS_OF = {
     "reconstruction": ("reconstruction",),

@@ -10,7 +10,7 @@ import math
 import torch
 from torch import Tensor
 
-from .errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
 
 
 def image_shape_of(d: int, setting: str = "train.shift") -> tuple[int, int, int]:

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
 from .checkpoint import atomic_write
-from .errors import ConfigError
 
 JSONL, CSV, MACHINE = "metrics.jsonl", "metrics.csv", "machine.json"
 
@@ -31,7 +31,7 @@ JSONL, CSV, MACHINE = "metrics.jsonl", "metrics.csv", "machine.json"
 def record_machine(run_dir: str | Path, epoch: int, where: dict) -> None:
     """Add to the run's ``machine.json`` (a list, one entry per start or resume) where it trains
     from ``epoch`` on: the CPU model and flags, threads, device, torch and precision
-    (:func:`aae.devices.machine`), so a record's minutes can be read against its machine."""
+    (:func:`aae.training.devices.machine`), so a record's minutes can be read against its machine."""
     path = Path(run_dir) / MACHINE
     try:
         stints = json.loads(path.read_text()) if path.exists() else []

@@ -1,8 +1,5 @@
-"""Every check of a config, each failure one line naming the key, the value and what is allowed:
-of one value against its type and the allowed values and range its :func:`key` declares
-(:func:`check_type`, :func:`check_range`, as a file or override is read) and across keys
-(:func:`validate`, once the config is built).
-"""
+"""The config's field machinery: :func:`key` (a field with its doc, choices and range) and the
+checks of one value (its type and its range)."""
 
 from __future__ import annotations
 
@@ -12,13 +9,9 @@ import math
 import types
 import typing
 from dataclasses import field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .errors import ConfigError
-from .regimes import REGIMES
-
-if TYPE_CHECKING:
-    from .config import ExperimentConfig
+from ..errors import ConfigError
 
 
 def key(
@@ -103,54 +96,3 @@ def check_range(value: Any, meta: dict, key: str) -> None:
     if meta.get("choices") and value not in meta["choices"]:
         allowed = ", ".join(repr(c) for c in meta["choices"])
         raise ConfigError(f"{key} = {value!r} is not allowed; choose one of: {allowed}")
-
-
-# -- checks across keys -------------------------------------------------------------------
-def validate(cfg: ExperimentConfig) -> ExperimentConfig:
-    """The checks that read more than one key; each failure is one line naming the keys."""
-    from .priors import PRIORS, make_prior
-
-    m, t = cfg.model, cfg.train
-    regime = REGIMES[m.regime]
-    if m.objective == "vae" and m.encoder != "gaussian":
-        raise ConfigError(f"model.objective = 'vae' needs model.encoder = 'gaussian', not {m.encoder!r}")
-    if m.objective == "classifier":
-        if not regime.categorical_head:
-            raise ConfigError(
-                f"model.objective = 'classifier' trains q(y|x): it needs the semi_supervised, "
-                f"dim_reduction or clustering regime, not {m.regime!r}"
-            )
-        if regime.label_to is None and not (m.y_marginal_weight > 0 and m.y_entropy_weight > 0):
-            # IMSAT (Hu et al. 2017): without either term a classifier without labels is content with one cluster
-            raise ConfigError(
-                "model.objective = 'classifier' without labels clusters by IMSAT's objective: it needs "
-                "model.y_marginal_weight > 0 and model.y_entropy_weight > 0"
-            )
-    if m.y_regularizer == "imsat":
-        if not regime.categorical_head:
-            raise ConfigError(f"model.y_regularizer = 'imsat' needs a regime with a y head, not {m.regime!r}")
-        if not (m.y_marginal_weight > 0 and m.y_entropy_weight > 0):
-            raise ConfigError(
-                "model.y_regularizer = 'imsat' trains q(y|x) by the mutual information: it needs "
-                "model.y_marginal_weight > 0 and model.y_entropy_weight > 0"
-            )
-    if m.y_invariance_weight and not regime.categorical_head:
-        raise ConfigError(
-            f"model.y_invariance_weight makes q(y|x) invariant: it needs a regime with a y head, not {m.regime!r}"
-        )
-    if m.label_to_discriminator and regime.label_to is None:
-        raise ConfigError(f"model.label_to_discriminator needs a regime that reads labels, not {m.regime!r}")
-    name = m.prior.get("name", "gaussian")
-    if name not in PRIORS:
-        raise ConfigError(f"model.prior: unknown prior {name!r}; allowed: {', '.join(PRIORS)}")
-    if name != "callable":  # a function's record: the function itself is passed to the model
-        prior = make_prior(m.prior, m.z_dim)
-        z_reads_labels = regime.label_to == "discriminator" or m.label_to_discriminator
-        if z_reads_labels and prior.n_parts is not None and prior.n_parts < m.n_classes:
-            raise ConfigError(
-                f"model.prior has {prior.n_parts} parts but model.n_classes = {m.n_classes}: a label-"
-                f"conditioned discriminator needs one part per class"
-            )
-    if cfg.data.subset is not None and cfg.data.subset < t.batch_size:
-        raise ConfigError(f"data.subset = {cfg.data.subset} is fewer images than train.batch_size = {t.batch_size}")
-    return cfg

@@ -1,6 +1,6 @@
 """A training's run directory: made ready for the run (created, locked, checked against
 ``--resume``), and the trainer's state saved in it as the run's checkpoint after every epoch and
-loaded back to resume. The files themselves are :mod:`aae.checkpoint`'s.
+loaded back to resume. The files themselves are :mod:`aae.training.checkpoint`'s.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import CheckpointError
 from .checkpoint import (
     CHECKPOINT,
     RunLock,
@@ -22,12 +23,11 @@ from .checkpoint import (
     save_checkpoint,
     what_must_match,
 )
-from .errors import CheckpointError
 
 
 @contextlib.contextmanager
 def training_run_dir(run_dir: Path, *, lock: bool, resume: bool, require_checkpoint: bool) -> Iterator[bool]:
-    """Hold ``run_dir`` for a training (locked with :class:`~aae.checkpoint.RunLock` where ``lock``:
+    """Hold ``run_dir`` for a training (locked with :class:`~aae.training.checkpoint.RunLock` where ``lock``:
     process 0 of a multi-process run); yields whether to resume from its checkpoint. A checkpoint
     there without ``resume`` is an error, and so is none with ``require_checkpoint``."""
     if not run_dir.is_dir() and resume and require_checkpoint:

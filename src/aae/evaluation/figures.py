@@ -1,5 +1,5 @@
-"""A run's figures (``figures/`` of a run directory), drawn by :mod:`aae.plots` and
-:mod:`aae.charts` from what the model has: latent scatter beside prior samples, decoded samples,
+"""A run's figures (``figures/`` of a run directory), drawn by :mod:`aae.evaluation.plots` and
+:mod:`aae.evaluation.charts` from what the model has: latent scatter beside prior samples, decoded samples,
 reconstructions, and by capability the manifold, the style grid, the cluster heads and the map of
 Section 7."""
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.splits import Splits
+from ..model.autoencoder import AdversarialAutoencoder
 from . import charts, plots
-from .data import Splits
 from .evaluate import embed, encode
-from .model import AdversarialAutoencoder
 
 
 def _decoded_grid(model: AdversarialAutoencoder, n_per: int, n_classes: int) -> tuple[np.ndarray, str]:

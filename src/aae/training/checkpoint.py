@@ -6,7 +6,7 @@ config, epoch and history as JSON in its metadata, and a SHA-256 of all of it th
 verifies), ``config.json``, ``metrics.jsonl`` and ``figures/``. Files are written atomically: to a
 temporary name, flushed, then renamed, so a run killed mid-write leaves the previous checkpoint
 whole. A training holds an exclusive lock on its run directory (:class:`RunLock`); what of a
-trainer a checkpoint keeps, and how a run resumes, is :mod:`aae.resume`'s.
+trainer a checkpoint keeps, and how a run resumes, is :mod:`aae.training.resume`'s.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from . import __version__
-from .config import ExperimentConfig, from_dict
-from .errors import AAEError, CheckpointError
+from .._version import __version__
+from ..config.load import from_dict
+from ..config.schema import ExperimentConfig
+from ..errors import AAEError, CheckpointError
 
 FORMAT = "aae-checkpoint/1"
 CHECKPOINT = "checkpoint.safetensors"
@@ -226,7 +227,7 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", prior: Cal
     >>> model = aae.load("runs/demo")            # doctest: +SKIP
     >>> images = model.generate(16)              # doctest: +SKIP
     """
-    from .model import build_model
+    from ..model.autoencoder import build_model
 
     tensors, meta = read_checkpoint(path)
     config = config_of(meta, path, prior)

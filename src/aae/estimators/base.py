@@ -1,6 +1,6 @@
-"""What the six estimators of :mod:`aae.estimators` share (:class:`Estimator`): the run's config
+"""What the six estimators of :mod:`aae.estimators.classes` share (:class:`Estimator`): the run's config
 from their parameters, fit, transform, sample and inverse_transform. The parameters, the sizes
-derived from the data and the data the estimators take are documented in :mod:`aae.estimators`.
+derived from the data and the data the estimators take are documented in :mod:`aae.estimators.classes`.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from .config import LR_PHASES, ExperimentConfig, load_config
-from .config_checks import validate
-from .errors import ConfigError, DataError
-from .estimator_io import FLOATS, DataIO, by_blocks
-from .evaluate import embed, encode
-from .model import AdversarialAutoencoder, build_model
-from .priors import PRIORS, Prior, describe
-from .train import Trainer
+from ..config.checks import validate
+from ..config.load import load_config
+from ..config.schema import LR_PHASES, ExperimentConfig
+from ..errors import ConfigError, DataError
+from ..evaluation.evaluate import embed, encode
+from ..model.autoencoder import AdversarialAutoencoder, build_model
+from ..model.priors import PRIORS, Prior, describe
+from ..training.trainer import Trainer
+from .io import FLOATS, DataIO, by_blocks
 
 
 # -- the core: the estimators' one way to their config and to the trainer --------------------------
@@ -138,7 +139,7 @@ def _power_of_two(v: float) -> int:
 
 def _default_sizes(n: int, d: int, batch: int) -> dict[str, Any]:
     """The sizes derived from the data (n rows, d features) where no config is given (see
-    :mod:`aae.estimators`), with ``batch`` rows a batch."""
+    :mod:`aae.estimators.classes`), with ``batch`` rows a batch."""
     width = int(np.clip(_power_of_two(2 * d), 64, 512))
     steps = int(np.clip(n, 600, 3000))
     return {

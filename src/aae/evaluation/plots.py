@@ -1,10 +1,10 @@
 """PNG figures of images: image grids, reconstructions, style grids, cluster heads, 2-D manifolds
-(the charts on axes, latent scatter plots and training curves, are in :mod:`aae.charts`).
+(the charts on axes, latent scatter plots and training curves, are in :mod:`aae.evaluation.charts`).
 
 Every function writes one PNG to ``path`` (creating parent directories), returns the
 :class:`pathlib.Path`, and releases its figure. Figures are built with
 ``matplotlib.figure.Figure`` + ``FigureCanvasAgg`` (:func:`new_figure`, :func:`save_figure`,
-shared with :mod:`aae.charts`), so no pyplot state or global backend is touched; matplotlib is
+shared with :mod:`aae.evaluation.charts`), so no pyplot state or global backend is touched; matplotlib is
 imported only when a plot is made.
 """
 

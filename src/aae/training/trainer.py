@@ -3,9 +3,9 @@
 The :class:`Trainer` runs the epochs, sets the learning-rate schedule and guards against
 diverging losses; :class:`Minibatches` makes what the phases read, :class:`BestEpoch` keeps the
 model at its best evaluation (early stopping) and :class:`Progress` shows the run. The
-optimizers and the weight average are :mod:`aae.optimizers`', the run directory and resume
-:mod:`aae.resume`'s. It never asks which regime it trains: it runs ``model.phases``. Under
-``torchrun`` it trains on every process, sharing the minibatches (:mod:`aae.distributed`).
+optimizers and the weight average are :mod:`aae.training.optimizers`', the run directory and resume
+:mod:`aae.training.resume`'s. It never asks which regime it trains: it runs ``model.phases``. Under
+``torchrun`` it trains on every process, sharing the minibatches (:mod:`aae.training.distributed`).
 """
 
 from __future__ import annotations
@@ -21,15 +21,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..config.schema import ExperimentConfig
+from ..data.augment import image_shape_of, neighbour_distance, shifter
+from ..data.splits import labels_for_regime
+from ..errors import ConfigError, DataError, TrainingError
+from ..model.phases import Batch, train_step
 from . import distributed
-from .augment import image_shape_of, neighbour_distance, shifter
 from .checkpoint import CHECKPOINT, atomic_write
-from .config import ExperimentConfig
-from .data import labels_for_regime
 from .devices import flush_denormals, machine, pick_device, pick_precision, step_autocast
-from .errors import ConfigError, DataError, TrainingError
 from .optimizers import phase_optimizers, weight_average
-from .phases import Batch, train_step
 from .resume import resume_training, save_training, training_run_dir
 from .runlog import RunLog, check_tensorboard, record_machine
 
@@ -55,7 +55,7 @@ def training_tensors(model, x, labels, batch_size: int) -> tuple[torch.Tensor, t
 
 class Minibatches:
     """The training data on the device, cut into :attr:`steps` minibatches an epoch (shared out
-    between the processes), and the :class:`~aae.phases.Batch` of each: its images through the
+    between the processes), and the :class:`~aae.model.phases.Batch` of each: its images through the
     augmentation, with their VAT radii (``model.vat_knn``), and beside them, for the classification
     phase, a labeled minibatch drawn from the labeled points."""
 
@@ -162,7 +162,7 @@ class Progress:
 
 
 class Trainer:
-    """Trains a model (:class:`~aae.model.AdversarialAutoencoder` or a baseline) by its phases.
+    """Trains a model (:class:`~aae.model.autoencoder.AdversarialAutoencoder` or a baseline) by its phases.
 
     >>> history = Trainer(model, config, "runs/x").fit(x_train, y_train)   # doctest: +SKIP
     """

@@ -11,6 +11,9 @@ from torch import Tensor
 
 from .priors import Gaussian, Prior
 
+Y_TERM_WEIGHTS = ("vat_weight", "y_invariance_weight", "y_marginal_weight", "y_entropy_weight")
+"""the model keys weighting the y head's terms beyond the paper (VAT, invariance, IMSAT's two), each off at 0"""
+
 
 def reconstruction_loss(out: Tensor, x: Tensor, output: str = "bernoulli") -> Tensor:
     """-log p(x|r), summed over pixels and averaged over the batch.

@@ -1,7 +1,7 @@
 """Named datasets: MNIST (downloaded and checksummed), sklearn digits, SVHN, and the
 name-to-loader dispatcher :func:`load` that also takes a user .npy/.npz file.
 
-Every loader returns :class:`aae.data.Dataset` objects (see :mod:`aae.data`).
+Every loader returns :class:`aae.data.splits.Dataset` objects (see :mod:`aae.data.splits`).
 Anything wrong with a file raises :class:`aae.errors.DataError` with a one-line
 message naming the file and what to do.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aae.data import Dataset, Splits, carve, load_array
+from aae.data.splits import Dataset, Splits, carve, load_array
 from aae.errors import DataError, one_line
 
 DATASETS = ("mnist", "digits", "svhn")
@@ -131,7 +131,7 @@ def download(
 
     from tqdm.auto import tqdm
 
-    from aae import __version__
+    from aae._version import __version__
 
     dest = Path(dest)
     try:

@@ -27,8 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
 from . import sampling
-from .errors import ConfigError
 
 __all__ = [
     "Prior",

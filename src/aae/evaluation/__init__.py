@@ -1,0 +1,1 @@
+"""Measuring a trained model: metrics, the paper's protocols, and the figures."""

@@ -1,0 +1,1 @@
+"""A run's life: the trainer, its optimizers, devices, checkpoints, resume, logs and processes."""
