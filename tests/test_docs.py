@@ -34,9 +34,7 @@ def test_design_layout_lists_every_module():
             listed.add(folder + name)
     package = ROOT / "src" / "aae"
     actual = {
-        str(p.relative_to(package))
-        for p in package.rglob("*.py")
-        if p.name != "__init__.py" or p.parent == package
+        str(p.relative_to(package)) for p in package.rglob("*.py") if p.name != "__init__.py" or p.parent == package
     }
     assert sorted(actual - listed) == [], "modules missing from design.md's layout"
     assert sorted(listed - actual) == [], "design.md lists modules that do not exist"
