@@ -69,7 +69,7 @@ def project_step(regime: str, batch: int, precision: str, device: torch.device):
     opts = {k: make_optimizer(v, k, TrainConfig()) for k, v in groups.items() if k in needed}
     x = torch.rand(batch, 784, device=device)
     y = torch.randint(10, (batch,), device=device)
-    b = Batch(x, y if model.regime.label_to else None, x, y)
+    b = Batch(x, y if model.reads_labels else None, x, y)
     dtype = torch.bfloat16 if precision == "bf16" else None
 
     def step():

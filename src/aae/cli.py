@@ -159,7 +159,7 @@ def cmd_sample(args) -> None:
     if args.n < 1:
         raise ConfigError(f"-n {args.n} is not allowed; give 1 or more samples")
     model = load(args.run)
-    if not hasattr(model, "generate"):  # the classifier baselines: q(y|x) alone
+    if not model.has_decoder:  # the classifier baselines: q(y|x) alone
         raise ConfigError(f"{args.run} is a model.objective = 'classifier' run: it has no decoder to sample from")
     torch.manual_seed(args.seed)
     labels, m = None, n_categories(model)
@@ -171,7 +171,7 @@ def cmd_sample(args) -> None:
         if not 0 <= args.label < m:
             raise ConfigError(f"--label {args.label} is out of range; this model has labels 0..{m - 1}")
         labels = torch.full((args.n,), args.label, dtype=torch.long)
-    elif model.regime.label_to == "decoder":
+    elif model.decoder_reads_label:
         labels = torch.arange(args.n) % model.config.n_classes
     if out.suffix.lower() == ".png":
         shape = tuple(args.image_shape) if args.image_shape is not None else _image_shape(args.run)

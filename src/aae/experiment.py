@@ -19,8 +19,8 @@ from .errors import ConfigError
 from .evaluation.evaluate import epoch_metrics, final_metrics
 from .evaluation.figures import write_figures
 from .model.autoencoder import build_model
+from .model.capabilities import Capabilities
 from .model.priors import describe
-from .model.regimes import REGIMES
 from .training.checkpoint import CHECKPOINT, atomic_write, config_of, read_checkpoint
 from .training.checkpoint import load as load_model
 from .training.runlog import read_history
@@ -71,11 +71,11 @@ def prepare_data(cfg: ExperimentConfig, progress: bool = True) -> Splits:
 def train_labels(cfg: ExperimentConfig, splits: Splits) -> np.ndarray | None:
     """The labels the regime may see: none for regimes that use no labels, nor where the config
     keeps none (``data.n_labeled = 0``) and the regime can train without."""
-    regime, y = REGIMES[cfg.model.regime], splits.train.y
-    if regime.label_to is None or y is None:
+    model, y = Capabilities.of(cfg.model), splits.train.y
+    if not model.reads_labels or y is None:
         return None
     # labels the data gives as all -1 stay an error (labels_for_regime says so); the config's own 0 is a choice
-    return None if regime.labels == "optional" and cfg.data.n_labeled == 0 else y
+    return None if model.labels_optional and cfg.data.n_labeled == 0 else y
 
 
 def check_writable(out: str | Path) -> None:
@@ -114,7 +114,7 @@ def run(
     if out is not None:
         check_writable(out)
     splits = splits or prepare_data(cfg, progress)
-    if REGIMES[cfg.model.regime].label_to is not None:
+    if Capabilities.of(cfg.model).reads_labels:
         # every split, not only the one training reads: a bad test label would skew the metrics
         for part in ("train", "valid", "test"):
             data = getattr(splits, part)

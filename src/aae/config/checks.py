@@ -7,7 +7,7 @@ of one value against its type and the allowed values and range its :func:`key` d
 from __future__ import annotations
 
 from ..errors import ConfigError
-from ..model.regimes import REGIMES
+from ..model.capabilities import Capabilities
 from .schema import ExperimentConfig
 
 
@@ -17,42 +17,41 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     from ..model.priors import PRIORS, make_prior
 
     m, t = cfg.model, cfg.train
-    regime = REGIMES[m.regime]
+    model = Capabilities.of(m)  # what the model of this config has
     if m.objective == "vae" and m.encoder != "gaussian":
         raise ConfigError(f"model.objective = 'vae' needs model.encoder = 'gaussian', not {m.encoder!r}")
     if m.objective == "classifier":
-        if not regime.categorical_head:
+        if not model.has_y_head:
             raise ConfigError(
                 f"model.objective = 'classifier' trains q(y|x): it needs the semi_supervised, "
                 f"dim_reduction or clustering regime, not {m.regime!r}"
             )
-        if regime.label_to is None and not (m.y_marginal_weight > 0 and m.y_entropy_weight > 0):
+        if not model.reads_labels and not (m.y_marginal_weight > 0 and m.y_entropy_weight > 0):
             # IMSAT (Hu et al. 2017): without either term a classifier without labels is content with one cluster
             raise ConfigError(
                 "model.objective = 'classifier' without labels clusters by IMSAT's objective: it needs "
                 "model.y_marginal_weight > 0 and model.y_entropy_weight > 0"
             )
     if m.y_regularizer == "imsat":
-        if not regime.categorical_head:
+        if not model.has_y_head:
             raise ConfigError(f"model.y_regularizer = 'imsat' needs a regime with a y head, not {m.regime!r}")
         if not (m.y_marginal_weight > 0 and m.y_entropy_weight > 0):
             raise ConfigError(
                 "model.y_regularizer = 'imsat' trains q(y|x) by the mutual information: it needs "
                 "model.y_marginal_weight > 0 and model.y_entropy_weight > 0"
             )
-    if m.y_invariance_weight and not regime.categorical_head:
+    if m.y_invariance_weight and not model.has_y_head:
         raise ConfigError(
             f"model.y_invariance_weight makes q(y|x) invariant: it needs a regime with a y head, not {m.regime!r}"
         )
-    if m.label_to_discriminator and regime.label_to is None:
+    if m.label_to_discriminator and not model.reads_labels:
         raise ConfigError(f"model.label_to_discriminator needs a regime that reads labels, not {m.regime!r}")
     name = m.prior.get("name", "gaussian")
     if name not in PRIORS:
         raise ConfigError(f"model.prior: unknown prior {name!r}; allowed: {', '.join(PRIORS)}")
     if name != "callable":  # a function's record: the function itself is passed to the model
         prior = make_prior(m.prior, m.z_dim)
-        z_reads_labels = regime.label_to == "discriminator" or m.label_to_discriminator
-        if z_reads_labels and prior.n_parts is not None and prior.n_parts < m.n_classes:
+        if model.z_reads_labels and prior.n_parts is not None and prior.n_parts < m.n_classes:
             raise ConfigError(
                 f"model.prior has {prior.n_parts} parts but model.n_classes = {m.n_classes}: a label-"
                 f"conditioned discriminator needs one part per class"

@@ -301,11 +301,11 @@ class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             raise DataError(f"Z has shape {Z.shape}, expected (n, {m.config.z_dim})")
         z = torch.as_tensor(Z.astype(np.float32), device=m.device)
         with torch.no_grad():
-            if m.cluster_heads is not None:  # Z is the representation W_C y + z itself
+            if m.has_cluster_heads:  # Z is the representation W_C y + z itself
                 out = m.to_data(m.decode(z))
             else:
                 labels = None if y is None else torch.as_tensor(self._encode_given(y, len(z)), device=m.device)
-                if labels is None and ("y" in m.priors or m.regime.label_to == "decoder"):
+                if labels is None and (m.has_y_head or m.decoder_reads_label):
                     raise DataError(
                         f"{type(self).__name__}.inverse_transform needs y: its decoder reads the class as well as z"
                     )

@@ -51,7 +51,7 @@ def encode(
         xb = torch.as_tensor(x[i : i + batch_size], device=model.device)
         codes = model.encode(xb, sample=sample)
         zs.append(codes.z.cpu().numpy())
-        if codes.y_logits is not None:
+        if model.has_y_head:
             views = [codes.y_logits]
             if tta_shift:
                 views = [model.encode(v, sample=False).y_logits for v in shifted_views(xb, tta_shift)]
@@ -69,7 +69,7 @@ def embed(model: AdversarialAutoencoder, x: np.ndarray, batch_size: int = 2000) 
     out = []
     for i in range(0, len(x), batch_size):
         codes = model.encode(torch.as_tensor(x[i : i + batch_size], device=model.device), sample=False)
-        out.append((model.representation(codes) if model.cluster_heads is not None else codes.z).cpu().numpy())
+        out.append((model.representation(codes) if model.has_cluster_heads else codes.z).cpu().numpy())
     return np.concatenate(out)
 
 
@@ -90,7 +90,7 @@ def _label_metrics(model: AdversarialAutoencoder, z: np.ndarray, proba: np.ndarr
     out = {}
     if data.y is None:
         return out
-    if model.regime.label_to == "discriminator" and model.prior is not None and model.prior.n_parts is not None:
+    if model.label_conditions_prior and model.prior.n_parts is not None:
         # the fraction of labeled codes that lie in their own class's part of the prior (Figures 4-5)
         labeled = data.y >= 0
         part = model.prior.assign_part(torch.as_tensor(z[labeled])).numpy()
@@ -115,7 +115,7 @@ def _cluster_metrics(
     unsupervised map of Section 7): the paper's protocol and the usual scores, and the validation
     images' log q(y|x) that the protocol read (None where there are no clusters to score)."""
     test = splits.test
-    unsupervised = model.regime.label_to is None or cfg.data.n_labeled == 0
+    unsupervised = not model.reads_labels or cfg.data.n_labeled == 0
     if proba is None or test.y is None or not unsupervised:
         return {}, None
     valid_logp, assign = _cluster_protocol_inputs(model, proba, splits, cfg)
@@ -154,7 +154,7 @@ def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Calla
         z, proba = encode(model, test.x)
         row = (
             {}
-            if model.prior is None
+            if not model.has_decoder
             else {"test_mmd": metrics.mmd(z, model.prior.sample(len(z)).numpy(), max_points=n)}
         )
         row.update({f"test_{k}": v for k, v in _label_metrics(model, z, proba, test).items()})
@@ -187,7 +187,7 @@ def final_metrics(model: AdversarialAutoencoder, splits: Splits, cfg: Experiment
     z, proba = encode(model, test.x, tta_shift=cfg.eval.tta_shift)
     out = (
         {}
-        if model.prior is None
+        if not model.has_decoder
         else {  # a classifier baseline has no decoder and no prior
             "test_reconstruction": mean_reconstruction_loss(model, test),
             "test_mmd": metrics.mmd(z, model.prior.sample(len(z)).numpy(), max_points=2000),
@@ -204,7 +204,7 @@ def final_metrics(model: AdversarialAutoencoder, splits: Splits, cfg: Experiment
         # the same error on the labeled validation images, measured the same way: what a choice of
         # evaluation (aae eval --tta-shift) can be judged by without the test set
         out["valid_error"] = _valid_label_metrics(model, valid, cfg)["error"]
-    if model.cluster_heads is not None and valid.y is not None and test.y is not None:
+    if model.has_cluster_heads and valid.y is not None and test.y is not None:
         # how well the map r = W_C y + z keeps the classes apart (Section 7): a 1-nearest-neighbour
         # classifier on the map, the labeled validation images its reference set
         out["test_map_1nn_error"] = metrics.one_nn_error(embed(model, valid.x), valid.y, embed(model, test.x), test.y)

@@ -20,14 +20,14 @@ def _decoded_grid(model: AdversarialAutoencoder, n_per: int, n_classes: int) -> 
     """Samples laid out one row per class/part where the model has classes, else a plain grid."""
     torch.manual_seed(0)
     k = torch.arange(n_classes).repeat_interleave(n_per)
-    if model.regime.label_to == "decoder":
+    if model.decoder_reads_label:
         # Figure 7: each row one style z, each column one label.
         z = model.sample_prior("z", n_per).repeat_interleave(n_classes, 0)
         labels = torch.arange(n_classes).repeat(n_per).to(model.device)
         return model.generate(len(z), labels=labels, z=z).cpu().numpy(), "style"
-    if "y" in model.priors:
+    if model.has_y_head:
         return model.generate(len(k), labels=k).cpu().numpy(), "rows: categories"
-    if model.regime.label_to == "discriminator" and model.prior.n_parts is not None:
+    if model.label_conditions_prior and model.prior.n_parts is not None:
         return model.generate(len(k), labels=k).cpu().numpy(), "rows: prior parts"
     return model.generate(n_classes * n_per).cpu().numpy(), "prior samples"
 
@@ -55,7 +55,7 @@ def write_figures(
     """The run's pictures under ``run_dir/figures``: latent scatter beside prior samples, decoded
     prior samples, reconstructions, and by capability the manifold, style grid and cluster heads."""
     fig = Path(run_dir) / "figures"
-    if model.prior is None:  # a classifier baseline: nothing to decode, only its curves
+    if not model.has_decoder:  # a classifier baseline: nothing to decode, only its curves
         keys = sorted({k for r in history or [] for k in r if k not in ("epoch", "seconds")})
         return [charts.curves(history, keys, fig / "curves.png")] if history else []
     test, shape = splits.test, splits.test.image_shape
@@ -91,13 +91,11 @@ def write_figures(
     else:
         paths.append(plots.image_grid(images, fig / "samples.png", image_shape=shape, nrow=min(m, 20), title=layout))
     labels = (
-        torch.as_tensor(test.y[:20], device=model.device)
-        if test.y is not None and model.regime.label_to == "decoder"
-        else None
+        torch.as_tensor(test.y[:20], device=model.device) if test.y is not None and model.decoder_reads_label else None
     )
     recon = model.reconstruct(torch.as_tensor(test.x[:20], device=model.device), labels).cpu().numpy()
     paths.append(plots.reconstructions(test.x[:20], recon, fig / "reconstructions.png", image_shape=shape, n=20))
-    if model.config.z_dim == 2 and "y" not in model.priors and model.regime.label_to != "decoder":
+    if model.config.z_dim == 2 and not model.has_y_head and not model.decoder_reads_label:
         lo, hi = np.percentile(model.prior.sample(5000).numpy(), [1, 99], axis=0)
         decode = lambda c: model.generate(len(c), z=torch.as_tensor(c)).cpu().numpy()  # noqa: E731
         paths.append(
@@ -116,7 +114,7 @@ def write_figures(
         assign = proba.argmax(1)
         members = [test.x[:5000][assign == i][:10] for i in range(len(heads))]
         paths.append(plots.cluster_heads(heads, members, fig / "cluster_heads.png", image_shape=shape))
-    if model.cluster_heads is not None:
+    if model.has_cluster_heads:
         # Figure 11: the map r = W_C y + z of test images, with the cluster heads W_C
         r = embed(model, test.x[:5000])
         heads = model.cluster_heads.detach().cpu().numpy()

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .losses import Y_TERM_WEIGHTS
+from .capabilities import Capabilities
 from .nets import Codes, Discriminator, Encoder, mlp
 from .priors import Categorical, Prior, make_prior
 from .regimes import REGIMES
@@ -33,31 +33,34 @@ def decoder_for(config: Any, x_dim: int, n_y: int) -> tuple[nn.Parameter | None,
     """The cluster heads (None but for dimensionality reduction) and the decoder, which reads what
     :meth:`AdversarialAutoencoder.representation` gives: z, with y (``n_y`` wide) and, by regime,
     the one-hot label; or r = W_C y + z."""
-    c, regime = config, REGIMES[config.regime]
-    if regime.cluster_heads:
+    c, caps = config, Capabilities.of(config)
+    if caps.has_cluster_heads:
         # W_C: one learned n-dimensional head per cluster (Section 7); r = W_C y + z.
         heads = nn.Parameter(torch.randn(n_y, c.z_dim) * c.eta)
         return heads, mlp([c.z_dim, *reversed(c.hidden), x_dim], dropout=c.dropout)
-    width = c.z_dim + n_y + (c.n_classes if regime.label_to == "decoder" else 0)
+    width = c.z_dim + n_y + (c.n_classes if caps.decoder_reads_label else 0)
     return None, mlp([width, *reversed(c.hidden), x_dim], dropout=c.dropout)
 
 
-class AdversarialAutoencoder(nn.Module):
+class AdversarialAutoencoder(nn.Module, Capabilities):
     """An autoencoder whose code heads are each matched to a prior by a discriminator.
 
     Heads: ``z`` (style, any prior) always; ``y`` (categorical over ``n_classes``) where the
     regime has a categorical head. The decoder reads ``z`` and, by regime, the one-hot label
     (supervised), ``y`` (semi-supervised, clustering) or ``W_C y + z`` (dimensionality
-    reduction, with ``cluster_heads`` the rows of ``W_C``).
+    reduction, with ``cluster_heads`` the rows of ``W_C``). What it has is read from its
+    :class:`~aae.model.capabilities.Capabilities` (``has_y_head``, ``decoder_reads_label``, ...).
     """
+
+    has_decoder = True
 
     def __init__(self, config: Any, x_dim: int, prior: Prior | Callable | None = None):
         super().__init__()
         self.config, self.x_dim = config, int(x_dim)
-        self.regime = regime = REGIMES[config.regime]
+        self.regime = REGIMES[config.regime]
         c = config
         self.prior = make_prior(prior if prior is not None else c.prior, c.z_dim)
-        n_y = c.n_classes if regime.categorical_head else 0
+        n_y = c.n_classes if self.has_y_head else 0
         self.encoder = Encoder(
             x_dim,
             c.hidden,
@@ -72,21 +75,11 @@ class AdversarialAutoencoder(nn.Module):
         label_dim = c.n_classes + 1 if self.z_reads_labels else 0
         self.discriminators = nn.ModuleDict({"z": Discriminator(c.z_dim, c.disc_hidden, label_dim, dropout=c.dropout)})
         self.priors: dict[str, Prior] = {"z": self.prior}
+        if self.has_y_discriminator:
+            # reading the minibatch's mean y stops every code collapsing onto one category
+            self.discriminators["y"] = Discriminator(n_y, c.disc_hidden, batch_mean=True, dropout=c.dropout)
         if n_y:
-            if c.y_regularizer == "adversary":
-                # reading the minibatch's mean y stops every code collapsing onto one category
-                self.discriminators["y"] = Discriminator(n_y, c.disc_hidden, batch_mean=True, dropout=c.dropout)
             self.priors["y"] = Categorical(n_y)
-
-    @property
-    def phases(self) -> tuple[str, ...]:
-        """The phases one minibatch runs (the regime's, for this objective)."""
-        return self.regime.phases(self.config.objective)
-
-    @property
-    def z_reads_labels(self) -> bool:
-        """Whether the z discriminator reads the one-hot label (and prior samples follow it)."""
-        return self.regime.label_to == "discriminator" or self.config.label_to_discriminator
 
     # -- the parts -----------------------------------------------------------------------
     def encode(self, x: Tensor, sample: bool = True) -> Codes:
@@ -94,12 +87,12 @@ class AdversarialAutoencoder(nn.Module):
 
     def representation(self, codes: Codes, labels: Tensor | None = None) -> Tensor:
         """What the decoder reads, by regime: z; [z, one-hot label]; [y, z]; or W_C y + z."""
-        if self.cluster_heads is not None:
+        if self.has_cluster_heads:
             return codes.y @ self.cluster_heads + codes.z
         parts = [codes.z]
-        if codes.y_logits is not None:
+        if self.has_y_head:
             parts.insert(0, codes.y)
-        if self.regime.label_to == "decoder":
+        if self.decoder_reads_label:
             if labels is None or (labels < 0).any():
                 raise ConfigError("the supervised regime's decoder needs a label for every point")
             parts.append(F.one_hot(labels, self.config.n_classes).float())
@@ -112,7 +105,7 @@ class AdversarialAutoencoder(nn.Module):
     def head_codes(self, codes: Codes) -> dict[str, Tensor]:
         """The code of each head that has a discriminator, as the discriminator sees it."""
         out = {"z": codes.z}
-        if codes.y_logits is not None and "y" in self.discriminators:
+        if self.has_y_discriminator:
             out["y"] = codes.y
         return out
 
@@ -136,7 +129,7 @@ class AdversarialAutoencoder(nn.Module):
 
     # -- parameter groups: each phase's optimizer owns one ---------------------------------
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        decoder = list(self.decoder.parameters()) + ([self.cluster_heads] if self.cluster_heads is not None else [])
+        decoder = list(self.decoder.parameters()) + ([self.cluster_heads] if self.has_cluster_heads else [])
         encoder = list(self.encoder.parameters())
         return {
             "reconstruction": encoder + decoder,
@@ -172,20 +165,18 @@ class AdversarialAutoencoder(nn.Module):
         # sample_prior samples per label only where the z discriminator is label-conditioned
         z = self.sample_prior("z", n, labels) if z is None else z.to(self.device)
         y_logits = None
-        if "y" in self.priors:
+        if self.has_y_head:
             if y is None:
                 y = self.priors["y"].sample(n, labels.cpu() if labels is not None else None).to(self.device)
             y_logits = torch.log(y.clamp_min(1e-12))  # softmax(log onehot) = onehot
         codes = Codes(z, y_logits)
-        return self.to_data(
-            self.decode(self.representation(codes, labels if self.regime.label_to == "decoder" else None))
-        )
+        return self.to_data(self.decode(self.representation(codes, labels if self.decoder_reads_label else None)))
 
     @torch.no_grad()
     def restyle(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         """Encode each image's style z, then decode it under every label (Section 4): shape
         ``(n, n_labels, d)``. Needs a model whose decoder reads the label (supervised)."""
-        if self.regime.label_to != "decoder":
+        if not self.decoder_reads_label:
             raise ConfigError("restyle needs the supervised regime (the label goes to the decoder)")
         labels = torch.arange(self.config.n_classes, device=self.device) if labels is None else labels.to(self.device)
         z = self.encode(x.to(self.device), sample=False).z
@@ -193,7 +184,7 @@ class AdversarialAutoencoder(nn.Module):
         return self.generate(n * k, labels=labels.repeat(n), z=z.repeat_interleave(k, 0)).reshape(n, k, -1)
 
 
-class Classifier(nn.Module):
+class Classifier(nn.Module, Capabilities):
     """The encoder's q(y|x) alone, with no decoder and no discriminator: the baselines the paper
     and the reproductions compare with (Section 5's NN: trained on the labels only; NN+VAT: plus
     virtual adversarial training on the unlabeled images; without labels and with the mutual
@@ -201,6 +192,8 @@ class Classifier(nn.Module):
 
     prior = None
     cluster_heads = None
+    has_decoder = False
+    """whatever ``model.objective`` says: q(y|x) alone"""
     ignores = (
         "encoder",
         "z_dim",
@@ -229,10 +222,6 @@ class Classifier(nn.Module):
         )
         self.priors: dict[str, Prior] = {"y": Categorical(config.n_classes)}
 
-    @property
-    def phases(self) -> tuple[str, ...]:
-        return self.regime.phases("classifier", any(getattr(self.config, k) for k in Y_TERM_WEIGHTS))
-
     def encode(self, x: Tensor, sample: bool = True) -> Codes:
         return self.encoder(x, sample)
 
@@ -249,7 +238,7 @@ def n_categories(model: AdversarialAutoencoder) -> int | None:
     """How many categories ``model.generate`` takes as labels: the y head's, the decoder's labels
     or, where the z discriminator reads the label, the prior's parts (class k from part k); None
     for a model without any."""
-    if "y" in model.priors or model.regime.label_to == "decoder":
+    if model.has_y_head or model.decoder_reads_label:
         return model.config.n_classes
     if model.z_reads_labels and model.prior.n_parts is not None:
         return model.config.n_classes  # class k is drawn from part k of the prior
@@ -259,6 +248,6 @@ def n_categories(model: AdversarialAutoencoder) -> int | None:
 def build_model(config: Any, x_dim: int, prior: Prior | Callable | None = None) -> nn.Module:
     """The model a config describes: the adversarial autoencoder, or for ``objective =
     'classifier'`` the encoder's q(y|x) alone."""
-    if config.objective == "classifier":
+    if not Capabilities.of(config).has_decoder:
         return Classifier(config, x_dim)
     return AdversarialAutoencoder(config, x_dim, prior=prior)

@@ -68,12 +68,11 @@ def _vat(model: AdversarialAutoencoder, batch: Batch, target_logits: Tensor | No
 
 def reconstruction_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
     codes = model.encode(batch.x)
-    if model.config.y_regularizer == "imsat" and codes.y_logits is not None:
-        # IMSAT's terms alone train q(y|x); the decoder reads it held fixed
+    if model.decoder_holds_y_fixed:  # IMSAT's terms alone train q(y|x); the decoder reads it held fixed
         codes = replace(codes, y_logits=codes.y_logits.detach())
     loss = reconstruction_loss(model.decode(model.representation(codes, batch.labels)), batch.x, model.config.output)
     out = {"reconstruction": loss.detach()}
-    if model.cluster_heads is not None:
+    if model.has_cluster_heads:
         penalty = cluster_head_penalty(model.cluster_heads, model.config.eta)
         loss = loss + model.config.head_penalty * penalty
         out["head_penalty"] = penalty.detach()
@@ -97,7 +96,7 @@ def regularization_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
     with _frozen(model.discriminators):
         g_loss = sum(generator_loss(model.discriminate(h, code, batch.labels)) for h, code in codes.items())
         out = {"discriminator": d_loss.detach(), "generator": g_loss.detach()}
-        if encoded.y_logits is not None:
+        if model.has_y_head:
             g_loss = g_loss + _y_terms(model, batch, encoded.y_logits, out)
         _step(model, optimizers["generator"], g_loss)
     return out
@@ -168,7 +167,7 @@ def classification_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
 def elbo_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
     codes = model.encode(batch.x)
     recon = reconstruction_loss(model.decode(model.representation(codes, batch.labels)), batch.x, model.config.output)
-    conditioned = batch.labels if model.regime.label_to == "discriminator" else None
+    conditioned = batch.labels if model.label_conditions_prior else None
     kl = kl_divergence(codes.z, codes.mean, codes.logvar, model.prior, conditioned)
     _step(model, optimizers["reconstruction"], recon + kl)
     return {"reconstruction": recon.detach(), "kl": kl.detach()}

@@ -13,6 +13,7 @@ from ..config.schema import ExperimentConfig
 from ..errors import CheckpointError, ConfigError
 from ..experiment import FINAL, Result
 from ..model.autoencoder import Classifier
+from ..model.capabilities import Capabilities
 from ..training.checkpoint import what_must_match
 
 RUNTIME = ("eval_every",)
@@ -23,12 +24,13 @@ def recipe(config: dict) -> dict:
     """What makes two finished runs the same experiment: model, data, training and how q(y|x) is
     measured, not how it was watched, nor the keys that do not act: a decay factor without
     milestones, or the autoencoder's keys under the classifier objective."""
-    full = from_dict(config, strict=False).to_dict()
+    cfg = from_dict(config, strict=False)
+    full = cfg.to_dict()
     train = {k: v for k, v in full["train"].items() if k not in RUNTIME}
     if not train["lr_milestones"]:
         del train["lr_gamma"]
     same = what_must_match(config)
-    if same["model"]["objective"] == "classifier":
+    if not Capabilities.of(cfg.model).has_decoder:  # the classifier baselines read none of them
         same["model"] = {k: v for k, v in same["model"].items() if k not in Classifier.ignores}
     return {**same, "train": train, "eval": full["eval"]}
 

@@ -50,7 +50,7 @@ def training_tensors(model, x, labels, batch_size: int) -> tuple[torch.Tensor, t
     n = x.shape[0]
     if n < batch_size:
         raise DataError(f"{n} training points is fewer than train.batch_size = {batch_size}")
-    return x, labels_for_regime(labels, n, model.config.n_classes, model.regime.labels)
+    return x, labels_for_regime(labels, n, model.config.n_classes, model.labels_needed)
 
 
 class Minibatches:
