@@ -27,7 +27,7 @@ from aae.model.autoencoder import AdversarialAutoencoder
 from aae.model.phases import Batch, train_step
 from aae.training import devices
 from aae.training.devices import cpu_flags, pick_device
-from aae.training.optimizers import make_optimizer
+from aae.training.optimizers import Optimizers
 
 
 def cpu_model() -> tuple[str, str]:
@@ -64,9 +64,7 @@ def project_step(regime: str, batch: int, precision: str, device: torch.device):
     torch.manual_seed(0)
     model = AdversarialAutoencoder(ModelConfig(regime=regime, z_dim=10 if regime != "unsupervised" else 2), 784)
     model = model.to(device)
-    groups = model.parameter_groups()
-    needed = {"reconstruction", "discriminator", "generator", "classification"}
-    opts = {k: make_optimizer(v, k, TrainConfig()) for k, v in groups.items() if k in needed}
+    opts = Optimizers(model, TrainConfig())
     x = torch.rand(batch, 784, device=device)
     y = torch.randint(10, (batch,), device=device)
     b = Batch(x, y if model.reads_labels else None, x, y)

@@ -304,7 +304,7 @@ def test_an_exploding_loss_stops_with_one_line_and_keeps_the_last_good_checkpoin
 
     calls = {"n": 0}
 
-    def step(model, batch, optimizers, phases):  # 10 sane steps (one epoch of digits), then 1e12
+    def step(model, batch, optimizers, phases, **_):  # 10 sane steps (one epoch of digits), then 1e12
         calls["n"] += 1
         return {"reconstruction": torch.tensor(1e12 if calls["n"] > 10 else 50.0)}
 

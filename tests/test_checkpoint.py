@@ -14,7 +14,7 @@ from aae.errors import CheckpointError
 from aae.model.autoencoder import AdversarialAutoencoder
 from aae.model.phases import Batch, train_step
 from aae.training import checkpoint as io
-from aae.training.optimizers import make_optimizer
+from aae.training.optimizers import Optimizers
 
 HISTORY = [{"epoch": 1, "reconstruction": 40.5, "seconds": 0.1}, {"epoch": 2, "reconstruction": 33.25, "seconds": 0.1}]
 
@@ -27,11 +27,11 @@ def build(cfg, seed: int = 0) -> AdversarialAutoencoder:
 def trained_parts(cfg, steps: int = 3):
     """A model with optimizers that have taken a few steps (so they have state)."""
     model = build(cfg).train()
-    groups = model.parameter_groups()
-    optimizers = {k: make_optimizer(groups[k], k, cfg.train) for k in ("reconstruction", "discriminator", "generator")}
+    optimizers = Optimizers(model, cfg.train)
+    assert set(optimizers) == {"reconstruction", "discriminator", "generator"}
     x = torch.rand(100, 64)
     for _ in range(steps):
-        train_step(model, Batch(x), optimizers, ("reconstruction", "regularization"))
+        train_step(model, Batch(x), optimizers, model.phases)
     return model.eval(), optimizers
 
 
@@ -74,8 +74,7 @@ def test_restore_training_restores_optimizers_and_rng(saved, tiny_config):
     path, cfg, model, optimizers = saved
     tensors, meta = io.read_checkpoint(path)
     fresh = build(cfg, seed=5)
-    groups = fresh.parameter_groups()
-    opts = {k: make_optimizer(groups[k], k, cfg.train) for k in optimizers}
+    opts = Optimizers(fresh, cfg.train)
     torch.manual_seed(123)
     io.restore(fresh, tensors, path=path)
     epoch, history = io.restore_training(tensors, meta, opts)

@@ -11,8 +11,9 @@ import pytest
 
 from aae.config.docs import KEY_TABLE, key_table, keys
 from aae.config.load import bundled_configs, from_dict, load_config
-from aae.config.schema import LR_PHASES, DataConfig, EvalConfig, ExperimentConfig, ModelConfig, TrainConfig
+from aae.config.schema import DataConfig, EvalConfig, ExperimentConfig, ModelConfig, TrainConfig
 from aae.errors import ConfigError
+from aae.model.phases import RATE_GROUPS
 
 # ----------------------------------------------------------------------------- defaults
 
@@ -279,8 +280,8 @@ def test_unknown_lr_phase_is_rejected():
     with pytest.raises(ConfigError) as err:
         load_config(None, ["train.lr.elbo=1e-3"])
     msg = str(err.value)
-    assert "train.lr has unknown phase 'elbo'" in msg
-    assert msg.endswith("allowed: " + ", ".join(LR_PHASES))
+    assert "train.lr has unknown parameter group 'elbo'" in msg
+    assert msg.endswith("allowed: " + ", ".join(RATE_GROUPS))
 
 
 # ----------------------------------------------------------------------------- prior table

@@ -159,7 +159,7 @@ def test_hidden_as_an_int_is_one_layer_and_lr_may_be_given_per_phase(iris):
     est = AAE(hidden=24, disc_hidden=(8, 8), lr={"discriminator": 0.01}, epochs=1, random_state=0).fit(x)
     assert est.config_.model.hidden == [24] and est.config_.model.disc_hidden == [8, 8]
     assert est.config_.train.lr["discriminator"] == 0.01 and est.config_.train.lr["generator"] == 1e-3
-    with pytest.raises(ConfigError, match="lr has unknown phase 'decoder'; allowed: reconstruction"):
+    with pytest.raises(ConfigError, match="lr has unknown parameter group 'decoder'; allowed: reconstruction"):
         AAE(lr={"decoder": 0.1}, epochs=1).fit(x)
     with pytest.raises(ConfigError, match=r"hidden = \[8, 0\]: give an int >= 1 \(one layer\) or a sequence"):
         AAE(hidden=[8, 0], epochs=1).fit(x)

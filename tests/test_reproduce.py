@@ -185,7 +185,7 @@ def test_the_imsat_row_is_hu_et_als_recipe_on_the_clustering_config():
     assert m.y_marginal_weight == 4 * m.y_entropy_weight == 0.4 * m.vat_weight  # lambda = 0.1, mu = 4
     assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.lr["generator"]) == (50, 250, 0.002)
     model = build_model(m, 784)
-    assert isinstance(model, Classifier) and model.phases == ("smoothing",)  # no decoder, no discriminator
+    assert isinstance(model, Classifier) and [p.name for p in model.phases] == ["smoothing"]  # no decoder, no disc.
     assert not hasattr(model, "decoder") and not hasattr(model, "discriminators")
 
 

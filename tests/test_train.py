@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +18,10 @@ from aae.errors import CheckpointError, ConfigError, DataError, TrainingError
 from aae.evaluation import metrics
 from aae.evaluation.evaluate import encode, epoch_metrics, final_metrics
 from aae.model.autoencoder import AdversarialAutoencoder
-from aae.model.phases import Batch, classification_phase, reconstruction_phase, regularization_phase
+from aae.model.phases import CLASSIFICATION, RECONSTRUCTION, REGULARIZATION, Batch
 from aae.training import checkpoint as io
 from aae.training.devices import cpu_model, flushing_denormals, step_autocast
-from aae.training.optimizers import make_optimizer
+from aae.training.optimizers import Optimizers
 from aae.training.resume import resume_training
 from aae.training.trainer import Trainer
 
@@ -30,6 +31,11 @@ MIXTURE = "model.prior={name = 'mixture', n_modes = 10}"
 def build(cfg, seed: int = 0, x_dim: int = 64) -> AdversarialAutoencoder:
     torch.manual_seed(seed)
     return AdversarialAutoencoder(cfg.model, x_dim)
+
+
+def with_phase(trainer: Trainer, name: str, fn) -> None:
+    """Run ``fn`` in place of the function of the trainer's phase ``name`` (same groups, same labeled batch)."""
+    trainer.phases = tuple(replace(p, fn=fn) if p.name == name else p for p in trainer.phases)
 
 
 def state(model) -> dict[str, torch.Tensor]:
@@ -79,18 +85,19 @@ def test_short_training_lowers_reconstruction_and_mmd_to_the_prior(digits, tiny_
     assert metrics.mmd(z, prior) < 0.25 * before["test_mmd"]
 
 
-def test_history_rows_hold_the_phase_losses(digits, tiny_config, monkeypatch):
+def test_history_rows_hold_the_phase_losses(digits, tiny_config):
     cfg = tiny_config("train.epochs=2", "model.regime=semi_supervised", "train.batch_size=50")
     y = np.full(len(digits.train), -1)
     y[:30] = digits.train.y[:30]
-    real, labeled = aae.model.phases.PHASES["classification"], []
+    labeled = []
 
-    def classification(model, batch, optimizers):
+    def classification(model, batch, optimizer):
         labeled.append((batch.x_labeled.shape[0], batch.y_labeled))
-        return real(model, batch, optimizers)
+        return CLASSIFICATION.fn(model, batch, optimizer)
 
-    monkeypatch.setitem(aae.model.phases.PHASES, "classification", classification)
-    history = Trainer(build(cfg), cfg, progress=False).fit(digits.train.x, y)
+    trainer = Trainer(build(cfg), cfg, progress=False)
+    with_phase(trainer, "classification", classification)
+    history = trainer.fit(digits.train.x, y)
     assert [r["epoch"] for r in history] == [1, 2]
     # each step's labeled minibatch is train.batch_size points drawn from the 30 labeled ones
     assert len(labeled) == 2 * (len(digits.train) // 50) and all(n == 50 for n, _ in labeled)
@@ -583,7 +590,7 @@ def test_a_reconstruction_loss_a_million_times_its_first_stops_the_run(
 
     calls = {"n": 0}
 
-    def step(model, batch, optimizers, phases):  # one sane epoch (10 steps), then a loss 2e7 times larger
+    def step(model, batch, optimizers, phases, **_):  # one sane epoch (10 steps), then a loss 2e7 times larger
         calls["n"] += 1
         return {loss: torch.tensor(1e9 if calls["n"] > 10 else 50.0)}
 
@@ -609,20 +616,20 @@ def test_nan_guard_keeps_the_last_good_checkpoint(digits, tiny_config, tmp_path,
     good = build(cfg)
     Trainer(good, tiny_config("train.epochs=2")).fit(digits.train.x)
 
-    real = aae.model.phases.PHASES["regularization"]
     calls = {"n": 0}
 
-    def poisoned(model, batch, optimizers):
+    def poisoned(model, batch, *optimizers):
         calls["n"] += 1
-        out = real(model, batch, optimizers)
+        out = REGULARIZATION.fn(model, batch, *optimizers)
         if calls["n"] > 2 * 10 + 3:  # 10 steps per epoch: NaN from step 4 of epoch 3
             out["generator"] = torch.tensor(float("nan"))
         return out
 
-    monkeypatch.setitem(aae.model.phases.PHASES, "regularization", poisoned)
     run_dir = tmp_path / "run"
+    trainer = Trainer(build(cfg), cfg, run_dir)
+    with_phase(trainer, "regularization", poisoned)
     with pytest.raises(TrainingError) as err:
-        Trainer(build(cfg), cfg, run_dir).fit(digits.train.x)
+        trainer.fit(digits.train.x)
     msg = str(err.value)
     assert re.match(r"the generator loss became nan \(first 0\.\d+\) in epoch 3 by step 10; ", msg)
     assert f"the last good checkpoint is {run_dir / 'checkpoint.safetensors'}" in msg
@@ -638,18 +645,20 @@ def test_nan_guard_keeps_the_last_good_checkpoint(digits, tiny_config, tmp_path,
     assert torch.isfinite(loaded.reconstruct(x)).all()
 
 
-def test_nan_guard_names_a_classification_loss(digits, tiny_config, monkeypatch):
-    def nan_classification(model, batch, optimizers):
-        return {"classification": torch.tensor(float("inf"))}
-
-    monkeypatch.setitem(aae.model.phases.PHASES, "classification", nan_classification)
-    cfg = tiny_config("train.epochs=1", "model.regime=semi_supervised")
+@pytest.mark.parametrize("loss, rate", [("classification", "classification"), ("vat", "generator")])
+def test_nan_guard_names_the_rate_of_the_phase_a_loss_comes_from(digits, tiny_config, loss, rate):
+    cfg = tiny_config("train.epochs=1", "model.regime=semi_supervised", "model.vat_weight=1")
+    trainer = Trainer(build(cfg), cfg)
+    if loss == "classification":
+        with_phase(trainer, "classification", lambda model, batch, opt: {loss: torch.tensor(float("inf"))})
+    else:  # a y head's term, inside the generator step of the regularization phase
+        with_phase(trainer, "regularization", lambda model, batch, *opts: {loss: torch.tensor(float("inf"))})
     with pytest.raises(
         TrainingError,
-        match=r"^the classification loss became inf \(first inf\) in epoch 1 by step 10; "
-        r"lower train\.lr\.classification and train again$",
+        match=rf"^the {loss} loss became inf \(first inf\) in epoch 1 by step 10; "
+        rf"lower train\.lr\.{rate} and train again$",
     ):
-        Trainer(build(cfg), cfg).fit(digits.train.x, digits.train.y)
+        trainer.fit(digits.train.x, digits.train.y)
 
 
 # ----------------------------------------------------------------------------- phases
@@ -658,8 +667,7 @@ def test_nan_guard_names_a_classification_loss(digits, tiny_config, monkeypatch)
 def _semi_supervised(tiny_config, digits, *settings):
     cfg = tiny_config("model.regime=semi_supervised", *settings)
     model = build(cfg).train()
-    groups = model.parameter_groups()
-    optimizers = {k: make_optimizer(groups[k], k, cfg.train) for k in groups}
+    optimizers = Optimizers(model, cfg.train)
     x = torch.as_tensor(digits.train.x[:100])
     y = torch.as_tensor(digits.train.y[:100])
     batch = Batch(x, torch.full((100,), -1), x_labeled=x[:40], y_labeled=y[:40])
@@ -697,7 +705,7 @@ def test_parameter_groups_cover_the_model_by_role(tiny_config):
 def test_reconstruction_phase_updates_encoder_and_decoder_only(tiny_config, digits):
     model, optimizers, batch = _semi_supervised(tiny_config, digits)
     before = state(model)
-    out = reconstruction_phase(model, batch, optimizers)
+    out = RECONSTRUCTION(model, batch, optimizers)
     assert set(out) == {"reconstruction"}
     assert _changed(model, before) == {
         "encoder.trunk": True,
@@ -712,7 +720,7 @@ def test_reconstruction_phase_updates_encoder_and_decoder_only(tiny_config, digi
 def test_regularization_phase_updates_discriminators_and_encoder_not_decoder(tiny_config, digits):
     model, optimizers, batch = _semi_supervised(tiny_config, digits)
     before = state(model)
-    out = regularization_phase(model, batch, optimizers)
+    out = REGULARIZATION(model, batch, optimizers)
     assert set(out) == {"discriminator", "generator"}
     # two heads, each with a two-term BCE near 2 log 2 at the start
     assert 2 < out["discriminator"].item() < 4
@@ -729,7 +737,7 @@ def test_regularization_phase_updates_discriminators_and_encoder_not_decoder(tin
 def test_classification_phase_updates_only_the_encoder(tiny_config, digits):
     model, optimizers, batch = _semi_supervised(tiny_config, digits)
     before = state(model)
-    out = classification_phase(model, batch, optimizers)
+    out = CLASSIFICATION(model, batch, optimizers)
     assert set(out) == {"classification"}
     assert out["classification"].item() == pytest.approx(np.log(10), abs=0.5)  # untrained: near uniform over 10
     # the style head z does not enter q(y|x), so it stays too
@@ -747,7 +755,7 @@ def test_classification_phase_without_a_labeled_batch_does_nothing(tiny_config, 
     model, optimizers, batch = _semi_supervised(tiny_config, digits)
     batch.x_labeled = batch.y_labeled = None
     before = state(model)
-    assert classification_phase(model, batch, optimizers) == {}
+    assert CLASSIFICATION(model, batch, optimizers) == {}
     assert not any(_changed(model, before).values())
 
 
@@ -774,7 +782,7 @@ def test_discriminator_takes_prior_samples_as_real_and_codes_as_fake(tiny_config
     monkeypatch.setattr(model, "sample_prior", sample_prior)
     monkeypatch.setattr(model, "discriminate", discriminate)
     monkeypatch.setattr(aae.model.phases, "discriminator_loss", discriminator_loss)
-    regularization_phase(model, batch, optimizers)
+    REGULARIZATION(model, batch, optimizers)
 
     assert len(pairs) == 2  # one per head
     for head, (on_prior, on_codes) in zip(("z", "y"), pairs):
@@ -793,13 +801,13 @@ def test_trained_discriminator_scores_prior_above_zero_and_codes_below(tiny_conf
     groups = model.parameter_groups()
     # the discriminator's optimizer alone steps: the generator's has rate 0 (a config refuses that rate)
     optimizers = {
-        "discriminator": make_optimizer(groups["discriminator"], "discriminator", cfg.train),
+        "discriminator": Optimizers(model, cfg.train)["discriminator"],
         "generator": torch.optim.SGD(groups["generator"], lr=0.0),
     }
     x = torch.as_tensor(digits.train.x[:200])
     encoder_before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
     for i in range(150):
-        regularization_phase(model, Batch(x[(i % 2) * 100 : (i % 2 + 1) * 100]), optimizers)
+        REGULARIZATION(model, Batch(x[(i % 2) * 100 : (i % 2 + 1) * 100]), optimizers)
     assert_same_weights(encoder_before, model.encoder.state_dict())  # lr 0: the encoder stayed frozen
     with torch.no_grad():
         on_prior = model.discriminate("z", model.sample_prior("z", 500)).mean().item()

@@ -16,9 +16,10 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ..errors import ConfigError
+from ..model.phases import RATE_GROUPS
 from .checks import validate
 from .keys import check_range, check_type
-from .schema import CONFIG_DIR, LR_PHASES, ExperimentConfig, TrainConfig
+from .schema import CONFIG_DIR, ExperimentConfig, TrainConfig
 
 REMOVED = {
     "model.separate_y_trunk",
@@ -81,11 +82,10 @@ def _build(cls: type, table: dict[str, Any], prefix: str, strict: bool = True) -
         else:
             value = check_type(value, hints[name], full)
             if full == "train.lr":
-                unknown = set(value) - set(LR_PHASES)
+                unknown = set(value) - set(RATE_GROUPS)
                 if unknown:
-                    raise ConfigError(
-                        f"train.lr has unknown phase {sorted(unknown)[0]!r}; allowed: {', '.join(LR_PHASES)}"
-                    )
+                    first, allowed = sorted(unknown)[0], ", ".join(RATE_GROUPS)
+                    raise ConfigError(f"train.lr has unknown parameter group {first!r}; allowed: {allowed}")
                 value = {**TrainConfig().lr, **value}
             check_range(value, fields[name].metadata, full)
         setattr(obj, name, value)

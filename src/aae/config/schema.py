@@ -21,12 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..model.phases import RATE_GROUPS
 from ..model.regimes import REGIMES
 from .keys import key
 
 CONFIG_DIR = Path(__file__).parent.parent / "configs"
-LR_PHASES = ("reconstruction", "discriminator", "generator", "classification")
-"""the optimizers a model may have, one per phase that steps (the VAE's ELBO steps reconstruction's)"""
 
 
 @dataclass
@@ -116,8 +115,10 @@ class TrainConfig:
         "adam", "adam (betas 0.5, 0.999) or sgd (momentum 0.9, as in the paper)", choices=("adam", "sgd")
     )
     lr: dict[str, float] = key(
-        doc="learning rate per phase: reconstruction, discriminator, generator, classification",
-        factory=lambda: dict.fromkeys(LR_PHASES, 1e-3),
+        doc="learning rate per parameter group the phases step: reconstruction (encoder and decoder), "
+        "discriminator, generator (the encoder against the discriminators, with the y head's terms), "
+        "classification (the encoder on labels)",
+        factory=lambda: dict.fromkeys(RATE_GROUPS, 1e-3),
         above=0,
         high=10,
     )

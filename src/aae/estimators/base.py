@@ -20,10 +20,11 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..config.checks import validate
 from ..config.load import load_config
-from ..config.schema import LR_PHASES, ExperimentConfig
+from ..config.schema import ExperimentConfig
 from ..errors import ConfigError, DataError
 from ..evaluation.evaluate import embed, encode
 from ..model.autoencoder import AdversarialAutoencoder, build_model
+from ..model.phases import RATE_GROUPS
 from ..model.priors import PRIORS, Prior, describe
 from ..training.trainer import Trainer
 from .io import FLOATS, DataIO, by_blocks
@@ -114,14 +115,14 @@ def _layers(value, name: str) -> list[int] | None:
 
 def _learning_rates(lr) -> dict[str, float]:
     if isinstance(lr, dict):
-        unknown = sorted(set(lr) - set(LR_PHASES), key=str)
+        unknown = sorted(set(lr) - set(RATE_GROUPS), key=str)
         if unknown:
-            raise ConfigError(f"lr has unknown phase {unknown[0]!r}; allowed: {', '.join(LR_PHASES)}")
+            raise ConfigError(f"lr has unknown parameter group {unknown[0]!r}; allowed: {', '.join(RATE_GROUPS)}")
         bad = [k for k, v in lr.items() if not isinstance(v, Real) or isinstance(v, bool) or not v > 0]
         if bad:
             raise ConfigError(f"lr[{bad[0]!r}] = {lr[bad[0]]!r}; each learning rate must be a float > 0")
         return {k: float(v) for k, v in lr.items()}
-    return {k: float(lr) for k in LR_PHASES}
+    return {k: float(lr) for k in RATE_GROUPS}
 
 
 def _seed(random_state) -> int:

@@ -29,7 +29,8 @@ unlabeled point, and so does the string ``'-1'`` (so -1 can never be a class: re
 or W_C y + z), ``hidden`` and ``disc_hidden`` (widths of the encoder/decoder and discriminator
 layers: a sequence, or an int for one layer), ``prior`` (a name, a table, a ``Prior`` or a function
 n -> samples), ``encoder``, ``output``, ``epochs``, ``batch_size``, ``lr`` (one float for every
-phase, or a dict by phase: reconstruction, discriminator, generator, classification), ``config``,
+optimizer, or a dict by the parameter group each steps: reconstruction, discriminator, generator,
+classification, as ``train.lr``), ``config``,
 ``overrides``, ``checkpoint_dir``, ``log_dir``, ``device``, ``random_state`` (an int is the run's
 torch seed, the ``train.seed`` of ``aae train``; None or a ``RandomState`` draws one, None from
 numpy's global state) and ``verbose`` (a progress bar).

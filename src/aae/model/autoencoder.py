@@ -127,8 +127,9 @@ class AdversarialAutoencoder(nn.Module, Capabilities):
             return disc(code, one_hot_with_unlabeled(labels, self.config.n_classes).to(code.dtype), batches)
         return disc(code, batches=batches)
 
-    # -- parameter groups: each phase's optimizer owns one ---------------------------------
+    # -- parameter groups: the phases step them, each with its own optimizer -----------------
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The parameters of each group a phase steps (:attr:`aae.model.phases.Phase.groups`)."""
         decoder = list(self.decoder.parameters()) + ([self.cluster_heads] if self.has_cluster_heads else [])
         encoder = list(self.encoder.parameters())
         return {

@@ -6,8 +6,8 @@ name, tests ``"y" in model.priors`` or compares ``label_to`` with a string.
 
 >>> from aae.config.schema import ModelConfig
 >>> caps = Capabilities.of(ModelConfig(regime="semi_supervised"))
->>> caps.has_y_head, caps.decoder_reads_label, caps.phases
-(True, False, ('reconstruction', 'regularization', 'classification'))
+>>> caps.has_y_head, caps.decoder_reads_label, [p.name for p in caps.phases]
+(True, False, ['reconstruction', 'regularization', 'classification'])
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from .losses import Y_TERM_WEIGHTS
+from .phases import Phase
 from .regimes import REGIMES, Regime
 
 
@@ -32,7 +33,7 @@ class Capabilities:
         return caps
 
     @property
-    def phases(self) -> tuple[str, ...]:
+    def phases(self) -> tuple[Phase, ...]:
         """The phases one minibatch runs: the objective's, then the regime's (a classifier baseline
         smooths q(y|x) on the unlabeled batch where its y head has terms: VAT, mutual information)."""
         y_terms = any(getattr(self.config, k) for k in Y_TERM_WEIGHTS)

@@ -3,27 +3,31 @@
 A minibatch runs the regime's phases in the paper's order (Section 2, "Training
 procedure"; Section 5 adds the third):
 
-1. ``reconstruction_phase``: encoder and decoder minimize the reconstruction error;
-2. ``regularization_phase``: each discriminator learns to tell prior samples from codes,
+1. :data:`RECONSTRUCTION`: encoder and decoder minimize the reconstruction error;
+2. :data:`REGULARIZATION`: each discriminator learns to tell prior samples from codes,
    then the encoder, as the generator, learns to fool them;
-3. ``classification_phase``: the encoder minimizes the cross-entropy of q(y|x) on a
+3. :data:`CLASSIFICATION`: the encoder minimizes the cross-entropy of q(y|x) on a
    labeled minibatch.
 
-``elbo_phase`` is the VAE baseline on the same networks. Every phase returns its losses as
-tensors (the trainer reads them once per step, so there is no host sync per phase).
+:data:`ELBO` is the VAE baseline on the same networks, :data:`SMOOTHING` the classifier
+baselines' y-head terms. Each is a :class:`Phase`: its name, the parameter groups it steps (one
+optimizer each, at the rate ``train.lr.<group>``: :data:`RATE_GROUPS` are every phase's) and its
+function, which is handed those groups' optimizers in that order. Every phase returns its losses
+as tensors (the trainer reads them once per step, so there is no host sync per phase).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+from torch.optim import Optimizer
 
 from ..data.augment import small_transforms
-from .autoencoder import AdversarialAutoencoder
 from .losses import (
     classification_loss,
     cluster_head_penalty,
@@ -36,6 +40,9 @@ from .losses import (
     reconstruction_loss,
     virtual_adversarial_loss,
 )
+
+if TYPE_CHECKING:
+    from .autoencoder import AdversarialAutoencoder
 
 
 @dataclass
@@ -50,7 +57,7 @@ class Batch:
     """(n, 1) VAT radius of each image of ``x`` (model.vat_knn); None: model.vat_eps for all"""
 
 
-def _step(model: AdversarialAutoencoder, optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
+def _step(model: AdversarialAutoencoder, optimizer: Optimizer, loss: Tensor) -> None:
     # Zero every gradient, not only this optimizer's: a phase's backward also reaches
     # parameters it must not update (the discriminators in the generator step).
     model.zero_grad(set_to_none=True)
@@ -66,7 +73,7 @@ def _vat(model: AdversarialAutoencoder, batch: Batch, target_logits: Tensor | No
     return virtual_adversarial_loss(lambda x: model.encode(x).y_logits, batch.x, eps, target_logits=target_logits)
 
 
-def reconstruction_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
+def reconstruction_phase(model, batch: Batch, autoencoder: Optimizer) -> dict[str, Tensor]:
     codes = model.encode(batch.x)
     if model.decoder_holds_y_fixed:  # IMSAT's terms alone train q(y|x); the decoder reads it held fixed
         codes = replace(codes, y_logits=codes.y_logits.detach())
@@ -76,11 +83,11 @@ def reconstruction_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
         penalty = cluster_head_penalty(model.cluster_heads, model.config.eta)
         loss = loss + model.config.head_penalty * penalty
         out["head_penalty"] = penalty.detach()
-    _step(model, optimizers["reconstruction"], loss)
+    _step(model, autoencoder, loss)
     return out
 
 
-def regularization_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
+def regularization_phase(model, batch: Batch, discriminators: Optimizer, encoder: Optimizer) -> dict[str, Tensor]:
     n = batch.x.shape[0]
     # One encoding serves both steps: the discriminator step does not move the encoder.
     encoded = model.encode(batch.x)
@@ -90,7 +97,7 @@ def regularization_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
         discriminator_loss(*_judge(model, h, model.sample_prior(h, n, batch.labels), code.detach(), batch.labels))
         for h, code in codes.items()
     )
-    _step(model, optimizers["discriminator"], d_loss)
+    _step(model, discriminators, d_loss)
     # Generator: the encoder learns to make its codes pass for prior samples (through the updated
     # discriminators, whose own weights get no gradient here).
     with _frozen(model.discriminators):
@@ -98,7 +105,7 @@ def regularization_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
         out = {"discriminator": d_loss.detach(), "generator": g_loss.detach()}
         if model.has_y_head:
             g_loss = g_loss + _y_terms(model, batch, encoded.y_logits, out)
-        _step(model, optimizers["generator"], g_loss)
+        _step(model, encoder, g_loss)
     return out
 
 
@@ -148,43 +155,83 @@ def _y_terms(model: AdversarialAutoencoder, batch: Batch, logits: Tensor, out: d
     return sum((w * v for w, v in terms.values()), logits.new_zeros(()))
 
 
-def smoothing_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
+def smoothing_phase(model, batch: Batch, encoder: Optimizer) -> dict[str, Tensor]:
     """The y head's terms on the unlabeled batch alone, for the classifier baselines (NN+VAT with
     labels, IMSAT without); the AAE runs the same terms inside its generator step."""
     out: dict[str, Tensor] = {}
-    _step(model, optimizers["generator"], _y_terms(model, batch, model.encode(batch.x).y_logits, out))
+    _step(model, encoder, _y_terms(model, batch, model.encode(batch.x).y_logits, out))
     return out
 
 
-def classification_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
+def classification_phase(model, batch: Batch, encoder: Optimizer) -> dict[str, Tensor]:
     if batch.x_labeled is None:
         return {}
     loss = classification_loss(model.encode(batch.x_labeled).y_logits, batch.y_labeled)
-    _step(model, optimizers["classification"], loss)
+    _step(model, encoder, loss)
     return {"classification": loss.detach()}
 
 
-def elbo_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
+def elbo_phase(model, batch: Batch, autoencoder: Optimizer) -> dict[str, Tensor]:
     codes = model.encode(batch.x)
     recon = reconstruction_loss(model.decode(model.representation(codes, batch.labels)), batch.x, model.config.output)
     conditioned = batch.labels if model.label_conditions_prior else None
     kl = kl_divergence(codes.z, codes.mean, codes.logvar, model.prior, conditioned)
-    _step(model, optimizers["reconstruction"], recon + kl)
+    _step(model, autoencoder, recon + kl)
     return {"reconstruction": recon.detach(), "kl": kl.detach()}
 
 
-PHASES: dict[str, Callable[..., dict[str, Tensor]]] = {
-    "reconstruction": reconstruction_phase,
-    "regularization": regularization_phase,
-    "classification": classification_phase,
-    "smoothing": smoothing_phase,
-    "elbo": elbo_phase,
-}
+@dataclass(frozen=True)
+class Phase:
+    """One step of a minibatch: its ``name``, the parameter ``groups`` it steps (the keys of
+    :meth:`~aae.model.autoencoder.AdversarialAutoencoder.parameter_groups` and of ``train.lr``: one
+    optimizer each) and its function ``fn(model, batch, *optimizers)``, handed those groups'
+    optimizers in that order. ``labeled``: it reads the batch's labeled minibatch."""
+
+    name: str
+    groups: tuple[str, ...]
+    fn: Callable[..., dict[str, Tensor]] = field(repr=False)
+    labeled: bool = False
+
+    def __call__(self, model, batch: Batch, optimizers: Mapping[str, Optimizer]) -> dict[str, Tensor]:
+        return self.fn(model, batch, *(optimizers[g] for g in self.groups))
+
+    def group_of(self, loss: str) -> str:
+        """The group whose rate drives ``loss``: the one it is named after, else the phase's last step's."""
+        return loss if loss in self.groups else self.groups[-1]
 
 
-def train_step(model: AdversarialAutoencoder, batch: Batch, optimizers, phases: tuple[str, ...]) -> dict[str, Tensor]:
-    """One minibatch: the phases in order, each with its own optimizer(s)."""
+RECONSTRUCTION = Phase("reconstruction", ("reconstruction",), reconstruction_phase)
+REGULARIZATION = Phase("regularization", ("discriminator", "generator"), regularization_phase)
+CLASSIFICATION = Phase("classification", ("classification",), classification_phase, labeled=True)
+SMOOTHING = Phase("smoothing", ("generator",), smoothing_phase)
+ELBO = Phase("elbo", ("reconstruction",), elbo_phase)
+"""the VAE's ELBO steps the autoencoder as the reconstruction does, at its rate"""
+
+PHASES: dict[str, Phase] = {p.name: p for p in (RECONSTRUCTION, REGULARIZATION, CLASSIFICATION, SMOOTHING, ELBO)}
+
+
+def stepped_groups(phases) -> tuple[str, ...]:
+    """The parameter groups ``phases`` step, each once, in the order they first step."""
+    return tuple(dict.fromkeys(g for p in phases for g in p.groups))
+
+
+RATE_GROUPS = stepped_groups(PHASES.values())
+"""the parameter groups some phase steps, each with its own optimizer: the keys of ``train.lr``"""
+
+
+def train_step(
+    model: AdversarialAutoencoder,
+    batch: Batch,
+    optimizers: Mapping[str, Optimizer],
+    phases: tuple[Phase, ...],
+    sources: dict[str, Phase] | None = None,
+) -> dict[str, Tensor]:
+    """One minibatch: the phases in order, each with its own groups' optimizers. ``sources``, where
+    given, receives the phase each loss came from."""
     losses: dict[str, Tensor] = {}
-    for name in phases:
-        losses.update(PHASES[name](model, batch, optimizers))
+    for phase in phases:
+        out = phase(model, batch, optimizers)
+        if sources is not None:
+            sources.update(dict.fromkeys(out, phase))
+        losses.update(out)
     return losses

@@ -16,6 +16,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .phases import CLASSIFICATION, ELBO, RECONSTRUCTION, REGULARIZATION, SMOOTHING, Phase
+
+OBJECTIVES: dict[str, tuple[Phase, ...]] = {
+    "aae": (RECONSTRUCTION, REGULARIZATION),
+    "vae": (ELBO,),
+    "ae": (RECONSTRUCTION,),
+    "classifier": (),
+}
+"""the phases of each objective (``model.objective``); the regime may add the classification phase"""
+
 
 @dataclass(frozen=True)
 class Regime:
@@ -26,17 +36,14 @@ class Regime:
     cluster_heads: bool = False
     labels: str = "none"
     """how many training labels the regime needs: none, some (semi-supervised), optional, all"""
+    adds: tuple[Phase, ...] = ()
+    """the phases it runs after its objective's: the classification phase, where labels train q(y|x)"""
 
-    def phases(self, objective: str, y_terms: bool = False) -> tuple[str, ...]:
+    def phases(self, objective: str, y_terms: bool = False) -> tuple[Phase, ...]:
         """The phases one minibatch runs, for an objective (aae, vae, ae or classifier); a classifier
         smooths q(y|x) on the unlabeled batch where its y head has terms (VAT, mutual information)."""
-        main = {
-            "aae": ("reconstruction", "regularization"),
-            "vae": ("elbo",),
-            "ae": ("reconstruction",),
-            "classifier": ("smoothing",) if y_terms else (),
-        }[objective]
-        return main + (("classification",) if self.label_to == "classifier" else ())
+        main = (SMOOTHING,) if objective == "classifier" and y_terms else OBJECTIVES[objective]
+        return main + self.adds
 
 
 REGIMES: dict[str, Regime] = {
@@ -45,8 +52,15 @@ REGIMES: dict[str, Regime] = {
         Regime("unsupervised"),
         Regime("label_conditioned", label_to="discriminator", labels="optional"),
         Regime("supervised", label_to="decoder", labels="all"),
-        Regime("semi_supervised", categorical_head=True, label_to="classifier", labels="some"),
+        Regime("semi_supervised", categorical_head=True, label_to="classifier", labels="some", adds=(CLASSIFICATION,)),
         Regime("clustering", categorical_head=True),
-        Regime("dim_reduction", categorical_head=True, label_to="classifier", cluster_heads=True, labels="optional"),
+        Regime(
+            "dim_reduction",
+            categorical_head=True,
+            label_to="classifier",
+            cluster_heads=True,
+            labels="optional",
+            adds=(CLASSIFICATION,),
+        ),
     ]
 }

@@ -198,25 +198,18 @@ def restore(
         raise CheckpointError(f"{path} does not fit this model's shapes: {first}") from None
 
 
-def restore_training(tensors, meta, optimizers: dict) -> tuple[int, list[dict]]:
-    """Load optimizer and RNG state; return (epoch, history). The learning rates are the
-    trainer's to set (from the config and the epoch), not the checkpoint's."""
-    optim_meta = json.loads(meta["optimizers"])
-    for phase, opt in optimizers.items():
-        kernel = [{k: g.get(k) for k in ("fused", "foreach")} for g in opt.param_groups]
-        opt.load_state_dict(_join_optimizer(f"optim/{phase}", optim_meta[phase], tensors))
-        for group, chosen in zip(opt.param_groups, kernel):  # how to step is this machine's choice, not the file's
-            group.update(chosen)
-            for param in group["params"] if chosen.get("fused") else []:  # a fused step counts on the device
-                state = opt.state.get(param, {})
-                if torch.is_tensor(state.get("step")):
-                    state["step"] = state["step"].to(param.device, torch.float32)
+def restore_training(tensors, meta, optimizers) -> tuple[int, list[dict]]:
+    """Load the state of ``optimizers`` (:class:`aae.training.optimizers.Optimizers`, which set
+    their rates from the config and the epoch, not from the checkpoint) and the RNG state; return
+    (epoch, history)."""
+    optim_meta, epoch = json.loads(meta["optimizers"]), int(meta["epoch"])
+    optimizers.load_state_dict({g: _join_optimizer(f"optim/{g}", optim_meta[g], tensors) for g in optimizers}, epoch)
     if "rng/torch" in tensors:
         torch.set_rng_state(tensors["rng/torch"])
     cuda = [tensors[k] for k in sorted(t for t in tensors if t.startswith("rng/cuda/"))]
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
-    return int(meta["epoch"]), json.loads(meta["history"])
+    return epoch, json.loads(meta["history"])
 
 
 def load(path: str | os.PathLike, device: str | torch.device = "cpu", prior: Callable | None = None):

@@ -1,5 +1,6 @@
-"""The trainer's optimizers and its weight average: one optimizer per parameter group that the
-model's phases step (:data:`OPTIMIZERS_OF`), and the moving average of ``train.ema``.
+"""The trainer's optimizers and its weight average: :class:`Optimizers`, one optimizer per
+parameter group that the model's phases step (:attr:`aae.model.phases.Phase.groups`), which also
+sets their learning rates; and the moving average of ``train.ema``.
 """
 
 from __future__ import annotations
@@ -8,32 +9,61 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from ..config.schema import TrainConfig
-
-OPTIMIZERS_OF = {
-    "reconstruction": ("reconstruction",),
-    "elbo": ("reconstruction",),
-    "regularization": ("discriminator", "generator"),
-    "classification": ("classification",),
-    "smoothing": ("generator",),
-}
-"""the optimizers each phase steps; the VAE's ELBO steps the reconstruction optimizer"""
+from ..model.phases import stepped_groups
 
 
-def make_optimizer(params, phase: str, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     """The paper's optimizers: SGD with momentum 0.9, or Adam with beta1 0.5 (as GANs train), as
     one fused kernel per step where the device has one (the CPU and CUDA do): the same update as
-    PyTorch's per-tensor loop, in one pass over the parameters."""
+    PyTorch's per-tensor loop, in one pass over the parameters. Its rate is :class:`Optimizers`' to set."""
     params = list(params)
     fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr[phase], momentum=0.9, fused=fused or None)
-    return torch.optim.Adam(params, lr=cfg.lr[phase], betas=(0.5, 0.999), fused=fused or None)
+        return torch.optim.SGD(params, momentum=0.9, fused=fused or None)
+    return torch.optim.Adam(params, betas=(0.5, 0.999), fused=fused or None)
 
 
-def phase_optimizers(model, cfg: TrainConfig) -> dict[str, torch.optim.Optimizer]:
-    """An optimizer for each of the model's parameter groups that one of its phases steps."""
-    groups, needed = model.parameter_groups(), {o for p in model.phases for o in OPTIMIZERS_OF[p]}
-    return {k: make_optimizer(groups[k], k, cfg) for k in groups if k in needed}
+class Optimizers(dict):
+    """An optimizer for each parameter group the model's phases step, by the group's name, each at
+    its rate ``train.lr.<group>`` times ``train.lr_gamma`` per milestone of ``train.lr_milestones``
+    passed. The rates are set here and nowhere else: when built, when :meth:`schedule` reaches a
+    milestone, and after :meth:`load_state_dict` (from the config, not the file: a resumed run
+    takes a changed ``train.lr``)."""
+
+    def __init__(self, model, cfg: TrainConfig):
+        groups = model.parameter_groups()
+        super().__init__((g, make_optimizer(groups[g], cfg)) for g in stepped_groups(model.phases))
+        self.cfg, self.factor = cfg, None
+        self.schedule(0)
+
+    def schedule(self, epoch: int) -> None:
+        """Set the rates of ``epoch`` (counted from 0), where they differ from those set last."""
+        factor = self.cfg.lr_gamma ** sum(epoch >= m for m in self.cfg.lr_milestones)
+        if factor == self.factor:
+            return
+        for group, opt in self.items():
+            for params in opt.param_groups:
+                params["lr"] = self.cfg.lr[group] * factor
+        self.factor = factor
+
+    def state_dict(self) -> dict[str, dict]:
+        """Each optimizer's state, by group."""
+        return {group: opt.state_dict() for group, opt in self.items()}
+
+    def load_state_dict(self, states: dict[str, dict], epoch: int) -> None:
+        """Each optimizer's state from ``states``, by group (which kernel steps is this machine's
+        choice, not the saved state's), then the rates of ``epoch`` from the config."""
+        for group, opt in self.items():
+            kernel = [{k: g.get(k) for k in ("fused", "foreach")} for g in opt.param_groups]
+            opt.load_state_dict(states[group])
+            for params, chosen in zip(opt.param_groups, kernel):
+                params.update(chosen)
+                for param in params["params"] if chosen.get("fused") else []:  # a fused step counts on the device
+                    state = opt.state.get(param, {})
+                    if torch.is_tensor(state.get("step")):
+                        state["step"] = state["step"].to(param.device, torch.float32)
+        self.factor = None
+        self.schedule(epoch)
 
 
 def ema_with_warmup(decay: float):

@@ -1,11 +1,11 @@
 """The one training loop: epochs x minibatches x the model's phases.
 
-The :class:`Trainer` runs the epochs, sets the learning-rate schedule and guards against
-diverging losses; :class:`Minibatches` makes what the phases read, :class:`BestEpoch` keeps the
-model at its best evaluation (early stopping) and :class:`Progress` shows the run. The
-optimizers and the weight average are :mod:`aae.training.optimizers`', the run directory and resume
-:mod:`aae.training.resume`'s. It never asks which regime it trains: it runs ``model.phases``. Under
-``torchrun`` it trains on every process, sharing the minibatches (:mod:`aae.training.distributed`).
+The :class:`Trainer` runs the epochs and guards against diverging losses; :class:`Minibatches`
+makes what the phases read, :class:`BestEpoch` keeps the model at its best evaluation (early
+stopping) and :class:`Progress` shows the run. The optimizers, their rates and the weight average
+are :mod:`aae.training.optimizers`', the run directory and resume :mod:`aae.training.resume`'s. It
+never asks which regime it trains: it runs ``model.phases``. Under ``torchrun`` it trains on every
+process, sharing the minibatches (:mod:`aae.training.distributed`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from ..model.phases import Batch, train_step
 from . import distributed
 from .checkpoint import CHECKPOINT, atomic_write
 from .devices import flush_denormals, machine, pick_device, pick_precision, step_autocast
-from .optimizers import phase_optimizers, weight_average
+from .optimizers import Optimizers, weight_average
 from .resume import resume_training, save_training, training_run_dir
 from .runlog import RunLog, check_tensorboard, record_machine
 
@@ -67,7 +67,8 @@ class Minibatches:
         self.vat_radii = (
             (c.vat_eps * neighbour_distance(self.x, c.vat_knn))[:, None] if c.vat_knn and c.vat_weight else None
         )
-        labeled = torch.nonzero(self.y >= 0).squeeze(1) if y is not None and "classification" in model.phases else None
+        reads_labeled = any(phase.labeled for phase in model.phases)
+        labeled = torch.nonzero(self.y >= 0).squeeze(1) if y is not None and reads_labeled else None
         self.labeled = labeled if labeled is not None and labeled.numel() else None  # no labels: no classification
         n, world = self.x.shape[0], distributed.world_size()
         self.steps = n // batch_size
@@ -190,11 +191,12 @@ class Trainer:
         """whether this process writes the run directory (process 0 of a multi-process run)"""
         self.model = model.to(self.device)
         self.phases = model.phases
-        self.optimizers = phase_optimizers(self.model, self.cfg)
+        self.optimizers = Optimizers(self.model, self.cfg)
         distributed.share(self.model, self.optimizers)
         self.averaged = weight_average(self.model, self.cfg.ema)
         self.selection = BestEpoch(self.cfg.select_by, measured=evaluate is not None)
-        self.epoch, self.history, self._first = 0, [], {}
+        self.epoch, self.history, self._first, self._sources = 0, [], {}, {}
+        """``_first``: each loss's first value; ``_sources``: the phase it comes from (whose rate the guard names)"""
         self._augment = shifter(self.cfg.shift, model.x_dim)
         if model.config.y_invariance_weight:  # its rotations need square images: say so before training
             image_shape_of(model.x_dim, "model.y_invariance_weight")
@@ -259,14 +261,14 @@ class Trainer:
 
     def _epoch(self, data: Minibatches) -> dict:
         model, cfg = self.model.train(), self.cfg
-        self._set_learning_rates()
+        self.optimizers.schedule(self.epoch)  # the rates change only where the schedule says
         start = time.perf_counter()
         batches = data.epoch(cfg.seed, self.epoch)
         sums: dict[str, torch.Tensor] = {}
         steps = len(batches)
         for i, idx in enumerate(batches):
             with step_autocast(self.device, self.autocast):
-                losses = train_step(model, data.batch(idx), self.optimizers, self.phases)
+                losses = train_step(model, data.batch(idx), self.optimizers, self.phases, sources=self._sources)
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0) + v
             if self.averaged is not None:
@@ -287,14 +289,6 @@ class Trainer:
         self._progress.epoch(row)
         return row
 
-    def _set_learning_rates(self) -> None:
-        """The schedule: each phase's rate from the config, times lr_gamma per milestone passed.
-        Set from the config every epoch, so a resumed run takes a changed train.lr."""
-        decay = self.cfg.lr_gamma ** sum(self.epoch >= m for m in self.cfg.lr_milestones)
-        for phase, opt in self.optimizers.items():
-            for group in opt.param_groups:
-                group["lr"] = self.cfg.lr[phase] * decay
-
     def _guard(self, means: dict[str, float], step: int) -> None:
         """Stop on a loss that is NaN, infinite, or EXPLODED times its first measured value."""
         for k, v in means.items():
@@ -303,8 +297,9 @@ class Trainer:
                 continue
             kept = self.checkpoint_path is not None and self.checkpoint_path.exists()
             where = f"; the last good checkpoint is {self.checkpoint_path}" if kept else ""
-            phase = k if k in self.cfg.lr else "reconstruction"
+            phase = self._sources.get(k)
+            group = k if phase is None else phase.group_of(k)  # the rate of the group its phase steps
             raise TrainingError(
                 f"the {k} loss became {v:.4g} (first {first:.4g}) in epoch {self.epoch + 1} by step "
-                f"{step}{where}; lower train.lr.{phase} and {'resume' if kept else 'train again'}"
+                f"{step}{where}; lower train.lr.{group} and {'resume' if kept else 'train again'}"
             )
