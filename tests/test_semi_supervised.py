@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import aae.model.losses as losses
 import aae.model.phases as phases
 from aae.config.load import load_config
 from aae.config.schema import ModelConfig
@@ -181,9 +182,9 @@ def test_vat_knn_gives_each_training_image_its_own_radius(tiny_config, digits, m
         "model.regime=semi_supervised", "model.vat_weight=1", "model.vat_eps=0.25", "model.vat_knn=10", "train.epochs=1"
     )
     model = AdversarialAutoencoder(cfg.model, digits.train.x.shape[1])
-    seen, vat = [], phases._vat
+    seen, vat = [], losses.virtual_adversarial_loss
     monkeypatch.setattr(
-        phases, "_vat", lambda model, batch, **kw: (seen.append(batch.vat_eps), vat(model, batch, **kw))[1]
+        losses, "virtual_adversarial_loss", lambda f, x, eps, **kw: (seen.append(eps), vat(f, x, eps, **kw))[1]
     )
     Trainer(model, cfg).fit(digits.train.x, digits.train.y)
     radii = 0.25 * neighbour_distance(torch.as_tensor(digits.train.x), 10)

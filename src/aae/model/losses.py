@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..data.augment import small_transforms
 from .priors import Gaussian, Prior
-
-Y_TERM_WEIGHTS = ("vat_weight", "y_invariance_weight", "y_marginal_weight", "y_entropy_weight")
-"""the model keys weighting the y head's terms beyond the paper (VAT, invariance, IMSAT's two), each off at 0"""
 
 
 def reconstruction_loss(out: Tensor, x: Tensor, output: str = "bernoulli") -> Tensor:
@@ -127,3 +126,31 @@ def kl_divergence(z: Tensor, mean: Tensor, logvar: Tensor, prior: Prior, labels:
     z = z.float()
     log_q = (-0.5 * ((z - mean) ** 2 / logvar.exp() + logvar + math.log(2 * math.pi))).sum(1)
     return (log_q - prior.log_prob(z, labels)).mean()
+
+
+# -- the y head's terms beyond the paper -------------------------------------------------------
+@dataclass
+class YHead:
+    """What a term of the y head reads, on the unlabeled batch: q(y|x)'s ``logits`` of the images
+    ``x``, ``logits_of`` (images -> logits: q(y|.) read elsewhere), the VAT radius ``eps`` (a
+    float, or one per image) and the categorical prior's ``probs``."""
+
+    logits: Tensor
+    x: Tensor
+    logits_of: Callable[[Tensor], Tensor]
+    eps: float | Tensor
+    probs: Tensor
+
+
+Y_TERMS: dict[str, tuple[str, Callable[[YHead], Tensor]]] = {
+    "vat": ("vat_weight", lambda q: virtual_adversarial_loss(q.logits_of, q.x, q.eps, target_logits=q.logits)),
+    "y_invariance": ("y_invariance_weight", lambda q: invariance_loss(q.logits_of, small_transforms(q.x), q.logits)),
+    "y_marginal": ("y_marginal_weight", lambda q: marginal_kl(q.logits.softmax(-1), q.probs)),
+    "y_entropy": ("y_entropy_weight", lambda q: mean_entropy(q.logits)),
+}
+"""The y head's terms beyond the paper (VAT, invariance, IMSAT's two), by the name each is logged
+under: the model key weighting it (off at 0) and its loss. The encoder's generator step, and the
+classifier baselines' smoothing phase, add every term whose weight is set, in this order."""
+
+Y_TERM_WEIGHTS = tuple(weight for weight, _ in Y_TERMS.values())
+"""the model keys weighting the y head's terms"""

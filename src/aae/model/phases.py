@@ -27,18 +27,15 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ..data.augment import small_transforms
 from .losses import (
+    Y_TERMS,
+    YHead,
     classification_loss,
     cluster_head_penalty,
     discriminator_loss,
     generator_loss,
-    invariance_loss,
     kl_divergence,
-    marginal_kl,
-    mean_entropy,
     reconstruction_loss,
-    virtual_adversarial_loss,
 )
 
 if TYPE_CHECKING:
@@ -64,13 +61,6 @@ def _step(model: AdversarialAutoencoder, optimizer: Optimizer, loss: Tensor) -> 
     with torch.autocast(loss.device.type, enabled=False):  # a bf16 autocast covers the forward pass only
         loss.backward()
         optimizer.step()
-
-
-def _vat(model: AdversarialAutoencoder, batch: Batch, target_logits: Tensor | None = None) -> Tensor:
-    """The virtual adversarial loss of q(y|x) on the unlabeled batch, at the batch's radii (else the
-    model's radius) and the model's probe size."""
-    eps = model.config.vat_eps if batch.vat_eps is None else batch.vat_eps
-    return virtual_adversarial_loss(lambda x: model.encode(x).y_logits, batch.x, eps, target_logits=target_logits)
 
 
 def reconstruction_phase(model, batch: Batch, autoencoder: Optimizer) -> dict[str, Tensor]:
@@ -133,24 +123,18 @@ def _frozen(module: torch.nn.Module):
 
 
 def _y_terms(model: AdversarialAutoencoder, batch: Batch, logits: Tensor, out: dict) -> Tensor:
-    """The y head's terms beyond the paper, each off at weight 0: VAT on q(y|x), its invariance to
-    small rotations and shifts, and IMSAT's mutual information (the marginal's KL to the prior, the
-    mean conditional entropy); each term's value goes into ``out``."""
-    c, terms = model.config, {}
-    if c.vat_weight:
-        terms["vat"] = c.vat_weight, _vat(model, batch, target_logits=logits)
-    if c.y_invariance_weight:
-        terms["y_invariance"] = (
-            c.y_invariance_weight,
-            invariance_loss(lambda x: model.encode(x).y_logits, small_transforms(batch.x), logits),
-        )
-    if c.y_marginal_weight:
-        terms["y_marginal"] = (
-            c.y_marginal_weight,
-            marginal_kl(logits.softmax(-1), model.priors["y"].probs.to(logits.device)),
-        )
-    if c.y_entropy_weight:
-        terms["y_entropy"] = c.y_entropy_weight, mean_entropy(logits)
+    """The weighted sum of the y head's terms beyond the paper (:data:`aae.model.losses.Y_TERMS`)
+    whose weight is set, on the unlabeled batch (VAT at the batch's radii, else the model's); each
+    term's value goes into ``out``."""
+    c = model.config
+    head = YHead(
+        logits,
+        batch.x,
+        lambda x: model.encode(x).y_logits,
+        c.vat_eps if batch.vat_eps is None else batch.vat_eps,
+        model.priors["y"].probs.to(logits.device),
+    )
+    terms = {name: (getattr(c, weight), term(head)) for name, (weight, term) in Y_TERMS.items() if getattr(c, weight)}
     out.update({k: v.detach() for k, (_, v) in terms.items()})
     return sum((w * v for w, v in terms.values()), logits.new_zeros(()))
 
