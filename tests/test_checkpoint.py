@@ -70,15 +70,18 @@ def test_read_checkpoint_accepts_the_run_directory(saved):
     assert m_file == m_dir and t_file.keys() == t_dir.keys()
 
 
-def test_restore_training_restores_optimizers_and_rng(saved, tiny_config):
+def test_training_state_restores_optimizers_and_rng(saved, tiny_config):
     path, cfg, model, optimizers = saved
     tensors, meta = io.read_checkpoint(path)
+    state = io.training_state(tensors, meta)
+    assert (state["epoch"], state["history"]) == (2, HISTORY)
+    assert state["raw"] is state["average"] is state["selected"] is state["ema_steps"] is None
     fresh = build(cfg, seed=5)
     opts = Optimizers(fresh, cfg.train)
     torch.manual_seed(123)
-    io.restore(fresh, tensors, path=path)
-    epoch, history = io.restore_training(tensors, meta, opts)
-    assert (epoch, history) == (2, HISTORY)
+    io.load_weights(fresh, state["model"])
+    opts.load_state_dict(state["optimizers"], state["epoch"])
+    io.load_rng_state(state["rng"])
     assert torch.equal(torch.get_rng_state(), tensors["rng/torch"])
     for k in optimizers:
         a, b = optimizers[k].state_dict(), opts[k].state_dict()

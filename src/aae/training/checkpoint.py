@@ -5,8 +5,10 @@ A run directory holds ``checkpoint.safetensors`` (weights, optimizer state, RNG 
 config, epoch and history as JSON in its metadata, and a SHA-256 of all of it that loading
 verifies), ``config.json``, ``metrics.jsonl`` and ``figures/``. Files are written atomically: to a
 temporary name, flushed, then renamed, so a run killed mid-write leaves the previous checkpoint
-whole. A training holds an exclusive lock on its run directory (:class:`RunLock`); what of a
-trainer a checkpoint keeps, and how a run resumes, is :mod:`aae.training.resume`'s.
+whole. A training holds an exclusive lock on its run directory (:class:`RunLock`). What of a
+trainer a checkpoint keeps is :meth:`aae.training.trainer.Trainer.state_dict`, laid out in the file
+by :func:`save_state` and read back by :func:`training_state`; the run directory it lives in is
+:mod:`aae.training.resume`'s.
 """
 
 from __future__ import annotations
@@ -86,38 +88,94 @@ def save_checkpoint(
     optimizers: dict | None = None,
     rng: bool = True,
     raw: torch.nn.Module | None = None,
-    extra: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Save everything needed to rebuild the model, and to resume training exactly. ``model`` is
-    what :func:`load` gives; ``raw``, if training runs on other weights than those (the trainer's
-    weight averaging), is what training continues from; ``extra`` are more tensors of training
-    state, by name."""
-    tensors = _storable(model.state_dict(), "model/")
-    if raw is not None:
-        tensors.update(_storable(raw.state_dict(), "raw/"))
-    tensors.update(_storable(extra or {}))
+    """Save everything needed to rebuild the model. ``model`` is what :func:`load` gives; ``raw``, if
+    training runs on other weights than those, is what training continues from; ``optimizers``
+    (by parameter group) and the random state (``rng``) are kept to resume training exactly."""
+    state = {
+        "epoch": epoch,
+        "history": history,
+        "model": model.state_dict(),
+        "raw": None if raw is None else raw.state_dict(),
+        "optimizers": {group: opt.state_dict() for group, opt in (optimizers or {}).items()},
+        "rng": rng_state() if rng else None,
+    }
+    save_state(path, state, config=config, x_dim=x_dim)
+
+
+def save_state(path: str | os.PathLike, state: dict, *, config: ExperimentConfig, x_dim: int) -> None:
+    """Save a training state as :meth:`aae.training.trainer.Trainer.state_dict` gives it (the
+    entries but ``model``, ``epoch`` and ``history`` may be missing or None), with the config and
+    the data's width that rebuild its model. Tensors are named by part: ``model/``, ``raw/``,
+    ``average/``, ``ema/steps``, ``selected/``, ``optim/<group>/`` and ``rng/``."""
+    tensors = _storable(state["model"], "model/")
+    if state.get("raw") is not None:
+        tensors.update(_storable(state["raw"], "raw/"))
+    if state.get("ema_steps") is not None:
+        tensors.update(_storable({"ema/steps": state["ema_steps"]}))
+    if state.get("average") is not None:
+        tensors.update(_storable(state["average"], "average/"))
+    if state.get("selected") is not None:
+        tensors["selected/epoch"] = torch.tensor(state["selected"]["epoch"])
+        tensors["selected/value"] = torch.tensor(state["selected"]["value"], dtype=torch.float64)
     optim_meta = {}
-    for phase, opt in (optimizers or {}).items():
-        t, optim_meta[phase] = _split_optimizer(f"optim/{phase}", opt.state_dict())
+    for group, opt_state in (state.get("optimizers") or {}).items():
+        t, optim_meta[group] = _split_optimizer(f"optim/{group}", opt_state)
         tensors.update(t)
-    if rng:
-        tensors["rng/torch"] = torch.get_rng_state()
-        if torch.cuda.is_available():
-            for i, s in enumerate(torch.cuda.get_rng_state_all()):
-                tensors[f"rng/cuda/{i}"] = s
+    if state.get("rng") is not None:
+        tensors["rng/torch"] = state["rng"]["torch"]
+        tensors.update({f"rng/cuda/{i}": s for i, s in enumerate(state["rng"]["cuda"])})
     meta = {
         "format": FORMAT,
         "aae_version": __version__,
         "config": config.to_json(),
         "x_dim": str(x_dim),
-        "epoch": str(epoch),
-        "history": json.dumps(history),
+        "epoch": str(state["epoch"]),
+        "history": json.dumps(state["history"]),
         "optimizers": json.dumps(optim_meta),
     }
     # the tensors' bytes do not depend on the metadata: serialize once to hash them, then with the hash
     data = st_save(tensors, metadata=meta)
     meta["sha256"] = _digest(data, meta)
     atomic_write(path, st_save(tensors, metadata=meta))
+
+
+def training_state(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> dict:
+    """A checkpoint's training state, in the form :func:`save_state` took it."""
+
+    def part(prefix: str) -> dict[str, torch.Tensor] | None:
+        return {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + "/")} or None
+
+    selected = None
+    if "selected/epoch" in tensors:
+        selected = {"epoch": int(tensors["selected/epoch"]), "value": float(tensors["selected/value"])}
+    optim_meta = json.loads(meta["optimizers"])
+    cuda = [tensors[k] for k in sorted(t for t in tensors if t.startswith("rng/cuda/"))]
+    return {
+        "epoch": int(meta["epoch"]),
+        "history": json.loads(meta["history"]),
+        "model": part("model"),
+        "raw": part("raw"),
+        "average": part("average"),
+        "ema_steps": tensors.get("ema/steps"),
+        "selected": selected,
+        "optimizers": {g: _join_optimizer(f"optim/{g}", m, tensors) for g, m in optim_meta.items()},
+        "rng": {"torch": tensors["rng/torch"], "cuda": cuda} if "rng/torch" in tensors else None,
+    }
+
+
+def rng_state() -> dict:
+    """The random streams training draws from: torch's, and each CUDA device's."""
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def load_rng_state(rng: dict | None) -> None:
+    """Set the random streams of :func:`rng_state` (the CUDA ones where this machine has as many devices)."""
+    if rng is None:
+        return
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(rng["cuda"])
 
 
 def _digest(data: bytes, meta: dict[str, str]) -> str:
@@ -190,26 +248,19 @@ def restore(
     prefix: str = "model",
 ) -> None:
     """Load the weights saved under ``prefix`` (``model``: the ones to use; ``raw``: the ones to train on)."""
-    state = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + "/")}
     try:
-        model.load_state_dict(state)
+        load_weights(model, {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + "/")})
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path} {exc}") from None
+
+
+def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """``model.load_state_dict(weights)``, a mismatch one line: "does not fit this model's shapes: ..."."""
+    try:
+        model.load_state_dict(weights)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1].strip()
-        raise CheckpointError(f"{path} does not fit this model's shapes: {first}") from None
-
-
-def restore_training(tensors, meta, optimizers) -> tuple[int, list[dict]]:
-    """Load the state of ``optimizers`` (:class:`aae.training.optimizers.Optimizers`, which set
-    their rates from the config and the epoch, not from the checkpoint) and the RNG state; return
-    (epoch, history)."""
-    optim_meta, epoch = json.loads(meta["optimizers"]), int(meta["epoch"])
-    optimizers.load_state_dict({g: _join_optimizer(f"optim/{g}", optim_meta[g], tensors) for g in optimizers}, epoch)
-    if "rng/torch" in tensors:
-        torch.set_rng_state(tensors["rng/torch"])
-    cuda = [tensors[k] for k in sorted(t for t in tensors if t.startswith("rng/cuda/"))]
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
-    return epoch, json.loads(meta["history"])
+        raise CheckpointError(f"does not fit this model's shapes: {first}") from None
 
 
 def load(path: str | os.PathLike, device: str | torch.device = "cpu", prior: Callable | None = None):

@@ -1,28 +1,21 @@
 """A training's run directory: made ready for the run (created, locked, checked against
-``--resume``), and the trainer's state saved in it as the run's checkpoint after every epoch and
-loaded back to resume. The files themselves are :mod:`aae.training.checkpoint`'s.
+``--resume``), and the trainer's state (:meth:`~aae.training.trainer.Trainer.state_dict`) saved
+in it as the run's checkpoint after every epoch and loaded back to resume. The files themselves
+are :mod:`aae.training.checkpoint`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-import torch
-
 from ..errors import CheckpointError
-from .checkpoint import (
-    CHECKPOINT,
-    RunLock,
-    read_checkpoint,
-    restore,
-    restore_training,
-    save_checkpoint,
-    what_must_match,
-)
+from .checkpoint import CHECKPOINT, RunLock, read_checkpoint, save_state, training_state, what_must_match
+
+log = logging.getLogger("aae")
 
 
 @contextlib.contextmanager
@@ -50,28 +43,8 @@ def training_run_dir(run_dir: Path, *, lock: bool, resume: bool, require_checkpo
 
 
 def save_training(trainer) -> None:
-    """A trainer's state as its run's checkpoint: the result as the model; beside it, where they
-    differ from it, the weights training continues from (``raw/``), the moving average
-    (``average/``) and its step count, and the early-stopping choice."""
-    extra, selection = {}, trainer.selection
-    if trainer.averaged is not None:
-        extra["ema/steps"] = trainer.averaged.n_averaged
-        if selection.model is not None:
-            extra.update({f"average/{k}": v for k, v in trainer.averaged.module.state_dict().items()})
-    if selection.model is not None:
-        extra["selected/epoch"] = torch.tensor(selection.epoch)
-        extra["selected/value"] = torch.tensor(selection.value, dtype=torch.float64)
-    save_checkpoint(
-        trainer.checkpoint_path,
-        model=trainer.result,
-        config=trainer.config,
-        x_dim=trainer.model.x_dim,
-        epoch=trainer.epoch,
-        history=trainer.history,
-        optimizers=trainer.optimizers,
-        raw=None if trainer.result is trainer.model else trainer.model,
-        extra=extra,
-    )
+    """A trainer's state as its run's checkpoint."""
+    save_state(trainer.checkpoint_path, trainer.state_dict(), config=trainer.config, x_dim=trainer.model.x_dim)
 
 
 def resume_training(trainer) -> None:
@@ -87,18 +60,9 @@ def resume_training(trainer) -> None:
                 f"{mine[part].get(diff[0])!r}; a resume cannot change it: use the run's config, "
                 f"or another --out"
             )
-
-    def has(prefix: str) -> bool:
-        return any(k.startswith(prefix + "/") for k in tensors)
-
-    # training continues from the raw weights where the run kept another model beside them
-    restore(trainer.model, tensors, path=path, prefix="raw" if has("raw") else "model")
-    if trainer.averaged is not None:  # the average so far (from a run without one: its weights)
-        restore(trainer.averaged.module, tensors, path=path, prefix="average" if has("average") else "model")
-        trainer.averaged.n_averaged.copy_(tensors.get("ema/steps", torch.ones((), dtype=torch.long)))
-    if "selected/epoch" in tensors and trainer.cfg.select_by:
-        selection = trainer.selection
-        selection.model = copy.deepcopy(trainer.current)
-        restore(selection.model, tensors, path=path)
-        selection.epoch, selection.value = int(tensors["selected/epoch"]), float(tensors["selected/value"])
-    trainer.epoch, trainer.history = restore_training(tensors, meta, trainer.optimizers)
+    state = training_state(tensors, meta)
+    try:
+        trainer.load_state_dict(state)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path} {exc}") from None
+    log.info("resumed %s at epoch %d", path, state["epoch"])

@@ -1,165 +1,36 @@
 """The one training loop: epochs x minibatches x the model's phases.
 
-The :class:`Trainer` runs the epochs and guards against diverging losses; :class:`Minibatches`
-makes what the phases read, :class:`BestEpoch` keeps the model at its best evaluation (early
-stopping) and :class:`Progress` shows the run. The optimizers, their rates and the weight average
-are :mod:`aae.training.optimizers`', the run directory and resume :mod:`aae.training.resume`'s. It
-never asks which regime it trains: it runs ``model.phases``. Under ``torchrun`` it trains on every
-process, sharing the minibatches (:mod:`aae.training.distributed`).
+The :class:`Trainer` runs the epochs and keeps the training's state (:meth:`Trainer.state_dict`,
+what the run's checkpoint holds); :class:`~aae.training.batches.Minibatches` makes what the phases
+read, :mod:`aae.training.watch` keeps the best epoch, guards against diverging losses and shows
+the run. The optimizers and their rates, and the weight average, are
+:mod:`aae.training.optimizers`', the run directory and its checkpoint :mod:`aae.training.resume`'s.
+It never asks which regime it trains: it runs ``model.phases``. Under ``torchrun`` it trains on
+every process, sharing the minibatches (:mod:`aae.training.distributed`).
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..config.schema import ExperimentConfig
-from ..data.augment import image_shape_of, neighbour_distance, shifter
-from ..data.splits import labels_for_regime
-from ..errors import ConfigError, DataError, TrainingError
-from ..model.phases import Batch, train_step
+from ..data.augment import image_shape_of, shifter
+from ..model.phases import train_step
 from . import distributed
-from .checkpoint import CHECKPOINT, atomic_write
+from .batches import Minibatches, training_tensors
+from .checkpoint import CHECKPOINT, atomic_write, load_rng_state, load_weights, rng_state
 from .devices import flush_denormals, machine, pick_device, pick_precision, step_autocast
 from .optimizers import Optimizers, weight_average
 from .resume import resume_training, save_training, training_run_dir
 from .runlog import RunLog, check_tensorboard, record_machine
+from .watch import BestEpoch, Guard, Progress, RunningMeans
 
 log = logging.getLogger("aae")
-
-EXPLODED = 1e6
-"""a loss this many times its first epoch's value stops the run, as a NaN does"""
-
-
-def training_tensors(model, x, labels, batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``x`` (n, d) as a float tensor, checked against the model and the batch size, and the labels
-    the regime trains on (-1 unlabeled), or None."""
-    x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-    if x.ndim != 2 or x.shape[1] != model.x_dim:
-        raise DataError(f"x has shape {tuple(x.shape)}, expected (n, {model.x_dim})")
-    if not torch.isfinite(x).all():
-        raise DataError("x contains NaN or infinite values")
-    n = x.shape[0]
-    if n < batch_size:
-        raise DataError(f"{n} training points is fewer than train.batch_size = {batch_size}")
-    return x, labels_for_regime(labels, n, model.config.n_classes, model.labels_needed)
-
-
-class Minibatches:
-    """The training data on the device, cut into :attr:`steps` minibatches an epoch (shared out
-    between the processes), and the :class:`~aae.model.phases.Batch` of each: its images through the
-    augmentation, with their VAT radii (``model.vat_knn``), and beside them, for the classification
-    phase, a labeled minibatch drawn from the labeled points."""
-
-    def __init__(self, x, y, model, augment: Callable, batch_size: int, device: torch.device):
-        self.x, self.y = x.to(device), y.to(device) if y is not None else None
-        self.augment, self.batch_size, self.device = augment, batch_size, device
-        c = model.config
-        # per-image VAT radii, from the unshifted images, once per fit
-        self.vat_radii = (
-            (c.vat_eps * neighbour_distance(self.x, c.vat_knn))[:, None] if c.vat_knn and c.vat_weight else None
-        )
-        reads_labeled = any(phase.labeled for phase in model.phases)
-        labeled = torch.nonzero(self.y >= 0).squeeze(1) if y is not None and reads_labeled else None
-        self.labeled = labeled if labeled is not None and labeled.numel() else None  # no labels: no classification
-        n, world = self.x.shape[0], distributed.world_size()
-        self.steps = n // batch_size
-        """minibatches in an epoch, over all processes"""
-        if self.steps < world:
-            raise DataError(
-                f"{n} training points make {self.steps} minibatches of {batch_size}, fewer than "
-                f"the {world} processes; lower train.batch_size or the number of processes"
-            )
-
-    def epoch(self, seed: int, epoch: int) -> torch.Tensor:
-        """This process's minibatches of an epoch, as rows of indices."""
-        n = self.x.shape[0]
-        if distributed.world_size() == 1:
-            perm = torch.randperm(n)
-        else:  # one permutation on every process, each its own share of it and its own noise
-            epoch_seed = seed * 100_003 + epoch
-            perm = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed))
-            torch.manual_seed(epoch_seed * 1_009 + distributed.rank())
-        return distributed.shard(perm, self.steps, self.batch_size).to(self.device)
-
-    def batch(self, idx: torch.Tensor) -> Batch:
-        x, y = self.x, self.y
-        batch = Batch(
-            self.augment(x[idx]),
-            y[idx] if y is not None else None,
-            vat_eps=self.vat_radii[idx] if self.vat_radii is not None else None,
-        )
-        if self.labeled is not None:
-            pick = self.labeled[torch.randint(self.labeled.numel(), (self.batch_size,)).to(self.device)]
-            batch.x_labeled, batch.y_labeled = self.augment(x[pick]), y[pick]
-        return batch
-
-
-class BestEpoch:
-    """Early stopping (``train.select_by``): a copy of the measured model at the lowest value of the
-    metric so far (:attr:`model`, None before the first measure or without ``select_by``), with its
-    :attr:`epoch` and :attr:`value`."""
-
-    def __init__(self, key: str, measured: bool):
-        if key and not measured:
-            raise ConfigError(
-                f"train.select_by = {key!r} needs a per-epoch evaluation; train with aae train (which "
-                f"measures the validation split), or leave train.select_by empty"
-            )
-        self.key, self.model, self.epoch, self.value = key, None, 0, math.inf
-
-    def update(self, row: dict, current: torch.nn.Module, epoch: int) -> None:
-        """Keep a copy of ``current`` where the row's metric reaches a new low."""
-        if not self.key:
-            return
-        if self.key not in row:
-            measured = sorted(k for k in row if k not in ("epoch", "seconds") and "/" not in k)
-            raise ConfigError(
-                f"train.select_by = {self.key!r} is not measured in this run; it measures {', '.join(measured)}"
-            )
-        if row[self.key] < self.value:
-            if self.model is None:
-                self.model = copy.deepcopy(current)
-            self.model.load_state_dict(current.state_dict())
-            self.epoch, self.value = epoch, float(row[self.key])
-
-
-class Progress:
-    """What a training shows as it runs: a bar of this process's steps (on process 0, with
-    ``progress``) and a log line per epoch, at debug level under the bar so that it does not tear it."""
-
-    def __init__(self, show: bool, epochs: int, steps: int, epoch: int):
-        self.epochs, self.level = epochs, logging.DEBUG if show or not distributed.is_main() else logging.INFO
-        self.bar = tqdm(
-            total=epochs * steps,
-            initial=epoch * steps,
-            disable=not (show and distributed.is_main()),
-            dynamic_ncols=True,
-            desc="training",
-            unit="step",
-        )
-
-    def losses(self, epoch: int, means: dict[str, float]) -> None:
-        """Show ``epoch`` (counted from 1) and its mean losses so far beside the bar."""
-        self.bar.set_postfix({"epoch": epoch, **{k: f"{v:.3g}" for k, v in means.items()}}, refresh=False)
-
-    def step(self) -> None:
-        self.bar.update()
-
-    def epoch(self, row: dict) -> None:
-        shown = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float))
-        log.log(self.level, "epoch %d/%d %s", row["epoch"], self.epochs, shown)
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 class Trainer:
@@ -181,6 +52,7 @@ class Trainer:
     ):
         self.config, self.cfg, self.evaluate, self.progress = config, config.train, evaluate, progress
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.checkpoint_path = None if self.run_dir is None else self.run_dir / CHECKPOINT
         self.log_dir = log_dir
         """where TensorBoard event files go (needs the tensorboard package), beside the run's own logs"""
         if log_dir is not None:
@@ -195,8 +67,7 @@ class Trainer:
         distributed.share(self.model, self.optimizers)
         self.averaged = weight_average(self.model, self.cfg.ema)
         self.selection = BestEpoch(self.cfg.select_by, measured=evaluate is not None)
-        self.epoch, self.history, self._first, self._sources = 0, [], {}, {}
-        """``_first``: each loss's first value; ``_sources``: the phase it comes from (whose rate the guard names)"""
+        self.epoch, self.history, self._guard = 0, [], Guard(self.checkpoint_path)
         self._augment = shifter(self.cfg.shift, model.x_dim)
         if model.config.y_invariance_weight:  # its rotations need square images: say so before training
             image_shape_of(model.x_dim, "model.y_invariance_weight")
@@ -211,10 +82,6 @@ class Trainer:
     def result(self):
         """The model to use: with ``train.select_by`` the one at the best evaluation, else :attr:`current`."""
         return self.current if self.selection.model is None else self.selection.model
-
-    @property
-    def checkpoint_path(self) -> Path | None:
-        return None if self.run_dir is None else self.run_dir / CHECKPOINT
 
     def fit(self, x, labels=None, *, resume: bool = False, require_checkpoint: bool = False) -> list[dict]:
         """Train on ``x`` (n, d) with optional ``labels`` (-1 unlabeled) up to ``train.epochs``; with
@@ -233,7 +100,6 @@ class Trainer:
         cfg = self.cfg
         if resume:
             resume_training(self)
-            log.info("resumed %s at epoch %d", self.checkpoint_path, self.epoch)
         else:
             torch.manual_seed(cfg.seed)
         if self.writes:  # the config the run now follows, and where it trains from this epoch on
@@ -260,23 +126,17 @@ class Trainer:
         return self.history
 
     def _epoch(self, data: Minibatches) -> dict:
-        model, cfg = self.model.train(), self.cfg
+        model, cfg, start = self.model.train(), self.cfg, time.perf_counter()
         self.optimizers.schedule(self.epoch)  # the rates change only where the schedule says
-        start = time.perf_counter()
-        batches = data.epoch(cfg.seed, self.epoch)
-        sums: dict[str, torch.Tensor] = {}
-        steps = len(batches)
+        batches, losses, sources = data.epoch(cfg.seed, self.epoch), RunningMeans(), self._guard.sources
         for i, idx in enumerate(batches):
             with step_autocast(self.device, self.autocast):
-                losses = train_step(model, data.batch(idx), self.optimizers, self.phases, sources=self._sources)
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0) + v
+                losses.add(train_step(model, data.batch(idx), self.optimizers, self.phases, sources=sources))
             if self.averaged is not None:
                 self.averaged.update_parameters(model)
-            if i % 50 == 49 or i == steps - 1:
-                total = distributed.mean_over_processes(torch.stack(list(sums.values())).double()) / (i + 1)
-                means = dict(zip(sums, total.tolist()))
-                self._guard(means, i + 1)
+            if i % 50 == 49 or i == len(batches) - 1:
+                means = losses.means(i + 1)
+                self._guard.check(means, self.epoch + 1, i + 1)
                 self._progress.losses(self.epoch + 1, means)
             self._progress.step()
         self.epoch += 1
@@ -289,17 +149,34 @@ class Trainer:
         self._progress.epoch(row)
         return row
 
-    def _guard(self, means: dict[str, float], step: int) -> None:
-        """Stop on a loss that is NaN, infinite, or EXPLODED times its first measured value."""
-        for k, v in means.items():
-            first = self._first.setdefault(k, abs(v))
-            if math.isfinite(v) and not (k in ("reconstruction", "kl") and abs(v) > EXPLODED * max(first, 1e-3)):
-                continue
-            kept = self.checkpoint_path is not None and self.checkpoint_path.exists()
-            where = f"; the last good checkpoint is {self.checkpoint_path}" if kept else ""
-            phase = self._sources.get(k)
-            group = k if phase is None else phase.group_of(k)  # the rate of the group its phase steps
-            raise TrainingError(
-                f"the {k} loss became {v:.4g} (first {first:.4g}) in epoch {self.epoch + 1} by step "
-                f"{step}{where}; lower train.lr.{group} and {'resume' if kept else 'train again'}"
-            )
+    # -- the training's state: what the run's checkpoint holds -------------------------------
+    def state_dict(self) -> dict:
+        """What resumes this training exactly: ``epoch``, ``history``; the result's weights (``model``,
+        what :func:`aae.load` gives) and where they differ from it those training continues from
+        (``raw``) and the average (``average``; ``ema_steps``); the early-stopping choice
+        (``selected``); the optimizers' state by group (``optimizers``); the random streams (``rng``)."""
+        averaged, kept = self.averaged, self.selection.model is not None
+        return {
+            "epoch": self.epoch,
+            "history": self.history,
+            "model": self.result.state_dict(),
+            "raw": None if self.result is self.model else self.model.state_dict(),
+            "average": averaged.module.state_dict() if averaged is not None and kept else None,
+            "ema_steps": None if averaged is None else averaged.n_averaged,
+            "selected": self.selection.state_dict(),
+            "optimizers": self.optimizers.state_dict(),
+            "rng": rng_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from ``state`` (as :meth:`state_dict` gives it): from the raw weights where it kept
+        them, the average from its own (else those weights), the rates from this trainer's config."""
+        load_weights(self.model, state["model"] if state.get("raw") is None else state["raw"])
+        if self.averaged is not None:  # the average so far (from a run without one: its weights)
+            load_weights(self.averaged.module, state.get("average") or state["model"])
+            steps = state.get("ema_steps")
+            self.averaged.n_averaged.copy_(torch.ones((), dtype=torch.long) if steps is None else steps)
+        self.selection.load_state_dict(state.get("selected"), state["model"], self.current)
+        self.optimizers.load_state_dict(state["optimizers"], state["epoch"])
+        load_rng_state(state.get("rng"))
+        self.epoch, self.history = state["epoch"], list(state["history"])
