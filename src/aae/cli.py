@@ -148,6 +148,7 @@ def cmd_sample(args) -> None:
     import torch
 
     from .evaluation import plots
+    from .experiment import open_run
     from .model.autoencoder import n_categories
     from .training.checkpoint import load
 
@@ -174,7 +175,7 @@ def cmd_sample(args) -> None:
     elif model.decoder_reads_label:
         labels = torch.arange(args.n) % model.config.n_classes
     if out.suffix.lower() == ".png":
-        shape = tuple(args.image_shape) if args.image_shape is not None else _image_shape(args.run)
+        shape = tuple(args.image_shape) if args.image_shape else open_run(args.run, progress=False)[2].test.image_shape
         if shape is None:
             raise ConfigError("this data set has no image shape; write .npy, or pass --image-shape H W")
     images = model.generate(args.n, labels=labels).cpu().numpy()
@@ -183,12 +184,6 @@ def cmd_sample(args) -> None:
     else:
         plots.image_grid(images, out, image_shape=shape)
     print(out)
-
-
-def _image_shape(run: str):
-    from .experiment import open_run
-
-    return open_run(run, progress=False)[2].test.image_shape
 
 
 def cmd_demo(args) -> None:
@@ -306,8 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     _runtime_args(p)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("configs", help="list the bundled configs")
-    p.set_defaults(func=cmd_configs)
+    sub.add_parser("configs", help="list the bundled configs").set_defaults(func=cmd_configs)
 
     from .paper.reproduce import EXPERIMENTS, add_arguments
 

@@ -1,9 +1,8 @@
 """Named datasets: MNIST (downloaded and checksummed), sklearn digits, SVHN, and the
 name-to-loader dispatcher :func:`load` that also takes a user .npy/.npz file.
 
-Every loader returns :class:`aae.data.splits.Dataset` objects (see :mod:`aae.data.splits`).
-Anything wrong with a file raises :class:`aae.errors.DataError` with a one-line
-message naming the file and what to do.
+Every loader returns :class:`aae.data.splits.Dataset` objects; anything wrong with a file raises
+:class:`aae.errors.DataError` with a one-line message naming the file and what to do.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aae._version import __version__
 from aae.data.splits import Dataset, Splits, carve, load_array
 from aae.errors import DataError, one_line
 
@@ -48,11 +48,9 @@ def default_data_dir(explicit: str | os.PathLike | None = None) -> Path:
     """Data root: ``explicit`` > $AAE_DATA_DIR > $XDG_CACHE_HOME/aae > ~/.cache/aae."""
     if explicit is not None and str(explicit) != "":
         return Path(explicit).expanduser()
-    env = os.environ.get("AAE_DATA_DIR")
-    if env:
+    if env := os.environ.get("AAE_DATA_DIR"):
         return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg and os.path.isabs(xdg):
+    if (xdg := os.environ.get("XDG_CACHE_HOME")) and os.path.isabs(xdg):
         return Path(xdg) / "aae"
     return Path.home() / ".cache" / "aae"
 
@@ -131,8 +129,6 @@ def download(
 
     from tqdm.auto import tqdm
 
-    from aae._version import __version__
-
     dest = Path(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -194,8 +190,7 @@ def _gz_sha256_check(expected: str) -> Callable[[Path], None]:
 def _mnist_mirrors(mirrors: Sequence[str] | None) -> tuple[str, ...]:
     if mirrors is not None:
         return tuple(mirrors)
-    env = os.environ.get("AAE_MNIST_MIRROR")
-    if env:
+    if env := os.environ.get("AAE_MNIST_MIRROR"):
         return tuple(m.strip() for m in env.split(",") if m.strip())
     return tuple(MNIST_MIRRORS)
 
@@ -219,8 +214,7 @@ def _fetch_mnist_file(folder: Path, stem: str, mirrors: Sequence[str], progress:
 def _read_mnist_file(folder: Path, stem: str) -> np.ndarray:
     path = folder / stem if (folder / stem).is_file() else folder / f"{stem}.gz"
     data = _read_bytes(path)
-    found = hashlib.sha256(data).hexdigest()
-    expected = MNIST_SHA256[stem]
+    found, expected = hashlib.sha256(data).hexdigest(), MNIST_SHA256[stem]
     if found != expected:
         raise DataError(f"{path}: sha256 checksum mismatch (expected {expected}, found {found}); {_REDOWNLOAD}")
     return _parse_idx(data, path)
