@@ -54,7 +54,13 @@ def prepare_data(cfg: ExperimentConfig, progress: bool = True) -> Splits:
     """The data a config names, with its subset and label budget applied to the training split."""
     d = cfg.data
     splits = load(
-        d.name, d.data_dir, download=d.download, valid_size=d.valid_size, seed=d.label_seed, progress=progress
+        d.name,
+        d.data_dir,
+        download=d.download,
+        valid_size=d.valid_size,
+        seed=d.label_seed,
+        progress=progress,
+        image_size=d.image_size,
     )
     if d.subset is not None:
         splits.train = splits.train.subset(slice(0, d.subset))
@@ -121,7 +127,7 @@ def run(
             if data.y is not None:
                 check_labels(data.y, cfg.model.n_classes, len(data), where=f"{part} labels")
     torch.manual_seed(cfg.train.seed)  # the initial weights too follow train.seed
-    model = build_model(cfg.model, splits.train.x.shape[1], prior=prior)
+    model = build_model(cfg.model, splits.train.x.shape[1], prior=prior, image_shape=splits.train.image_shape)
     trainer = Trainer(
         model, cfg, out, evaluate=epoch_metrics(splits, cfg), device=device, progress=progress, log_dir=log_dir
     )

@@ -48,6 +48,12 @@ class ModelConfig:
         "q(z|x): deterministic, gaussian (reparametrization) or universal (x plus noise)",
         choices=("deterministic", "gaussian", "universal"),
     )
+    net: str = key(
+        "mlp",
+        "networks: mlp (the paper's), or conv for images (strided convolutions in, transposed out; beyond the paper)",
+        choices=("mlp", "conv"),
+    )
+    channels: int = key(32, "conv: channels of the first convolution, doubled at each stride-2 stage", low=1, high=256)
     z_dim: int = key(2, "size of the style code z (the map's dimension n for dim_reduction)", low=1)
     n_classes: int = key(10, "classes, or the clusters m of the categorical head", low=2)
     hidden: list[int] = key(doc="encoder hidden layers; the decoder mirrors them", factory=lambda: [1000, 1000], low=1)
@@ -157,7 +163,16 @@ class TrainConfig:
 
 @dataclass
 class DataConfig:
-    name: str = key("mnist", "mnist, digits, svhn, or a path to a .npy/.npz file")
+    name: str = key(
+        "mnist",
+        "mnist, digits, svhn, a .npy/.npz file, a directory of IDX files in MNIST's layout, or a folder of pictures",
+    )
+    image_size: int | list[int] | None = key(
+        None,
+        "a picture folder's images resized to [height, width], or a side (None: they must share one size)",
+        low=4,
+        high=4096,
+    )
     data_dir: str | None = key(None, "where data sets live (default $AAE_DATA_DIR, else ~/.cache/aae)")
     download: bool = key(True, "download MNIST if it is missing")
     n_labeled: int | None = key(None, "training labels kept, balanced across classes (None: all)", low=0)

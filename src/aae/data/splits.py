@@ -96,7 +96,22 @@ def _is_npy_of_objects(path: Path) -> bool:
 
 
 def load_array(path: str | os.PathLike) -> Dataset:
-    """A user .npy (features) or .npz (keys ``x`` and optional ``y``) as a Dataset.
+    """A user .npy (features) or .npz (keys ``x`` and optional ``y``) as a Dataset; an .npz's
+    ``x_test``/``y_test`` are left out (see :func:`load_arrays`)."""
+    return load_arrays(path)[0]
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        if "x" not in z.files:
+            keys = ", ".join(z.files) or "none"
+            raise DataError(f"{path} has no key 'x' (keys: {keys}); save it with np.savez(path, x=..., y=...)")
+        return {k: z[k] for k in ("x", "y", "x_test", "y_test") if k in z.files}
+
+
+def load_arrays(path: str | os.PathLike) -> tuple[Dataset, Dataset | None]:
+    """A user .npy (features) or .npz (keys ``x`` and optional ``y``, ``x_test``, ``y_test``) as
+    (train, test), test None where the file has no ``x_test``.
 
     Features are flattened to float32; integer pixels in 0..255 are divided by 255, other
     finite values are kept (values outside [0, 1] need ``model.output = "gaussian"``).
@@ -108,19 +123,8 @@ def load_array(path: str | os.PathLike) -> Dataset:
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".npz"):
         raise DataError(f"{path}: unsupported file type {path.suffix!r}; use .npy or .npz")
-    y = None
     try:
-        if suffix == ".npy":
-            x = np.load(path, allow_pickle=False)
-            xwhere = str(path)
-        else:
-            with np.load(path, allow_pickle=False) as z:
-                if "x" not in z.files:
-                    keys = ", ".join(z.files) or "none"
-                    raise DataError(f"{path} has no key 'x' (keys: {keys}); save it with np.savez(path, x=..., y=...)")
-                x = z["x"]
-                y = z["y"] if "y" in z.files else None
-            xwhere = f"{path}['x']"
+        arrays = {"x": np.load(path, allow_pickle=False)} if suffix == ".npy" else _read_npz(path)
     except DataError:
         raise
     except ValueError as e:
@@ -132,14 +136,27 @@ def load_array(path: str | os.PathLike) -> Dataset:
         raise DataError(f"{path} is corrupt or not a numpy file{detail}; save it again with np.save") from e
     except Exception as e:  # zipfile, EOF, OS errors from a truncated file
         raise DataError(f"{path} is corrupt or truncated ({type(e).__name__}: {one_line(e)}); save it again") from e
-    feats, image_shape = _features(x, xwhere)
-    n_classes = None
-    if y is not None:
-        y = _integer_labels(y, len(feats), f"{path}['y']")
-        if (y < -1).any():
-            raise DataError(f"{path}['y'] has label {int(y.min())}; use -1 for unlabeled, 0..K-1 for classes")
-        n_classes = int(y.max()) + 1 if (y >= 0).any() else None
-    return Dataset(feats, y, image_shape, n_classes, path.stem)
+    where = (lambda k: str(path)) if suffix == ".npy" else (lambda k: f"{path}['{k}']")
+    if "y_test" in arrays and "x_test" not in arrays:
+        raise DataError(f"{path} has 'y_test' but no 'x_test'; save the test images beside their labels")
+    parts = []
+    for xk, yk in (("x", "y"), ("x_test", "y_test")):
+        if xk not in arrays:
+            continue
+        feats, image_shape = _features(arrays[xk], where(xk))
+        y = None
+        if yk in arrays:
+            y = _integer_labels(arrays[yk], len(feats), where(yk))
+            if (y < -1).any():
+                raise DataError(f"{where(yk)} has label {int(y.min())}; use -1 for unlabeled, 0..K-1 for classes")
+        parts.append(Dataset(feats, y, image_shape, None, path.stem))
+    if len(parts) == 2 and parts[0].x.shape[1] != parts[1].x.shape[1]:
+        raise DataError(f"{where('x_test')} has rows of {parts[1].x.shape[1]} values but 'x' has {parts[0].x.shape[1]}")
+    labels = [d.y[d.y >= 0] for d in parts if d.y is not None]
+    n_classes = int(max(a.max() for a in labels if a.size)) + 1 if any(a.size for a in labels) else None
+    for d in parts:
+        d.n_classes = n_classes
+    return parts[0], (parts[1] if len(parts) == 2 else None)
 
 
 # ----------------------------------------------------------------------------- labels

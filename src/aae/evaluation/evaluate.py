@@ -54,7 +54,9 @@ def encode(
         if codes.y_logits is not None:
             views = [codes.y_logits]
             if tta_shift:
-                views = [model.encode(v, sample=False).y_logits for v in shifted_views(xb, tta_shift)]
+                views = [
+                    model.encode(v, sample=False).y_logits for v in shifted_views(xb, tta_shift, model.image_shape)
+                ]
             if log:
                 ys.append(log_mean_softmax(views).cpu().numpy())
             else:

@@ -136,7 +136,7 @@ def _y_terms(model: AdversarialAutoencoder, batch: Batch, logits: Tensor, out: d
     if c.y_invariance_weight:
         terms["y_invariance"] = (
             c.y_invariance_weight,
-            invariance_loss(lambda x: model.encode(x).y_logits, small_transforms(batch.x), logits),
+            invariance_loss(lambda x: model.encode(x).y_logits, small_transforms(batch.x, model.image_shape), logits),
         )
     if c.y_marginal_weight:
         terms["y_marginal"] = (

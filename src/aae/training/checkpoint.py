@@ -110,6 +110,7 @@ def save_checkpoint(
         "aae_version": __version__,
         "config": config.to_json(),
         "x_dim": str(x_dim),
+        "image_shape": json.dumps(list(getattr(model, "image_shape", None) or [])),
         "epoch": str(epoch),
         "history": json.dumps(history),
         "optimizers": json.dumps(optim_meta),
@@ -219,6 +220,13 @@ def restore_training(tensors, meta, optimizers: dict) -> tuple[int, list[dict]]:
     return int(meta["epoch"]), json.loads(meta["history"])
 
 
+def image_shape_of_meta(meta: dict[str, str]) -> tuple[int, ...] | None:
+    """The (height, width, channels) a checkpoint's model was built for; None for flat data and for
+    checkpoints of versions that did not record it."""
+    shape = json.loads(meta.get("image_shape") or "[]")
+    return tuple(int(s) for s in shape) or None
+
+
 def load(path: str | os.PathLike, device: str | torch.device = "cpu", prior: Callable | None = None):
     """Load a trained model from a run directory or checkpoint file. Nothing is unpickled and
     nothing named in the file is imported: a run trained with a prior function of its own needs that
@@ -232,7 +240,7 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", prior: Cal
     tensors, meta = read_checkpoint(path)
     config = config_of(meta, path, prior)
     try:
-        model = build_model(config.model, int(meta["x_dim"]), prior=prior)
+        model = build_model(config.model, int(meta["x_dim"]), prior=prior, image_shape=image_shape_of_meta(meta))
     except AAEError as exc:
         raise CheckpointError(f"{path}: cannot rebuild the model: {exc}") from None
     restore(model, tensors, path=path)

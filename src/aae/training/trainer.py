@@ -195,9 +195,10 @@ class Trainer:
         self.averaged = weight_average(self.model, self.cfg.ema)
         self.selection = BestEpoch(self.cfg.select_by, measured=evaluate is not None)
         self.epoch, self.history, self._first = 0, [], {}
-        self._augment = shifter(self.cfg.shift, model.x_dim)
-        if model.config.y_invariance_weight:  # its rotations need square images: say so before training
-            image_shape_of(model.x_dim, "model.y_invariance_weight")
+        image_shape = getattr(model, "image_shape", None)
+        self._augment = shifter(self.cfg.shift, model.x_dim, image_shape)
+        if model.config.y_invariance_weight:  # its rotations need images: say so before training
+            image_shape_of(model.x_dim, "model.y_invariance_weight", image_shape)
         self.autocast, self.precision = pick_precision(self.cfg.precision, self.device)
 
     @property
