@@ -51,7 +51,11 @@ def _experiment_args(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override a config key, e.g. --set train.epochs=5 (repeatable)",
     )
-    p.add_argument("--data", help="data set: mnist, digits, svhn or a .npy/.npz path (= --set data.name=...)")
+    p.add_argument(
+        "--data",
+        help="data set: mnist, digits, svhn, a .npy/.npz path, an IDX directory or a folder of pictures "
+        "(= --set data.name=...)",
+    )
     p.add_argument("--data-dir", help="directory holding data sets (default: $AAE_DATA_DIR, else ~/.cache/aae)")
     p.add_argument("--epochs", type=int, help="number of epochs (= --set train.epochs=N)")
     p.add_argument("--seed", type=int, help="random seed (= --set train.seed=N)")

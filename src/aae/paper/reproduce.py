@@ -22,6 +22,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..training.devices import cpu_model
 from . import pool
+from .beyond import semi_supervised_conv
 from .classification import MAPS, MODELS, clustering, dim_reduction, semi_supervised
 from .generative import label_modes, likelihood, prior_match, supervised
 from .pool import Plan, check_jobs
@@ -133,6 +134,7 @@ TABLES: dict[str, Callable[[argparse.Namespace], list[Headline]]] = {
     "clustering": clustering,
     "dim-reduction": dim_reduction,
     "semi-supervised": semi_supervised,
+    "semi-supervised-conv": semi_supervised_conv,
     "prior-match": prior_match,
     "label-modes": label_modes,
     "supervised": supervised,
