@@ -34,9 +34,17 @@ def test_design_layout_lists_every_module():
             listed.add(folder + name)
     package = ROOT / "src" / "aae"
     actual = {
-        str(p.relative_to(package))
-        for p in package.rglob("*.py")
-        if p.name != "__init__.py" or p.parent == package
+        str(p.relative_to(package)) for p in package.rglob("*.py") if p.name != "__init__.py" or p.parent == package
     }
     assert sorted(actual - listed) == [], "modules missing from design.md's layout"
     assert sorted(listed - actual) == [], "design.md lists modules that do not exist"
+
+
+def test_readme_names_the_configs_that_ship_auto_precision():
+    """The README's list of configs trained in bf16 where the hardware allows is read from the configs."""
+    from aae.config.load import bundled_configs, load_config
+
+    shipped = {name for name in bundled_configs() if load_config(name).train.precision == "auto"}
+    text = (ROOT / "README.md").read_text()
+    sentence = text.split("The configs that ship `auto`: ", 1)[1].split(";", 1)[0]
+    assert set(re.findall(r"`(\w+)`", sentence)) == shipped
