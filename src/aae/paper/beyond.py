@@ -70,7 +70,8 @@ def semi_supervised_conv(args) -> list[Headline]:
         "averaging, shifted training images, test-time shifts) at every label budget, and bf16 autocast where "
         "the CPU has bf16 units. NN (conv): the same encoder trained on the labeled images alone; NN+VAT "
         "(conv): the same plus the config's terms on the unlabeled images. The published rows are the "
-        "methods that beat the AAE in the paper's Table 2, with the figures it quotes. Validation-chosen epoch: the epoch with the lowest error on "
+        "methods that beat the AAE in the paper's Table 2, with the figures it quotes. Validation-chosen "
+        "epoch: the epoch with the lowest error on "
         "the 10k labeled validation images; last epoch: the model at the end of training, which needs no "
         "labeled validation images (a person with 100 labels does not have 10k more). Each seed draws its "
         "own labeled subset and validation split.",
