@@ -109,7 +109,7 @@ def cmd_train(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from .evaluation.evaluate import cluster_breakdown, final_metrics
+    from .evaluation.evaluate import final_metrics, model_cluster_breakdown
     from .experiment import FINAL, open_run, write_final
 
     if args.write and args.tta_shift is not None:
@@ -122,7 +122,7 @@ def cmd_eval(args) -> None:
     measured = final_metrics(model, splits, cfg)
     _print_metrics(measured)
     if args.clusters:
-        _print_clusters(cluster_breakdown(model, splits, cfg))
+        _print_clusters(model_cluster_breakdown(model, splits, cfg))
     if args.write:  # after a fix to the evaluation: the record keeps its other keys (the selected epoch)
         path = Path(args.run) / FINAL
         record = json.loads(path.read_text()) if path.exists() else {}
