@@ -252,3 +252,20 @@ def test_svhn_recipe_trains_on_files_in_svhns_mat_layout(tmp_path):
     result = run(cfg, out=tmp_path / "run", progress=False, figures=False)
     assert result.model.image_shape == (32, 32, 3) and type(result.model.encoder.features).__name__ == "ConvFeatures"
     assert 0 <= result.metrics["test_error"] <= 1
+
+
+@pytest.mark.slow
+def test_conv_run_resumes_bit_identical_to_training_straight_through(tmp_path):
+    """scikit-learn's 8x8 digits on the convolutional networks: two epochs, then two more from the
+    checkpoint, equal four straight (weights, losses, checkpoint), as for the MLPs."""
+    over = [*CONV, "model.regime='semi_supervised'", "data.name='digits'", "data.n_labeled=50", "model.vat_weight=1"]
+    straight = run(load_config(None, [*over, "train.epochs=4"]), out=tmp_path / "a", progress=False, figures=False)
+    run(load_config(None, [*over, "train.epochs=2"]), out=tmp_path / "b", progress=False, figures=False)
+    resumed = run(
+        load_config(None, [*over, "train.epochs=4"]), out=tmp_path / "b", resume=True, progress=False, figures=False
+    )
+    keys = [k for k in straight.history[0] if k != "seconds"]
+    assert [[r[k] for k in keys] for r in resumed.history] == [[r[k] for k in keys] for r in straight.history]
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert load_run(tmp_path / "b").image_shape == (8, 8, 1)
