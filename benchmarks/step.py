@@ -140,6 +140,7 @@ def plain_step(batch: int, precision: str, device: torch.device, net: str = "mlp
 
 SHARES = {
     "matrix products": ("aten::mm", "aten::addmm", "aten::bmm"),
+    "convolutions": ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::_convolution", "aten::_slow"),
     "optimizer steps": ("aten::_fused",),
     "copies": ("aten::copy_", "aten::_to_copy"),
 }
