@@ -48,3 +48,28 @@ def test_readme_names_the_configs_that_ship_auto_precision():
     text = (ROOT / "README.md").read_text()
     sentence = text.split("The configs that ship `auto`: ", 1)[1].split(";", 1)[0]
     assert set(re.findall(r"`(\w+)`", sentence)) == shipped
+
+
+def _results_rows():
+    block = (ROOT / "README.md").read_text().split("## Results", 1)[1].split("\n## ", 1)[0]
+    for line in block.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        link = re.search(r"\]\(([^)]+)\)", cells[-1]) if len(cells) >= 4 else None
+        if line.startswith("| ") and link:
+            yield cells[0], cells[2], ROOT / link.group(1)
+
+
+def test_readme_results_are_the_records_figures():
+    """Every figure in the README's results table, and every '1 seed' it claims, stands in the page
+    it links, that page's tables, or the summary `aae reproduce all` wrote from the records."""
+    summary = (ROOT / "docs" / "results" / "README.md").read_text()
+    rows = list(_results_rows())
+    assert len(rows) >= 10
+    for what, ours, page in rows:
+        corpus = summary + page.read_text()
+        if page.with_suffix("").is_dir():
+            corpus += "".join(f.read_text() for f in page.with_suffix("").rglob("*.md"))
+        missing = [n for n in re.findall(r"\d+\.\d+", ours) if n not in corpus]
+        assert not missing, f"README's row {what!r} has figures its page does not: {missing}"
+        if "1 seed" in ours:
+            assert "1 seed" in corpus, f"README's row {what!r} claims one seed; its page does not"
