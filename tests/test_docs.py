@@ -73,3 +73,12 @@ def test_readme_results_are_the_records_figures():
         assert not missing, f"README's row {what!r} has figures its page does not: {missing}"
         if "1 seed" in ours:
             assert "1 seed" in corpus, f"README's row {what!r} claims one seed; its page does not"
+
+
+def test_design_says_why_each_config_key_is_kept():
+    from aae.config.docs import keys
+
+    section = (ROOT / "docs" / "design.md").read_text().split("## Config keys kept", 1)[1]
+    named = set(re.findall(r"`(?:\w+\.)?(\w+)`", section))
+    missing = sorted({name.split(".")[-1] for name, *_ in keys()} - named - {"name"})
+    assert not missing, f"design.md's 'Config keys kept' does not name {missing}"
