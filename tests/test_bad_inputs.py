@@ -9,6 +9,7 @@ import hashlib
 import io as stdio
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -193,7 +194,7 @@ def test_a_truncated_checkpoint_is_one_line_whose_advice_works(work):
     path.write_bytes(path.read_bytes()[:5000])
     line = expect_refused(work, ["eval", "--run", "run"], "corrupt or truncated", "move it away")
     assert "without --resume" not in line
-    path.rename(work / "run" / "old.safetensors")  # the advice: move it away, then train afresh
+    path.rename(work / "old.safetensors")  # the advice: move it away, then train afresh
     rc, _, err = run_main([*TRAIN, "--out", "run", "--resume"])
     assert rc == 2 and "holds no checkpoint" in err  # --resume still says there is nothing to resume
     rc, _, err = run_main([*TRAIN, "--out", "run"])
@@ -316,3 +317,141 @@ def test_an_exploding_loss_stops_with_one_line_and_keeps_the_last_good_checkpoin
     assert "reconstruction loss became 1e+12" in err and "last good checkpoint" in err and "boom" in err
     assert checkpoint.read_checkpoint(work / "boom")[1]["epoch"] == "1"
     assert {k: v for k, v in snapshot(work).items() if not k.startswith("boom")} == before
+
+
+# -- every write goes to a path the command owns -----------------------------------------------
+@pytest.fixture
+def outside(tmp_path_factory) -> Path:
+    """A file of the user's elsewhere on disk, which no command may change."""
+    path = tmp_path_factory.mktemp("elsewhere") / "precious.txt"
+    path.write_text("keep me")
+    return path
+
+
+def expect_untouched(outside: Path) -> None:
+    assert outside.read_text() == "keep me" and not outside.is_symlink()
+    assert sorted(p.name for p in outside.parent.iterdir()) == ["precious.txt"]
+
+
+@pytest.mark.parametrize(
+    "link, argv",
+    [
+        ("figures/latent.png", ["plot", "--run", "run"]),
+        ("figures/samples.png", ["plot", "--run", "run"]),
+        (".lock", [*TRAIN, "--epochs", "2", "--out", "run", "--resume"]),
+        ("metrics.jsonl", [*TRAIN, "--epochs", "2", "--out", "run", "--resume"]),
+        ("checkpoint.safetensors", [*TRAIN, "--epochs", "2", "--out", "run", "--resume"]),
+        ("final.json", ["eval", "--run", "run", "--write"]),
+    ],
+)
+def test_a_symbolic_link_in_a_run_is_never_written_through(work, outside, link, argv):
+    path = work / "run" / link
+    if link == "checkpoint.safetensors":  # a link to a real checkpoint: reading it is fine, writing is not
+        shutil.copy(path, outside)
+        outside = outside.with_name("ckpt")
+        (outside.parent / "precious.txt").rename(outside)
+    path.unlink(missing_ok=True)
+    path.symlink_to(outside)
+    expect_refused(work, argv, f"run/{link}", "symbolic link")
+    if link != "checkpoint.safetensors":
+        expect_untouched(outside)
+
+
+def test_a_linked_figures_folder_is_refused(work, outside):
+    shutil.rmtree(work / "run" / "figures")
+    (work / "run" / "figures").symlink_to(outside.parent, target_is_directory=True)
+    expect_refused(work, ["plot", "--run", "run"], "figures", "symbolic link")
+    expect_untouched(outside)
+
+
+def test_sample_never_writes_through_a_link(work, outside):
+    (work / "x.npy").symlink_to(outside)
+    (work / "x.png").symlink_to(outside)
+    expect_refused(work, ["sample", "--run", "run", "-o", "x.npy"], "symbolic link")
+    expect_refused(work, ["sample", "--run", "run", "-o", "x.png"], "symbolic link")
+    expect_untouched(outside)
+
+
+def test_a_hard_linked_lock_file_is_refused(work, outside):
+    (work / "run" / checkpoint.LOCK).unlink(missing_ok=True)
+    os.link(outside, work / "run" / checkpoint.LOCK)
+    expect_refused(work, [*TRAIN, "--epochs", "2", "--out", "run", "--resume"], "hard link")
+    assert outside.read_text() == "keep me"
+
+
+def test_a_hard_linked_log_is_replaced_not_appended_to(work, outside):
+    (work / "run" / "metrics.jsonl").unlink()
+    os.link(outside, work / "run" / "metrics.jsonl")
+    rc, _, err = run_main([*TRAIN, "--epochs", "2", "--out", "run", "--resume"])
+    assert rc == 0, err
+    assert outside.read_text() == "keep me"
+    assert (work / "run" / "metrics.jsonl").read_text().count("\n") == 2
+
+
+def test_demo_refuses_to_delete_through_a_link(work, outside):
+    rc, _, err = run_main(["demo", "--out", "demo", "--epochs", "1", "--no-progress"])
+    assert rc == 0, err
+    shutil.rmtree(work / "demo" / "figures")
+    (work / "demo" / "figures").symlink_to(outside.parent, target_is_directory=True)
+    expect_refused(work, ["demo", "--out", "demo", "--epochs", "1"], "symbolic link")
+    expect_untouched(outside)
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"config.json": '{"mine": 1}', "metrics.csv": "a,b\n1,2\n"},
+        {"metrics.csv": "a,b\n1,2\n"},
+        {"notes.txt": "mine", "config.json": "{}"},
+        {"config.json": "not json"},
+    ],
+    ids=["a user's config and metrics", "a user's metrics", "a user's notes", "a broken config"],
+)
+def test_train_into_a_folder_of_someone_elses_files_is_refused(work, files):
+    (work / "theirs").mkdir()
+    for name, text in files.items():
+        (work / "theirs" / name).write_text(text)
+    expect_refused(work, [*TRAIN, "--out", "theirs"], "theirs", "empty or new --out")
+    assert sorted(p.name for p in (work / "theirs").iterdir()) == sorted(files)
+
+
+def test_train_into_an_unfinished_run_of_another_config_is_refused(work):
+    (work / "killed").mkdir()
+    config = json.loads((work / "run" / "config.json").read_text())
+    config["model"]["hidden"] = [16]
+    (work / "killed" / "config.json").write_text(json.dumps(config))
+    expect_refused(work, [*TRAIN, "--out", "killed"], "another config")
+
+
+def test_train_into_an_unfinished_run_of_the_same_config_starts_it_afresh(work):
+    (work / "killed").mkdir()
+    shutil.copy(work / "run" / "config.json", work / "killed")
+    shutil.copy(work / "run" / "metrics.jsonl", work / "killed")
+    (work / "killed" / ".checkpoint.safetensors.a1b2c3d4.tmp").write_bytes(b"half")  # what kill -9 leaves
+    rc, _, err = run_main([*TRAIN, "--out", "killed"])
+    assert rc == 0, err
+    assert (work / "killed" / checkpoint.CHECKPOINT).exists()
+
+
+def test_resume_keeps_the_users_files_beside_a_run(work):
+    (work / "run" / "notes.txt").write_text("mine")
+    rc, _, err = run_main([*TRAIN, "--epochs", "2", "--out", "run", "--resume"])
+    assert rc == 0, err
+    assert (work / "run" / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_outputs_take_the_mode_the_umask_gives(work, mask):
+    old = os.umask(mask)
+    try:
+        rc, _, err = run_main([*TRAIN, "--out", f"m{mask:o}"])
+        assert rc == 0, err
+        rc, _, err = run_main(["sample", "--run", f"m{mask:o}", "-n", "4", "-o", f"s{mask:o}.npy"])
+        assert rc == 0, err
+    finally:
+        os.umask(old)
+    run = work / f"m{mask:o}"
+    written = [run / n for n in ("checkpoint.safetensors", "config.json", "metrics.jsonl", "metrics.csv")]
+    written += [run / "final.json", run / "machine.json", work / f"s{mask:o}.npy", *(run / "figures").glob("*.png")]
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in written}
+    assert set(modes.values()) == {oct(0o666 & ~mask)}, modes

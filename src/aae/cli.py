@@ -107,11 +107,14 @@ def cmd_train(args) -> None:
 def cmd_eval(args) -> None:
     from .evaluation.evaluate import cluster_breakdown, final_metrics
     from .experiment import FINAL, open_run, write_final
+    from .files import refuse_links
 
     if args.write and args.tta_shift is not None:
         raise ConfigError("--write records the run's own evaluation; drop --tta-shift or --write")
     if args.tta_shift is not None and args.tta_shift < 0:
         raise ConfigError(f"--tta-shift {args.tta_shift} is not allowed; give 0 or more pixels")
+    if args.write:  # refused before anything is measured
+        refuse_links(Path(args.run) / FINAL)
     model, cfg, splits = open_run(args.run, args.data_dir, progress=False)
     if args.tta_shift is not None:
         cfg.eval.tta_shift = args.tta_shift
@@ -121,7 +124,11 @@ def cmd_eval(args) -> None:
         _print_clusters(cluster_breakdown(model, splits, cfg))
     if args.write:  # after a fix to the evaluation: the record keeps its other keys (the selected epoch)
         path = Path(args.run) / FINAL
-        record = json.loads(path.read_text()) if path.exists() else {}
+        try:
+            record = json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, ValueError, RecursionError):
+            record = {}  # a broken record of the run's own is replaced
+        record = record if isinstance(record, dict) else {}
         print(f"wrote {write_final(args.run, {**record, **measured})}")
 
 
@@ -144,10 +151,13 @@ def cmd_plot(args) -> None:
 
 
 def cmd_sample(args) -> None:
+    import io
+
     import numpy as np
     import torch
 
     from .evaluation import plots
+    from .files import atomic_write
     from .model.autoencoder import n_categories
     from .training.checkpoint import load
 
@@ -179,7 +189,9 @@ def cmd_sample(args) -> None:
             raise ConfigError("this data set has no image shape; write .npy, or pass --image-shape H W")
     images = model.generate(args.n, labels=labels).cpu().numpy()
     if out.suffix.lower() == ".npy":
-        np.save(out, images)
+        buf = io.BytesIO()
+        np.save(buf, images)
+        atomic_write(out, buf.getvalue())  # never through a link
     else:
         plots.image_grid(images, out, image_shape=shape)
     print(out)
@@ -196,6 +208,7 @@ def cmd_demo(args) -> None:
 
     from .config.load import load_config
     from .experiment import FINAL, run
+    from .files import refuse_links
     from .training.checkpoint import CHECKPOINT, LOCK
     from .training.runlog import CSV, JSONL, MACHINE
 
@@ -210,6 +223,8 @@ def cmd_demo(args) -> None:
         if other or not (out / CHECKPOINT).exists():
             shown = ", ".join(other[:3]) or "no demo checkpoint"
             raise ConfigError(f"{out} holds files the demo did not write ({shown}); give an empty or new --out")
+        for p in out.iterdir():  # never what a link points to: refused before anything is deleted
+            refuse_links(p)
         for p in out.iterdir():  # the demo's own previous output only
             shutil.rmtree(p) if p.is_dir() else p.unlink()
     start = time.perf_counter()

@@ -18,11 +18,13 @@ from .data.splits import Splits, check_labels, label_budget
 from .errors import ConfigError
 from .evaluation.evaluate import epoch_metrics, final_metrics
 from .evaluation.figures import write_figures
+from .files import atomic_write
 from .model.autoencoder import build_model
 from .model.priors import describe
 from .model.regimes import REGIMES
-from .training.checkpoint import CHECKPOINT, atomic_write, config_of, read_checkpoint
+from .training.checkpoint import CHECKPOINT, config_of, read_checkpoint
 from .training.checkpoint import load as load_model
+from .training.resume import check_run_dir
 from .training.runlog import read_history
 from .training.trainer import Trainer
 
@@ -113,6 +115,7 @@ def run(
         )
     if out is not None:
         check_writable(out)
+        check_run_dir(out, cfg, resume=resume, require_checkpoint=require_checkpoint)
     splits = splits or prepare_data(cfg, progress)
     if REGIMES[cfg.model.regime].label_to is not None:
         # every split, not only the one training reads: a bad test label would skew the metrics

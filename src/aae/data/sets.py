@@ -22,6 +22,7 @@ import numpy as np
 
 from aae.data.splits import Dataset, Splits, carve, load_array
 from aae.errors import DataError, one_line
+from aae.files import file_mode
 
 DATASETS = ("mnist", "digits", "svhn")
 
@@ -161,7 +162,7 @@ def download(
                 check(tmp)
             except DataError as e:
                 raise DataError(f"download of {url} rejected: {e}") from e
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, file_mode())  # what the umask gives, as open() would
         os.replace(tmp, dest)
     except DataError:
         raise

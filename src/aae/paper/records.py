@@ -12,6 +12,7 @@ from ..config.load import from_dict
 from ..config.schema import ExperimentConfig
 from ..errors import CheckpointError, ConfigError
 from ..experiment import FINAL, Result
+from ..files import atomic_write
 from ..model.autoencoder import Classifier
 from ..training.checkpoint import what_must_match
 
@@ -61,7 +62,7 @@ MEASURED = "measured.json"
 def save_measured(run_dir: str | Path, how: dict | None, values: dict) -> dict:
     """Write what a table measured on the model of ``run_dir``, and how (``how``: what the figures
     depend on beyond the run, e.g. the number of samples); return ``values``."""
-    (Path(run_dir) / MEASURED).write_text(json.dumps({"how": how or {}, "values": values}, indent=1) + "\n")
+    atomic_write(Path(run_dir) / MEASURED, json.dumps({"how": how or {}, "values": values}, indent=1) + "\n")
     return values
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..files import atomic_write
 from ..training.devices import cpu_model
 from . import pool
 from .classification import MAPS, MODELS, clustering, dim_reduction, semi_supervised
@@ -185,14 +186,14 @@ def reproduce_all(args: argparse.Namespace) -> None:
     )
     text = "\n".join(lines)
     print(f"\n{text}\n\n{total}")
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "README.md").write_text(
+    atomic_write(
+        root / "README.md",
         "# Adversarial Autoencoders: the paper, reproduced\n\ncommand: `aae reproduce all"
         + (f" --out {args.out}" if args.out else "")
         + "`\n\nEach line is one result of Makhzani et al. (2015) beside the paper's; each table says how it "
         "was measured, which seeds and which config, and lists the runs its records lack. A run counts "
         "once per line it serves; the training minutes are its recorded wall time (one thread per run on "
-        f"2 cores unless the table says otherwise).\n\n{text}\n\n{total}\n"
+        f"2 cores unless the table says otherwise).\n\n{text}\n\n{total}\n",
     )
 
 

@@ -17,6 +17,7 @@ import torch
 from ..config.schema import ExperimentConfig
 from ..errors import ConfigError
 from ..experiment import FINAL, Result, prepare_data, run
+from ..files import atomic_write
 from ..training.checkpoint import CHECKPOINT
 from ..training.devices import cpu_model
 from ..training.runlog import MACHINE
@@ -235,11 +236,12 @@ def write_table(
     print(text)
     print(f"machine: {machine}")
     root = table_dir(args, name)
-    root.mkdir(parents=True, exist_ok=True)
     command = (
         "aae " + " ".join(sys.argv[1:]) if sys.argv and Path(sys.argv[0]).name == "aae" else f"aae reproduce {name}"
     )
-    (root / "results.md").write_text(
-        f"# {name}\n\ncommand: `{command}`\n\nseeds: {args.seeds}\n\n{text}\n\ntable written on: {machine}\n\n{notes}\n"
+    atomic_write(
+        root / "results.md",
+        f"# {name}\n\ncommand: `{command}`\n\nseeds: {args.seeds}\n\n{text}\n\n"
+        f"table written on: {machine}\n\n{notes}\n",
     )
     return root / "results.md"

@@ -3,10 +3,11 @@ nothing named in a file is ever imported.
 
 A run directory holds ``checkpoint.safetensors`` (weights, optimizer state, RNG state, with the
 config, epoch and history as JSON in its metadata, and a SHA-256 of all of it that loading
-verifies), ``config.json``, ``metrics.jsonl`` and ``figures/``. Files are written atomically: to a
-temporary name, flushed, then renamed, so a run killed mid-write leaves the previous checkpoint
-whole. A training holds an exclusive lock on its run directory (:class:`RunLock`); what of a
-trainer a checkpoint keeps, and how a run resumes, is :mod:`aae.training.resume`'s.
+verifies), ``config.json``, ``metrics.jsonl`` and ``figures/``. Files are written atomically and
+never through a link (:mod:`aae.files`): to a temporary name, flushed, then renamed, so a run
+killed mid-write leaves the previous checkpoint whole. A training holds an exclusive lock on its
+run directory (:class:`RunLock`); what of a trainer a checkpoint keeps, and how a run resumes, is
+:mod:`aae.training.resume`'s.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,26 +28,11 @@ from .._version import __version__
 from ..config.load import from_dict
 from ..config.schema import ExperimentConfig
 from ..errors import AAEError, CheckpointError
+from ..files import atomic_write, open_own
 
 FORMAT = "aae-checkpoint/1"
 CHECKPOINT = "checkpoint.safetensors"
 LOCK = ".lock"
-
-
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _split_optimizer(prefix: str, state: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -242,7 +227,8 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", prior: Cal
 class RunLock:
     """An exclusive lock on a run directory for the life of a training (``fcntl.flock`` on its
     ``.lock`` file, released by the system if the process dies): a second trainer on the same
-    directory stops with one line naming the holder's pid. A no-op where ``fcntl`` is missing."""
+    directory stops with one line naming the holder's pid. The lock file is opened never through a
+    link (:func:`aae.files.open_own`). A no-op where ``fcntl`` is missing."""
 
     def __init__(self, run_dir: str | os.PathLike):
         self.path, self.file = Path(run_dir) / LOCK, None
@@ -252,7 +238,7 @@ class RunLock:
             import fcntl
         except ImportError:  # pragma: no cover - Windows
             return self
-        self.file = open(self.path, "a+")
+        self.file = os.fdopen(open_own(self.path, os.O_RDWR | os.O_CREAT), "r+")  # never through a link
         try:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -13,9 +13,12 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError
+from ..config.schema import ExperimentConfig
+from ..errors import AAEError, CheckpointError, PathError
+from ..files import refuse_links
 from .checkpoint import (
     CHECKPOINT,
+    LOCK,
     RunLock,
     read_checkpoint,
     restore,
@@ -23,14 +26,77 @@ from .checkpoint import (
     save_checkpoint,
     what_must_match,
 )
+from .runlog import CSV, JSONL, MACHINE
+
+RUN_FILES = frozenset({CHECKPOINT, "config.json", JSONL, CSV, MACHINE, "final.json", "figures", LOCK})
+"""what a training writes in its run directory (final.json and figures/ at its end, by aae.experiment)"""
+
+
+def _temporary(name: str) -> bool:
+    """A temporary file of :func:`aae.files.atomic_write`'s that a kill -9 left."""
+    return name.startswith(".") and name.endswith(".tmp") and name[1:].split(".tmp")[0].rsplit(".", 1)[0] in RUN_FILES
+
+
+def check_run_dir(
+    run_dir: str | Path, config: ExperimentConfig, *, resume: bool, require_checkpoint: bool, same_config: bool = True
+) -> None:
+    """Refuse, before anything is read or written, a run directory a training may not use: one
+    with nothing to resume where ``require_checkpoint``; one whose files of a run are symbolic
+    links; and, for a fresh start, one that holds anything but a run's own files, or a
+    ``config.json`` of another config (``same_config``; else of no aae config at all), since the
+    training would overwrite them."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        if resume and require_checkpoint:
+            raise CheckpointError(
+                f"{run_dir} does not exist, so there is nothing to resume; check the path, or train without --resume"
+            )
+        return
+    if not run_dir.is_dir():
+        raise CheckpointError(f"the run directory {run_dir} is a file; give a directory")
+    names = {p.name for p in run_dir.iterdir()}
+    for name in sorted(names & RUN_FILES):
+        refuse_links(run_dir / name)
+    if (CHECKPOINT in names and resume) or not names - {LOCK}:
+        return
+    if CHECKPOINT in names:
+        raise CheckpointError(
+            f"{run_dir} already holds a checkpoint; pass --resume to continue it, or choose another --out"
+        )
+    if require_checkpoint:
+        raise CheckpointError(f"{run_dir} holds no checkpoint to resume; train without --resume to start")
+    other = sorted(n for n in names if n not in RUN_FILES and not _temporary(n))
+    if other:
+        shown = ", ".join(other[:3]) + (", ..." if len(other) > 3 else "")
+        raise PathError(f"{run_dir} holds files a training did not write ({shown}); give an empty or new --out")
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+        if not isinstance(saved, dict) or not {"model", "train", "data"} <= saved.keys():
+            raise ValueError("not a run's config")
+        same = what_must_match(saved) == what_must_match(config.to_dict())
+    except (OSError, ValueError, TypeError, AttributeError, KeyError, RecursionError, AAEError):
+        raise PathError(
+            f"{run_dir} holds {', '.join(sorted(names - {LOCK}))} but no config.json of an aae run; give an "
+            f"empty or new --out"
+        ) from None
+    if same_config and not same:
+        raise PathError(
+            f"{run_dir} holds an unfinished run of another config (its config.json); give an empty or new "
+            f"--out, or move it away"
+        )
 
 
 @contextlib.contextmanager
-def training_run_dir(run_dir: Path, *, lock: bool, resume: bool, require_checkpoint: bool) -> Iterator[bool]:
+def training_run_dir(
+    run_dir: Path, *, lock: bool, resume: bool, require_checkpoint: bool, trainer=None
+) -> Iterator[bool]:
     """Hold ``run_dir`` for a training (locked with :class:`~aae.training.checkpoint.RunLock` where ``lock``:
     process 0 of a multi-process run); yields whether to resume from its checkpoint. A checkpoint
-    there without ``resume`` is an error, and so is none with ``require_checkpoint``."""
-    if not run_dir.is_dir() and resume and require_checkpoint:
+    there without ``resume`` is an error, and so is none with ``require_checkpoint``; so is a
+    directory :func:`check_run_dir` refuses for the ``trainer``'s config."""
+    if trainer is not None:
+        check_run_dir(run_dir, trainer.config, resume=resume, require_checkpoint=require_checkpoint)
+    elif not run_dir.is_dir() and resume and require_checkpoint:
         raise CheckpointError(
             f"{run_dir} does not exist, so there is nothing to resume; check the path, or train without --resume"
         )

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from .checkpoint import atomic_write
+from ..files import append_text, atomic_write
 
 JSONL, CSV, MACHINE = "metrics.jsonl", "metrics.csv", "machine.json"
 
@@ -104,13 +104,11 @@ class RunLog:
         self._columns += new
         if self.run_dir is None:
             return
-        with open(self.jsonl_path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_text(self.jsonl_path, json.dumps(row) + "\n")
         if new or not self.csv_path.exists():
             atomic_write(self.csv_path, self._csv(self._rows, header=True))
         else:
-            with open(self.csv_path, "a", newline="") as f:
-                f.write(self._csv([row], header=False))
+            append_text(self.csv_path, self._csv([row], header=False))
 
     def _csv(self, rows: list[dict], header: bool) -> str:
         buf = io.StringIO()
