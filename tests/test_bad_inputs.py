@@ -455,3 +455,40 @@ def test_outputs_take_the_mode_the_umask_gives(work, mask):
     written += [run / "final.json", run / "machine.json", work / f"s{mask:o}.npy", *(run / "figures").glob("*.png")]
     modes = {p.name: oct(p.stat().st_mode & 0o777) for p in written}
     assert set(modes.values()) == {oct(0o666 & ~mask)}, modes
+
+
+# -- a run is finished only when its training finished -----------------------------------------
+def _killed_after_one_epoch(work: Path, monkeypatch, out: str) -> None:
+    """Train ``out`` for 3 epochs, interrupted (as by Ctrl-C) once the first one's checkpoint is saved."""
+    import aae.training.trainer
+
+    saved = aae.training.trainer.save_training
+
+    def save_then_stop(trainer):
+        saved(trainer)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(aae.training.trainer, "save_training", save_then_stop)
+    rc, _, _ = run_main([*TRAIN, "--epochs", "3", "--out", out])
+    monkeypatch.setattr(aae.training.trainer, "save_training", saved)
+    assert rc == 130 and checkpoint.read_checkpoint(work / out)[1]["epoch"] == "1"
+
+
+def test_eval_write_cannot_make_an_unfinished_run_finished(work, monkeypatch):
+    from aae.config.load import load_config
+    from aae.paper.runs import _finished_record
+
+    _killed_after_one_epoch(work, monkeypatch, "killed")
+    expect_refused(work, ["eval", "--run", "killed", "--write"], "trained 1 of its 3 epochs", "--resume")
+    assert not (work / "killed" / "final.json").exists()
+    rc, _, err = run_main(["eval", "--run", "killed"])  # measuring without recording is fine
+    assert rc == 0, err
+    # a record written after the checkpoint anyway (by hand, or an older aae) does not finish it either
+    shutil.copy(work / "run" / "final.json", work / "killed" / "final.json")
+    cfg = load_config("demo", ["train.epochs=3", "model.hidden=[32]", "model.disc_hidden=[16]"])
+    assert _finished_record(work / "killed", cfg) is None
+    rc, _, err = run_main([*TRAIN, "--epochs", "3", "--out", "killed", "--resume"])  # what finishes it
+    assert rc == 0, err
+    assert _finished_record(work / "killed", cfg) is not None
+    rc, _, err = run_main(["eval", "--run", "killed", "--write"])
+    assert rc == 0, err

@@ -106,15 +106,21 @@ def cmd_train(args) -> None:
 
 def cmd_eval(args) -> None:
     from .evaluation.evaluate import cluster_breakdown, final_metrics
-    from .experiment import FINAL, open_run, write_final
+    from .experiment import FINAL, open_run, trained_epochs, write_final
     from .files import refuse_links
 
     if args.write and args.tta_shift is not None:
         raise ConfigError("--write records the run's own evaluation; drop --tta-shift or --write")
     if args.tta_shift is not None and args.tta_shift < 0:
         raise ConfigError(f"--tta-shift {args.tta_shift} is not allowed; give 0 or more pixels")
-    if args.write:  # refused before anything is measured
+    if args.write:  # a record is of a finished training: refused before anything is measured
         refuse_links(Path(args.run) / FINAL)
+        epoch, epochs = trained_epochs(args.run)
+        if epoch < epochs:
+            raise ConfigError(
+                f"{args.run} has trained {epoch} of its {epochs} epochs: --write records only a finished "
+                f"run; finish it first (aae train --out {args.run} --resume, with its config), or drop --write"
+            )
     model, cfg, splits = open_run(args.run, args.data_dir, progress=False)
     if args.tta_shift is not None:
         cfg.eval.tta_shift = args.tta_shift

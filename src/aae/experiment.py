@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config.load import from_dict
 from .config.schema import ExperimentConfig
 from .data.sets import load
 from .data.splits import Splits, check_labels, label_budget
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError, one_line
 from .evaluation.evaluate import epoch_metrics, final_metrics
 from .evaluation.figures import write_figures
 from .files import atomic_write
@@ -150,6 +151,15 @@ def write_final(run_dir: str | Path, metrics: dict) -> Path:
     path = Path(run_dir) / FINAL
     atomic_write(path, json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def trained_epochs(run_dir: str | Path) -> tuple[int, int]:
+    """(epochs a run has trained, epochs its config asks for), from its checkpoint."""
+    _, meta = read_checkpoint(run_dir)
+    try:
+        return int(meta["epoch"]), from_dict(json.loads(meta["config"]), strict=False).train.epochs
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{run_dir}: its config is unreadable ({one_line(exc)}); train again") from None
 
 
 def redraw_figures(run_dir: str | Path, data_dir: str | None = None) -> list[Path]:

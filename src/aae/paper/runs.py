@@ -134,12 +134,14 @@ class Runs:
 
 def _finished_record(run_dir: Path, cfg: ExperimentConfig) -> Result | None:
     """The record of ``cfg``'s run in ``run_dir`` where it trained to its end: a record of the same
-    recipe written after its last checkpoint (a run resumed for more epochs has a newer checkpoint);
-    else None."""
+    recipe written after its last checkpoint (a run resumed for more epochs has a newer checkpoint)
+    whose log reaches the config's last epoch (``aae eval --write`` cannot make an unfinished run
+    look finished); else None."""
     final, checkpoint = run_dir / FINAL, run_dir / CHECKPOINT
     if not final.exists() or (checkpoint.exists() and final.stat().st_mtime < checkpoint.stat().st_mtime):
         return None
-    return recorded(run_dir, cfg, strict=False)
+    res = recorded(run_dir, cfg, strict=False)
+    return res if res is not None and res.epochs >= cfg.train.epochs else None
 
 
 def _record(run_dir: Path, committed: Path | None, cfg: ExperimentConfig, how: dict | None, *, measured: bool):
