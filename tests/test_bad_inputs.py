@@ -11,6 +11,9 @@ import json
 import logging
 import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -492,3 +495,117 @@ def test_eval_write_cannot_make_an_unfinished_run_finished(work, monkeypatch):
     assert _finished_record(work / "killed", cfg) is not None
     rc, _, err = run_main(["eval", "--run", "killed", "--write"])
     assert rc == 0, err
+
+
+# -- plain OS errors are one line with the path and what to do ---------------------------------
+LONG = "n" * 300  # longer than any file system's name limit (255)
+
+
+@pytest.mark.parametrize(
+    "argv, needles",
+    [
+        ([*TRAIN, "--out", LONG], ["file name too long"]),
+        (["sample", "--run", "run", "-o", f"{LONG}.npy"], ["file name too long"]),
+        (["sample", "--run", "run", "-o", "mine.npy"], ["mine.npy", "a directory is where a file goes"]),
+        (["demo", "--out", f"runs/{LONG}", "--epochs", "1"], ["file name too long"]),
+        (["plot", "--run", "run"], ["run/figures", "a file is where a folder goes"]),
+    ],
+    ids=["train --out", "sample -o", "sample -o a folder", "demo --out", "plot into a figures file"],
+)
+def test_an_os_error_is_one_line_naming_the_path(work, argv, needles):
+    (work / "mine.npy").mkdir()
+    if argv[0] == "plot":
+        shutil.rmtree(work / "run" / "figures")
+        (work / "run" / "figures").write_text("not a folder")
+    expect_refused(work, argv, *needles)
+
+
+def test_a_log_dir_under_a_file_is_one_line(work):
+    pytest.importorskip("tensorboard")
+    expect_refused(work, [*TRAIN, "--out", "tb-run", "--log-dir", "notes.txt/tb"], "notes.txt")
+
+
+def _permissions_bind() -> bool:
+    """Whether a folder's permissions stop this process (not so for root, unless without its capabilities)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o555)
+        try:
+            Path(tmp, "probe").write_text("")
+        except PermissionError:
+            return True
+        finally:
+            os.chmod(tmp, 0o755)
+    return False
+
+
+@pytest.mark.skipif(not _permissions_bind(), reason="this user (root) writes a read-only folder")
+def test_a_read_only_run_is_one_line(work):
+    folders = [work / "run" / "figures", work / "run"]
+    for folder in folders:
+        folder.chmod(0o555)
+    try:
+        expect_refused(work, ["plot", "--run", "run"], "permission denied", "run/figures/")
+        expect_refused(work, ["eval", "--run", "run", "--write"], "permission denied", "run/final.json")
+        expect_refused(work, [*TRAIN, "--epochs", "2", "--out", "run", "--resume"], "run is not writable")
+        (work / "ro").mkdir(mode=0o555)
+        expect_refused(work, [*TRAIN, "--out", "ro/run"], "not writable")
+    finally:
+        for folder in folders:
+            folder.chmod(0o755)
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(work, monkeypatch):
+    import errno
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    rc, _, err = run_main([*TRAIN, "--out", "full"])
+    assert rc == 2 and err.strip().splitlines()[-1].startswith("aae: error: "), err
+    assert "no space left on the device" in err and "full/" in err
+    assert not [p for p in work.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_a_deeply_nested_config_is_one_line(work):
+    (work / "deep.toml").write_text("[model]\nhidden = " + "[" * 5000 + "]" * 5000 + "\n")
+    expect_refused(work, ["train", "--config", "deep.toml", "--out", "d"], "nested too deeply")
+    expect_refused(work, [*TRAIN, "--out", "d", "--set", "model.hidden=" + "[" * 5000 + "]" * 5000], "nested")
+
+
+# -- SIGTERM leaves every file whole and no temporary file -------------------------------------
+SIGTERM_IN_FSYNC = """
+import os, signal, sys
+os.environ["AAE_DATA_DIR"] = {data!r}
+real = os.fsync
+def fsync(fd):  # SIGTERM arrives in the middle of writing a file (the checkpoint among them)
+    real(fd)
+    os.kill(os.getpid(), signal.SIGTERM)
+os.fsync = fsync
+{body}
+"""
+
+
+def _run_with_sigterm(work: Path, body: str) -> subprocess.CompletedProcess:
+    script = SIGTERM_IN_FSYNC.format(data=str(work), body=body)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    return subprocess.run([sys.executable, "-c", script], cwd=work, env=env, capture_output=True, text=True)
+
+
+def test_sigterm_during_a_write_of_the_command_leaves_no_temporary_file(work):
+    body = "from aae.cli import main\nsys.exit(main({argv!r}))".format(argv=[*TRAIN, "--out", "term"])
+    done = _run_with_sigterm(work, body)
+    assert done.returncode == 128 + signal.SIGTERM, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("aae: terminated; "), done.stderr
+    assert "Traceback" not in done.stderr
+    assert not [p for p in work.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_sigterm_during_a_write_of_the_library_leaves_no_temporary_file(work):
+    body = "from aae.files import atomic_write\natomic_write('lib/out.bin', b'x' * 1000)\nprint('not reached')"
+    done = _run_with_sigterm(work, body)
+    assert done.returncode == -signal.SIGTERM, done.stderr  # ended as SIGTERM ends a process
+    assert "not reached" not in done.stdout
+    assert list((work / "lib").iterdir()) == []

@@ -6,14 +6,17 @@ Every error a user can fix ends in one line on stderr (``aae: error: ...``) and 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 from ._version import __version__
-from .errors import AAEError, ConfigError
+from .errors import AAEError, ConfigError, one_line
 
 log = logging.getLogger("aae")
 
@@ -339,37 +342,96 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the command's thread so that it stops as Ctrl-C does: every file whole,
+    no temporary file left, the run's lock released."""
+
+
+@contextlib.contextmanager
+def _sigterm_stops_the_command():
+    """SIGTERM raises :class:`Terminated` for the command's length (where it would otherwise end the
+    process without running any code: no handler of the caller's own, on the main thread)."""
+
+    def stop(signum, frame):
+        raise Terminated
+
+    mine = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
+        signal.SIG_DFL,
+        None,
+    )
+    if mine:
+        signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        if mine:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _stopped(args, how: str) -> str:
+    again = (
+        "the same command again continues every run from its last checkpoint"
+        if args.func is cmd_reproduce
+        else "a training run continues from its last checkpoint with --resume"
+    )
+    return f"aae: {how}; {again}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.quiet)
+    from .files import os_error_line
     from .training.devices import flush_denormals
     from .training.distributed import finish
 
     # the whole command flushes subnormal floats: set before torch starts its worker threads, which
     # inherit the setting (each thread has its own), and restored for an in-process caller after
-    with flush_denormals():
+    with flush_denormals(), _sigterm_stops_the_command():
         try:
             if getattr(args, "threads", 0):
-                if args.threads < 0:
-                    raise ConfigError(f"--threads {args.threads} is not allowed; give 1 or more (0: torch's choice)")
+                if not 0 <= args.threads <= MAX_THREADS:
+                    raise ConfigError(
+                        f"--threads {args.threads} is not allowed; give 1 to {MAX_THREADS} (0: torch's choice)"
+                    )
                 import torch
 
                 torch.set_num_threads(args.threads)
             args.func(args)
         except AAEError as exc:
-            print(f"aae: error: {exc}", file=sys.stderr)
-            return 2
+            return _error(str(exc))
+        except OSError as exc:  # permission denied, disk full, a name too long, a folder where a file goes
+            return _error(os_error_line(exc))
+        except MemoryError:
+            return _error("out of memory: the sizes asked for are too large for this machine; ask for less")
+        except RuntimeError as exc:
+            if not _out_of_memory(exc):
+                raise
+            return _error(f"out of memory ({one_line(exc)[:200]}); ask for less")
+        except RecursionError:
+            return _error("an input is nested too deeply (a list or table thousands of levels deep); flatten it")
         except KeyboardInterrupt:
-            again = (
-                "the same command again continues every run from its last checkpoint"
-                if args.func is cmd_reproduce
-                else "a training run continues from its last checkpoint with --resume"
-            )
-            print(f"aae: interrupted; {again}", file=sys.stderr)
+            print(_stopped(args, "interrupted"), file=sys.stderr)
             return 130
+        except Terminated:
+            print(_stopped(args, "terminated"), file=sys.stderr)
+            return 128 + signal.SIGTERM
         finish(0)  # under torchrun: wait for the other processes, then exit (returns at once otherwise)
     return 0
+
+
+MAX_THREADS = 4096
+
+
+def _error(message: str) -> int:
+    print(f"aae: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _out_of_memory(exc: RuntimeError) -> bool:
+    """Whether torch's allocator ran out (it raises RuntimeError, not MemoryError)."""
+    text = str(exc)
+    return "can't allocate memory" in text or "out of memory" in text.lower() or "not enough memory" in text
 
 
 if __name__ == "__main__":

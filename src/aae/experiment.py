@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from .data.splits import Splits, check_labels, label_budget
 from .errors import CheckpointError, ConfigError, one_line
 from .evaluation.evaluate import epoch_metrics, final_metrics
 from .evaluation.figures import write_figures
-from .files import atomic_write
+from .files import atomic_write, check_writable
 from .model.autoencoder import build_model
 from .model.priors import describe
 from .model.regimes import REGIMES
@@ -79,16 +78,6 @@ def train_labels(cfg: ExperimentConfig, splits: Splits) -> np.ndarray | None:
         return None
     # labels the data gives as all -1 stay an error (labels_for_regime says so); the config's own 0 is a choice
     return None if regime.labels == "optional" and cfg.data.n_labeled == 0 else y
-
-
-def check_writable(out: str | Path) -> None:
-    """Refuse, before any data is read, a run directory that cannot be written."""
-    out = Path(out)
-    first = next((p for p in (out, *out.parents) if p.exists()), Path("."))
-    if not first.is_dir():
-        raise ConfigError(f"cannot write the run directory {out}: {first} is a file, not a directory")
-    if not os.access(first, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot write the run directory {out}: {first} is not writable")
 
 
 def run(

@@ -82,6 +82,32 @@ def make_dirs(folder: str | os.PathLike, root: str | os.PathLike | None = None) 
     return folder
 
 
+def check_writable(folder: str | os.PathLike, what: str = "the run directory") -> None:
+    """Refuse (:class:`~aae.errors.ConfigError`), before any data is read, a folder that cannot be
+    made and written: under a file, under a folder not writable, or a name too long."""
+    from .errors import ConfigError
+
+    folder = Path(folder)
+    try:
+        first = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    except OSError as exc:
+        raise ConfigError(f"cannot write {what} {folder}: {os_error_line(exc)}") from None
+    try:
+        longest = os.pathconf(first, "PC_NAME_MAX") if first.is_dir() else 255
+    except (OSError, ValueError):
+        longest = 255
+    too_long = next((part for part in folder.parts if len(os.fsencode(part)) > longest), None)
+    if too_long is not None:
+        raise ConfigError(
+            f"cannot write {what} {folder}: file name too long ({len(too_long)} characters, "
+            f"at most {longest}); choose a shorter name"
+        )
+    if not first.is_dir():
+        raise ConfigError(f"cannot write {what} {folder}: {first} is a file, not a directory")
+    if not os.access(first, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write {what} {folder}: {first} is not writable")
+
+
 def _named(exc: OSError, path: Path) -> OSError:
     """``exc`` naming ``path`` (the file asked for, not the temporary one)."""
     if exc.errno is None:
@@ -172,3 +198,27 @@ def _on_sigterm(signum, frame) -> None:
             os.unlink(tmp)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)  # end as SIGTERM would have
+
+
+_ADVICE = {
+    errno.EACCES: "permission denied; choose a folder you may write (--out), or change its permissions",
+    errno.EPERM: "operation not permitted; choose a folder you may write (--out), or change its permissions",
+    errno.ENOSPC: "no space left on the device; free some space, or choose a folder on another disk",
+    errno.EDQUOT: "disk quota exceeded; free some space, or choose a folder on another disk",
+    errno.ENAMETOOLONG: "file name too long; choose a shorter name",
+    errno.EISDIR: "a directory is where a file goes; move it away, or choose another name",
+    errno.ENOTDIR: "a part of the path is a file, not a directory; choose another path",
+    errno.EROFS: "read-only file system; choose a folder on a writable disk",
+    errno.EEXIST: "a file is where a folder goes; move it away, or choose another path",
+    errno.ELOOP: "too many levels of symbolic links; give the real path",
+    errno.ENOENT: "no such file or directory; check the path",
+    errno.EMFILE: "too many open files; raise the limit (ulimit -n) or run fewer at once",
+    errno.EFBIG: "file too large for this file system; choose a folder on another disk",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """An OSError as one line: the path, what went wrong, and what to do."""
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    what = _ADVICE.get(exc.errno) or f"{exc.strerror or exc}; check the path and try again"
+    return f"{where}: {what}" if where else what

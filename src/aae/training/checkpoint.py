@@ -125,7 +125,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         tensors = st_load(data)
         header_len = int.from_bytes(data[:8], "little")
         meta = json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
-    except (SafetensorError, ValueError, UnicodeDecodeError, OverflowError) as exc:
+    except (SafetensorError, ValueError, UnicodeDecodeError, OverflowError, RecursionError) as exc:
         raise CheckpointError(
             f"{path} is corrupt or truncated ({_first_line(exc)}); move it away to train this run afresh"
         ) from None
@@ -163,7 +163,7 @@ def config_of(
                 )
             table["model"]["prior"] = {"name": "gaussian"}  # the function passed replaces it
         return from_dict(table, strict=False)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError, RecursionError) as exc:
         raise CheckpointError(f"{path}: its config is unreadable ({exc}); train again") from None
 
 

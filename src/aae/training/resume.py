@@ -15,7 +15,7 @@ import torch
 
 from ..config.schema import ExperimentConfig
 from ..errors import AAEError, CheckpointError, PathError
-from ..files import refuse_links
+from ..files import os_error_line, refuse_links
 from .checkpoint import (
     CHECKPOINT,
     LOCK,
@@ -103,7 +103,7 @@ def training_run_dir(
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise CheckpointError(f"cannot create the run directory {run_dir} ({exc.strerror})") from None
+        raise CheckpointError(f"cannot create the run directory: {os_error_line(exc)}") from None
     with RunLock(run_dir) if lock else contextlib.nullcontext():
         exists = (run_dir / CHECKPOINT).exists()
         if exists and not resume:
