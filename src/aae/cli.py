@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import signal
 import sys
 import threading
@@ -108,14 +109,15 @@ def cmd_train(args) -> None:
 
 
 def cmd_eval(args) -> None:
+    from .config.schema import MAX_SHIFT
     from .evaluation.evaluate import cluster_breakdown, final_metrics
     from .experiment import FINAL, open_run, trained_epochs, write_final
     from .files import refuse_links
 
     if args.write and args.tta_shift is not None:
         raise ConfigError("--write records the run's own evaluation; drop --tta-shift or --write")
-    if args.tta_shift is not None and args.tta_shift < 0:
-        raise ConfigError(f"--tta-shift {args.tta_shift} is not allowed; give 0 or more pixels")
+    if args.tta_shift is not None and not 0 <= args.tta_shift <= MAX_SHIFT:
+        raise ConfigError(f"--tta-shift {args.tta_shift} is not allowed; give 0 to {MAX_SHIFT} pixels")
     if args.write:  # a record is of a finished training: refused before anything is measured
         refuse_links(Path(args.run) / FINAL)
         epoch, epochs = trained_epochs(args.run)
@@ -165,8 +167,9 @@ def cmd_sample(args) -> None:
     import numpy as np
     import torch
 
+    from .config.schema import MAX_GRID, MAX_SEED, MAX_VALUES
     from .evaluation import plots
-    from .files import atomic_write
+    from .files import atomic_write, refuse_links
     from .model.autoencoder import n_categories
     from .training.checkpoint import load
 
@@ -175,9 +178,18 @@ def cmd_sample(args) -> None:
         raise ConfigError(f"--out {out}: write a .png grid or a .npy array (not {out.suffix or 'no suffix'!r})")
     if not out.parent.is_dir():
         raise ConfigError(f"--out {out}: the folder {out.parent} does not exist; create it first")
-    if args.n < 1:
-        raise ConfigError(f"-n {args.n} is not allowed; give 1 or more samples")
+    most = MAX_GRID if out.suffix.lower() == ".png" else MAX_VALUES
+    if not 1 <= args.n <= most:
+        raise ConfigError(f"-n {args.n} is not allowed; give 1 to {most} samples (a .png grid: at most {MAX_GRID})")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise ConfigError(f"--seed {args.seed} is not allowed; give 0 to {MAX_SEED}")
+    refuse_links(out)
     model = load(args.run)
+    if args.n * model.x_dim > MAX_VALUES:
+        raise ConfigError(
+            f"-n {args.n} asks for {args.n} x {model.x_dim} values, more than {MAX_VALUES:.0e}; ask for fewer "
+            f"(several calls with other --seed values)"
+        )
     if not hasattr(model, "generate"):  # the classifier baselines: q(y|x) alone
         raise ConfigError(f"{args.run} is a model.objective = 'classifier' run: it has no decoder to sample from")
     torch.manual_seed(args.seed)
@@ -196,6 +208,11 @@ def cmd_sample(args) -> None:
         shape = tuple(args.image_shape) if args.image_shape is not None else _image_shape(args.run)
         if shape is None:
             raise ConfigError("this data set has no image shape; write .npy, or pass --image-shape H W")
+        if not 2 <= len(shape) <= 3 or math.prod(shape) != model.x_dim or min(shape) < 1:
+            raise ConfigError(
+                f"--image-shape {' '.join(map(str, shape))} does not fit this model's {model.x_dim} values: "
+                f"give H W (or H W C) whose product is {model.x_dim}"
+            )
     images = model.generate(args.n, labels=labels).cpu().numpy()
     if out.suffix.lower() == ".npy":
         buf = io.BytesIO()

@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ..config.checks import validate
 from ..config.load import load_config
-from ..config.schema import LR_PHASES, ExperimentConfig
+from ..config.schema import LR_PHASES, MAX_VALUES, ExperimentConfig
 from ..errors import ConfigError, DataError
 from ..evaluation.evaluate import embed, encode
 from ..model.autoencoder import AdversarialAutoencoder, build_model
@@ -276,6 +276,11 @@ class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         check_is_fitted(self, "model_")
         if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
             raise ValueError(f"n_samples = {n_samples!r}; give an int >= 1")
+        if n_samples * self.n_features_in_ > MAX_VALUES:
+            raise ValueError(
+                f"n_samples = {n_samples} asks for {n_samples} x {self.n_features_in_} values, more than "
+                f"{MAX_VALUES:.0e}; ask for fewer (several calls with other random_state values)"
+            )
         k = self._n_categories()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed(random_state))

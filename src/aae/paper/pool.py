@@ -42,9 +42,12 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+MAX_JOBS = 1024
+
+
 def check_jobs(jobs: int) -> None:
-    if jobs < 1:
-        raise ConfigError(f"--jobs {jobs} is not allowed; give 1 or more runs at a time")
+    if not 1 <= jobs <= MAX_JOBS:
+        raise ConfigError(f"--jobs {jobs} is not allowed; give 1 to {MAX_JOBS} runs at a time")
 
 
 def _worker_signals() -> None:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..config.schema import MAX_EPOCHS, MAX_SEED
 from ..errors import ConfigError
 from ..files import atomic_write
 from ..training.devices import cpu_model
@@ -154,6 +155,22 @@ PAPER: list[tuple[str, dict]] = [
 """``aae reproduce all``: every table and figure of the paper, with its seeds and baselines"""
 
 
+def check_numbers(args: argparse.Namespace) -> None:
+    """The command's own numbers in their ranges (the config's keys are checked as configs are)."""
+    for option in ("seeds", "label_seeds"):
+        bad = [s for s in getattr(args, option, None) or [] if not 0 <= s <= MAX_SEED]
+        if bad:
+            raise ConfigError(f"--{option.replace('_', '-')} {bad[0]} is not allowed; give seeds in 0..{MAX_SEED}")
+    for option, most in (("samples", MAX_SAMPLES), ("epochs", MAX_EPOCHS)):
+        value = getattr(args, option, None)
+        if value is not None and not 1 <= value <= most:
+            raise ConfigError(f"--{option} {value} is not allowed; give 1 to {most}")
+
+
+MAX_SAMPLES = 100_000
+"""the most images --samples puts in the Parzen window (the paper's 10000)"""
+
+
 def reproduce_all(args: argparse.Namespace) -> None:
     """Every table and figure of the paper (``PAPER``), each from its records or, with --train, trained;
     then a one-page summary, ``<out>/README.md``: ours beside the paper's, the runs, their minutes."""
@@ -222,6 +239,7 @@ def _in_parallel(experiment: Callable[[argparse.Namespace], None]) -> Callable[[
     def gathered(args: argparse.Namespace) -> None:
         jobs = getattr(args, "jobs", 1)
         check_jobs(jobs)
+        check_numbers(args)
         args.started = time.perf_counter(), cpu_seconds()  # what all's summary counts, the pool's training too
         if jobs > 1:
             plan = Plan()
