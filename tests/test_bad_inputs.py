@@ -642,3 +642,78 @@ def test_sigterm_during_a_write_of_the_library_leaves_no_temporary_file(work):
     assert done.returncode == -signal.SIGTERM, done.stderr  # ended as SIGTERM ends a process
     assert "not reached" not in done.stdout
     assert list((work / "lib").iterdir()) == []
+
+
+# -- the workers of --jobs die with their command ----------------------------------------------
+def _lock_is_free(path: Path) -> bool:
+    import fcntl
+
+    with open(path) as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return True
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_9_of_a_jobs_command_stops_its_workers_and_a_rerun_continues_bit_identical(tmp_path):
+    import time
+
+    from aae.config.load import from_dict
+    from aae.experiment import run
+    from aae.training.runlog import read_history
+
+    out, epochs = tmp_path / "out", 150
+    tiny = ["--set", "data.name='digits'", "--set", "model.hidden=[32]", "--set", "model.disc_hidden=[16]"]
+    argv = ["reproduce", "prior-match", "--prior", "gaussian", "--models", "AAE", "VAE", "--train", "--jobs", "2"]
+    argv += ["--out", str(out), "--records", "none", "--seeds", "0", *tiny, "--epochs", str(epochs)]
+    argv += ["--no-progress", "--device", "cpu"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    command = [sys.executable, "-m", "aae.cli", *argv]
+    parent = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = [out / "AAE-seed0", out / "VAE-seed0"]
+    try:
+        deadline = time.monotonic() + 120
+        while not all(len(read_history(r) or []) >= 2 for r in runs):
+            assert time.monotonic() < deadline and parent.poll() is None, "the workers never started training"
+            time.sleep(0.2)
+        workers = [int((r / checkpoint.LOCK).read_text()) for r in runs]
+        assert all(_alive(pid) for pid in workers) and parent.pid not in workers
+        parent.kill()  # kill -9: no handler of the command's runs
+        parent.wait()
+        deadline = time.monotonic() + 15
+        while any(_alive(pid) for pid in workers) or not all(_lock_is_free(r / checkpoint.LOCK) for r in runs):
+            assert time.monotonic() < deadline, "a worker went on training after its command was killed"
+            time.sleep(0.2)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+    assert all(checkpoint.read_checkpoint(r)[1]["epoch"] != str(epochs) for r in runs), "killed too late"
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)  # the same command continues
+    assert done.returncode == 0, done.stderr
+    resumed = {r: checkpoint.read_checkpoint(r) for r in runs}
+    assert all(meta["epoch"] == str(epochs) for _, meta in resumed.values())
+    # bit-identical to the run trained without the kill (one thread, as each of the two workers had on two cores)
+    config = json.loads((runs[0] / "config.json").read_text())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // 2))
+    try:
+        run(from_dict(config), tmp_path / "whole", figures=False, device="cpu", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    whole, _ = checkpoint.read_checkpoint(tmp_path / "whole")
+    tensors, _ = resumed[runs[0]]
+    assert all(torch.equal(whole[k], tensors[k]) for k in whole if k.startswith(("model/", "optim/")))
