@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from aae.cli import main
+from aae.errors import AAEError
 from aae.training import checkpoint
 
 TINY = ["--no-progress", "--set", "model.hidden=[32]", "--set", "model.disc_hidden=[16]"]
@@ -717,3 +718,201 @@ def test_kill_9_of_a_jobs_command_stops_its_workers_and_a_rerun_continues_bit_id
     whole, _ = checkpoint.read_checkpoint(tmp_path / "whole")
     tensors, _ = resumed[runs[0]]
     assert all(torch.equal(whole[k], tensors[k]) for k in whole if k.startswith(("model/", "optim/")))
+
+
+# -- an estimator's checkpoint_dir never serves a model of other data or parameters ---------------
+EST = dict(hidden=[32], disc_hidden=[16], epochs=2, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def wine():
+    from sklearn.datasets import load_wine
+
+    return load_wine(return_X_y=True)
+
+
+def _same(a, b, x) -> bool:
+    return np.array_equal(a.transform(x), b.transform(x))
+
+
+def test_a_checkpoint_dir_trains_afresh_on_other_data(wine, tmp_path):
+    from aae import AAE, SemiSupervisedAAE
+
+    x, y = wine
+    where = str(tmp_path / "ck")
+    first = AAE(checkpoint_dir=where, **EST).fit(x[:120])
+    other = AAE(checkpoint_dir=where, **EST).fit(x[60:])
+    assert _same(other, AAE(**EST).fit(x[60:]), x) and not _same(other, first, x)
+    again = AAE(checkpoint_dir=where, **EST).fit(x[60:])  # the same fit: continued (here: already done)
+    assert _same(again, other, x) and len(again.history_) == 2
+    shifted = x[60:].copy()
+    shifted[0, 0] += 1e-9  # one value in one row: another fit
+    assert _same(AAE(checkpoint_dir=where, **EST).fit(shifted), AAE(**EST).fit(shifted), x)
+    as32 = AAE(checkpoint_dir=where, **EST).fit(x[60:].astype(np.float32))  # another dtype: another fit
+    assert _same(as32, AAE(**EST).fit(x[60:].astype(np.float32)), x)
+    some = np.where(np.arange(len(y)) % 3 == 0, y, -1)
+    semi = SemiSupervisedAAE(checkpoint_dir=str(tmp_path / "semi"), **EST).fit(x, some)
+    other_labels = np.where(np.arange(len(y)) % 3 == 1, y, -1)
+    relabeled = SemiSupervisedAAE(checkpoint_dir=str(tmp_path / "semi"), **EST).fit(x, other_labels)
+    assert _same(relabeled, SemiSupervisedAAE(**EST).fit(x, other_labels), x) and not _same(relabeled, semi, x)
+
+
+def test_a_checkpoint_dir_trains_afresh_for_other_parameters_and_continues_for_more_epochs(wine, tmp_path):
+    from aae import AAE
+
+    x, _ = wine
+    where = str(tmp_path / "ck")
+    AAE(checkpoint_dir=where, **EST).fit(x)
+    faster = AAE(checkpoint_dir=where, **{**EST, "lr": 0.01}).fit(x)
+    assert _same(faster, AAE(**{**EST, "lr": 0.01}).fit(x), x)
+    longer = AAE(checkpoint_dir=where, **{**EST, "lr": 0.01, "epochs": 3}).fit(x)  # continued, as --resume does
+    assert [r["epoch"] for r in longer.history_] == [1, 2, 3]
+    assert _same(longer, AAE(**{**EST, "lr": 0.01, "epochs": 3}).fit(x), x)
+    shorter = AAE(checkpoint_dir=where, **{**EST, "lr": 0.01, "epochs": 1}).fit(x)  # 3 epochs in: afresh
+    assert len(shorter.history_) == 1 and _same(shorter, AAE(**{**EST, "lr": 0.01, "epochs": 1}).fit(x), x)
+    other_seed = AAE(checkpoint_dir=where, **{**EST, "random_state": 1}).fit(x)
+    assert _same(other_seed, AAE(**{**EST, "random_state": 1}).fit(x), x)
+
+
+def test_cross_validation_with_a_checkpoint_dir_gives_each_fold_its_own_model(wine, tmp_path):
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold, cross_validate
+
+    from aae import SemiSupervisedAAE
+
+    x, y = wine
+    est = SemiSupervisedAAE(checkpoint_dir=str(tmp_path / "cv"), **EST)
+    folds = KFold(3, shuffle=True, random_state=0)
+    fitted = cross_validate(est, x, y, cv=folds, return_estimator=True)["estimator"]
+    for (train, _), model in zip(folds.split(x), fitted, strict=True):
+        alone = clone(est).set_params(checkpoint_dir=None).fit(x[train], y[train])
+        assert np.array_equal(model.predict_proba(x), alone.predict_proba(x))
+
+
+def test_a_checkpoint_dir_never_takes_over_a_run_or_a_users_files(wine, work):
+    from aae import AAE
+
+    x, _ = wine
+    before = snapshot(work)
+    with pytest.raises(AAEError, match="no estimator's fit"):
+        AAE(checkpoint_dir=str(work / "run"), **EST).fit(x)
+    with pytest.raises(AAEError, match="did not write .*data.csv"):
+        AAE(checkpoint_dir=str(work / "mine"), **EST).fit(x)
+    assert snapshot(work) == before
+
+
+# -- estimators save and load without pickle ----------------------------------------------------
+def test_an_estimator_saves_and_loads_without_pickle(wine, tmp_path, monkeypatch):
+    import pickle
+
+    import aae
+
+    x, y = wine
+    names = np.array(["barolo", "grignolino", "barbera"])[y]
+    names[::4] = "-1"
+    est = aae.SemiSupervisedAAE(overrides=("train.ema=0.5",), **EST).fit(x.astype(np.float32), names)
+    est.save(tmp_path / "est")
+
+    def no_pickle(*args, **kwargs):
+        raise AssertionError("pickle was used")
+
+    monkeypatch.setattr(pickle, "load", no_pickle)
+    monkeypatch.setattr(pickle, "loads", no_pickle)
+    monkeypatch.setattr(torch, "load", no_pickle)
+    back = aae.load_estimator(tmp_path / "est")
+    assert type(back) is type(est) and back.get_params() == est.get_params()
+    assert list(back.classes_) == ["barbera", "barolo", "grignolino"] and back.classes_.dtype == est.classes_.dtype
+    x32 = x.astype(np.float32)
+    assert np.array_equal(back.predict(x32), est.predict(x32))
+    assert np.array_equal(back.predict_proba(x32), est.predict_proba(x32))
+    assert np.array_equal(back.embedding_, est.embedding_) and back.embedding_.dtype == np.float32
+    assert np.array_equal(back.mean_, est.mean_) and np.array_equal(back.scale_, est.scale_)
+    drawn, labels = back.sample(5, random_state=3)
+    assert drawn.dtype == np.float32 and np.array_equal(drawn, est.sample(5, random_state=3)[0])
+    assert back.score(x32, np.array(["barolo", "grignolino", "barbera"])[y]) == est.score(
+        x32, np.array(["barolo", "grignolino", "barbera"])[y]
+    )
+
+
+def test_a_clustering_estimator_keeps_its_labels(wine, tmp_path):
+    import aae
+
+    est = aae.ClusteringAAE(n_clusters=3, **EST).fit(wine[0])
+    back = aae.load_estimator(est.save(tmp_path / "c"))
+    assert np.array_equal(back.labels_, est.labels_) and np.array_equal(back.predict(wine[0]), est.predict(wine[0]))
+
+
+def test_pickle_still_works(wine):
+    import pickle
+
+    import aae
+
+    est = aae.AAE(**EST).fit(wine[0])
+    assert _same(pickle.loads(pickle.dumps(est)), est, wine[0])
+
+
+def test_aae_sample_gives_an_estimators_data_in_its_own_units(wine, work):
+    import aae
+
+    x, _ = wine
+    est = aae.AAE(checkpoint_dir=str(work / "ck"), **EST).fit(x)
+    est.save(work / "saved")
+    for folder in ("saved", "ck"):
+        rc, _, err = run_main(["sample", "--run", folder, "-n", "6", "--seed", "4", "-o", f"{folder}.npy"])
+        assert rc == 0, err
+        drawn = np.load(work / f"{folder}.npy")
+        assert drawn.dtype == np.float64 and np.allclose(drawn, est.sample(6, random_state=4)[0])
+        assert abs(drawn[:, 12].mean() - x[:, 12].mean()) < 3 * x[:, 12].std()  # proline: hundreds, not ~0
+    expect_refused(work, ["eval", "--run", "saved"], "estimator's", "load_estimator")
+
+
+def test_a_saved_estimator_names_nothing_that_runs(wine, work):
+    from safetensors.torch import save
+
+    import aae
+
+    est = aae.AAE(prior=lambda n: torch.randn(n, 2), **EST).fit(wine[0])
+    est.save(work / "fn")
+    with pytest.raises(AAEError, match="never imports code named in a file"):
+        aae.load_estimator(work / "fn")
+    assert aae.load_estimator(work / "fn", prior=lambda n: torch.randn(n, 2)).transform(wine[0]).shape == (178, 2)
+
+    def forge(**change):
+        tensors, meta = checkpoint.read_checkpoint(work / "fn")
+        info = {**json.loads(meta["estimator"]), **change}
+        meta["estimator"] = json.dumps(info)
+        meta.pop("sha256")
+        meta["sha256"] = checkpoint._digest(save(tensors, metadata=meta), meta)
+        (work / "forged").mkdir(exist_ok=True)
+        (work / "forged" / checkpoint.CHECKPOINT).write_bytes(save(tensors, metadata=meta))
+
+    forge(**{"class": "os.system"})
+    with pytest.raises(AAEError, match="aae has only"):
+        aae.load_estimator(work / "forged")
+    forge(params={"__reduce__": 1})
+    with pytest.raises(AAEError, match="no parameter '__reduce__'"):
+        aae.load_estimator(work / "forged")
+    forge(classes={"dtype": "V8", "values": []})
+    with pytest.raises(AAEError, match="classes are unreadable"):
+        aae.load_estimator(work / "forged", prior=lambda n: torch.randn(n, 2))
+    with pytest.raises(AAEError, match="is a run, not a saved estimator"):
+        aae.load_estimator(work / "run")
+
+
+def test_saving_an_estimator_writes_only_its_own_folder(wine, work, outside):
+    import aae
+
+    est = aae.AAE(**EST).fit(wine[0])
+    before = snapshot(work)
+    with pytest.raises(AAEError, match="did not write"):
+        est.save(work / "mine")
+    with pytest.raises(AAEError, match="no estimator's"):
+        est.save(work / "run")
+    (work / "linked").mkdir()
+    (work / "linked" / checkpoint.CHECKPOINT).symlink_to(outside)
+    with pytest.raises(AAEError, match="symbolic link"):
+        est.save(work / "linked")
+    expect_untouched(outside)
+    assert {k: v for k, v in snapshot(work).items() if not k.startswith("linked")} == before
+    est.save(work / "mine2")
+    est.save(work / "mine2")  # its own earlier save is replaced

@@ -171,7 +171,7 @@ def cmd_sample(args) -> None:
     from .evaluation import plots
     from .files import atomic_write, refuse_links
     from .model.autoencoder import n_categories
-    from .training.checkpoint import load
+    from .training.checkpoint import data_units, load, read_checkpoint
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".npy"):
@@ -184,7 +184,8 @@ def cmd_sample(args) -> None:
     if not 0 <= args.seed <= MAX_SEED:
         raise ConfigError(f"--seed {args.seed} is not allowed; give 0 to {MAX_SEED}")
     refuse_links(out)
-    model = load(args.run)
+    model, (tensors, meta) = load(args.run), read_checkpoint(args.run)
+    units = data_units(tensors, meta)  # an estimator's standardized features: back to fit's units
     if args.n * model.x_dim > MAX_VALUES:
         raise ConfigError(
             f"-n {args.n} asks for {args.n} x {model.x_dim} values, more than {MAX_VALUES:.0e}; ask for fewer "
@@ -205,7 +206,7 @@ def cmd_sample(args) -> None:
     elif model.regime.label_to == "decoder":
         labels = torch.arange(args.n) % model.config.n_classes
     if out.suffix.lower() == ".png":
-        shape = tuple(args.image_shape) if args.image_shape is not None else _image_shape(args.run)
+        shape = tuple(args.image_shape) if args.image_shape is not None else _image_shape(args.run, meta, model)
         if shape is None:
             raise ConfigError("this data set has no image shape; write .npy, or pass --image-shape H W")
         if not 2 <= len(shape) <= 3 or math.prod(shape) != model.x_dim or min(shape) < 1:
@@ -214,19 +215,44 @@ def cmd_sample(args) -> None:
                 f"give H W (or H W C) whose product is {model.x_dim}"
             )
     images = model.generate(args.n, labels=labels).cpu().numpy()
+    if units is not None:
+        images = units(images).astype(_estimator_dtype(meta))
     if out.suffix.lower() == ".npy":
         buf = io.BytesIO()
         np.save(buf, images)
         atomic_write(out, buf.getvalue())  # never through a link
     else:
+        if units is not None:  # data in other units than [0, 1]: the grid spans the samples' own range
+            low, high = float(images.min()), float(images.max())
+            images = (images - low) / (high - low if high > low else 1.0)
         plots.image_grid(images, out, image_shape=shape)
     print(out)
 
 
-def _image_shape(run: str):
+def _image_shape(run: str, meta: dict, model):
+    """The images' shape: the run's data set's; an estimator's (which names none), a square's where
+    its features make one."""
+    from .data.augment import image_shape_of
     from .experiment import open_run
+    from .training.checkpoint import ESTIMATOR
 
-    return open_run(run, progress=False)[2].test.image_shape
+    if ESTIMATOR not in meta:
+        return open_run(run, progress=False)[2].test.image_shape
+    try:
+        return image_shape_of(model.x_dim, "--image-shape")
+    except ConfigError:
+        return None
+
+
+def _estimator_dtype(meta: dict) -> str:
+    """The dtype of the data an estimator was fitted on (what its own sample() gives)."""
+    from .training.checkpoint import ESTIMATOR
+
+    try:
+        dtype = json.loads(meta[ESTIMATOR]).get("dtype")
+    except (KeyError, ValueError, AttributeError, RecursionError):
+        dtype = None
+    return dtype if dtype in ("float32", "float64") else "float64"
 
 
 def cmd_demo(args) -> None:

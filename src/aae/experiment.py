@@ -22,7 +22,7 @@ from .files import atomic_write, check_writable
 from .model.autoencoder import build_model
 from .model.priors import describe
 from .model.regimes import REGIMES
-from .training.checkpoint import CHECKPOINT, config_of, read_checkpoint
+from .training.checkpoint import CHECKPOINT, ESTIMATOR, config_of, read_checkpoint
 from .training.checkpoint import load as load_model
 from .training.resume import check_run_dir
 from .training.runlog import read_history
@@ -160,6 +160,11 @@ def redraw_figures(run_dir: str | Path, data_dir: str | None = None) -> list[Pat
 def open_run(run_dir: str | Path, data_dir: str | None = None, prior=None, progress: bool = True):
     """A trained run directory's model, config and data (from ``data_dir`` if given)."""
     _, meta = read_checkpoint(Path(run_dir) / CHECKPOINT if Path(run_dir).is_dir() else run_dir)
+    if ESTIMATOR in meta:
+        raise CheckpointError(
+            f"{run_dir} is an estimator's: it names no data set to measure or draw; load it with "
+            f"aae.load_estimator({str(run_dir)!r}), or decode samples with aae sample --run {run_dir}"
+        )
     cfg = config_of(meta, run_dir, prior)
     if data_dir is not None:
         cfg.data.data_dir = data_dir

@@ -33,6 +33,10 @@ from ..files import atomic_write, open_own
 FORMAT = "aae-checkpoint/1"
 CHECKPOINT = "checkpoint.safetensors"
 LOCK = ".lock"
+ESTIMATOR, FIT = "estimator", "fit"
+"""an estimator's checkpoint's metadata: what of the estimator it keeps beside the model (JSON, and its
+scaling as the tensors ``estimator/mean`` and ``estimator/scale``), and the fingerprint of the fit
+(its data and parameters) that a ``checkpoint_dir`` continues only for the same"""
 
 
 def _split_optimizer(prefix: str, state: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -72,11 +76,13 @@ def save_checkpoint(
     rng: bool = True,
     raw: torch.nn.Module | None = None,
     extra: dict[str, torch.Tensor] | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> None:
     """Save everything needed to rebuild the model, and to resume training exactly. ``model`` is
     what :func:`load` gives; ``raw``, if training runs on other weights than those (the trainer's
     weight averaging), is what training continues from; ``extra`` are more tensors of training
-    state, by name."""
+    state, by name; ``metadata`` more JSON strings, by name (an estimator's, :data:`ESTIMATOR`
+    and :data:`FIT`)."""
     tensors = _storable(model.state_dict(), "model/")
     if raw is not None:
         tensors.update(_storable(raw.state_dict(), "raw/"))
@@ -91,6 +97,7 @@ def save_checkpoint(
             for i, s in enumerate(torch.cuda.get_rng_state_all()):
                 tensors[f"rng/cuda/{i}"] = s
     meta = {
+        **(metadata or {}),
         "format": FORMAT,
         "aae_version": __version__,
         "config": config.to_json(),
@@ -140,6 +147,15 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     if bad is not None:
         raise CheckpointError(f"{path} holds NaN or infinite values in {bad!r}; it cannot be used")
     return tensors, meta
+
+
+def data_units(tensors: dict[str, torch.Tensor], meta: dict[str, str]):
+    """For an estimator's checkpoint whose features were standardized, the map from the model's
+    output back to the units of the data it was fitted on; None for any other checkpoint."""
+    if ESTIMATOR not in meta or "estimator/mean" not in tensors or "estimator/scale" not in tensors:
+        return None
+    mean, scale = tensors["estimator/mean"].double().numpy(), tensors["estimator/scale"].double().numpy()
+    return lambda out: out.astype("float64") * scale + mean
 
 
 def _first_line(exc: BaseException) -> str:

@@ -18,6 +18,7 @@ from ..errors import AAEError, CheckpointError, PathError
 from ..files import os_error_line, refuse_links
 from .checkpoint import (
     CHECKPOINT,
+    FIT,
     LOCK,
     RunLock,
     read_checkpoint,
@@ -38,13 +39,18 @@ def _temporary(name: str) -> bool:
 
 
 def check_run_dir(
-    run_dir: str | Path, config: ExperimentConfig, *, resume: bool, require_checkpoint: bool, same_config: bool = True
-) -> None:
+    run_dir: str | Path, config: ExperimentConfig, *, resume: bool, require_checkpoint: bool, fit: str | None = None
+) -> bool:
     """Refuse, before anything is read or written, a run directory a training may not use: one
     with nothing to resume where ``require_checkpoint``; one whose files of a run are symbolic
     links; and, for a fresh start, one that holds anything but a run's own files, or a
-    ``config.json`` of another config (``same_config``; else of no aae config at all), since the
-    training would overwrite them."""
+    ``config.json`` of another config, since the training would overwrite them.
+
+    An estimator's fit (``fit``: its fingerprint, :data:`~aae.training.checkpoint.FIT`) continues
+    the checkpoint there only where it is of the same fit and at most ``train.epochs`` in; any
+    other fit of an estimator's trains afresh in its place (an unfinished run of any config may
+    be replaced), and a checkpoint that is no estimator's (an ``aae train`` run) is refused.
+    Returns whether the checkpoint there is to be continued."""
     run_dir = Path(run_dir)
     if not run_dir.exists():
         if resume and require_checkpoint:
@@ -57,8 +63,16 @@ def check_run_dir(
     names = {p.name for p in run_dir.iterdir()}
     for name in sorted(names & RUN_FILES):
         refuse_links(run_dir / name)
+    if fit is not None and CHECKPOINT in names:
+        _, meta = read_checkpoint(run_dir / CHECKPOINT)
+        if FIT not in meta:
+            raise PathError(
+                f"{run_dir} holds a checkpoint that is no estimator's fit (an aae train run?); give "
+                f"checkpoint_dir a folder of its own"
+            )
+        return meta[FIT] == fit and int(meta.get("epoch", "0")) <= config.train.epochs
     if (CHECKPOINT in names and resume) or not names - {LOCK}:
-        return
+        return CHECKPOINT in names
     if CHECKPOINT in names:
         raise CheckpointError(
             f"{run_dir} already holds a checkpoint; pass --resume to continue it, or choose another --out"
@@ -79,11 +93,12 @@ def check_run_dir(
             f"{run_dir} holds {', '.join(sorted(names - {LOCK}))} but no config.json of an aae run; give an "
             f"empty or new --out"
         ) from None
-    if same_config and not same:
+    if fit is None and not same:
         raise PathError(
             f"{run_dir} holds an unfinished run of another config (its config.json); give an empty or new "
             f"--out, or move it away"
         )
+    return False
 
 
 @contextlib.contextmanager
@@ -94,8 +109,9 @@ def training_run_dir(
     process 0 of a multi-process run); yields whether to resume from its checkpoint. A checkpoint
     there without ``resume`` is an error, and so is none with ``require_checkpoint``; so is a
     directory :func:`check_run_dir` refuses for the ``trainer``'s config."""
+    fit, same_fit = (getattr(trainer, "stamp", None) or {}).get("meta", {}).get(FIT), True
     if trainer is not None:
-        check_run_dir(run_dir, trainer.config, resume=resume, require_checkpoint=require_checkpoint)
+        same_fit = check_run_dir(run_dir, trainer.config, resume=resume, require_checkpoint=require_checkpoint, fit=fit)
     elif not run_dir.is_dir() and resume and require_checkpoint:
         raise CheckpointError(
             f"{run_dir} does not exist, so there is nothing to resume; check the path, or train without --resume"
@@ -112,14 +128,15 @@ def training_run_dir(
             )
         if resume and require_checkpoint and not exists:
             raise CheckpointError(f"{run_dir} holds no checkpoint to resume; train without --resume to start")
-        yield resume and exists
+        yield resume and exists and (fit is None or same_fit)
 
 
 def save_training(trainer) -> None:
     """A trainer's state as its run's checkpoint: the result as the model; beside it, where they
     differ from it, the weights training continues from (``raw/``), the moving average
     (``average/``) and its step count, and the early-stopping choice."""
-    extra, selection = {}, trainer.selection
+    stamp = getattr(trainer, "stamp", None) or {}  # what an estimator keeps beside its model
+    extra, selection = dict(stamp.get("tensors", {})), trainer.selection
     if trainer.averaged is not None:
         extra["ema/steps"] = trainer.averaged.n_averaged
         if selection.model is not None:
@@ -137,6 +154,7 @@ def save_training(trainer) -> None:
         optimizers=trainer.optimizers,
         raw=None if trainer.result is trainer.model else trainer.model,
         extra=extra,
+        metadata=stamp.get("meta"),
     )
 
 
