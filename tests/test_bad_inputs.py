@@ -141,6 +141,7 @@ CONFIG_CASES = {
     "a billion epochs": (["--epochs", str(10**9)], "train.epochs"),
     "a billion-wide layer": (["--set", "model.hidden=[1000000000]"], "model.hidden"),
     "200 layers": (["--set", f"model.hidden={[8] * 200}"], "at most 100"),
+    "a model of billions of weights": (["--set", "model.hidden=[60000, 60000]"], "weights, more than"),
     "huge shift": (["--set", "train.shift=100000"], "train.shift"),
     "huge VAT weight": (["--set", "model.vat_weight=1e300"], "model.vat_weight"),
     "NaN eta": (["--set", "model.eta=nan"], "model.eta"),
@@ -916,3 +917,26 @@ def test_saving_an_estimator_writes_only_its_own_folder(wine, work, outside):
     assert {k: v for k, v in snapshot(work).items() if not k.startswith("linked")} == before
     est.save(work / "mine2")
     est.save(work / "mine2")  # its own earlier save is replaced
+
+
+def test_an_array_file_claiming_a_huge_array_is_refused_from_its_header(work):
+    import zipfile
+
+    with zipfile.ZipFile(work / "bomb.npz", "w", zipfile.ZIP_DEFLATED) as z:  # 40 GB of zeros in 40 kB
+        with z.open("x.npy", "w", force_zip64=True) as f:
+            header = {"descr": "<f4", "fortran_order": False, "shape": (100_000, 100_000)}
+            np.lib.format.write_array_header_1_0(f, header)
+            f.write(b"\0" * 1_000_000)
+    expect_refused(work, [*TRAIN, "--data", "bomb.npz", "--out", "b"], "bomb.npz", "(100000, 100000)")
+
+
+def test_an_out_that_is_a_looping_link_is_one_line(work):
+    (work / "loop").symlink_to("loop")
+    expect_refused(work, [*TRAIN, "--out", "loop"], "symbolic link to nowhere")
+
+
+@pytest.mark.parametrize("experiment, name", [("all", "README.md"), ("prior-match", "results.md")])
+def test_reproduce_never_replaces_a_summary_it_did_not_write(work, experiment, name):
+    (work / "mine" / name).write_text("# my own notes\n")
+    argv = ["reproduce", experiment, "--out", "mine", "--records", "none", "--no-progress"]
+    expect_refused(work, argv, f"mine/{name} is a file aae did not write")

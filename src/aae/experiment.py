@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config.checks import check_model_size
 from .config.load import from_dict
 from .config.schema import ExperimentConfig
 from .data.sets import load
@@ -114,6 +115,7 @@ def run(
             if data.y is not None:
                 check_labels(data.y, cfg.model.n_classes, len(data), where=f"{part} labels")
     torch.manual_seed(cfg.train.seed)  # the initial weights too follow train.seed
+    check_model_size(cfg.model, splits.train.x.shape[1])
     model = build_model(cfg.model, splits.train.x.shape[1], prior=prior)
     trainer = Trainer(
         model, cfg, out, evaluate=epoch_metrics(splits, cfg), device=device, progress=progress, log_dir=log_dir

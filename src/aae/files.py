@@ -108,6 +108,27 @@ def check_writable(folder: str | os.PathLike, what: str = "the run directory") -
         raise ConfigError(f"cannot write {what} {folder}: {first} is not writable")
 
 
+def replace_own(path: str | os.PathLike, text: str, first_line: str) -> Path:
+    """Write ``text`` (whose first line is ``first_line``) to ``path`` (:func:`atomic_write`), refusing
+    to replace a file there that does not begin with the same line: a file of the same name that the
+    command did not write (a README.md in the folder given as --out, say)."""
+    check_own(path, first_line)
+    return atomic_write(path, text)
+
+
+def check_own(path: str | os.PathLike, first_line: str) -> None:
+    """Refuse (:class:`~aae.errors.PathError`) a file at ``path`` that does not begin with ``first_line``."""
+    path = Path(path)
+    if path.is_file() and not path.is_symlink():
+        try:
+            with open(path, "rb") as f:
+                head = f.readline(4096).decode("utf-8", "replace").rstrip("\n")
+        except OSError as exc:
+            raise _named(exc, path) from None
+        if head != first_line:
+            raise PathError(f"{path} is a file aae did not write; move it away, or choose another --out")
+
+
 def _named(exc: OSError, path: Path) -> OSError:
     """``exc`` naming ``path`` (the file asked for, not the temporary one)."""
     if exc.errno is None:

@@ -12,7 +12,7 @@ import typing
 from ..errors import ConfigError
 from ..model.regimes import REGIMES
 from .keys import check_range, check_type
-from .schema import SECTIONS, ExperimentConfig
+from .schema import MAX_WEIGHTS, SECTIONS, ExperimentConfig
 
 
 # -- checks across keys -------------------------------------------------------------------
@@ -28,12 +28,37 @@ def check_every_key(cfg: ExperimentConfig) -> None:
             setattr(part, f.name, value)
 
 
+def model_weights(m, x_dim: int = 0) -> int:
+    """About how many weights the networks of the model config ``m`` have on ``x_dim`` features (the
+    encoder, the decoder that mirrors it, and two discriminators at most)."""
+
+    def chain(widths: list[int]) -> int:
+        return sum(a * b for a, b in zip(widths, widths[1:]))
+
+    code = m.z_dim * 2 + m.n_classes + 1
+    h, d = m.hidden or [0], m.disc_hidden or [0]
+    nets = 2 * chain(h) + (2 * x_dim + m.noise_dim) * h[0] + 2 * code * h[-1]
+    return nets + 2 * (chain(d) + code * d[0] + d[-1])
+
+
+def check_model_size(m, x_dim: int = 0) -> None:
+    """Refuse, before any is allocated, a model of more than MAX_WEIGHTS weights."""
+    weights = model_weights(m, x_dim)
+    if weights > MAX_WEIGHTS:
+        on = f" on {x_dim} features" if x_dim else ""
+        raise ConfigError(
+            f"model.hidden = {m.hidden} and model.disc_hidden = {m.disc_hidden}{on} make about {weights:.2g} "
+            f"weights, more than {MAX_WEIGHTS:.0e} ({4 * MAX_WEIGHTS / 1e9:.1f} GB); choose narrower layers"
+        )
+
+
 def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     """Every key's type and range (:func:`check_every_key`), then the checks that read more than one
     key; each failure is one line naming the keys."""
     from ..model.priors import PRIORS, make_prior
 
     check_every_key(cfg)
+    check_model_size(cfg.model)
     name = cfg.name
     if name in ("", ".", "..") or len(name) > 100 or any(c in name for c in "/\\\0") or not name.isprintable():
         raise ConfigError(

@@ -32,6 +32,8 @@ MAX_EPOCHS, MAX_SIZE, MAX_SHIFT, MAX_WEIGHT = 100_000, 1_000_000_000, 32, 1e6
 """the most epochs, images (batch, labels, subsets), pixels of shift, and the largest weight or radius"""
 MAX_SEED = 2**32 - 1
 """seeds are what numpy's RandomState takes: 0 .. 2**32 - 1"""
+MAX_WEIGHTS = 200_000_000
+"""the most weights a model may have (800 MB of float32; training keeps about four copies)"""
 MAX_VALUES, MAX_GRID = 100_000_000, 10_000
 """the most values (samples x features) one call may generate, and the most images in one PNG grid"""
 """the optimizers a model may have, one per phase that steps (the VAE's ELBO steps reconstruction's)"""

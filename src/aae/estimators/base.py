@@ -18,7 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ..config.checks import validate
+from ..config.checks import check_model_size, validate
 from ..config.load import load_config
 from ..config.schema import LR_PHASES, MAX_VALUES, ExperimentConfig
 from ..errors import ConfigError, DataError
@@ -88,6 +88,7 @@ def _train(
     """Build the model and train it: the estimators' one call into the trainer. ``stamp``: what each
     checkpoint in ``run_dir`` keeps beside the model, with the fit's fingerprint
     (:func:`aae.estimators.store.fit_stamp`)."""
+    check_model_size(cfg.model, x.shape[1])
     model = build_model(cfg.model, x.shape[1], prior=prior)
     trainer = Trainer(model, cfg, run_dir, device=device, progress=progress, log_dir=log_dir)
     trainer.stamp = stamp  # read by aae.training.resume: which checkpoint to continue, what to keep

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..config.checks import check_model_size
 from ..config.schema import ExperimentConfig
 from ..errors import CheckpointError, PathError
 from ..files import atomic_write, check_writable, refuse_links
@@ -223,6 +224,7 @@ def load(path: str | os.PathLike, prior=None, device: str | torch.device = "cpu"
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: its estimator is unreadable ({exc}); save it again") from None
     try:
+        check_model_size(cfg.model, int(meta["x_dim"]))
         model = build_model(cfg.model, int(meta["x_dim"]), prior=prior)
     except Exception as exc:  # a config that loads but does not build: one line naming the file
         raise CheckpointError(f"{path}: cannot rebuild the model: {exc}") from None

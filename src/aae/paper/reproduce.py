@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..config.schema import MAX_EPOCHS, MAX_SEED
 from ..errors import ConfigError
-from ..files import atomic_write
+from ..files import check_own, replace_own
 from ..training.devices import cpu_model
 from . import pool
 from .classification import MAPS, MODELS, clustering, dim_reduction, semi_supervised
@@ -178,6 +178,7 @@ def reproduce_all(args: argparse.Namespace) -> None:
         raise ConfigError("--label-seeds: each table of all has its own seeds; give --seeds too, one per label seed")
     wall, cpu = getattr(args, "started", None) or (time.perf_counter(), cpu_seconds())
     root = Path(args.out or "runs/reproduce")
+    check_own(root / "README.md", SUMMARY)  # before hours of training, not after
     heads: list[Headline] = []
     for experiment, settings in PAPER:
         given = {**settings, **({"seeds": args.seeds} if args.seeds is not None else {})}
@@ -203,15 +204,20 @@ def reproduce_all(args: argparse.Namespace) -> None:
     )
     text = "\n".join(lines)
     print(f"\n{text}\n\n{total}")
-    atomic_write(
+    replace_own(
         root / "README.md",
-        "# Adversarial Autoencoders: the paper, reproduced\n\ncommand: `aae reproduce all"
+        f"{SUMMARY}\n\ncommand: `aae reproduce all"
         + (f" --out {args.out}" if args.out else "")
         + "`\n\nEach line is one result of Makhzani et al. (2015) beside the paper's; each table says how it "
         "was measured, which seeds and which config, and lists the runs its records lack. A run counts "
         "once per line it serves; the training minutes are its recorded wall time (one thread per run on "
         f"2 cores unless the table says otherwise).\n\n{text}\n\n{total}\n",
+        SUMMARY,
     )
+
+
+SUMMARY = "# Adversarial Autoencoders: the paper, reproduced"
+"""the first line of ``aae reproduce all``'s summary, by which it knows a README.md of its own"""
 
 
 def cpu_seconds() -> float:

@@ -17,7 +17,7 @@ import torch
 from ..config.schema import ExperimentConfig
 from ..errors import ConfigError
 from ..experiment import FINAL, Result, prepare_data, run
-from ..files import atomic_write
+from ..files import check_own, replace_own
 from ..training.checkpoint import CHECKPOINT
 from ..training.devices import cpu_model
 from ..training.runlog import MACHINE
@@ -65,6 +65,7 @@ class Runs:
 
     def __init__(self, args, name: str):
         self.args, self.name = args, name
+        check_own(table_dir(args, name) / "results.md", f"# {name}")  # refused before training, not after
         self.missing: list[str] = []
         self.trained_on: Counter[str] = Counter()
         """how many of the gathered runs trained on each machine, as their ``machine.json`` says"""
@@ -241,9 +242,10 @@ def write_table(
     command = (
         "aae " + " ".join(sys.argv[1:]) if sys.argv and Path(sys.argv[0]).name == "aae" else f"aae reproduce {name}"
     )
-    atomic_write(
+    replace_own(
         root / "results.md",
         f"# {name}\n\ncommand: `{command}`\n\nseeds: {args.seeds}\n\n{text}\n\n"
         f"table written on: {machine}\n\n{notes}\n",
+        f"# {name}",
     )
     return root / "results.md"

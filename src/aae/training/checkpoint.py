@@ -25,6 +25,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .._version import __version__
+from ..config.checks import check_model_size
 from ..config.load import from_dict
 from ..config.schema import ExperimentConfig
 from ..errors import AAEError, CheckpointError
@@ -233,6 +234,7 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", prior: Cal
     tensors, meta = read_checkpoint(path)
     config = config_of(meta, path, prior)
     try:
+        check_model_size(config.model, int(meta["x_dim"]))
         model = build_model(config.model, int(meta["x_dim"]), prior=prior)
     except AAEError as exc:
         raise CheckpointError(f"{path}: cannot rebuild the model: {exc}") from None

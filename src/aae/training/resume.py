@@ -52,6 +52,8 @@ def check_run_dir(
     be replaced), and a checkpoint that is no estimator's (an ``aae train`` run) is refused.
     Returns whether the checkpoint there is to be continued."""
     run_dir = Path(run_dir)
+    if run_dir.is_symlink() and not run_dir.exists():
+        raise PathError(f"{run_dir} is a symbolic link to nowhere (or to itself); remove it, or choose another --out")
     if not run_dir.exists():
         if resume and require_checkpoint:
             raise CheckpointError(
