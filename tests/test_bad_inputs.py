@@ -264,6 +264,7 @@ def test_a_run_trained_with_a_prior_function_loads_when_the_function_is_passed(w
         (["sample", "--run", "run", "--image-shape", "5", "5", "-o", "x.png"], "does not fit"),
         (["sample", "--run", "run", "--image-shape", "-8", "-8", "-o", "x.png"], "does not fit"),
         (["eval", "--run", "run", "--tta-shift", "1000000"], "--tta-shift"),
+        (["demo", "--out", "d0", "--epochs", "0"], "train.epochs = 0"),
         (["reproduce", "prior-match", "--seeds", str(10**23), "--records", "none"], "--seeds"),
         (["reproduce", "likelihood", "--samples", "0", "--records", "none"], "--samples 0"),
         (["reproduce", "prior-match", "--jobs", "100000", "--records", "none"], "--jobs"),
@@ -294,6 +295,15 @@ def test_demo_refuses_a_directory_holding_what_it_did_not_write(work):
     (work / "run" / "sub").mkdir()
     expect_refused(work, ["demo", "--out", "run", "--epochs", "1"], "files the demo did not write", "notes.txt")
     expect_refused(work, ["demo", "--out", "mine", "--epochs", "1"], "data.csv")
+
+
+@pytest.mark.parametrize("mine", ["figures/mine.txt", "config.json/mine.txt", "figures/old/mine.png"])
+def test_demo_never_deletes_a_users_file_inside_its_own_names(work, mine):
+    shutil.copytree(work / "run", work / "demo")
+    (work / "demo" / "config.json").unlink()
+    (work / "demo" / mine).parent.mkdir(parents=True, exist_ok=True)
+    (work / "demo" / mine).write_text("mine")
+    expect_refused(work, ["demo", "--out", "demo", "--epochs", "1"], "files the demo did not write")
 
 
 def test_demo_replaces_only_its_own_previous_output(work):

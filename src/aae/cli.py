@@ -266,17 +266,21 @@ def cmd_demo(args) -> None:
 
     own_output = {CHECKPOINT, "config.json", JSONL, CSV, MACHINE, FINAL, "figures", LOCK}  # what a run writes
 
-    cfg = load_config("demo", [f"train.epochs={args.epochs}"] if args.epochs else [])
+    cfg = load_config("demo", [f"train.epochs={args.epochs}"] if args.epochs is not None else [])
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a directory")
     if out.is_dir() and any(out.iterdir()):
-        other = sorted(p.name for p in out.iterdir() if p.name not in own_output)
-        if other or not (out / CHECKPOINT).exists():
-            shown = ", ".join(other[:3]) or "no demo checkpoint"
-            raise ConfigError(f"{out} holds files the demo did not write ({shown}); give an empty or new --out")
         for p in out.iterdir():  # never what a link points to: refused before anything is deleted
             refuse_links(p)
+        figures = out / "figures"
+        other = sorted(
+            [p.name for p in out.iterdir() if p.name not in own_output or p.is_dir() != (p.name == "figures")]
+            + [f"figures/{p.name}" for p in (figures.iterdir() if figures.is_dir() else []) if not _a_figure(p)]
+        )
+        if other or not (out / CHECKPOINT).is_file():
+            shown = ", ".join(other[:3]) or "no demo checkpoint"
+            raise ConfigError(f"{out} holds files the demo did not write ({shown}); give an empty or new --out")
         for p in out.iterdir():  # the demo's own previous output only
             shutil.rmtree(p) if p.is_dir() else p.unlink()
     start = time.perf_counter()
@@ -288,6 +292,11 @@ def cmd_demo(args) -> None:
     _print_metrics(result.metrics)
     for p in sorted((out / "figures").glob("*.png")):
         print(f"figure: {p}")
+
+
+def _a_figure(path: Path) -> bool:
+    """A figure a run draws: a PNG file, no link, no folder."""
+    return path.suffix == ".png" and path.is_file() and not path.is_symlink()
 
 
 def cmd_configs(args) -> None:
