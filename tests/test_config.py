@@ -341,7 +341,7 @@ def test_data_and_eval_keys_validate():
         ("model.z_dim=-2", "1 <= model.z_dim"),
         ("model.hidden=[-5]", "1 <= model.hidden"),
         ("model.hidden=[0]", "1 <= model.hidden"),
-        ("model.n_classes=0", "2 <= model.n_classes"),
+        ("model.n_classes=0", "1 <= model.n_classes"),
         ("train.lr.generator=-1e-3", "0 < train.lr"),
         ("train.lr.generator=1e6", "train.lr <= 10"),
         ("train.ema=1.5", "0 <= train.ema < 1"),
