@@ -69,8 +69,8 @@ def check_run_dir(
         _, meta = read_checkpoint(run_dir / CHECKPOINT)
         if FIT not in meta:
             raise PathError(
-                f"{run_dir} holds a checkpoint that is no estimator's fit (an aae train run?); give "
-                f"checkpoint_dir a folder of its own"
+                f"{run_dir} holds a checkpoint that is no estimator's fit (an aae train run, or a fit of an "
+                f"older aae without a fingerprint); move it away, or give checkpoint_dir a folder of its own"
             )
         return meta[FIT] == fit and int(meta.get("epoch", "0")) <= config.train.epochs
     if (CHECKPOINT in names and resume) or not names - {LOCK}:
