@@ -14,6 +14,7 @@ from aae.errors import CheckpointError
 from aae.model.autoencoder import AdversarialAutoencoder
 from aae.model.phases import Batch, train_step
 from aae.training import checkpoint as io
+from aae.training.devices import load_rng_state
 from aae.training.optimizers import Optimizers
 
 HISTORY = [{"epoch": 1, "reconstruction": 40.5, "seconds": 0.1}, {"epoch": 2, "reconstruction": 33.25, "seconds": 0.1}]
@@ -81,7 +82,7 @@ def test_training_state_restores_optimizers_and_rng(saved, tiny_config):
     torch.manual_seed(123)
     io.load_weights(fresh, state["model"])
     opts.load_state_dict(state["optimizers"], state["epoch"])
-    io.load_rng_state(state["rng"])
+    load_rng_state(state["rng"])
     assert torch.equal(torch.get_rng_state(), tensors["rng/torch"])
     for k in optimizers:
         a, b = optimizers[k].state_dict(), opts[k].state_dict()
@@ -275,7 +276,17 @@ def test_checkpoint_file_is_plain_safetensors_with_json_metadata(saved):
     data = path.read_bytes()
     header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
     meta = header["__metadata__"]
-    assert set(meta) == {"format", "aae_version", "config", "x_dim", "epoch", "history", "optimizers", "sha256"}
+    assert set(meta) == {
+        "format",
+        "aae_version",
+        "config",
+        "x_dim",
+        "image_shape",
+        "epoch",
+        "history",
+        "optimizers",
+        "sha256",
+    }
     for key in ("config", "history", "optimizers"):
         json.loads(meta[key])
     assert len(meta["sha256"]) == 64 and int(meta["sha256"], 16) >= 0

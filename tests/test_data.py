@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from aae.data import idx
 from aae.data import sets as datasets
 from aae.data import splits as data
 from aae.errors import DataError
@@ -66,15 +67,15 @@ def files_under(root: Path) -> list[Path]:
 @pytest.mark.parametrize("suffix", ["", ".gz"])
 def test_read_idx_round_trip(tmp_path, suffix):
     arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
-    out = datasets.read_idx(write_idx(tmp_path / f"a-idx3-ubyte{suffix}", arr))
+    out = idx.read_idx(write_idx(tmp_path / f"a-idx3-ubyte{suffix}", arr))
     assert out.dtype == np.uint8 and out.shape == (2, 3, 4)
     np.testing.assert_array_equal(out, arr)
     floats = np.array([[1.5, -2.0], [3.25, 0.0]], dtype=np.float32)
-    out = datasets.read_idx(write_idx(tmp_path / f"f{suffix}", floats))
+    out = idx.read_idx(write_idx(tmp_path / f"f{suffix}", floats))
     assert out.dtype == np.float32 and out.dtype.isnative
     np.testing.assert_array_equal(out, floats)
     ints = np.array([1, -70000, 2**30], dtype=np.int32)
-    np.testing.assert_array_equal(datasets.read_idx(write_idx(tmp_path / f"i{suffix}", ints)), ints)
+    np.testing.assert_array_equal(idx.read_idx(write_idx(tmp_path / f"i{suffix}", ints)), ints)
 
 
 def test_read_idx_truncated_and_bad_magic(tmp_path):
@@ -82,17 +83,17 @@ def test_read_idx_truncated_and_bad_magic(tmp_path):
     plain = tmp_path / "short-idx3-ubyte"
     plain.write_bytes(raw[:-7])
     with pytest.raises(DataError, match="short-idx3-ubyte.*truncated"):
-        datasets.read_idx(plain)
+        idx.read_idx(plain)
     gz = tmp_path / "short.gz"
     gz.write_bytes(gzip.compress(raw)[:-20])
     with pytest.raises(DataError, match=r"short\.gz.*(truncated|corrupt).*re-download"):
-        datasets.read_idx(gz)
+        idx.read_idx(gz)
     bad = tmp_path / "bad-magic"
     bad.write_bytes(b"\x12\x34" + raw[2:])
     with pytest.raises(DataError, match="bad-magic.*not an IDX file"):
-        datasets.read_idx(bad)
+        idx.read_idx(bad)
     with pytest.raises(DataError, match="not found"):
-        datasets.read_idx(tmp_path / "nope")
+        idx.read_idx(tmp_path / "nope")
 
 
 def test_sha256_file(tmp_path):
@@ -310,7 +311,7 @@ def test_svhn(tmp_path):
 
 
 def test_unknown_name():
-    with pytest.raises(DataError, match="unknown dataset 'cifar'.*mnist, digits, svhn"):
+    with pytest.raises(DataError, match="unknown data set 'cifar'.*mnist, digits, svhn.*IDX files.*pictures"):
         datasets.load("cifar")
 
 

@@ -13,9 +13,11 @@ from torch import Tensor
 from ..errors import ConfigError, DataError
 
 
-def image_shape_of(d: int, setting: str = "train.shift") -> tuple[int, int, int]:
-    """(height, width, channels) of a flattened square image of ``d`` values: grey (s * s) or colour
-    (s * s * 3, HWC as the loaders store it)."""
+def image_shape_of(d: int, setting: str = "train.shift", known: tuple[int, ...] | None = None) -> tuple[int, int, int]:
+    """(height, width, channels) of a flattened image of ``d`` values: the ``known`` shape of its data
+    set, else a square grey (s * s) or colour (s * s * 3, HWC as the loaders store it) image."""
+    if known is not None:
+        return (*known, 1) if len(known) == 2 else tuple(known)
     for channels in (1, 3):
         side = math.isqrt(d // channels)
         if d % channels == 0 and side * side * channels == d:
@@ -67,26 +69,26 @@ def random_affine(x: Tensor, degrees: float, shift: float, image_shape: tuple[in
     return moved.permute(0, 2, 3, 1).reshape(n, -1)
 
 
-def small_transforms(x: Tensor) -> Tensor:
-    """T of ``model.y_invariance_weight``: each flattened square image of ``x`` rotated by up to 15
+def small_transforms(x: Tensor, image_shape: tuple[int, ...] | None = None) -> Tensor:
+    """T of ``model.y_invariance_weight``: each flattened image of ``x`` rotated by up to 15
     degrees and moved by up to 1/14 of its side along each axis (2 pixels on MNIST)."""
-    shape = image_shape_of(x.shape[1], "model.y_invariance_weight")
+    shape = image_shape_of(x.shape[1], "model.y_invariance_weight", image_shape)
     return random_affine(x, 15.0, shape[0] / 14, shape)
 
 
-def shifter(shift: int, x_dim: int):
+def shifter(shift: int, x_dim: int, image_shape: tuple[int, ...] | None = None):
     """The training augmentation of ``train.shift``: a function of a batch (the identity at 0)."""
     if not shift:
         return lambda x: x
-    shape = image_shape_of(x_dim)
+    shape = image_shape_of(x_dim, known=image_shape)
     return lambda x: random_shift(x, shift, shape)
 
 
-def shifted_views(x: Tensor, shift: int) -> list[Tensor]:
+def shifted_views(x: Tensor, shift: int, image_shape: tuple[int, ...] | None = None) -> list[Tensor]:
     """``x`` moved by every offset in [-shift, shift]^2 (``eval.tta_shift``); ``[x]`` at 0."""
     if not shift:
         return [x]
-    shape, k = image_shape_of(x.shape[1], "eval.tta_shift"), range(-shift, shift + 1)
+    shape, k = image_shape_of(x.shape[1], "eval.tta_shift", image_shape), range(-shift, shift + 1)
     return [translate(x, dy, dx, shift, shape) for dy in k for dx in k]
 
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import math
 import os
-import struct
 import tempfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -20,8 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from aae._version import __version__
-from aae.data.splits import Dataset, Splits, carve, load_array
+from aae.data.idx import REDOWNLOAD as _REDOWNLOAD
+from aae.data.idx import _parse_idx, _read_bytes, is_idx_dir, load_idx_dir
+from aae.data.images import load_image_folder
+from aae.data.splits import Dataset, Splits, carve, load_arrays
 from aae.errors import DataError, one_line
+from aae.files import file_mode
 
 DATASETS = ("mnist", "digits", "svhn")
 
@@ -39,9 +41,6 @@ MNIST_SHA256: dict[str, str] = {
 SVHN_URL = "http://ufldl.stanford.edu/housenumbers/"
 DIGITS_TEST_SIZE = 600  # of sklearn's 1797 digits; fixed split (seed 0)
 GENERIC_TEST_FRACTION = 0.1  # test part carved (seed 0) from a user array
-
-_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-_REDOWNLOAD = "delete it and run again to re-download"
 
 
 def default_data_dir(explicit: str | os.PathLike | None = None) -> Path:
@@ -65,49 +64,6 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _read_bytes(path: Path) -> bytes:
-    """File content, gunzipped if it starts with the gzip magic."""
-    try:
-        with open(path, "rb") as f:
-            if f.read(2) == b"\x1f\x8b":
-                f.seek(0)
-                with gzip.GzipFile(fileobj=f) as gz:
-                    return gz.read()
-            f.seek(0)
-            return f.read()
-    except FileNotFoundError:
-        raise DataError(f"{path} not found") from None
-    except (OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{path} is truncated or corrupt ({one_line(e)}); {_REDOWNLOAD}") from e
-
-
-def _parse_idx(data: bytes, path: Path) -> np.ndarray:
-    if len(data) < 4:
-        raise DataError(f"{path} is truncated ({len(data)} bytes, no IDX header); {_REDOWNLOAD}")
-    if data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise DataError(f"{path} is not an IDX file (magic bytes {data[:4].hex()}); {_REDOWNLOAD}")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(f"{path} is truncated inside its IDX header; {_REDOWNLOAD}")
-    dims = struct.unpack(f">{ndim}I", data[4:header])
-    dtype = np.dtype(_IDX_DTYPES[data[2]])
-    expected = header + math.prod(dims) * dtype.itemsize
-    if len(data) != expected:
-        raise DataError(
-            f"{path} has {len(data)} bytes but its IDX header {dims} needs {expected}; "
-            f"the file is truncated or corrupt, {_REDOWNLOAD}"
-        )
-    arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
-    return arr.astype(dtype.newbyteorder("="))  # native byte order, writable copy
-
-
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX file (gzipped or plain) into a native-endian numpy array."""
-    path = Path(path)
-    return _parse_idx(_read_bytes(path), path)
 
 
 def download(
@@ -157,7 +113,7 @@ def download(
                 check(tmp)
             except DataError as e:
                 raise DataError(f"download of {url} rejected: {e}") from e
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, file_mode())  # what the umask gives, as open() would
         os.replace(tmp, dest)
     except DataError:
         raise
@@ -315,28 +271,42 @@ def load(
     valid_size: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    image_size: int | Sequence[int] | None = None,
 ) -> Splits:
-    """Train/valid/test splits of a named dataset or a .npy/.npz file.
+    """Train/valid/test splits of a named data set, an IDX directory in MNIST's layout, a folder
+    of pictures, or a .npy/.npz file (a named set wins over a folder of its name: write ./mnist).
 
-    The test set is the official one (MNIST t10k, SVHN test_32x32.mat, digits: a
-    fixed 600-image split; user arrays: a fixed seed-0 10%). The validation set
-    is carved from train with ``seed``: ``valid_size`` rows, by default 10000 for
-    MNIST (50k/10k/10k) and 10% of train otherwise.
+    The test set is the official one (MNIST t10k, an IDX directory's t10k files, SVHN
+    test_32x32.mat, a picture folder's ``test/``, an .npz's ``x_test``; digits: a fixed 600-image
+    split; otherwise a fixed seed-0 10%). The validation set is carved from train with ``seed``:
+    ``valid_size`` rows, by default a sixth of train for MNIST and IDX directories (MNIST's
+    50k/10k) and 10% of train otherwise. ``image_size`` (pixels, or [height, width]) resizes a
+    picture folder's images.
     """
-    key = str(name).lower()
+    key, path = str(name).lower(), Path(name).expanduser()
+    test = None
     if key == "mnist":
         train, test = load_mnist(data_dir, download=download, progress=progress)
     elif key == "digits":
         train, test = load_digits()
     elif key == "svhn":
         train, test = load_svhn(data_dir)
-    elif Path(name).suffix.lower() in (".npy", ".npz") or Path(name).is_file():
-        full = load_array(name)
-        train, test = carve(full, int(round(GENERIC_TEST_FRACTION * len(full))), 0)
+    elif path.is_dir() and is_idx_dir(path):
+        train, test = load_idx_dir(path)
+    elif path.is_dir():
+        size = None if image_size is None else _pixels(image_size)
+        train, test = load_image_folder(path, size, default_data_dir(data_dir) / "cache")
+    elif path.suffix.lower() in (".npy", ".npz") or path.is_file():
+        train, test = load_arrays(path)
     else:
-        raise DataError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)} or a path to a .npy/.npz file")
+        raise DataError(
+            f"unknown data set {name!r}; use one of {', '.join(DATASETS)}, a .npy/.npz file, a directory of "
+            "IDX files in MNIST's layout, or a folder of pictures"
+        )
+    if test is None:
+        train, test = carve(train, int(round(GENERIC_TEST_FRACTION * len(train))), 0)
     if valid_size is None:
-        valid_size = 10000 if key == "mnist" else int(round(0.1 * len(train)))
+        valid_size = len(train) // 6 if key == "mnist" or is_idx_dir(path) else int(round(0.1 * len(train)))
     if (
         isinstance(valid_size, bool)
         or not isinstance(valid_size, (int, np.integer))
@@ -348,3 +318,10 @@ def load(
         )
     train, valid = carve(train, int(valid_size), seed)
     return Splits(train, valid, test)
+
+
+def _pixels(size: int | Sequence[int]) -> tuple[int, int]:
+    hw = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+    if len(hw) != 2 or not all(isinstance(s, (int, np.integer)) and 4 <= s <= 4096 for s in hw):
+        raise DataError(f"data.image_size = {size!r} must be a side in pixels or [height, width], each 4..4096")
+    return int(hw[0]), int(hw[1])

@@ -95,8 +95,62 @@ def _is_npy_of_objects(path: Path) -> bool:
     return head.startswith(b"PK") or (head.startswith(b"\x93NUMPY") and b"'|O'" in head)
 
 
+MAX_ELEMENTS = 500_000_000
+"""the most values an array file may hold (2 GB as float32; MNIST's training images are 47 million)"""
+
+
+def _check_sizes(path: Path) -> None:
+    """Refuse, from the headers alone, an array file whose arrays would hold more than MAX_ELEMENTS
+    values (a .npz decompresses: a small file can claim a huge array). Headers that do not parse are
+    left to the loader's own error."""
+    import zipfile
+
+    def check(f, where: str) -> None:
+        try:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f, max_header_size=10_000)
+        except (ValueError, OSError, SyntaxError, TypeError, EOFError):
+            return
+        values = math.prod(shape) * max(1, dtype.itemsize // 4)
+        if values > MAX_ELEMENTS:
+            raise DataError(
+                f"{where} claims an array of shape {shape} ({dtype}), more than {MAX_ELEMENTS:.0e} values; "
+                f"give a smaller array (or data.subset)"
+            )
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                for name in z.namelist():
+                    with z.open(name) as f:
+                        check(f, f"{path}[{name!r}]")
+        else:
+            with open(path, "rb") as f:
+                check(f, str(path))
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, OSError, RuntimeError, ValueError, EOFError):
+        return
+
+
 def load_array(path: str | os.PathLike) -> Dataset:
-    """A user .npy (features) or .npz (keys ``x`` and optional ``y``) as a Dataset.
+    """A user .npy (features) or .npz (keys ``x`` and optional ``y``) as a Dataset; an .npz's
+    ``x_test``/``y_test`` are left out (see :func:`load_arrays`)."""
+    return load_arrays(path)[0]
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        if "x" not in z.files:
+            keys = ", ".join(z.files) or "none"
+            raise DataError(f"{path} has no key 'x' (keys: {keys}); save it with np.savez(path, x=..., y=...)")
+        return {k: z[k] for k in ("x", "y", "x_test", "y_test") if k in z.files}
+
+
+def load_arrays(path: str | os.PathLike) -> tuple[Dataset, Dataset | None]:
+    """A user .npy (features) or .npz (keys ``x`` and optional ``y``, ``x_test``, ``y_test``) as
+    (train, test), test None where the file has no ``x_test``.
 
     Features are flattened to float32; integer pixels in 0..255 are divided by 255, other
     finite values are kept (values outside [0, 1] need ``model.output = "gaussian"``).
@@ -108,19 +162,9 @@ def load_array(path: str | os.PathLike) -> Dataset:
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".npz"):
         raise DataError(f"{path}: unsupported file type {path.suffix!r}; use .npy or .npz")
-    y = None
+    _check_sizes(path)
     try:
-        if suffix == ".npy":
-            x = np.load(path, allow_pickle=False)
-            xwhere = str(path)
-        else:
-            with np.load(path, allow_pickle=False) as z:
-                if "x" not in z.files:
-                    keys = ", ".join(z.files) or "none"
-                    raise DataError(f"{path} has no key 'x' (keys: {keys}); save it with np.savez(path, x=..., y=...)")
-                x = z["x"]
-                y = z["y"] if "y" in z.files else None
-            xwhere = f"{path}['x']"
+        arrays = {"x": np.load(path, allow_pickle=False)} if suffix == ".npy" else _read_npz(path)
     except DataError:
         raise
     except ValueError as e:
@@ -132,14 +176,27 @@ def load_array(path: str | os.PathLike) -> Dataset:
         raise DataError(f"{path} is corrupt or not a numpy file{detail}; save it again with np.save") from e
     except Exception as e:  # zipfile, EOF, OS errors from a truncated file
         raise DataError(f"{path} is corrupt or truncated ({type(e).__name__}: {one_line(e)}); save it again") from e
-    feats, image_shape = _features(x, xwhere)
-    n_classes = None
-    if y is not None:
-        y = _integer_labels(y, len(feats), f"{path}['y']")
-        if (y < -1).any():
-            raise DataError(f"{path}['y'] has label {int(y.min())}; use -1 for unlabeled, 0..K-1 for classes")
-        n_classes = int(y.max()) + 1 if (y >= 0).any() else None
-    return Dataset(feats, y, image_shape, n_classes, path.stem)
+    where = (lambda k: str(path)) if suffix == ".npy" else (lambda k: f"{path}['{k}']")
+    if "y_test" in arrays and "x_test" not in arrays:
+        raise DataError(f"{path} has 'y_test' but no 'x_test'; save the test images beside their labels")
+    parts = []
+    for xk, yk in (("x", "y"), ("x_test", "y_test")):
+        if xk not in arrays:
+            continue
+        feats, image_shape = _features(arrays[xk], where(xk))
+        y = None
+        if yk in arrays:
+            y = _integer_labels(arrays[yk], len(feats), where(yk))
+            if (y < -1).any():
+                raise DataError(f"{where(yk)} has label {int(y.min())}; use -1 for unlabeled, 0..K-1 for classes")
+        parts.append(Dataset(feats, y, image_shape, None, path.stem))
+    if len(parts) == 2 and parts[0].x.shape[1] != parts[1].x.shape[1]:
+        raise DataError(f"{where('x_test')} has rows of {parts[1].x.shape[1]} values but 'x' has {parts[0].x.shape[1]}")
+    labels = [d.y[d.y >= 0] for d in parts if d.y is not None]
+    n_classes = int(max(a.max() for a in labels if a.size)) + 1 if any(a.size for a in labels) else None
+    for d in parts:
+        d.n_classes = n_classes
+    return parts[0], (parts[1] if len(parts) == 2 else None)
 
 
 # ----------------------------------------------------------------------------- labels

@@ -18,16 +18,18 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ..config.checks import validate
+from ..config.checks import check_model_size, validate
 from ..config.load import load_config
-from ..config.schema import ExperimentConfig
+from ..config.schema import MAX_VALUES, ExperimentConfig
 from ..errors import ConfigError, DataError
 from ..evaluation.evaluate import embed, encode
 from ..model.autoencoder import AdversarialAutoencoder, build_model
 from ..model.phases import RATE_GROUPS
 from ..model.priors import PRIORS, Prior, describe
 from ..training.trainer import Trainer
+from . import store
 from .io import FLOATS, DataIO, by_blocks
+from .store import fit_stamp
 
 
 # -- the core: the estimators' one way to their config and to the trainer --------------------------
@@ -82,10 +84,15 @@ def _train(
     log_dir: str | None,
     device: str,
     progress: bool,
+    stamp: dict | None = None,
 ) -> tuple[AdversarialAutoencoder, list[dict]]:
-    """Build the model and train it: the estimators' one call into the trainer."""
+    """Build the model and train it: the estimators' one call into the trainer. ``stamp``: what each
+    checkpoint in ``run_dir`` keeps beside the model, with the fit's fingerprint
+    (:func:`aae.estimators.store.fit_stamp`)."""
+    check_model_size(cfg.model, x.shape[1])
     model = build_model(cfg.model, x.shape[1], prior=prior)
     trainer = Trainer(model, cfg, run_dir, device=device, progress=progress, log_dir=log_dir)
+    trainer.stamp = stamp  # read by aae.training.resume: which checkpoint to continue, what to keep
     history = trainer.fit(x, labels, resume=run_dir is not None)
     return trainer.result.eval(), history
 
@@ -233,6 +240,7 @@ class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         labels, n_categories, regime = self._labels_for_fit(y, len(x))
         xin = self._model_input(x)
         self.config_ = cfg = _build_config(self, len(x), x.shape[1], n_categories, regime, labels is not None)
+        stamp = None if self.checkpoint_dir is None else fit_stamp(self, x, labels, cfg)
         with torch.random.fork_rng(devices=[]):  # fitting leaves the caller's torch random state alone
             torch.manual_seed(cfg.train.seed)
             self.model_, self.history_ = _train(
@@ -244,6 +252,7 @@ class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                 log_dir=self.log_dir,
                 device=str(self.device),
                 progress=bool(self.verbose),
+                stamp=stamp,
             )
         self._n_features_out = cfg.model.z_dim
         self.embedding_ = self._embed(xin, x.dtype)
@@ -252,6 +261,14 @@ class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
 
     def _after_fit(self, xin: np.ndarray) -> None:
         pass
+
+    def save(self, path: str | os.PathLike) -> str:
+        """Write the fitted estimator to the folder ``path``: the model as safetensors, its
+        parameters, scaling and classes as JSON beside it, as a run is written; read it back with
+        :func:`aae.load_estimator`, which runs no code from the files (unlike ``pickle.load``).
+        ``aae sample --run path`` decodes prior samples in the units of fit's X."""
+        check_is_fitted(self, "model_")
+        return str(store.save(self, path))
 
     # -- use ----------------------------------------------------------------------------------
     def _embed(self, xin: np.ndarray, dtype) -> np.ndarray:
@@ -277,6 +294,11 @@ class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         check_is_fitted(self, "model_")
         if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
             raise ValueError(f"n_samples = {n_samples!r}; give an int >= 1")
+        if n_samples * self.n_features_in_ > MAX_VALUES:
+            raise ValueError(
+                f"n_samples = {n_samples} asks for {n_samples} x {self.n_features_in_} values, more than "
+                f"{MAX_VALUES:.0e}; ask for fewer (several calls with other random_state values)"
+            )
         k = self._n_categories()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed(random_state))

@@ -54,7 +54,9 @@ def encode(
         if model.has_y_head:
             views = [codes.y_logits]
             if tta_shift:
-                views = [model.encode(v, sample=False).y_logits for v in shifted_views(xb, tta_shift)]
+                views = [
+                    model.encode(v, sample=False).y_logits for v in shifted_views(xb, tta_shift, model.image_shape)
+                ]
             if log:
                 ys.append(log_mean_softmax(views).cpu().numpy())
             else:
@@ -168,7 +170,7 @@ def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Calla
     return measure
 
 
-def cluster_breakdown(model: AdversarialAutoencoder, splits: Splits, cfg: ExperimentConfig) -> list[dict]:
+def model_cluster_breakdown(model: AdversarialAutoencoder, splits: Splits, cfg: ExperimentConfig) -> list[dict]:
     """Each test cluster's classes and its labels by the paper's protocol and by validation
     majority (`aae.evaluation.metrics.cluster_breakdown`): which clusters the cluster error comes from."""
     if splits.test.y is None or splits.valid.y is None:

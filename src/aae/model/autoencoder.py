@@ -19,9 +19,21 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from .capabilities import Capabilities
+from .conv import ConvDecoder, image_hwc
 from .nets import Codes, Discriminator, Encoder, mlp
 from .priors import Categorical, Prior, make_prior
 from .regimes import REGIMES
+
+
+def image_shape_for(config: Any, x_dim: int, image_shape: tuple[int, ...] | None) -> tuple[int, int, int] | None:
+    """The data's (height, width, channels), or None for flat data; checked against ``x_dim``, and
+    required by the convolutional networks."""
+    if image_shape is None:
+        return image_hwc(None) if config.net == "conv" else None
+    h, w, c = (*image_shape, 1) if len(image_shape) == 2 else tuple(image_shape)
+    if h * w * c != x_dim:
+        raise ConfigError(f"image shape {tuple(image_shape)} does not hold {x_dim} features")
+    return image_hwc((h, w, c)) if config.net == "conv" else (int(h), int(w), int(c))
 
 
 def one_hot_with_unlabeled(labels: Tensor, n_classes: int) -> Tensor:
@@ -29,17 +41,24 @@ def one_hot_with_unlabeled(labels: Tensor, n_classes: int) -> Tensor:
     return F.one_hot(torch.where(labels < 0, n_classes, labels), n_classes + 1).float()
 
 
-def decoder_for(config: Any, x_dim: int, n_y: int) -> tuple[nn.Parameter | None, nn.Module]:
+def decoder_for(
+    config: Any, x_dim: int, n_y: int, image_shape: tuple[int, ...] | None = None
+) -> tuple[nn.Parameter | None, nn.Module]:
     """The cluster heads (None but for dimensionality reduction) and the decoder, which reads what
     :meth:`AdversarialAutoencoder.representation` gives: z, with y (``n_y`` wide) and, by regime,
     the one-hot label; or r = W_C y + z."""
     c, caps = config, Capabilities.of(config)
+    heads = None
     if caps.has_cluster_heads:
         # W_C: one learned n-dimensional head per cluster (Section 7); r = W_C y + z.
         heads = nn.Parameter(torch.randn(n_y, c.z_dim) * c.eta)
-        return heads, mlp([c.z_dim, *reversed(c.hidden), x_dim], dropout=c.dropout)
-    width = c.z_dim + n_y + (c.n_classes if caps.decoder_reads_label else 0)
-    return None, mlp([width, *reversed(c.hidden), x_dim], dropout=c.dropout)
+        width = c.z_dim
+    else:
+        width = c.z_dim + n_y + (c.n_classes if caps.decoder_reads_label else 0)
+    if c.net != "conv":
+        return heads, mlp([width, *reversed(c.hidden), x_dim], dropout=c.dropout)
+    dense = mlp([width, *reversed(c.hidden)], final_activation=True, dropout=c.dropout)
+    return heads, nn.Sequential(dense, ConvDecoder(([width, *reversed(c.hidden)])[-1], image_shape, c.channels))
 
 
 class AdversarialAutoencoder(nn.Module, Capabilities):
@@ -54,9 +73,12 @@ class AdversarialAutoencoder(nn.Module, Capabilities):
 
     has_decoder = True
 
-    def __init__(self, config: Any, x_dim: int, prior: Prior | Callable | None = None):
+    def __init__(
+        self, config: Any, x_dim: int, prior: Prior | Callable | None = None, image_shape: tuple[int, ...] | None = None
+    ):
         super().__init__()
         self.config, self.x_dim = config, int(x_dim)
+        self.image_shape = image_shape_for(config, x_dim, image_shape)
         self.regime = REGIMES[config.regime]
         c = config
         self.prior = make_prior(prior if prior is not None else c.prior, c.z_dim)
@@ -70,8 +92,10 @@ class AdversarialAutoencoder(nn.Module, Capabilities):
             noise_dim=c.noise_dim,
             batch_norm=c.encoder_batch_norm,
             dropout=c.dropout,
+            image_shape=self.image_shape,
+            channels=c.channels if c.net == "conv" else 0,
         )
-        self.cluster_heads, self.decoder = decoder_for(c, x_dim, n_y)
+        self.cluster_heads, self.decoder = decoder_for(c, x_dim, n_y, self.image_shape)
         label_dim = c.n_classes + 1 if self.z_reads_labels else 0
         self.discriminators = nn.ModuleDict({"z": Discriminator(c.z_dim, c.disc_hidden, label_dim, dropout=c.dropout)})
         self.priors: dict[str, Prior] = {"z": self.prior}
@@ -209,9 +233,10 @@ class Classifier(nn.Module, Capabilities):
     )
     """the model keys that only the autoencoder reads"""
 
-    def __init__(self, config: Any, x_dim: int, prior=None):
+    def __init__(self, config: Any, x_dim: int, prior=None, image_shape: tuple[int, ...] | None = None):
         super().__init__()
         self.config, self.x_dim = config, int(x_dim)
+        self.image_shape = image_shape_for(config, x_dim, image_shape)
         self.regime = REGIMES[config.regime]
         self.encoder = Encoder(
             x_dim,
@@ -220,6 +245,8 @@ class Classifier(nn.Module, Capabilities):
             n_categories=config.n_classes,
             batch_norm=config.encoder_batch_norm,
             dropout=config.dropout,
+            image_shape=self.image_shape,
+            channels=config.channels if config.net == "conv" else 0,
         )
         self.priors: dict[str, Prior] = {"y": Categorical(config.n_classes)}
 
@@ -246,9 +273,11 @@ def n_categories(model: AdversarialAutoencoder) -> int | None:
     return None
 
 
-def build_model(config: Any, x_dim: int, prior: Prior | Callable | None = None) -> nn.Module:
+def build_model(
+    config: Any, x_dim: int, prior: Prior | Callable | None = None, image_shape: tuple[int, ...] | None = None
+) -> nn.Module:
     """The model a config describes: the adversarial autoencoder, or for ``objective =
     'classifier'`` the encoder's q(y|x) alone."""
     if not Capabilities.of(config).has_decoder:
-        return Classifier(config, x_dim)
-    return AdversarialAutoencoder(config, x_dim, prior=prior)
+        return Classifier(config, x_dim, image_shape=image_shape)
+    return AdversarialAutoencoder(config, x_dim, prior=prior, image_shape=image_shape)

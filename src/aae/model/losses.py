@@ -133,18 +133,23 @@ def kl_divergence(z: Tensor, mean: Tensor, logvar: Tensor, prior: Prior, labels:
 class YHead:
     """What a term of the y head reads, on the unlabeled batch: q(y|x)'s ``logits`` of the images
     ``x``, ``logits_of`` (images -> logits: q(y|.) read elsewhere), the VAT radius ``eps`` (a
-    float, or one per image) and the categorical prior's ``probs``."""
+    float, or one per image), the categorical prior's ``probs`` and the images' ``image_shape``
+    (the model's; None: square, one channel)."""
 
     logits: Tensor
     x: Tensor
     logits_of: Callable[[Tensor], Tensor]
     eps: float | Tensor
     probs: Tensor
+    image_shape: tuple[int, ...] | None = None
 
 
 Y_TERMS: dict[str, tuple[str, Callable[[YHead], Tensor]]] = {
     "vat": ("vat_weight", lambda q: virtual_adversarial_loss(q.logits_of, q.x, q.eps, target_logits=q.logits)),
-    "y_invariance": ("y_invariance_weight", lambda q: invariance_loss(q.logits_of, small_transforms(q.x), q.logits)),
+    "y_invariance": (
+        "y_invariance_weight",
+        lambda q: invariance_loss(q.logits_of, small_transforms(q.x, q.image_shape), q.logits),
+    ),
     "y_marginal": ("y_marginal_weight", lambda q: marginal_kl(q.logits.softmax(-1), q.probs)),
     "y_entropy": ("y_entropy_weight", lambda q: mean_entropy(q.logits)),
 }

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
+from .conv import ConvFeatures
 
 ENCODER_KINDS = ("deterministic", "gaussian", "universal")
 
@@ -67,21 +68,27 @@ class Encoder(nn.Module):
         noise_dim: int = 100,
         batch_norm: bool = False,
         dropout: float = 0.0,
+        image_shape: tuple[int, ...] | None = None,
+        channels: int = 0,
     ):
         super().__init__()
         if kind not in ENCODER_KINDS:
             raise ConfigError(f"model.encoder = {kind!r} is not allowed; choose one of: {', '.join(ENCODER_KINDS)}")
         self.kind, self.z_dim = kind, z_dim
         self.noise_dim = noise_dim if kind == "universal" else 0
-        sizes = [x_dim + self.noise_dim, *hidden]
-        self.trunk = mlp(sizes, final_activation=True, batch_norm=batch_norm, dropout=dropout)
-        width = hidden[-1] if hidden else x_dim + self.noise_dim
+        # with channels, a convolutional trunk reads the images first (model.net = "conv")
+        self.features = ConvFeatures(image_shape, channels) if channels else None
+        in_dim = (self.features.out_dim if self.features is not None else x_dim) + self.noise_dim
+        self.trunk = mlp([in_dim, *hidden], final_activation=True, batch_norm=batch_norm, dropout=dropout)
+        width = hidden[-1] if hidden else in_dim
         self.z_head = nn.Linear(width, 2 * z_dim if kind == "gaussian" else z_dim) if z_dim else None
         self.y_head = nn.Linear(width, n_categories) if n_categories else None
 
     def forward(self, x: Tensor, sample: bool = True) -> Codes:
         """Codes of ``x``. With ``sample=False`` the code is the posterior mean (gaussian) or
         the code at zero noise (universal), for a repeatable transform."""
+        if self.features is not None:
+            x = self.features(x)
         if self.noise_dim:
             shape = (x.shape[0], self.noise_dim)
             noise = torch.randn(shape, device=x.device, dtype=x.dtype) if sample else x.new_zeros(shape)

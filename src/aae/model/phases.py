@@ -133,6 +133,7 @@ def _y_terms(model: AdversarialAutoencoder, batch: Batch, logits: Tensor, out: d
         lambda x: model.encode(x).y_logits,
         c.vat_eps if batch.vat_eps is None else batch.vat_eps,
         model.priors["y"].probs.to(logits.device),
+        model.image_shape,
     )
     terms = {name: (getattr(c, weight), term(head)) for name, (weight, term) in Y_TERMS.items() if getattr(c, weight)}
     out.update({k: v.detach() for k, (_, v) in terms.items()})

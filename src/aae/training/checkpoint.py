@@ -3,12 +3,12 @@ nothing named in a file is ever imported.
 
 A run directory holds ``checkpoint.safetensors`` (weights, optimizer state, RNG state, with the
 config, epoch and history as JSON in its metadata, and a SHA-256 of all of it that loading
-verifies), ``config.json``, ``metrics.jsonl`` and ``figures/``. Files are written atomically: to a
-temporary name, flushed, then renamed, so a run killed mid-write leaves the previous checkpoint
-whole. A training holds an exclusive lock on its run directory (:class:`RunLock`). What of a
-trainer a checkpoint keeps is :meth:`aae.training.trainer.Trainer.state_dict`, laid out in the file
-by :func:`save_state` and read back by :func:`training_state`; the run directory it lives in is
-:mod:`aae.training.resume`'s.
+verifies), ``config.json``, ``metrics.jsonl`` and ``figures/``. Files are written atomically and
+never through a link (:mod:`aae.files`): to a temporary name, flushed, then renamed, so a run
+killed mid-write leaves the previous checkpoint whole. A training holds an exclusive lock on its
+run directory (:class:`RunLock`). What of a trainer a checkpoint keeps is
+:meth:`aae.training.trainer.Trainer.state_dict`, laid out in the file by :func:`save_state` and
+read back by :func:`training_state`; the run directory it lives in is :mod:`aae.training.resume`'s.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,29 +26,20 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .._version import __version__
+from ..config.checks import check_model_size
 from ..config.load import from_dict
 from ..config.schema import ExperimentConfig
 from ..errors import AAEError, CheckpointError
+from ..files import atomic_write, open_own
+from .devices import rng_state
 
 FORMAT = "aae-checkpoint/1"
 CHECKPOINT = "checkpoint.safetensors"
 LOCK = ".lock"
-
-
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+ESTIMATOR, FIT = "estimator", "fit"
+"""an estimator's checkpoint's metadata: what of the estimator it keeps beside the model (JSON, and its
+scaling as the tensors ``estimator/mean`` and ``estimator/scale``), and the fingerprint of the fit
+(its data and parameters) that a ``checkpoint_dir`` continues only for the same"""
 
 
 def _split_optimizer(prefix: str, state: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -88,10 +78,13 @@ def save_checkpoint(
     optimizers: dict | None = None,
     rng: bool = True,
     raw: torch.nn.Module | None = None,
+    extra: dict[str, torch.Tensor] | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> None:
     """Save everything needed to rebuild the model. ``model`` is what :func:`load` gives; ``raw``, if
     training runs on other weights than those, is what training continues from; ``optimizers``
-    (by parameter group) and the random state (``rng``) are kept to resume training exactly."""
+    (by parameter group) and the random state (``rng``) are kept to resume training exactly;
+    ``extra`` and ``metadata`` as :func:`save_state` takes them."""
     state = {
         "epoch": epoch,
         "history": history,
@@ -100,17 +93,30 @@ def save_checkpoint(
         "optimizers": {group: opt.state_dict() for group, opt in (optimizers or {}).items()},
         "rng": rng_state() if rng else None,
     }
-    save_state(path, state, config=config, x_dim=x_dim)
+    image_shape = getattr(model, "image_shape", None)
+    save_state(path, state, config=config, x_dim=x_dim, image_shape=image_shape, extra=extra, metadata=metadata)
 
 
-def save_state(path: str | os.PathLike, state: dict, *, config: ExperimentConfig, x_dim: int) -> None:
+def save_state(
+    path: str | os.PathLike,
+    state: dict,
+    *,
+    config: ExperimentConfig,
+    x_dim: int,
+    image_shape: tuple[int, ...] | None = None,
+    extra: dict[str, torch.Tensor] | None = None,
+    metadata: dict[str, str] | None = None,
+) -> None:
     """Save a training state as :meth:`aae.training.trainer.Trainer.state_dict` gives it (the
-    entries but ``model``, ``epoch`` and ``history`` may be missing or None), with the config and
-    the data's width that rebuild its model. Tensors are named by part: ``model/``, ``raw/``,
-    ``average/``, ``ema/steps``, ``selected/``, ``optim/<group>/`` and ``rng/``."""
+    entries but ``model``, ``epoch`` and ``history`` may be missing or None), with the config, the
+    data's width and image shape that rebuild its model. Tensors are named by part: ``model/``,
+    ``raw/``, ``average/``, ``ema/steps``, ``selected/``, ``optim/<group>/`` and ``rng/``; ``extra``
+    are more tensors by name and ``metadata`` more JSON strings by name, kept beside them (an
+    estimator's, :data:`ESTIMATOR` and :data:`FIT`)."""
     tensors = _storable(state["model"], "model/")
     if state.get("raw") is not None:
         tensors.update(_storable(state["raw"], "raw/"))
+    tensors.update(_storable(extra or {}))
     if state.get("ema_steps") is not None:
         tensors.update(_storable({"ema/steps": state["ema_steps"]}))
     if state.get("average") is not None:
@@ -126,10 +132,12 @@ def save_state(path: str | os.PathLike, state: dict, *, config: ExperimentConfig
         tensors["rng/torch"] = state["rng"]["torch"]
         tensors.update({f"rng/cuda/{i}": s for i, s in enumerate(state["rng"]["cuda"])})
     meta = {
+        **(metadata or {}),
         "format": FORMAT,
         "aae_version": __version__,
         "config": config.to_json(),
         "x_dim": str(x_dim),
+        "image_shape": json.dumps(list(image_shape or [])),
         "epoch": str(state["epoch"]),
         "history": json.dumps(state["history"]),
         "optimizers": json.dumps(optim_meta),
@@ -164,20 +172,6 @@ def training_state(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> di
     }
 
 
-def rng_state() -> dict:
-    """The random streams training draws from: torch's, and each CUDA device's."""
-    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-
-
-def load_rng_state(rng: dict | None) -> None:
-    """Set the random streams of :func:`rng_state` (the CUDA ones where this machine has as many devices)."""
-    if rng is None:
-        return
-    torch.set_rng_state(rng["torch"])
-    if rng["cuda"] and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-
-
 def _digest(data: bytes, meta: dict[str, str]) -> str:
     """SHA-256 of a serialized checkpoint's tensor bytes and of its metadata (but the hash itself)."""
     header = 8 + int.from_bytes(data[:8], "little")
@@ -198,7 +192,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         tensors = st_load(data)
         header_len = int.from_bytes(data[:8], "little")
         meta = json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
-    except (SafetensorError, ValueError, UnicodeDecodeError, OverflowError) as exc:
+    except (SafetensorError, ValueError, UnicodeDecodeError, OverflowError, RecursionError) as exc:
         raise CheckpointError(
             f"{path} is corrupt or truncated ({_first_line(exc)}); move it away to train this run afresh"
         ) from None
@@ -213,6 +207,15 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     if bad is not None:
         raise CheckpointError(f"{path} holds NaN or infinite values in {bad!r}; it cannot be used")
     return tensors, meta
+
+
+def data_units(tensors: dict[str, torch.Tensor], meta: dict[str, str]):
+    """For an estimator's checkpoint whose features were standardized, the map from the model's
+    output back to the units of the data it was fitted on; None for any other checkpoint."""
+    if ESTIMATOR not in meta or "estimator/mean" not in tensors or "estimator/scale" not in tensors:
+        return None
+    mean, scale = tensors["estimator/mean"].double().numpy(), tensors["estimator/scale"].double().numpy()
+    return lambda out: out.astype("float64") * scale + mean
 
 
 def _first_line(exc: BaseException) -> str:
@@ -236,7 +239,7 @@ def config_of(
                 )
             table["model"]["prior"] = {"name": "gaussian"}  # the function passed replaces it
         return from_dict(table, strict=False)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError, RecursionError) as exc:
         raise CheckpointError(f"{path}: its config is unreadable ({exc}); train again") from None
 
 
@@ -263,6 +266,13 @@ def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> No
         raise CheckpointError(f"does not fit this model's shapes: {first}") from None
 
 
+def image_shape_of_meta(meta: dict[str, str]) -> tuple[int, ...] | None:
+    """The (height, width, channels) a checkpoint's model was built for; None for flat data and for
+    checkpoints of versions that did not record it."""
+    shape = json.loads(meta.get("image_shape") or "[]")
+    return tuple(int(s) for s in shape) or None
+
+
 def load(path: str | os.PathLike, device: str | torch.device = "cpu", prior: Callable | None = None):
     """Load a trained model from a run directory or checkpoint file. Nothing is unpickled and
     nothing named in the file is imported: a run trained with a prior function of its own needs that
@@ -276,7 +286,8 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", prior: Cal
     tensors, meta = read_checkpoint(path)
     config = config_of(meta, path, prior)
     try:
-        model = build_model(config.model, int(meta["x_dim"]), prior=prior)
+        check_model_size(config.model, int(meta["x_dim"]))
+        model = build_model(config.model, int(meta["x_dim"]), prior=prior, image_shape=image_shape_of_meta(meta))
     except AAEError as exc:
         raise CheckpointError(f"{path}: cannot rebuild the model: {exc}") from None
     restore(model, tensors, path=path)
@@ -286,7 +297,8 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", prior: Cal
 class RunLock:
     """An exclusive lock on a run directory for the life of a training (``fcntl.flock`` on its
     ``.lock`` file, released by the system if the process dies): a second trainer on the same
-    directory stops with one line naming the holder's pid. A no-op where ``fcntl`` is missing."""
+    directory stops with one line naming the holder's pid. The lock file is opened never through a
+    link (:func:`aae.files.open_own`). A no-op where ``fcntl`` is missing."""
 
     def __init__(self, run_dir: str | os.PathLike):
         self.path, self.file = Path(run_dir) / LOCK, None
@@ -296,7 +308,7 @@ class RunLock:
             import fcntl
         except ImportError:  # pragma: no cover - Windows
             return self
-        self.file = open(self.path, "a+")
+        self.file = os.fdopen(open_own(self.path, os.O_RDWR | os.O_CREAT), "r+")  # never through a link
         try:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

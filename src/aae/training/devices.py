@@ -1,5 +1,6 @@
 """Where and at what precision a run computes: the device (``--device``), the autocast dtype
-(``train.precision``) and the CPU feature flags ``train.precision = auto`` decides by.
+(``train.precision``) and the CPU feature flags ``train.precision = auto`` decides by; and the
+random streams of the devices, which a checkpoint keeps.
 """
 
 from __future__ import annotations
@@ -133,3 +134,17 @@ def machine(device: torch.device, precision: str) -> dict:
         "torch": torch.__version__,
         "precision": precision,
     }
+
+
+def rng_state() -> dict:
+    """The random streams training draws from: torch's, and each CUDA device's."""
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def load_rng_state(rng: dict | None) -> None:
+    """Set the random streams of :func:`rng_state` (the CUDA ones where this machine has as many devices)."""
+    if rng is None:
+        return
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(rng["cuda"])

@@ -20,11 +20,12 @@ import torch
 
 from ..config.schema import ExperimentConfig
 from ..data.augment import image_shape_of, shifter
+from ..files import atomic_write
 from ..model.phases import train_step
 from . import distributed
 from .batches import Minibatches, training_tensors
-from .checkpoint import CHECKPOINT, atomic_write, load_rng_state, load_weights, rng_state
-from .devices import flush_denormals, machine, pick_device, pick_precision, step_autocast
+from .checkpoint import CHECKPOINT, load_weights
+from .devices import flush_denormals, load_rng_state, machine, pick_device, pick_precision, rng_state, step_autocast
 from .optimizers import Optimizers, weight_average
 from .resume import resume_training, save_training, training_run_dir
 from .runlog import RunLog, check_tensorboard, record_machine
@@ -38,6 +39,8 @@ class Trainer:
 
     >>> history = Trainer(model, config, "runs/x").fit(x_train, y_train)   # doctest: +SKIP
     """
+
+    stamp: dict | None = None  # an estimator's tensors and meta each checkpoint keeps: aae.estimators.store.fit_stamp
 
     def __init__(
         self,
@@ -68,9 +71,10 @@ class Trainer:
         self.averaged = weight_average(self.model, self.cfg.ema)
         self.selection = BestEpoch(self.cfg.select_by, measured=evaluate is not None)
         self.epoch, self.history, self._guard = 0, [], Guard(self.checkpoint_path)
-        self._augment = shifter(self.cfg.shift, model.x_dim)
-        if model.config.y_invariance_weight:  # its rotations need square images: say so before training
-            image_shape_of(model.x_dim, "model.y_invariance_weight")
+        image_shape = getattr(model, "image_shape", None)
+        self._augment = shifter(self.cfg.shift, model.x_dim, image_shape)
+        if model.config.y_invariance_weight:  # its rotations need images: say so before training
+            image_shape_of(model.x_dim, "model.y_invariance_weight", image_shape)
         self.autocast, self.precision = pick_precision(self.cfg.precision, self.device)
 
     @property
@@ -92,7 +96,7 @@ class Trainer:
             if self.run_dir is None:
                 return self._train(x, y, resume=False)
             with training_run_dir(
-                self.run_dir, lock=self.main, resume=resume, require_checkpoint=require_checkpoint
+                self.run_dir, lock=self.main, resume=resume, require_checkpoint=require_checkpoint, trainer=self
             ) as resuming:
                 return self._train(x, y, resume=resuming)
 
