@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from .conv import ConvDecoder, image_hwc
+from .likelihood import ColumnLikelihood
 from .losses import Y_TERM_WEIGHTS
 from .nets import Codes, Discriminator, Encoder, mlp
 from .priors import Categorical, Prior, make_prior
@@ -180,7 +181,17 @@ class AdversarialAutoencoder(nn.Module):
         codes = self.encode(x, sample=False)
         return self.to_data(self.decode(self.representation(codes, labels)))
 
+    columns: ColumnLikelihood | None = None
+    """a likelihood per column for a table of mixed columns (set by the estimators), else None"""
+
+    @property
+    def likelihood(self) -> str | ColumnLikelihood:
+        """What the reconstruction loss reads: the columns' likelihoods, or ``config.output``."""
+        return self.columns if self.columns is not None else self.config.output
+
     def to_data(self, out: Tensor) -> Tensor:
+        if self.columns is not None:
+            return self.columns.to_data(out)
         return out.sigmoid() if self.config.output == "bernoulli" else out
 
     @torch.no_grad()

@@ -71,7 +71,7 @@ def reconstruction_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
     if model.config.y_regularizer == "imsat" and codes.y_logits is not None:
         # IMSAT's terms alone train q(y|x); the decoder reads it held fixed
         codes = replace(codes, y_logits=codes.y_logits.detach())
-    loss = reconstruction_loss(model.decode(model.representation(codes, batch.labels)), batch.x, model.config.output)
+    loss = reconstruction_loss(model.decode(model.representation(codes, batch.labels)), batch.x, model.likelihood)
     out = {"reconstruction": loss.detach()}
     if model.cluster_heads is not None:
         penalty = cluster_head_penalty(model.cluster_heads, model.config.eta)
@@ -167,9 +167,9 @@ def classification_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
 
 def elbo_phase(model, batch: Batch, optimizers) -> dict[str, Tensor]:
     codes = model.encode(batch.x)
-    recon = reconstruction_loss(model.decode(model.representation(codes, batch.labels)), batch.x, model.config.output)
+    recon = reconstruction_loss(model.decode(model.representation(codes, batch.labels)), batch.x, model.likelihood)
     conditioned = batch.labels if model.regime.label_to == "discriminator" else None
-    kl = kl_divergence(codes.z, codes.mean, codes.logvar, model.prior, conditioned)
+    kl = kl_divergence(codes.z, codes.mean, codes.logvar, model.prior, conditioned, model.config.kl_free_bits)
     _step(model, optimizers["reconstruction"], recon + kl)
     return {"reconstruction": recon.detach(), "kl": kl.detach()}
 
