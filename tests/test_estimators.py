@@ -244,6 +244,7 @@ def test_clone_copies_settings_not_what_was_learned(data):
 def test_sample_draws_the_same_images_for_the_same_random_state(data):
     x, y = data
     est = SupervisedAAE(n_components=2, **TINY).fit(x, y)
+    assert est.config_.model.label_to_discriminator  # mnist_supervised's route: z cannot carry the class
     a, la = est.sample(5, random_state=3)
     b, lb = est.sample(5, random_state=3)
     assert np.array_equal(a, b) and np.array_equal(la, lb)
@@ -271,6 +272,7 @@ def test_vae_uses_the_gaussian_encoder_and_the_elbo(data):
     x, _ = data
     est = VAE(n_components=2, **TINY).fit(x)
     assert (est.config_.model.objective, est.config_.model.encoder) == ("vae", "gaussian")
+    assert est.config_.model.kl_free_bits == VAE.FREE_BITS == 2.0  # no collapse onto the prior
     assert {"reconstruction", "kl"} <= set(est.history_[0]) and "discriminator" not in est.history_[0]
 
 
