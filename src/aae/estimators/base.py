@@ -23,6 +23,7 @@ from ..model.autoencoder import build_model
 from ..model.conv import MIN_SIDE
 from ..model.priors import PRIORS, Prior
 from ..training.trainer import Trainer
+from . import columns
 from .io import FLOATS, DataIO, by_blocks
 from .settings import build_config, seed
 
@@ -49,6 +50,28 @@ PARAMETERS: dict = {
     "verbose": ["verbose"],
 }
 """The parameters every estimator has, as scikit-learn's parameter validation reads them in fit."""
+
+
+def _net(net: str, image_shape) -> str:
+    """``net="auto"``: the convolutional networks for images of at least MIN_SIDE pixels a side."""
+    if net != "auto":
+        return net
+    return "conv" if image_shape is not None and min(image_shape[:2]) >= MIN_SIDE else "mlp"
+
+
+def _prior_object(prior):
+    """A prior passed as an object (a function or Prior) goes to the model; a name or table is the config's."""
+    return None if prior is None or isinstance(prior, (str, dict)) else prior
+
+
+def _warn_sizes(n_components: int | None, d: int) -> None:
+    if n_components is not None and n_components > d:
+        warnings.warn(
+            f"n_components = {n_components} is more than the {d} features of X: the code is "
+            "larger than the data it encodes",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -92,21 +115,6 @@ class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         single class, which fit has warned about)."""
         return max(len(self.classes_), 2)
 
-    def _net(self) -> str:
-        """``net="auto"``: the convolutional networks for images of at least MIN_SIDE pixels a side."""
-        if self.net != "auto":
-            return self.net
-        return "conv" if self.image_shape_ is not None and min(self.image_shape_[:2]) >= MIN_SIDE else "mlp"
-
-    def _check_sizes(self, n: int, d: int) -> None:
-        if self.n_components is not None and self.n_components > d:
-            warnings.warn(
-                f"n_components = {self.n_components} is more than the {d} features of X: the code is "
-                "larger than the data it encodes",
-                UserWarning,
-                stacklevel=3,
-            )
-
     # -- fit ---------------------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -119,16 +127,21 @@ class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         x = x.toarray() if hasattr(x, "toarray") else x
         self._fit_scaling(x)
         labels, k, regime = self._labels_for_fit(y, len(x))
-        self._check_sizes(len(x), x.shape[1])
+        _warn_sizes(self.n_components, x.shape[1])
         xin = self._model_input(x)
-        decided = {"regime": regime, "objective": self._objective, "output": self.output_, "net": self._net()}
+        decided = {
+            "regime": regime,
+            "objective": self._objective,
+            "output": self.output_,
+            "net": _net(self.net, self.image_shape_),
+        }
         if k is not None:
             decided["n_classes"] = k
         self.config_ = cfg = build_config(self, len(x), x.shape[1], model=decided, labeled=labels is not None)
         with torch.random.fork_rng(devices=[]):  # fitting leaves the caller's torch random state alone
             torch.manual_seed(cfg.train.seed)
-            model = build_model(cfg.model, xin.shape[1], prior=self._prior_object(), image_shape=self.image_shape_)
-            model.columns = self._likelihood()
+            model = build_model(cfg.model, xin.shape[1], prior=_prior_object(self.prior), image_shape=self.image_shape_)
+            model.columns = columns.likelihood(self.column_types_, self.output_, xin.shape[1])
             trainer = Trainer(
                 model,
                 cfg,
@@ -145,9 +158,6 @@ class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         self.embedding_ = self._embed(xin, x.dtype)
         self._after_fit(xin)
         return self
-
-    def _prior_object(self):
-        return None if self.prior is None or isinstance(self.prior, (str, dict)) else self.prior
 
     def _after_fit(self, xin: np.ndarray) -> None:
         pass

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DataError
+from ..model.likelihood import ColumnLikelihood
 
 KINDS = ("binary", "integer", "onehot")
 
@@ -102,3 +103,26 @@ def valid_values(out: np.ndarray, types: dict[str, list], low: np.ndarray, high:
         c = types["integer"]
         out[:, c] = np.clip(np.round(out[:, c]), low[c], high[c])
     return out
+
+
+def resolve(column_types, x: np.ndarray, images: bool) -> dict[str, list]:
+    """The kinds of ``x``'s columns under the ``column_types`` parameter (image pixels are all real)."""
+    none = {"binary": [], "integer": [], "onehot": []}
+    if column_types is None:
+        return none
+    if images:
+        if column_types == "auto":
+            return none
+        raise ValueError("column_types is for tables; X is an image array, whose pixels are all real")
+    if column_types == "auto":
+        return detect(x)
+    types = declared(column_types, x.shape[1])
+    check_values(x, types)
+    return types
+
+
+def likelihood(types: dict[str, list], output: str, d: int) -> ColumnLikelihood | None:
+    """The decoder's per-column likelihood, or None where ``output``'s serves every column."""
+    if not types["onehot"] and (output == "bernoulli" or not types["binary"]):
+        return None
+    return ColumnLikelihood(d, output, bernoulli=types["binary"], groups=types["onehot"])

@@ -21,7 +21,6 @@ from sklearn.utils.validation import _check_feature_names_in, validate_data
 
 from ..errors import DataError
 from ..model.autoencoder import n_categories
-from ..model.likelihood import ColumnLikelihood
 from . import columns
 
 UNLABELED = -1
@@ -106,7 +105,7 @@ class DataIO:
                 "use output='auto' or 'gaussian' (standardized inside), or rescale X"
             )
         self.output_, self._dtype = output, x.dtype
-        self.column_types_ = self._column_types(x)
+        self.column_types_ = columns.resolve(self.column_types, x, images=self.image_shape_ is not None)
         self.data_min_, self.data_max_ = x.min(0).astype(np.float64), x.max(0).astype(np.float64)
         self.mean_, self.scale_ = np.zeros(x.shape[1]), np.ones(x.shape[1])
         if output == "gaussian":
@@ -116,27 +115,6 @@ class DataIO:
             real = np.setdiff1d(np.arange(x.shape[1]), kept)  # binary and one-hot columns stay 0 and 1
             self.mean_[real] = mean[real]
             self.scale_[real] = np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)[real]
-
-    def _column_types(self, x: np.ndarray) -> dict[str, list]:
-        none = {"binary": [], "integer": [], "onehot": []}
-        if self.column_types is None:
-            return none
-        if self.image_shape_ is not None:
-            if self.column_types == "auto":
-                return none  # pixels
-            raise ValueError("column_types is for tables; X is an image array, whose pixels are all real")
-        if self.column_types == "auto":
-            return columns.detect(x)
-        types = columns.declared(self.column_types, x.shape[1])
-        columns.check_values(x, types)
-        return types
-
-    def _likelihood(self) -> ColumnLikelihood | None:
-        """The decoder's per-column likelihood, or None where ``output_``'s serves every column."""
-        t = self.column_types_
-        if not t["onehot"] and (self.output_ == "bernoulli" or not t["binary"]):
-            return None
-        return ColumnLikelihood(self.n_features_in_, self.output_, bernoulli=t["binary"], groups=t["onehot"])
 
     def _model_input(self, x) -> np.ndarray:
         """What the network reads, float32: x clipped into [0, 1] (Bernoulli) or standardized
