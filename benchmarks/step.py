@@ -2,13 +2,16 @@
 same networks, the same optimizer and the same batch, measured in the same run.
 
     python benchmarks/step.py [--steps 30] [--batches 100 500] [--precisions fp32 bf16] [--regime unsupervised]
+    python benchmarks/step.py --net conv [--image 28 28 1]
     python benchmarks/step.py --profile [--batches 100] [--precisions fp32]
 
 The plain loop is the textbook AAE step (Section 2): a reconstruction step, a discriminator step
 on a fresh no-grad encoding, a generator step on another encoding, each with its own
 ``torch.optim.Adam`` (PyTorch's default for-loop implementation on the CPU). The project's step is
 ``aae.model.phases.train_step`` with the optimizers the Trainer builds, under the precision's autocast.
-Both use the paper's MNIST sizes (784-1000-1000-z, discriminators 1000-1000). Prints images/s
+Both use the paper's MNIST sizes (784-1000-1000-z, discriminators 1000-1000); with ``--net conv``,
+the convolutional networks of ``model.net = "conv"`` (aae.model.conv, 32 channels, one dense layer
+of 1000) on images of ``--image`` height, width, channels, the same modules in both. Prints images/s
 and the ratio, with the machine's CPU model, its bf16 flags and a float32 matmul rate. With
 ``--profile``, where the project's step spends its time instead (torch.profiler's self CPU time):
 matrix products, optimizer steps and the rest, as shares of the step.
@@ -24,6 +27,7 @@ from torch import nn
 
 from aae.config.schema import ModelConfig, TrainConfig
 from aae.model.autoencoder import AdversarialAutoencoder
+from aae.model.conv import ConvDecoder, ConvFeatures
 from aae.model.phases import Batch, train_step
 from aae.training import devices
 from aae.training.devices import cpu_flags, pick_device
@@ -60,14 +64,22 @@ def _timed(step, steps: int, device: torch.device) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def project_step(regime: str, batch: int, precision: str, device: torch.device):
+def model_config(regime: str, net: str) -> ModelConfig:
+    z_dim = 10 if regime != "unsupervised" else 2
+    if net == "conv":
+        return ModelConfig(regime=regime, z_dim=z_dim, net="conv", channels=32, hidden=[1000])
+    return ModelConfig(regime=regime, z_dim=z_dim)
+
+
+def project_step(regime: str, batch: int, precision: str, device: torch.device, net: str = "mlp", image=(28, 28, 1)):
     torch.manual_seed(0)
-    model = AdversarialAutoencoder(ModelConfig(regime=regime, z_dim=10 if regime != "unsupervised" else 2), 784)
+    d = image[0] * image[1] * image[2]
+    model = AdversarialAutoencoder(model_config(regime, net), d, image_shape=tuple(image))
     model = model.to(device)
     groups = model.parameter_groups()
     needed = {"reconstruction", "discriminator", "generator", "classification"}
     opts = {k: make_optimizer(v, k, TrainConfig()) for k, v in groups.items() if k in needed}
-    x = torch.rand(batch, 784, device=device)
+    x = torch.rand(batch, d, device=device)
     y = torch.randint(10, (batch,), device=device)
     b = Batch(x, y if model.regime.label_to else None, x, y)
     dtype = torch.bfloat16 if precision == "bf16" else None
@@ -80,9 +92,10 @@ def project_step(regime: str, batch: int, precision: str, device: torch.device):
     return step
 
 
-def plain_step(batch: int, precision: str, device: torch.device):
+def plain_step(batch: int, precision: str, device: torch.device, net: str = "mlp", image=(28, 28, 1)):
     """The textbook unsupervised AAE step in plain PyTorch."""
     torch.manual_seed(0)
+    d = image[0] * image[1] * image[2]
 
     def mlp(*sizes):
         layers = []
@@ -90,11 +103,17 @@ def plain_step(batch: int, precision: str, device: torch.device):
             layers += [nn.Linear(a, b)] + ([nn.ReLU()] if i < len(sizes) - 2 else [])
         return nn.Sequential(*layers).to(device)
 
-    enc, dec, disc = mlp(784, 1000, 1000, 2), mlp(2, 1000, 1000, 784), mlp(2, 1000, 1000, 1)
+    if net == "conv":
+        feats = ConvFeatures(tuple(image), 32)
+        enc = nn.Sequential(feats, nn.Linear(feats.out_dim, 1000), nn.ReLU(), nn.Linear(1000, 2)).to(device)
+        dec = nn.Sequential(nn.Linear(2, 1000), nn.ReLU(), ConvDecoder(1000, tuple(image), 32)).to(device)
+    else:
+        enc, dec = mlp(d, 1000, 1000, 2), mlp(2, 1000, 1000, d)
+    disc = mlp(2, 1000, 1000, 1)
     adam = lambda p: torch.optim.Adam(p, lr=1e-3, betas=(0.5, 0.999))  # noqa: E731
     opt_ae, opt_d, opt_g = adam([*enc.parameters(), *dec.parameters()]), adam(disc.parameters()), adam(enc.parameters())
     bce = nn.functional.binary_cross_entropy_with_logits
-    x = torch.rand(batch, 784, device=device)
+    x = torch.rand(batch, d, device=device)
     ones, zeros = torch.ones(batch, 1, device=device), torch.zeros(batch, 1, device=device)
     dtype = torch.bfloat16 if precision == "bf16" else None
 
@@ -121,6 +140,7 @@ def plain_step(batch: int, precision: str, device: torch.device):
 
 SHARES = {
     "matrix products": ("aten::mm", "aten::addmm", "aten::bmm"),
+    "convolutions": ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::_convolution", "aten::_slow"),
     "optimizer steps": ("aten::_fused",),
     "copies": ("aten::copy_", "aten::_to_copy"),
 }
@@ -158,22 +178,26 @@ def main() -> None:
     p.add_argument("--batches", type=int, nargs="+", default=[100, 500])
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     p.add_argument("--regime", default="unsupervised")
+    p.add_argument("--net", default="mlp", choices=["mlp", "conv"], help="the paper's MLPs, or model.net = 'conv'")
+    p.add_argument(
+        "--image", type=int, nargs=3, default=[28, 28, 1], metavar=("H", "W", "C"), help="--net conv: image shape"
+    )
     p.add_argument("--profile", action="store_true", help="where the project's step spends its time, not the ratio")
     args = p.parse_args()
     device = pick_device(args.device)
     name, flags = cpu_model()
-    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, net {args.net} {args.image}")
     print(f"CPU: {name}; flags: {flags}; 2048x2048 float32 matmul {matmul_rate(device):.1f} GFLOP/s")
     if args.profile:
         print(f"{'precision':9s} {'batch':>5s} " + " ".join(f"{k:>15s}" for k in [*SHARES, "the rest"]))
         for precision, batch, steps in _cases(args):
-            shares = profile_shares(project_step(args.regime, batch, precision, device), steps)
+            shares = profile_shares(project_step(args.regime, batch, precision, device, args.net, args.image), steps)
             print(f"{precision:9s} {batch:5d} " + " ".join(f"{v:15.1%}" for v in shares.values()), flush=True)
         return
     print(f"{'precision':9s} {'batch':>5s} {'plain loop img/s':>16s} {'aae step img/s':>14s} {'ratio':>6s}")
     for precision, batch, steps in _cases(args):
-        plain = _timed(plain_step(batch, precision, device), steps, device)
-        ours = _timed(project_step(args.regime, batch, precision, device), steps, device)
+        plain = _timed(plain_step(batch, precision, device, args.net, args.image), steps, device)
+        ours = _timed(project_step(args.regime, batch, precision, device, args.net, args.image), steps, device)
         print(f"{precision:9s} {batch:5d} {batch / plain:16.0f} {batch / ours:14.0f} {plain / ours:6.2f}", flush=True)
 
 

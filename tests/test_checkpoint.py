@@ -273,7 +273,17 @@ def test_checkpoint_file_is_plain_safetensors_with_json_metadata(saved):
     data = path.read_bytes()
     header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
     meta = header["__metadata__"]
-    assert set(meta) == {"format", "aae_version", "config", "x_dim", "epoch", "history", "optimizers", "sha256"}
+    assert set(meta) == {
+        "format",
+        "aae_version",
+        "config",
+        "x_dim",
+        "image_shape",
+        "epoch",
+        "history",
+        "optimizers",
+        "sha256",
+    }
     for key in ("config", "history", "optimizers"):
         json.loads(meta[key])
     assert len(meta["sha256"]) == 64 and int(meta["sha256"], 16) >= 0

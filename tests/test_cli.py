@@ -165,7 +165,7 @@ def test_eval_can_average_q_y_over_shifted_images(tmp_path):
     assert float(printed_metrics(plain[1])["valid_error"]) == pytest.approx(last["valid_error"], abs=5e-5)
     assert 0 <= float(printed_metrics(shifted[1])["valid_error"]) <= 1
     rc, _, err = run_main(["eval", "--run", str(run_dir), "--tta-shift", "-1"])
-    assert rc == 2 and err == "aae: error: --tta-shift -1 is not allowed; give 0 or more pixels\n"
+    assert rc == 2 and err == "aae: error: --tta-shift -1 is not allowed; give 0 to 32 pixels\n"
 
 
 def test_eval_breaks_the_cluster_error_down_by_cluster(trained, tmp_path):
@@ -346,7 +346,7 @@ ERRORS = {
     ),
     "sample no samples": (
         lambda t, r: ["sample", "--run", r, "-n", "0", "--out", str(t / "s.npy")],
-        "-n 0 is not allowed; give 1 or more samples",
+        "-n 0 is not allowed; give 1 to",
     ),
     "sample bad suffix": (
         lambda t, r: ["sample", "--run", r, "-n", "4", "--out", str(t / "s.txt")],

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from aae.config.docs import KEY_TABLE, key_table, keys
 from aae.config.load import bundled_configs, from_dict, load_config
@@ -124,10 +125,11 @@ def test_every_bundled_config_loads_and_builds_a_model():
     for name in names:
         cfg = load_config(name)
         assert cfg.name == name, f"{name}.toml sets name = {cfg.name!r}"
-        model = AdversarialAutoencoder(cfg.model, x_dim=784)
-        assert model.x_dim == 784
-        assert model.decoder[-1].out_features == 784
-        assert model.prior.dim == cfg.model.z_dim
+        shape = (32, 32, 3) if cfg.data.name == "svhn" else (28, 28, 1)
+        d = shape[0] * shape[1] * shape[2]
+        model = AdversarialAutoencoder(cfg.model, x_dim=d, image_shape=shape)
+        assert model.x_dim == d and model.prior.dim == cfg.model.z_dim
+        assert model.decode(model.representation(model.encode(torch.rand(2, d)), torch.tensor([0, 1]))).shape == (2, d)
 
 
 # ----------------------------------------------------------------------------- overrides
@@ -339,7 +341,7 @@ def test_data_and_eval_keys_validate():
         ("model.z_dim=-2", "1 <= model.z_dim"),
         ("model.hidden=[-5]", "1 <= model.hidden"),
         ("model.hidden=[0]", "1 <= model.hidden"),
-        ("model.n_classes=0", "2 <= model.n_classes"),
+        ("model.n_classes=0", "1 <= model.n_classes"),
         ("train.lr.generator=-1e-3", "0 < train.lr"),
         ("train.lr.generator=1e6", "train.lr <= 10"),
         ("train.ema=1.5", "0 <= train.ema < 1"),

@@ -229,3 +229,43 @@ def test_every_regime_trains_on_the_users_images(request, tmp_path, data, regime
     model = load_run(tmp_path / "run")
     assert model.image_shape == result.model.image_shape and model.image_shape[:2] in ((28, 28), (32, 32))
     assert (tmp_path / "run" / "figures" / "reconstructions.png").is_file()
+
+
+@pytest.mark.slow
+def test_svhn_recipe_trains_on_files_in_svhns_mat_layout(tmp_path):
+    """SVHN cannot be downloaded here: the bundled recipe trains on files laid out as SVHN's are
+    (X of shape (32, 32, 3, N), y of shape (N, 1) with 10 for the digit 0)."""
+    import scipy.io
+
+    folder = tmp_path / "svhn"
+    folder.mkdir()
+    for name, n, seed in (("train", 300, 5), ("test", 60, 6)):
+        x, y = blobs(n, (32, 32, 3), 10, seed)
+        scipy.io.savemat(
+            folder / f"{name}_32x32.mat", {"X": np.moveaxis(x, 0, -1), "y": np.where(y == 0, 10, y)[:, None]}
+        )
+    cfg = load_config(
+        "svhn_semi_1000",
+        ["model.channels=4", "model.hidden=[16]", "model.disc_hidden=[16]", "train.epochs=1", "data.n_labeled=50"],
+    )
+    cfg.data.data_dir = str(tmp_path)
+    result = run(cfg, out=tmp_path / "run", progress=False, figures=False)
+    assert result.model.image_shape == (32, 32, 3) and type(result.model.encoder.features).__name__ == "ConvFeatures"
+    assert 0 <= result.metrics["test_error"] <= 1
+
+
+@pytest.mark.slow
+def test_conv_run_resumes_bit_identical_to_training_straight_through(tmp_path):
+    """scikit-learn's 8x8 digits on the convolutional networks: two epochs, then two more from the
+    checkpoint, equal four straight (weights, losses, checkpoint), as for the MLPs."""
+    over = [*CONV, "model.regime='semi_supervised'", "data.name='digits'", "data.n_labeled=50", "model.vat_weight=1"]
+    straight = run(load_config(None, [*over, "train.epochs=4"]), out=tmp_path / "a", progress=False, figures=False)
+    run(load_config(None, [*over, "train.epochs=2"]), out=tmp_path / "b", progress=False, figures=False)
+    resumed = run(
+        load_config(None, [*over, "train.epochs=4"]), out=tmp_path / "b", resume=True, progress=False, figures=False
+    )
+    keys = [k for k in straight.history[0] if k != "seconds"]
+    assert [[r[k] for k in keys] for r in resumed.history] == [[r[k] for k in keys] for r in straight.history]
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert load_run(tmp_path / "b").image_shape == (8, 8, 1)

@@ -4,9 +4,11 @@
 >>> model = aae.load("runs/demo")        # doctest: +SKIP
 >>> images = model.generate(16)          # doctest: +SKIP
 
-scikit-learn-style estimators, one per regime of the paper (see :mod:`aae.estimators.classes`):
+scikit-learn-style estimators, one per regime of the paper (see :mod:`aae.estimators.classes`),
+saved and loaded without pickle (loading runs no code from the files):
 
 >>> clf = aae.SemiSupervisedAAE(n_components=10, epochs=30).fit(X, y)   # doctest: +SKIP
+>>> clf.save("models/clf"); clf = aae.load_estimator("models/clf")       # doctest: +SKIP
 """
 
 from ._version import __version__
@@ -14,7 +16,7 @@ from .model.autoencoder import AdversarialAutoencoder
 from .training.checkpoint import load
 
 ESTIMATORS = ("AAE", "VAE", "SupervisedAAE", "SemiSupervisedAAE", "ClusteringAAE", "DimReductionAAE")
-__all__ = ["AdversarialAutoencoder", "load", "__version__", *ESTIMATORS]
+__all__ = ["AdversarialAutoencoder", "load", "load_estimator", "__version__", *ESTIMATORS]
 
 
 def __getattr__(name: str):
@@ -24,4 +26,8 @@ def __getattr__(name: str):
         from . import estimators
 
         return getattr(estimators, name)
+    if name == "load_estimator":
+        from .estimators.store import load as load_estimator
+
+        return load_estimator
     raise AttributeError(f"module 'aae' has no attribute {name!r}")

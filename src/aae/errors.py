@@ -17,6 +17,11 @@ class CheckpointError(AAEError):
     """A checkpoint or run directory cannot be read."""
 
 
+class PathError(AAEError):
+    """A path is not the command's to write: a symbolic link, a hard link, or a folder holding files
+    of someone else's."""
+
+
 class TrainingError(AAEError, RuntimeError):
     """Training cannot go on (for example a loss became NaN)."""
 

@@ -5,24 +5,27 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .config.checks import check_model_size
+from .config.load import from_dict
 from .config.schema import ExperimentConfig
 from .data.sets import load
 from .data.splits import Splits, check_labels, label_budget
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError, one_line
 from .evaluation.evaluate import epoch_metrics, final_metrics
 from .evaluation.figures import write_figures
+from .files import atomic_write, check_writable
 from .model.autoencoder import build_model
 from .model.priors import describe
 from .model.regimes import REGIMES
-from .training.checkpoint import CHECKPOINT, atomic_write, config_of, read_checkpoint
+from .training.checkpoint import CHECKPOINT, ESTIMATOR, config_of, read_checkpoint
 from .training.checkpoint import load as load_model
+from .training.resume import check_run_dir
 from .training.runlog import read_history
 from .training.trainer import Trainer
 
@@ -84,16 +87,6 @@ def train_labels(cfg: ExperimentConfig, splits: Splits) -> np.ndarray | None:
     return None if regime.labels == "optional" and cfg.data.n_labeled == 0 else y
 
 
-def check_writable(out: str | Path) -> None:
-    """Refuse, before any data is read, a run directory that cannot be written."""
-    out = Path(out)
-    first = next((p for p in (out, *out.parents) if p.exists()), Path("."))
-    if not first.is_dir():
-        raise ConfigError(f"cannot write the run directory {out}: {first} is a file, not a directory")
-    if not os.access(first, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot write the run directory {out}: {first} is not writable")
-
-
 def run(
     cfg: ExperimentConfig,
     out: str | Path | None = None,
@@ -119,6 +112,7 @@ def run(
         )
     if out is not None:
         check_writable(out)
+        check_run_dir(out, cfg, resume=resume, require_checkpoint=require_checkpoint)
     splits = splits or prepare_data(cfg, progress)
     if REGIMES[cfg.model.regime].label_to is not None:
         # every split, not only the one training reads: a bad test label would skew the metrics
@@ -127,6 +121,7 @@ def run(
             if data.y is not None:
                 check_labels(data.y, cfg.model.n_classes, len(data), where=f"{part} labels")
     torch.manual_seed(cfg.train.seed)  # the initial weights too follow train.seed
+    check_model_size(cfg.model, splits.train.x.shape[1])
     model = build_model(cfg.model, splits.train.x.shape[1], prior=prior, image_shape=splits.train.image_shape)
     trainer = Trainer(
         model, cfg, out, evaluate=epoch_metrics(splits, cfg), device=device, progress=progress, log_dir=log_dir
@@ -155,6 +150,15 @@ def write_final(run_dir: str | Path, metrics: dict) -> Path:
     return path
 
 
+def trained_epochs(run_dir: str | Path) -> tuple[int, int]:
+    """(epochs a run has trained, epochs its config asks for), from its checkpoint."""
+    _, meta = read_checkpoint(run_dir)
+    try:
+        return int(meta["epoch"]), from_dict(json.loads(meta["config"]), strict=False).train.epochs
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{run_dir}: its config is unreadable ({one_line(exc)}); train again") from None
+
+
 def redraw_figures(run_dir: str | Path, data_dir: str | None = None) -> list[Path]:
     """Draw a trained run's figures again, from its checkpoint and its ``metrics.jsonl``."""
     model, _, splits = open_run(run_dir, data_dir, progress=False)
@@ -164,6 +168,11 @@ def redraw_figures(run_dir: str | Path, data_dir: str | None = None) -> list[Pat
 def open_run(run_dir: str | Path, data_dir: str | None = None, prior=None, progress: bool = True):
     """A trained run directory's model, config and data (from ``data_dir`` if given)."""
     _, meta = read_checkpoint(Path(run_dir) / CHECKPOINT if Path(run_dir).is_dir() else run_dir)
+    if ESTIMATOR in meta:
+        raise CheckpointError(
+            f"{run_dir} is an estimator's: it names no data set to measure or draw; load it with "
+            f"aae.load_estimator({str(run_dir)!r}), or decode samples with aae sample --run {run_dir}"
+        )
     cfg = config_of(meta, run_dir, prior)
     if data_dir is not None:
         cfg.data.data_dir = data_dir

@@ -6,16 +6,65 @@ of one value against its type and the allowed values and range its :func:`key` d
 
 from __future__ import annotations
 
+import dataclasses
+import typing
+
 from ..errors import ConfigError
 from ..model.regimes import REGIMES
-from .schema import ExperimentConfig
+from .keys import check_range, check_type
+from .schema import MAX_WEIGHTS, SECTIONS, ExperimentConfig
 
 
 # -- checks across keys -------------------------------------------------------------------
+def check_every_key(cfg: ExperimentConfig) -> None:
+    """Every key's type and range once more, on the built config: a value set on it after it was
+    read (an estimator's parameters) is held to the same rules as one read from a file."""
+    for section, cls in SECTIONS.items():
+        part, hints = getattr(cfg, section), typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            name = f"{section}.{f.name}"
+            value = check_type(getattr(part, f.name), hints[f.name], name)
+            check_range(value, f.metadata, name)
+            setattr(part, f.name, value)
+
+
+def model_weights(m, x_dim: int = 0) -> int:
+    """About how many weights the networks of the model config ``m`` have on ``x_dim`` features (the
+    encoder, the decoder that mirrors it, and two discriminators at most)."""
+
+    def chain(widths: list[int]) -> int:
+        return sum(a * b for a, b in zip(widths, widths[1:]))
+
+    code = m.z_dim * 2 + m.n_classes + 1
+    h, d = m.hidden or [0], m.disc_hidden or [0]
+    nets = 2 * chain(h) + (2 * x_dim + m.noise_dim) * h[0] + 2 * code * h[-1]
+    return nets + 2 * (chain(d) + code * d[0] + d[-1])
+
+
+def check_model_size(m, x_dim: int = 0) -> None:
+    """Refuse, before any is allocated, a model of more than MAX_WEIGHTS weights."""
+    weights = model_weights(m, x_dim)
+    if weights > MAX_WEIGHTS:
+        on = f" on {x_dim} features" if x_dim else ""
+        raise ConfigError(
+            f"model.hidden = {m.hidden} and model.disc_hidden = {m.disc_hidden}{on} make about {weights:.2g} "
+            f"weights, more than {MAX_WEIGHTS:.0e} ({4 * MAX_WEIGHTS / 1e9:.1f} GB); choose narrower layers"
+        )
+
+
 def validate(cfg: ExperimentConfig) -> ExperimentConfig:
-    """The checks that read more than one key; each failure is one line naming the keys."""
+    """Every key's type and range (:func:`check_every_key`), then the checks that read more than one
+    key; each failure is one line naming the keys."""
     from ..model.priors import PRIORS, make_prior
 
+    check_every_key(cfg)
+    check_model_size(cfg.model)
+    name = cfg.name
+    if name in ("", ".", "..") or len(name) > 100 or any(c in name for c in "/\\\0") or not name.isprintable():
+        raise ConfigError(
+            f"name = {name!r} is not allowed; the run's default folder is runs/<name>: give a plain name "
+            f"(no / or \\, at most 100 characters)"
+        )
     m, t = cfg.model, cfg.train
     regime = REGIMES[m.regime]
     if m.objective == "vae" and m.encoder != "gaussian":
@@ -47,7 +96,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if m.label_to_discriminator and regime.label_to is None:
         raise ConfigError(f"model.label_to_discriminator needs a regime that reads labels, not {m.regime!r}")
     name = m.prior.get("name", "gaussian")
-    if name not in PRIORS:
+    if not isinstance(name, str) or name not in PRIORS:
         raise ConfigError(f"model.prior: unknown prior {name!r}; allowed: {', '.join(PRIORS)}")
     if name != "callable":  # a function's record: the function itself is passed to the model
         prior = make_prior(m.prior, m.z_dim)

@@ -24,10 +24,19 @@ def key(
     high: float | None = None,
     above: float | None = None,
     below: float | None = None,
+    longest: int | None = None,
 ) -> Any:
     """A config field with its documentation, its allowed values and its range (``low <= v <= high``,
-    ``above < v < below``; for a list or table, of every item)."""
-    meta = {"doc": " ".join(doc.split()), "choices": choices, "low": low, "high": high, "above": above, "below": below}
+    ``above < v < below``; for a list or table, of every item, and at most ``longest`` items)."""
+    meta = {
+        "doc": " ".join(doc.split()),
+        "choices": choices,
+        "low": low,
+        "high": high,
+        "above": above,
+        "below": below,
+        "longest": longest,
+    }
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -72,6 +81,8 @@ def check_type(value: Any, tp: Any, key: str) -> Any:
         raise ConfigError(f"{key} = {value!r} is not allowed; expected true or false")
     if (tp is int and isinstance(value, bool)) or not isinstance(value, tp):
         raise ConfigError(f"{key} = {value!r} is not allowed; expected {'a number' if tp is float else tp.__name__}")
+    if tp is int and isinstance(value, float):
+        raise ConfigError(f"{key} = {value!r} is not allowed; expected a whole number (int), not {value!r}")
     if tp is float and not math.isfinite(value):
         raise ConfigError(f"{key} = {value!r} is not allowed; expected a finite number")
     return value
@@ -79,6 +90,9 @@ def check_type(value: Any, tp: Any, key: str) -> Any:
 
 def check_range(value: Any, meta: dict, key: str) -> None:
     items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
+    longest = meta.get("longest")
+    if longest is not None and len(items) > longest:
+        raise ConfigError(f"{key} has {len(items)} items; at most {longest} are allowed")
     low, high, above, below = meta["low"], meta["high"], meta["above"], meta["below"]
     for v in items:
         if not isinstance(v, (int, float)) or isinstance(v, bool):

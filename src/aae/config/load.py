@@ -116,6 +116,8 @@ def _parse_override(item: str) -> dict:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw  # a bare word, e.g. model.regime=supervised
+    except RecursionError:
+        raise ConfigError(f"override {name.strip()}: its value is nested too deeply; flatten it") from None
     out: dict = {}
     node = out
     parts = name.strip().split(".")
@@ -161,6 +163,8 @@ def load_config(
             raise ConfigError(f"{file}: not a UTF-8 text file; a config is TOML text") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        except RecursionError:
+            raise ConfigError(f"{file}: a value is nested too deeply (thousands of levels); flatten it") from None
         except OSError as exc:
             raise ConfigError(f"{file}: cannot be read ({exc.strerror})") from None
     for item in overrides:

@@ -26,6 +26,16 @@ from .keys import key
 
 CONFIG_DIR = Path(__file__).parent.parent / "configs"
 LR_PHASES = ("reconstruction", "discriminator", "generator", "classification")
+MAX_WIDTH, MAX_LAYERS, MAX_CLASSES = 65_536, 100, 10_000
+"""the largest layer or code, the most layers (or milestones), the most classes or clusters"""
+MAX_EPOCHS, MAX_SIZE, MAX_SHIFT, MAX_WEIGHT = 100_000, 1_000_000_000, 32, 1e6
+"""the most epochs, images (batch, labels, subsets), pixels of shift, and the largest weight or radius"""
+MAX_SEED = 2**32 - 1
+"""seeds are what numpy's RandomState takes: 0 .. 2**32 - 1"""
+MAX_WEIGHTS = 200_000_000
+"""the most weights a model may have (800 MB of float32; training keeps about four copies)"""
+MAX_VALUES, MAX_GRID = 100_000_000, 10_000
+"""the most values (samples x features) one call may generate, and the most images in one PNG grid"""
 """the optimizers a model may have, one per phase that steps (the VAE's ELBO steps reconstruction's)"""
 
 
@@ -54,11 +64,19 @@ class ModelConfig:
         choices=("mlp", "conv"),
     )
     channels: int = key(32, "conv: channels of the first convolution, doubled at each stride-2 stage", low=1, high=256)
-    z_dim: int = key(2, "size of the style code z (the map's dimension n for dim_reduction)", low=1)
-    n_classes: int = key(10, "classes, or the clusters m of the categorical head", low=2)
-    hidden: list[int] = key(doc="encoder hidden layers; the decoder mirrors them", factory=lambda: [1000, 1000], low=1)
-    disc_hidden: list[int] = key(doc="discriminator hidden layers", factory=lambda: [1000, 1000], low=1)
-    noise_dim: int = key(100, "universal encoder: size of the N(0, I) noise read beside x", low=1)
+    z_dim: int = key(2, "size of the style code z (the map's dimension n for dim_reduction)", low=1, high=MAX_WIDTH)
+    n_classes: int = key(10, "classes, or the clusters m of the categorical head", low=1, high=MAX_CLASSES)
+    hidden: list[int] = key(
+        doc="encoder hidden layers; the decoder mirrors them",
+        factory=lambda: [1000, 1000],
+        low=1,
+        high=MAX_WIDTH,
+        longest=MAX_LAYERS,
+    )
+    disc_hidden: list[int] = key(
+        doc="discriminator hidden layers", factory=lambda: [1000, 1000], low=1, high=MAX_WIDTH, longest=MAX_LAYERS
+    )
+    noise_dim: int = key(100, "universal encoder: size of the N(0, I) noise read beside x", low=1, high=MAX_WIDTH)
     output: str = key(
         "bernoulli",
         "bernoulli (sigmoid, cross-entropy; data in [0, 1]) or gaussian (linear, squared error)",
@@ -85,23 +103,33 @@ class ModelConfig:
         choices=("adversary", "imsat"),
     )
     vat_weight: float = key(
-        0.0, "y head: weight of virtual adversarial training of q(y|x) on the unlabeled batch (beyond the paper)", low=0
+        0.0,
+        "y head: weight of virtual adversarial training of q(y|x) on the unlabeled batch (beyond the paper)",
+        low=0,
+        high=MAX_WEIGHT,
     )
     vat_eps: float = key(
         2.0,
         "y head: VAT radius in input units (MNIST 2, 8x8 digits 0.3), or with vat_knn the "
         "factor of each image's k-th neighbour distance",
         above=0,
+        high=MAX_WEIGHT,
     )
     vat_knn: int = key(
         0,
         "k > 0: each image's VAT radius is vat_eps times its distance to its k-th nearest "
         "training image (IMSAT's rule)",
         low=0,
+        high=10_000,
     )
-    y_marginal_weight: float = key(0.0, "y head: weight of KL(batch mean of q(y|x) || Cat) (beyond the paper)", low=0)
+    y_marginal_weight: float = key(
+        0.0, "y head: weight of KL(batch mean of q(y|x) || Cat) (beyond the paper)", low=0, high=MAX_WEIGHT
+    )
     y_entropy_weight: float = key(
-        0.0, "y head: weight of the mean entropy of q(y|x) (with the above: IMSAT's mutual information)", low=0
+        0.0,
+        "y head: weight of the mean entropy of q(y|x) (with the above: IMSAT's mutual information)",
+        low=0,
+        high=MAX_WEIGHT,
     )
     y_invariance_weight: float = key(
         0.0,
@@ -109,22 +137,28 @@ class ModelConfig:
         "image by up to 15 degrees and shift by up to 1/14 of its side (2 pixels on MNIST), so that "
         "q(y|x) ignores them (beyond the paper)",
         low=0,
+        high=MAX_WEIGHT,
     )
-    eta: float = key(1.0, "dim_reduction: cluster heads closer than eta are penalized (Section 7)", low=0)
-    head_penalty: float = key(1.0, "dim_reduction: weight of the cluster-head distance penalty", low=0)
+    eta: float = key(
+        1.0, "dim_reduction: cluster heads closer than eta are penalized (Section 7)", low=0, high=MAX_WEIGHT
+    )
+    head_penalty: float = key(1.0, "dim_reduction: weight of the cluster-head distance penalty", low=0, high=MAX_WEIGHT)
     kl_free_bits: float = key(
         0.0,
         "vae: free bits, the nats of KL each code dimension carries unpenalized (max(free_bits, KL_d) over "
         "the batch; against a non-Gaussian prior, of the whole code), so that no dimension collapses onto "
         "the prior (beyond the paper)",
         low=0,
+        high=MAX_WEIGHT,
     )
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = key(50, "epochs", low=1)
-    batch_size: int = key(100, "minibatch size (the classification phase's labeled minibatch too)", low=1)
+    epochs: int = key(50, "epochs", low=1, high=MAX_EPOCHS)
+    batch_size: int = key(
+        100, "minibatch size (the classification phase's labeled minibatch too)", low=1, high=MAX_SIZE
+    )
     optimizer: str = key(
         "adam", "adam (betas 0.5, 0.999) or sgd (momentum 0.9, as in the paper)", choices=("adam", "sgd")
     )
@@ -135,7 +169,11 @@ class TrainConfig:
         high=10,
     )
     lr_milestones: list[int] = key(
-        doc="epochs at which every learning rate is multiplied by lr_gamma", factory=list, low=1
+        doc="epochs at which every learning rate is multiplied by lr_gamma",
+        factory=list,
+        low=1,
+        high=MAX_EPOCHS,
+        longest=MAX_LAYERS,
     )
     lr_gamma: float = key(0.1, "learning-rate decay factor at each milestone", above=0, high=1)
     shift: int = key(
@@ -143,6 +181,7 @@ class TrainConfig:
         "augmentation: each training image moves by a random whole number of pixels in [-shift, "
         "shift] along each axis, drawn anew each step (beyond the paper)",
         low=0,
+        high=MAX_SHIFT,
     )
     ema: float = key(
         0.0,
@@ -156,8 +195,13 @@ class TrainConfig:
         "early stopping: the per-epoch metric (valid_error) whose lowest epoch is the result; empty keeps the last",
         choices=("", "valid_error"),
     )
-    seed: int = key(0, "seeds torch: a CPU run repeats bit for bit with the same code, machine and thread count", low=0)
-    eval_every: int = key(1, "epochs between per-epoch evaluations", low=1)
+    seed: int = key(
+        0,
+        "seeds torch: a CPU run repeats bit for bit with the same code, machine and thread count",
+        low=0,
+        high=MAX_SEED,
+    )
+    eval_every: int = key(1, "epochs between per-epoch evaluations", low=1, high=MAX_EPOCHS)
     precision: str = key(
         "fp32",
         "the training steps' matrix products: fp32, bf16 (autocast; losses, weights and "
@@ -182,10 +226,12 @@ class DataConfig:
     )
     data_dir: str | None = key(None, "where data sets live (default $AAE_DATA_DIR, else ~/.cache/aae)")
     download: bool = key(True, "download MNIST if it is missing")
-    n_labeled: int | None = key(None, "training labels kept, balanced across classes (None: all)", low=0)
-    label_seed: int = key(0, "which labeled images (and validation split) are drawn", low=0)
-    valid_size: int | None = key(None, "validation images carved from the training set (None: 10000 for MNIST)", low=0)
-    subset: int | None = key(None, "train on the first N training images only (quick runs)", low=1)
+    n_labeled: int | None = key(None, "training labels kept, balanced across classes (None: all)", low=0, high=MAX_SIZE)
+    label_seed: int = key(0, "which labeled images (and validation split) are drawn", low=0, high=MAX_SEED)
+    valid_size: int | None = key(
+        None, "validation images carved from the training set (None: 10000 for MNIST)", low=0, high=MAX_SIZE
+    )
+    subset: int | None = key(None, "train on the first N training images only (quick runs)", low=1, high=MAX_SIZE)
 
 
 @dataclass
@@ -194,6 +240,7 @@ class EvalConfig:
         0,
         "q(y|x) is measured as its mean over every shift of the image by up to this many pixels (beyond the paper)",
         low=0,
+        high=MAX_SHIFT,
     )
 
 

@@ -22,16 +22,26 @@ _REDOWNLOAD = REDOWNLOAD
 IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
+MAX_FILE_BYTES = 1 << 30
+"""the most bytes an IDX file may hold once unzipped (MNIST's largest: 47 MB): a small .gz can claim more"""
+
+
 def _read_bytes(path: Path) -> bytes:
-    """File content, gunzipped if it starts with the gzip magic."""
+    """File content, gunzipped if it starts with the gzip magic; at most MAX_FILE_BYTES."""
     try:
         with open(path, "rb") as f:
             if f.read(2) == b"\x1f\x8b":
                 f.seek(0)
                 with gzip.GzipFile(fileobj=f) as gz:
-                    return gz.read()
-            f.seek(0)
-            return f.read()
+                    data = gz.read(MAX_FILE_BYTES + 1)
+            else:
+                f.seek(0)
+                data = f.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise DataError(
+                f"{path} holds more than {MAX_FILE_BYTES} bytes, not an IDX file of a data set; {_REDOWNLOAD}"
+            )
+        return data
     except FileNotFoundError:
         raise DataError(f"{path} not found") from None
     except (OSError, EOFError, zlib.error) as e:

@@ -16,15 +16,16 @@ added, removed or rewritten decodes the folder again.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from aae.data.splits import Dataset
 from aae.errors import DataError, one_line
+from aae.files import atomic_write
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 CACHE_FORMAT = 1
@@ -95,18 +96,14 @@ def _cache_key(splits: dict[str, list[tuple[Path, str | None]]], root: Path, siz
 
 
 def _save_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write the cache atomically; one that cannot be written only costs the next run a decode."""
+    """Write the cache atomically (never through a link); one that cannot be written only costs the
+    next run a decode."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
+        atomic_write(path, buffer.getvalue())
     except OSError:
-        return
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
+        pass
 
 
 def load_image_folder(

@@ -23,6 +23,7 @@ from aae.data.idx import _parse_idx, _read_bytes, is_idx_dir, load_idx_dir
 from aae.data.images import load_image_folder
 from aae.data.splits import Dataset, Splits, carve, load_arrays
 from aae.errors import DataError, one_line
+from aae.files import file_mode
 
 DATASETS = ("mnist", "digits", "svhn")
 
@@ -116,7 +117,7 @@ def download(
                 check(tmp)
             except DataError as e:
                 raise DataError(f"download of {url} rejected: {e}") from e
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, file_mode())  # what the umask gives, as open() would
         os.replace(tmp, dest)
     except DataError:
         raise

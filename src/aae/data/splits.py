@@ -95,6 +95,45 @@ def _is_npy_of_objects(path: Path) -> bool:
     return head.startswith(b"PK") or (head.startswith(b"\x93NUMPY") and b"'|O'" in head)
 
 
+MAX_ELEMENTS = 500_000_000
+"""the most values an array file may hold (2 GB as float32; MNIST's training images are 47 million)"""
+
+
+def _check_sizes(path: Path) -> None:
+    """Refuse, from the headers alone, an array file whose arrays would hold more than MAX_ELEMENTS
+    values (a .npz decompresses: a small file can claim a huge array). Headers that do not parse are
+    left to the loader's own error."""
+    import zipfile
+
+    def check(f, where: str) -> None:
+        try:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f, max_header_size=10_000)
+        except (ValueError, OSError, SyntaxError, TypeError, EOFError):
+            return
+        values = math.prod(shape) * max(1, dtype.itemsize // 4)
+        if values > MAX_ELEMENTS:
+            raise DataError(
+                f"{where} claims an array of shape {shape} ({dtype}), more than {MAX_ELEMENTS:.0e} values; "
+                f"give a smaller array (or data.subset)"
+            )
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                for name in z.namelist():
+                    with z.open(name) as f:
+                        check(f, f"{path}[{name!r}]")
+        else:
+            with open(path, "rb") as f:
+                check(f, str(path))
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, OSError, RuntimeError, ValueError, EOFError):
+        return
+
+
 def load_array(path: str | os.PathLike) -> Dataset:
     """A user .npy (features) or .npz (keys ``x`` and optional ``y``) as a Dataset; an .npz's
     ``x_test``/``y_test`` are left out (see :func:`load_arrays`)."""
@@ -123,6 +162,7 @@ def load_arrays(path: str | os.PathLike) -> tuple[Dataset, Dataset | None]:
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".npz"):
         raise DataError(f"{path}: unsupported file type {path.suffix!r}; use .npy or .npz")
+    _check_sizes(path)
     try:
         arrays = {"x": np.load(path, allow_pickle=False)} if suffix == ".npy" else _read_npz(path)
     except DataError:

@@ -17,13 +17,15 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from ..config.checks import check_model_size
+from ..config.schema import MAX_VALUES
 from ..errors import DataError
 from ..evaluation.evaluate import embed, encode
 from ..model.autoencoder import build_model
 from ..model.conv import MIN_SIDE
 from ..model.priors import PRIORS, Prior
 from ..training.trainer import Trainer
-from . import columns
+from . import columns, store
 from .io import FLOATS, DataIO, by_blocks
 from .settings import build_config, seed
 
@@ -138,6 +140,8 @@ class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         if k is not None:
             decided["n_classes"] = k
         self.config_ = cfg = build_config(self, len(x), x.shape[1], model=decided, labeled=labels is not None)
+        check_model_size(cfg.model, xin.shape[1])
+        stamp = None if self.checkpoint_dir is None else store.fit_stamp(self, x, labels, cfg)
         with torch.random.fork_rng(devices=[]):  # fitting leaves the caller's torch random state alone
             torch.manual_seed(cfg.train.seed)
             model = build_model(cfg.model, xin.shape[1], prior=_prior_object(self.prior), image_shape=self.image_shape_)
@@ -150,10 +154,10 @@ class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                 progress=bool(self.verbose),
                 log_dir=self.log_dir,
             )
-            self.history_ = trainer.fit(xin, labels, resume=self.checkpoint_dir is not None)
+            trainer.stamp = stamp  # read by aae.training.resume: which checkpoint to continue, what to keep
+            history = trainer.fit(xin, labels, resume=self.checkpoint_dir is not None)
             self.model_ = trainer.result.eval()
-        self.n_iter_ = len(self.history_)
-        self.loss_curve_ = [row["reconstruction"] + row.get("kl", 0.0) for row in self.history_]
+        self._set_history(history)
         self._n_features_out = cfg.model.z_dim
         self.embedding_ = self._embed(xin, x.dtype)
         self._after_fit(xin)
@@ -161,6 +165,19 @@ class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
 
     def _after_fit(self, xin: np.ndarray) -> None:
         pass
+
+    def _set_history(self, history: list[dict]) -> None:
+        """``history_`` and what is read from it: ``n_iter_`` and ``loss_curve_``."""
+        self.history_, self.n_iter_ = history, len(history)
+        self.loss_curve_ = [row["reconstruction"] + row.get("kl", 0.0) for row in history]
+
+    def save(self, path: str | os.PathLike) -> str:
+        """Write the fitted estimator to the folder ``path``: the model as safetensors, its
+        parameters, scaling and classes as JSON beside it, as a run is written; read it back with
+        :func:`aae.load_estimator`, which runs no code from the files (unlike ``pickle.load``).
+        ``aae sample --run path`` decodes prior samples in the units of fit's X."""
+        check_is_fitted(self, "model_")
+        return str(store.save(self, path))
 
     # -- use ----------------------------------------------------------------------------------
     def _embed(self, xin: np.ndarray, dtype) -> np.ndarray:
@@ -187,6 +204,11 @@ class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         check_is_fitted(self, "model_")
         if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
             raise ValueError(f"n_samples = {n_samples!r}; give an int >= 1")
+        if n_samples * self.n_features_in_ > MAX_VALUES:
+            raise ValueError(
+                f"n_samples = {n_samples} asks for {n_samples} x {self.n_features_in_} values, more than "
+                f"{MAX_VALUES:.0e}; ask for fewer (several calls with other random_state values)"
+            )
         k = self._n_categories()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed(random_state))

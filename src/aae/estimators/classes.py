@@ -57,8 +57,24 @@ train --set`` takes them, below the parameters and above the config. A batch lar
 is clamped to it, as ``MLPClassifier`` does. CPU times of default fits are in
 docs/results/estimators.md.
 
-**Runs.** With ``checkpoint_dir`` the run is checkpointed there and a later ``fit`` with the same
-settings resumes it; ``log_dir`` writes TensorBoard event files (needs ``pip install tensorboard``).
+**Runs.** With ``checkpoint_dir`` the run is checkpointed there, with a fingerprint of the fit: the
+training data (shape, dtype, a SHA-256 of X's bytes, and the labels) and every parameter but
+``epochs``. A later ``fit`` with the same fingerprint continues it (more epochs train on from
+where it stopped, as ``aae train --resume`` does); a fit of anything else (other data, as in each
+fold of a cross-validation, other parameters, or fewer epochs than it holds) trains afresh and
+replaces it, so a checkpoint_dir holds one fit, the last, and never serves a model of other data
+(with ``random_state=None`` every fit draws a new seed, so every fit is a new one). Folds fitted
+in parallel (``n_jobs``) need a checkpoint_dir each: a second fit on a folder in use is refused.
+A folder holding other files, or an ``aae train`` run, is refused. ``log_dir`` writes
+TensorBoard event files (needs ``pip install tensorboard``).
+
+**Saving.** ``est.save(folder)`` writes the fitted estimator as a run is written (the model as
+safetensors, its parameters, scaling, column kinds, image shape and classes as JSON) and
+``aae.load_estimator(folder)`` reads it back, giving the same outputs; loading runs no code from the
+files, and ``aae sample --run folder`` decodes prior samples in the units of fit's X (so does it on
+a checkpoint_dir). ``pickle`` works too, as for any scikit-learn estimator, but unpickling runs
+whatever code the file names: unpickle only files you trust, and prefer ``save`` for anything you
+share.
 ``train.select_by`` (early stopping on a validation split) is for ``aae train``: an estimator trains
 its epochs and keeps the last (or, with ``train.ema``, the averaged) weights.
 """

@@ -170,7 +170,7 @@ def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Calla
     return measure
 
 
-def cluster_breakdown(model: AdversarialAutoencoder, splits: Splits, cfg: ExperimentConfig) -> list[dict]:
+def model_cluster_breakdown(model: AdversarialAutoencoder, splits: Splits, cfg: ExperimentConfig) -> list[dict]:
     """Each test cluster's classes and its labels by the paper's protocol and by validation
     majority (`aae.evaluation.metrics.cluster_breakdown`): which clusters the cluster error comes from."""
     if splits.test.y is None or splits.valid.y is None:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..data.splits import Splits
+from ..files import refuse_links
 from ..model.autoencoder import AdversarialAutoencoder
 from . import charts, plots
 from .evaluate import embed, encode
@@ -55,6 +56,9 @@ def write_figures(
     """The run's pictures under ``run_dir/figures``: latent scatter beside prior samples, decoded
     prior samples, reconstructions, and by capability the manifold, style grid and cluster heads."""
     fig = Path(run_dir) / "figures"
+    refuse_links(fig / "latent.png", root=run_dir)  # a linked figures/ would send them elsewhere
+    for old in sorted(fig.iterdir()) if fig.is_dir() else []:  # refused before any figure is redrawn
+        refuse_links(old)
     if model.prior is None:  # a classifier baseline: nothing to decode, only its curves
         keys = sorted({k for r in history or [] for k in r if k not in ("epoch", "seconds")})
         return [charts.curves(history, keys, fig / "curves.png")] if history else []

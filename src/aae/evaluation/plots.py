@@ -97,14 +97,18 @@ def new_figure(figsize: tuple[float, float], layout: str | None = None) -> Figur
 
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as a PNG to ``path`` (creating parent directories), clear it, return the path."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``fig`` as a PNG to ``path`` (creating parent directories; atomically and never
+    through a link, :func:`aae.files.atomic_write`), clear it, return the path."""
+    import io
+
+    from ..files import atomic_write
+
+    buf = io.BytesIO()
     try:
-        fig.savefig(out, format="png", bbox_inches="tight", pad_inches=0.05)
+        fig.savefig(buf, format="png", bbox_inches="tight", pad_inches=0.05)
     finally:
         fig.clear()
-    return out
+    return atomic_write(path, buf.getvalue())
 
 
 def _show_canvas(

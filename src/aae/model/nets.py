@@ -77,7 +77,7 @@ class Encoder(nn.Module):
         self.kind, self.z_dim = kind, z_dim
         self.noise_dim = noise_dim if kind == "universal" else 0
         # with channels, a convolutional trunk reads the images first (model.net = "conv")
-        self.features = ConvFeatures(image_shape, channels, batch_norm) if channels else None
+        self.features = ConvFeatures(image_shape, channels) if channels else None
         in_dim = (self.features.out_dim if self.features is not None else x_dim) + self.noise_dim
         self.trunk = mlp([in_dim, *hidden], final_activation=True, batch_norm=batch_norm, dropout=dropout)
         width = hidden[-1] if hidden else in_dim

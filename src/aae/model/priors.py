@@ -44,8 +44,15 @@ __all__ = [
 ]
 
 
+LARGEST = 1e6
+"""the largest magnitude of a prior's argument (a radius, a scale, a bound): beyond it, samples overflow
+the losses"""
+MOST_PARTS = MOST_DIMS = 65_536
+"""the most modes or pieces a prior may have, and the largest dimension"""
+
+
 def _numbers(prior: str, positive: dict[str, Any] = {}, non_negative: dict[str, Any] = {}) -> list[float]:  # noqa: B006
-    """The prior's arguments as floats, each checked; one line naming the bad one."""
+    """The prior's arguments as floats, each checked (finite, at most LARGEST); one line naming the bad one."""
     out = []
     for kind, values in (("> 0", positive), (">= 0", non_negative)):
         for name, value in values.items():
@@ -53,8 +60,17 @@ def _numbers(prior: str, positive: dict[str, Any] = {}, non_negative: dict[str, 
                 raise ConfigError(f"model.prior: {prior} {name} = {value!r} is not a finite number")
             if (value <= 0) if kind == "> 0" else (value < 0):
                 raise ConfigError(f"model.prior: {prior} {name} = {value!r} is not allowed; it must be {kind}")
+            if value > LARGEST:
+                raise ConfigError(f"model.prior: {prior} {name} = {value!r} is not allowed; at most {LARGEST:g}")
             out.append(float(value))
     return out
+
+
+def _whole(prior: str, name: str, value: Any, high: int = MOST_PARTS) -> int:
+    """A prior's count (modes, pieces, a dimension): a whole number in 1..high, never truncated."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+        raise ConfigError(f"model.prior: {prior} {name} = {value!r} is not allowed; give a whole number in 1..{high}")
+    return int(value)
 
 
 class Prior:
@@ -105,7 +121,7 @@ class Gaussian(Prior):
     """N(0, std^2 I) in ``dim`` dimensions."""
 
     def __init__(self, dim: int = 2, std: float = 1.0):
-        self.dim, (self.std,) = int(dim), _numbers("gaussian", {"std": std})
+        self.dim, (self.std,) = _whole("gaussian", "dim", dim, MOST_DIMS), _numbers("gaussian", {"std": std})
 
     def sample(self, n, labels=None, generator=None):
         self._check_labels(n, labels)
@@ -125,9 +141,7 @@ class GaussianMixture(Prior):
     dim = 2
 
     def __init__(self, n_modes: int = 10, radius: float = 4.0, radial_std: float = 1.0, tangential_std: float = 0.15):
-        if n_modes < 1:
-            raise ConfigError(f"mixture prior: n_modes must be >= 1, got {n_modes}")
-        self.n_modes, self.n_parts = int(n_modes), int(n_modes)
+        self.n_modes = self.n_parts = _whole("mixture", "n_modes", n_modes)
         self.radial_std, self.tangential_std, self.radius = _numbers(
             "mixture", {"radial_std": radial_std, "tangential_std": tangential_std}, {"radius": radius}
         )
@@ -175,9 +189,7 @@ class SwissRoll(Prior):
     dim = 2
 
     def __init__(self, n_parts: int = 10, scale: float = 3.0, turns: float = 2.0, noise: float = 0.05):
-        if isinstance(n_parts, bool) or not isinstance(n_parts, int) or n_parts < 1:
-            raise ConfigError(f"model.prior: swiss_roll n_parts = {n_parts!r} is not allowed; it must be >= 1")
-        self.n_parts = n_parts
+        self.n_parts = _whole("swiss_roll", "n_parts", n_parts)
         self.scale, self.turns, self.noise = _numbers("swiss_roll", {"scale": scale, "turns": turns}, {"noise": noise})
 
     def _curve(self, u: Tensor) -> Tensor:
@@ -229,7 +241,7 @@ class Uniform(Prior):
         )
         if not high > low:
             raise ConfigError(f"uniform prior: high ({high}) must exceed low ({low})")
-        self.dim, self.low, self.high = int(dim), float(low), float(high)
+        self.dim, self.low, self.high = _whole("uniform", "dim", dim, MOST_DIMS), float(low), float(high)
 
     def sample(self, n, labels=None, generator=None):
         self._check_labels(n, labels)
@@ -245,14 +257,20 @@ class Categorical(Prior):
     """One-hot samples of Cat(probs) over ``n_classes`` (the prior of the y head, Section 5)."""
 
     def __init__(self, n_classes: int = 10, probs: list[float] | None = None):
-        self.dim = self.n_parts = self.n_classes = int(n_classes)
-        p = (
-            torch.full((self.n_classes,), 1.0 / self.n_classes)
-            if probs is None
-            else torch.as_tensor(probs, dtype=torch.float)
-        )
-        if p.shape != (self.n_classes,) or (p < 0).any() or abs(float(p.sum()) - 1) > 1e-5:
-            raise ConfigError(f"categorical prior: probs must be {self.n_classes} non-negative numbers summing to 1")
+        self.dim = self.n_parts = self.n_classes = _whole("categorical", "n_classes", n_classes)
+        bad = ConfigError(f"categorical prior: probs must be {self.n_classes} non-negative numbers summing to 1")
+        try:
+            p = (
+                torch.full((self.n_classes,), 1.0 / self.n_classes)
+                if probs is None
+                else torch.as_tensor(probs, dtype=torch.float)
+            )
+        except (TypeError, ValueError, RuntimeError):
+            raise bad from None
+        if p.shape != (self.n_classes,) or not torch.isfinite(p).all() or (p < 0).any():
+            raise bad
+        if abs(float(p.sum()) - 1) > 1e-5:
+            raise bad
         self.probs = p
 
     def sample(self, n, labels=None, generator=None):
@@ -284,7 +302,7 @@ class CallablePrior(Prior):
             raise ConfigError(f"callable prior: {fn!r} is not callable")
         self.fn = fn
         probe = self._call(2)
-        self.dim = probe.shape[1] if dim is None else int(dim)
+        self.dim = probe.shape[1] if dim is None else _whole("callable", "dim", dim, MOST_DIMS)
         if probe.shape[1] != self.dim:
             raise ConfigError(f"callable prior returned dimension {probe.shape[1]}, expected {self.dim}")
 
@@ -328,7 +346,7 @@ def make_prior(spec: str | dict | Prior | Callable, dim: int) -> Prior:
     else:
         args = dict(spec) if isinstance(spec, dict) else {"name": spec}
         name = args.pop("name", "gaussian")
-        if name not in PRIORS:
+        if not isinstance(name, str) or name not in PRIORS:
             raise ConfigError(f"unknown prior {name!r}; allowed: {', '.join(PRIORS)}")
         cls = PRIORS[name]
         if cls in (Gaussian, Uniform, CallablePrior):

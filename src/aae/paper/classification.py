@@ -11,6 +11,7 @@ import numpy as np
 
 from ..config.load import load_config
 from ..experiment import Result, prepare_data
+from ..files import atomic_write
 from ..model.losses import Y_TERM_WEIGHTS
 from .runs import Headline, Runs, all_runs, chosen, epochs_kept, overrides, stat, table_dir, write_table
 
@@ -233,8 +234,7 @@ class _Umap:
 
     def save(self, where: Path) -> None:
         if self.errors:
-            where.mkdir(parents=True, exist_ok=True)
-            (where / self.FILE).write_text(json.dumps(self.errors, indent=1, sort_keys=True) + "\n")
+            atomic_write(where / self.FILE, json.dumps(self.errors, indent=1, sort_keys=True) + "\n")
 
 
 def dim_reduction(args) -> list[Headline]:

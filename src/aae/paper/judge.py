@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from ..data.splits import Dataset
 from ..errors import DataError
-from ..training.checkpoint import atomic_write
+from ..files import atomic_write
 
 log = logging.getLogger("aae")
 

@@ -9,7 +9,10 @@ its tables, :class:`Plan`), trains that here, then builds its tables from the re
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingError, one_line
 from ..training.runlog import read_history
 
 
@@ -42,16 +45,43 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+MAX_JOBS = 1024
+
+
 def check_jobs(jobs: int) -> None:
-    if jobs < 1:
-        raise ConfigError(f"--jobs {jobs} is not allowed; give 1 or more runs at a time")
+    if not 1 <= jobs <= MAX_JOBS:
+        raise ConfigError(f"--jobs {jobs} is not allowed; give 1 to {MAX_JOBS} runs at a time")
 
 
-def _worker_signals() -> None:
+def _worker_signals(parent: int) -> None:
     """Ctrl-C reaches the whole process group: a worker leaves it to the command, which stops the
-    pool; stopped, a worker exits as from an error, releasing what it holds (its locks among them)."""
+    pool; stopped, a worker exits as from an error, releasing what it holds (its locks among them).
+    And it dies with the command, however that dies (:func:`_die_with`)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    _die_with(parent)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent: int) -> None:
+    """SIGTERM to this worker when the command (pid ``parent``) dies, kill -9 included, so that no run
+    trains on orphaned, holding its lock: Linux's PR_SET_PDEATHSIG (the kernel sends it), and on
+    every system a thread that checks the parent's pid each second (a worker whose parent died is
+    given to another, so its parent pid changes)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    if os.getppid() != parent:  # it died before the line above: no signal will come
+        sys.exit(1)
+    threading.Thread(target=_watch, args=(parent,), name="aae-parent-watch", daemon=True).start()
+
+
+def _watch(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGTERM)  # its handler stops the run in the worker's main thread
 
 
 def _train_one(task: tuple[dict, str, int, str]) -> tuple[str, float]:
@@ -71,11 +101,26 @@ def _train_one(task: tuple[dict, str, int, str]) -> tuple[str, float]:
     return run_dir, time.perf_counter() - start
 
 
+def _worker(task: tuple[dict, str, int, str], answer, parent: int) -> None:
+    """A worker process: one run, its result or its error sent back on ``answer``."""
+    _worker_signals(parent)
+    try:
+        outcome = ("done", _train_one(task))
+    except Exception as exc:  # the run's error is the command's: sent back whole where it can be
+        outcome = ("error", exc)
+    try:
+        answer.send(outcome)
+    except Exception:  # an error that does not pickle: its line
+        answer.send(("error", TrainingError(f"{task[1]}: {one_line(outcome[1])}")))
+
+
 def train(plan: Plan, jobs: int, device: str = "auto", progress: bool = True) -> None:
     """Train every run of ``plan``, ``jobs`` at a time, the longest (by epochs) first so that the last
     minutes are not one long run alone. Each run resumes from its checkpoint, so an interrupted call
     loses at most an epoch of each; a failed run stops the others (they resume on the next call) and
-    its error is raised here."""
+    its error is raised here. Each run is a process of its own, started from this thread (so that
+    PR_SET_PDEATHSIG, which follows the thread that started a process, fires only when the command
+    dies)."""
     tasks = sorted(plan.runs.items(), key=lambda kv: -kv[1]["train"]["epochs"])
     if not tasks:
         return
@@ -87,25 +132,43 @@ def train(plan: Plan, jobs: int, device: str = "auto", progress: bool = True) ->
     epochs = sum(cfg["train"]["epochs"] for _, cfg in tasks)
     done = _epochs_done(tasks) if progress else 0
     bar = tqdm(total=epochs, initial=done, desc="epochs", unit="epoch", disable=not progress)
-    pool = context.Pool(workers, initializer=_worker_signals, maxtasksperchild=1)
     main = threading.current_thread() is threading.main_thread()  # where signal handlers can be set
     before = signal.signal(signal.SIGTERM, _stop) if main else None
+    waiting, running = list(tasks), {}
     try:
-        pending = [pool.apply_async(_train_one, ((cfg, run_dir, threads, device),)) for run_dir, cfg in tasks]
-        while pending:
-            time.sleep(POLL)
-            for result in [r for r in pending if r.ready()]:
-                run_dir, seconds = result.get()  # a worker's error is raised here
-                tqdm.write(f"trained {run_dir} in {seconds / 60:.1f} minutes")
-            pending = [r for r in pending if not r.ready()]
+        while waiting or running:
+            while waiting and len(running) < workers:
+                run_dir, cfg = waiting.pop(0)
+                answer, send = context.Pipe(duplex=False)
+                task = (cfg, run_dir, threads, device)
+                worker = context.Process(target=_worker, args=(task, send, os.getpid()), daemon=True)
+                worker.start()
+                send.close()
+                running[worker] = (run_dir, answer)
+            ended = multiprocessing.connection.wait([w.sentinel for w in running], timeout=POLL)
+            for worker in [w for w in running if w.sentinel in ended]:
+                run_dir, answer = running.pop(worker)
+                try:
+                    outcome = answer.recv() if answer.poll() else None
+                except (EOFError, OSError):  # it died mid-answer
+                    outcome = None
+                worker.join()
+                answer.close()
+                if outcome is None:
+                    raise TrainingError(
+                        f"the run {run_dir} stopped (exit status {worker.exitcode}); the same command again "
+                        f"continues it from its last checkpoint"
+                    )
+                if outcome[0] == "error":
+                    raise outcome[1]  # a worker's error is the command's
+                tqdm.write(f"trained {run_dir} in {outcome[1][1] / 60:.1f} minutes")
             if progress:
                 bar.update(_epochs_done(tasks) - bar.n)
-        pool.close()
-    except BaseException:
-        pool.terminate()  # the other runs stop where their last checkpoint is
-        raise
     finally:
-        pool.join()
+        for worker in running:  # the other runs stop where their last checkpoint is
+            worker.terminate()
+        for worker in running:
+            worker.join()
         bar.close()
         if main:
             signal.signal(signal.SIGTERM, before)

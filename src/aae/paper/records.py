@@ -12,6 +12,7 @@ from ..config.load import from_dict
 from ..config.schema import ExperimentConfig
 from ..errors import CheckpointError, ConfigError
 from ..experiment import FINAL, Result
+from ..files import atomic_write
 from ..model.autoencoder import Classifier
 from ..training.checkpoint import what_must_match
 
@@ -43,7 +44,7 @@ def recorded(run_dir: str | Path, cfg: ExperimentConfig, strict: bool = True) ->
         saved = json.loads((run_dir / "config.json").read_text())
         metrics = json.loads((run_dir / FINAL).read_text())
         history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise CheckpointError(
             f"{run_dir} holds a broken run record ({e}); move it away to train the run again"
         ) from None
@@ -61,7 +62,7 @@ MEASURED = "measured.json"
 def save_measured(run_dir: str | Path, how: dict | None, values: dict) -> dict:
     """Write what a table measured on the model of ``run_dir``, and how (``how``: what the figures
     depend on beyond the run, e.g. the number of samples); return ``values``."""
-    (Path(run_dir) / MEASURED).write_text(json.dumps({"how": how or {}, "values": values}, indent=1) + "\n")
+    atomic_write(Path(run_dir) / MEASURED, json.dumps({"how": how or {}, "values": values}, indent=1) + "\n")
     return values
 
 
@@ -74,7 +75,7 @@ def with_measured(res: Result, run_dir: str | Path, how: dict | None) -> Result 
     try:
         saved = json.loads(path.read_text())
         how_saved, values = saved["how"], saved["values"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
         raise CheckpointError(f"{path} is broken ({e}); delete it to measure the run again") from None
     if how_saved != json.loads(json.dumps(how or {})):
         return None

@@ -19,9 +19,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..config.schema import MAX_EPOCHS, MAX_SEED
 from ..errors import ConfigError
+from ..files import check_own, replace_own
 from ..training.devices import cpu_model
 from . import pool
+from .beyond import semi_supervised_conv
 from .classification import MAPS, MODELS, clustering, dim_reduction, semi_supervised
 from .generative import label_modes, likelihood, prior_match, supervised
 from .pool import Plan, check_jobs
@@ -133,6 +136,7 @@ TABLES: dict[str, Callable[[argparse.Namespace], list[Headline]]] = {
     "clustering": clustering,
     "dim-reduction": dim_reduction,
     "semi-supervised": semi_supervised,
+    "semi-supervised-conv": semi_supervised_conv,
     "prior-match": prior_match,
     "label-modes": label_modes,
     "supervised": supervised,
@@ -153,6 +157,22 @@ PAPER: list[tuple[str, dict]] = [
 """``aae reproduce all``: every table and figure of the paper, with its seeds and baselines"""
 
 
+def check_numbers(args: argparse.Namespace) -> None:
+    """The command's own numbers in their ranges (the config's keys are checked as configs are)."""
+    for option in ("seeds", "label_seeds"):
+        bad = [s for s in getattr(args, option, None) or [] if not 0 <= s <= MAX_SEED]
+        if bad:
+            raise ConfigError(f"--{option.replace('_', '-')} {bad[0]} is not allowed; give seeds in 0..{MAX_SEED}")
+    for option, most in (("samples", MAX_SAMPLES), ("epochs", MAX_EPOCHS)):
+        value = getattr(args, option, None)
+        if value is not None and not 1 <= value <= most:
+            raise ConfigError(f"--{option} {value} is not allowed; give 1 to {most}")
+
+
+MAX_SAMPLES = 100_000
+"""the most images --samples puts in the Parzen window (the paper's 10000)"""
+
+
 def reproduce_all(args: argparse.Namespace) -> None:
     """Every table and figure of the paper (``PAPER``), each from its records or, with --train, trained;
     then a one-page summary, ``<out>/README.md``: ours beside the paper's, the runs, their minutes."""
@@ -160,6 +180,7 @@ def reproduce_all(args: argparse.Namespace) -> None:
         raise ConfigError("--label-seeds: each table of all has its own seeds; give --seeds too, one per label seed")
     wall, cpu = getattr(args, "started", None) or (time.perf_counter(), cpu_seconds())
     root = Path(args.out or "runs/reproduce")
+    check_own(root / "README.md", SUMMARY)  # before hours of training, not after
     heads: list[Headline] = []
     for experiment, settings in PAPER:
         given = {**settings, **({"seeds": args.seeds} if args.seeds is not None else {})}
@@ -185,15 +206,20 @@ def reproduce_all(args: argparse.Namespace) -> None:
     )
     text = "\n".join(lines)
     print(f"\n{text}\n\n{total}")
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "README.md").write_text(
-        "# Adversarial Autoencoders: the paper, reproduced\n\ncommand: `aae reproduce all"
+    replace_own(
+        root / "README.md",
+        f"{SUMMARY}\n\ncommand: `aae reproduce all"
         + (f" --out {args.out}" if args.out else "")
         + "`\n\nEach line is one result of Makhzani et al. (2015) beside the paper's; each table says how it "
         "was measured, which seeds and which config, and lists the runs its records lack. A run counts "
         "once per line it serves; the training minutes are its recorded wall time (one thread per run on "
-        f"2 cores unless the table says otherwise).\n\n{text}\n\n{total}\n"
+        f"2 cores unless the table says otherwise).\n\n{text}\n\n{total}\n",
+        SUMMARY,
     )
+
+
+SUMMARY = "# Adversarial Autoencoders: the paper, reproduced"
+"""the first line of ``aae reproduce all``'s summary, by which it knows a README.md of its own"""
 
 
 def cpu_seconds() -> float:
@@ -221,6 +247,7 @@ def _in_parallel(experiment: Callable[[argparse.Namespace], None]) -> Callable[[
     def gathered(args: argparse.Namespace) -> None:
         jobs = getattr(args, "jobs", 1)
         check_jobs(jobs)
+        check_numbers(args)
         args.started = time.perf_counter(), cpu_seconds()  # what all's summary counts, the pool's training too
         if jobs > 1:
             plan = Plan()

@@ -17,6 +17,7 @@ import torch
 from ..config.schema import ExperimentConfig
 from ..errors import ConfigError
 from ..experiment import FINAL, Result, prepare_data, run
+from ..files import check_own, replace_own
 from ..training.checkpoint import CHECKPOINT
 from ..training.devices import cpu_model
 from ..training.runlog import MACHINE
@@ -64,6 +65,7 @@ class Runs:
 
     def __init__(self, args, name: str):
         self.args, self.name = args, name
+        check_own(table_dir(args, name) / "results.md", f"# {name}")  # refused before training, not after
         self.missing: list[str] = []
         self.trained_on: Counter[str] = Counter()
         """how many of the gathered runs trained on each machine, as their ``machine.json`` says"""
@@ -133,12 +135,14 @@ class Runs:
 
 def _finished_record(run_dir: Path, cfg: ExperimentConfig) -> Result | None:
     """The record of ``cfg``'s run in ``run_dir`` where it trained to its end: a record of the same
-    recipe written after its last checkpoint (a run resumed for more epochs has a newer checkpoint);
-    else None."""
+    recipe written after its last checkpoint (a run resumed for more epochs has a newer checkpoint)
+    whose log reaches the config's last epoch (``aae eval --write`` cannot make an unfinished run
+    look finished); else None."""
     final, checkpoint = run_dir / FINAL, run_dir / CHECKPOINT
     if not final.exists() or (checkpoint.exists() and final.stat().st_mtime < checkpoint.stat().st_mtime):
         return None
-    return recorded(run_dir, cfg, strict=False)
+    res = recorded(run_dir, cfg, strict=False)
+    return res if res is not None and res.epochs >= cfg.train.epochs else None
 
 
 def _record(run_dir: Path, committed: Path | None, cfg: ExperimentConfig, how: dict | None, *, measured: bool):
@@ -235,11 +239,13 @@ def write_table(
     print(text)
     print(f"machine: {machine}")
     root = table_dir(args, name)
-    root.mkdir(parents=True, exist_ok=True)
     command = (
         "aae " + " ".join(sys.argv[1:]) if sys.argv and Path(sys.argv[0]).name == "aae" else f"aae reproduce {name}"
     )
-    (root / "results.md").write_text(
-        f"# {name}\n\ncommand: `{command}`\n\nseeds: {args.seeds}\n\n{text}\n\ntable written on: {machine}\n\n{notes}\n"
+    replace_own(
+        root / "results.md",
+        f"# {name}\n\ncommand: `{command}`\n\nseeds: {args.seeds}\n\n{text}\n\n"
+        f"table written on: {machine}\n\n{notes}\n",
+        f"# {name}",
     )
     return root / "results.md"

@@ -3,10 +3,11 @@ nothing named in a file is ever imported.
 
 A run directory holds ``checkpoint.safetensors`` (weights, optimizer state, RNG state, with the
 config, epoch and history as JSON in its metadata, and a SHA-256 of all of it that loading
-verifies), ``config.json``, ``metrics.jsonl`` and ``figures/``. Files are written atomically: to a
-temporary name, flushed, then renamed, so a run killed mid-write leaves the previous checkpoint
-whole. A training holds an exclusive lock on its run directory (:class:`RunLock`); what of a
-trainer a checkpoint keeps, and how a run resumes, is :mod:`aae.training.resume`'s.
+verifies), ``config.json``, ``metrics.jsonl`` and ``figures/``. Files are written atomically and
+never through a link (:mod:`aae.files`): to a temporary name, flushed, then renamed, so a run
+killed mid-write leaves the previous checkpoint whole. A training holds an exclusive lock on its
+run directory (:class:`RunLock`); what of a trainer a checkpoint keeps, and how a run resumes, is
+:mod:`aae.training.resume`'s.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,29 +25,20 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .._version import __version__
+from ..config.checks import check_model_size
 from ..config.load import from_dict
 from ..config.schema import ExperimentConfig
 from ..errors import AAEError, CheckpointError
+from ..files import atomic_write, open_own
 
 FORMAT = "aae-checkpoint/1"
 CHECKPOINT = "checkpoint.safetensors"
 LOCK = ".lock"
-
-
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+ESTIMATOR, FIT = "estimator", "fit"
+"""an estimator's checkpoint's metadata: what of the estimator it keeps beside the model (JSON, and
+its scaling and range as the tensors ``estimator/mean``, ``/scale``, ``/data_min``,
+``/data_max``), and the fingerprint of the fit (its data and parameters) that a
+``checkpoint_dir`` continues only for the same"""
 
 
 def _split_optimizer(prefix: str, state: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -87,11 +78,13 @@ def save_checkpoint(
     rng: bool = True,
     raw: torch.nn.Module | None = None,
     extra: dict[str, torch.Tensor] | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> None:
     """Save everything needed to rebuild the model, and to resume training exactly. ``model`` is
     what :func:`load` gives; ``raw``, if training runs on other weights than those (the trainer's
     weight averaging), is what training continues from; ``extra`` are more tensors of training
-    state, by name."""
+    state, by name; ``metadata`` more JSON strings, by name (an estimator's, :data:`ESTIMATOR`
+    and :data:`FIT`)."""
     tensors = _storable(model.state_dict(), "model/")
     if raw is not None:
         tensors.update(_storable(raw.state_dict(), "raw/"))
@@ -106,11 +99,13 @@ def save_checkpoint(
             for i, s in enumerate(torch.cuda.get_rng_state_all()):
                 tensors[f"rng/cuda/{i}"] = s
     meta = {
+        **(metadata or {}),
         "format": FORMAT,
         "aae_version": __version__,
         "config": config.to_json(),
         "x_dim": str(x_dim),
         "image_shape": json.dumps(list(getattr(model, "image_shape", None) or [])),
+        **columns_meta(model),
         "epoch": str(epoch),
         "history": json.dumps(history),
         "optimizers": json.dumps(optim_meta),
@@ -141,7 +136,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         tensors = st_load(data)
         header_len = int.from_bytes(data[:8], "little")
         meta = json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
-    except (SafetensorError, ValueError, UnicodeDecodeError, OverflowError) as exc:
+    except (SafetensorError, ValueError, UnicodeDecodeError, OverflowError, RecursionError) as exc:
         raise CheckpointError(
             f"{path} is corrupt or truncated ({_first_line(exc)}); move it away to train this run afresh"
         ) from None
@@ -156,6 +151,30 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     if bad is not None:
         raise CheckpointError(f"{path} holds NaN or infinite values in {bad!r}; it cannot be used")
     return tensors, meta
+
+
+def data_units(tensors: dict[str, torch.Tensor], meta: dict[str, str], path: str | os.PathLike = "the checkpoint"):
+    """For an estimator's checkpoint, the map from the model's output back to the units of the data
+    it was fitted on, each column holding values of its kind (0/1, one-hot, whole numbers in fit's
+    range), as the estimator's ``sample`` gives; None for any other checkpoint."""
+    if ESTIMATOR not in meta or "estimator/mean" not in tensors or "estimator/scale" not in tensors:
+        return None
+    from ..estimators import columns  # an estimator's checkpoint: scikit-learn is there
+
+    mean, scale = tensors["estimator/mean"].double().numpy(), tensors["estimator/scale"].double().numpy()
+    bounds = [tensors.get(f"estimator/data_{end}") for end in ("min", "max")]
+    try:
+        types = columns.declared(json.loads(meta[ESTIMATOR]).get("column_types") or {}, len(mean))
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+        raise CheckpointError(f"{path}: its estimator's column kinds are unreadable ({exc}); save it again") from None
+
+    def units(out):
+        out = out.astype("float64") * scale + mean
+        if None in bounds:
+            return out
+        return columns.valid_values(out, types, *(b.double().numpy() for b in bounds))
+
+    return units
 
 
 def _first_line(exc: BaseException) -> str:
@@ -179,7 +198,7 @@ def config_of(
                 )
             table["model"]["prior"] = {"name": "gaussian"}  # the function passed replaces it
         return from_dict(table, strict=False)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError, RecursionError) as exc:
         raise CheckpointError(f"{path}: its config is unreadable ({exc}); train again") from None
 
 
@@ -227,6 +246,24 @@ def image_shape_of_meta(meta: dict[str, str]) -> tuple[int, ...] | None:
     return tuple(int(s) for s in shape) or None
 
 
+def columns_meta(model) -> dict[str, str]:
+    """A model's likelihood per column (an estimator's mixed table) as metadata; none for the rest."""
+    columns = getattr(model, "columns", None)
+    return {} if columns is None else {"columns": json.dumps(columns.to_dict())}
+
+
+def columns_of_meta(meta: dict[str, str]):
+    """The likelihood per column a checkpoint's model was trained with, or None."""
+    from ..model.likelihood import ColumnLikelihood
+
+    if "columns" not in meta:
+        return None
+    table = json.loads(meta["columns"])
+    if int(table["d"]) != int(meta["x_dim"]) or table["base"] not in ("bernoulli", "gaussian"):
+        raise ValueError(f"columns {table['d']} {table['base']!r} of a model of {meta['x_dim']} features")
+    return ColumnLikelihood(int(table["d"]), table["base"], table["bernoulli"], table["groups"])
+
+
 def load(path: str | os.PathLike, device: str | torch.device = "cpu", prior: Callable | None = None):
     """Load a trained model from a run directory or checkpoint file. Nothing is unpickled and
     nothing named in the file is imported: a run trained with a prior function of its own needs that
@@ -240,8 +277,10 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", prior: Cal
     tensors, meta = read_checkpoint(path)
     config = config_of(meta, path, prior)
     try:
+        check_model_size(config.model, int(meta["x_dim"]))
         model = build_model(config.model, int(meta["x_dim"]), prior=prior, image_shape=image_shape_of_meta(meta))
-    except AAEError as exc:
+        model.columns = columns_of_meta(meta)
+    except (AAEError, KeyError, TypeError, ValueError, IndexError, RecursionError) as exc:
         raise CheckpointError(f"{path}: cannot rebuild the model: {exc}") from None
     restore(model, tensors, path=path)
     return model.to(device).eval()
@@ -250,7 +289,8 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", prior: Cal
 class RunLock:
     """An exclusive lock on a run directory for the life of a training (``fcntl.flock`` on its
     ``.lock`` file, released by the system if the process dies): a second trainer on the same
-    directory stops with one line naming the holder's pid. A no-op where ``fcntl`` is missing."""
+    directory stops with one line naming the holder's pid. The lock file is opened never through a
+    link (:func:`aae.files.open_own`). A no-op where ``fcntl`` is missing."""
 
     def __init__(self, run_dir: str | os.PathLike):
         self.path, self.file = Path(run_dir) / LOCK, None
@@ -260,7 +300,7 @@ class RunLock:
             import fcntl
         except ImportError:  # pragma: no cover - Windows
             return self
-        self.file = open(self.path, "a+")
+        self.file = os.fdopen(open_own(self.path, os.O_RDWR | os.O_CREAT), "r+")  # never through a link
         try:
             fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from .checkpoint import atomic_write
+from ..files import append_text, atomic_write, check_writable
 
 JSONL, CSV, MACHINE = "metrics.jsonl", "metrics.csv", "machine.json"
 
@@ -35,20 +35,34 @@ def record_machine(run_dir: str | Path, epoch: int, where: dict) -> None:
     path = Path(run_dir) / MACHINE
     try:
         stints = json.loads(path.read_text()) if path.exists() else []
-    except ValueError:
+    except (ValueError, RecursionError):
         stints = []  # a broken file of the run's own is replaced, not fatal
+    stints = stints if isinstance(stints, list) else []
     stints = [s for s in stints if isinstance(s, dict) and s.get("from_epoch", 0) < epoch]
     atomic_write(path, json.dumps([*stints, {"from_epoch": epoch, **where}], indent=1) + "\n")
 
 
 def read_history(run_dir: str | Path) -> list[dict] | None:
-    """The epoch rows of a run's ``metrics.jsonl``, or None where it has none."""
+    """The epoch rows of a run's ``metrics.jsonl``, or None where it has none; a line that is not
+    an epoch's row (a kill mid-line, an edit) is skipped."""
     path = Path(run_dir) / JSONL
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else None
+    if not path.exists():
+        return None
+    rows = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(row, dict) and isinstance(row.get("epoch"), int):
+            rows.append(row)
+    return rows
 
 
 def check_tensorboard(log_dir: str) -> None:
-    """Refuse a ``log_dir`` where the tensorboard package is missing, before any training."""
+    """Refuse a ``log_dir`` where the tensorboard package is missing, or that cannot be written,
+    before any training."""
+    check_writable(log_dir, "the log directory")
     try:
         import tensorboard  # noqa: F401  (SummaryWriter needs it, and says so less plainly)
     except ImportError:
@@ -104,13 +118,11 @@ class RunLog:
         self._columns += new
         if self.run_dir is None:
             return
-        with open(self.jsonl_path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_text(self.jsonl_path, json.dumps(row) + "\n")
         if new or not self.csv_path.exists():
             atomic_write(self.csv_path, self._csv(self._rows, header=True))
         else:
-            with open(self.csv_path, "a", newline="") as f:
-                f.write(self._csv([row], header=False))
+            append_text(self.csv_path, self._csv([row], header=False))
 
     def _csv(self, rows: list[dict], header: bool) -> str:
         buf = io.StringIO()

@@ -224,7 +224,7 @@ class Trainer:
             if self.run_dir is None:
                 return self._train(x, y, resume=False)
             with training_run_dir(
-                self.run_dir, lock=self.main, resume=resume, require_checkpoint=require_checkpoint
+                self.run_dir, lock=self.main, resume=resume, require_checkpoint=require_checkpoint, trainer=self
             ) as resuming:
                 return self._train(x, y, resume=resuming)
 
