@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io as stdio
 import json
 import logging
 import os
@@ -21,38 +19,15 @@ from aae.cli import main
 from aae.config.load import bundled_configs
 from aae.config.schema import DataConfig, EvalConfig, ModelConfig, TrainConfig
 from aae.training import checkpoint as io
+from conftest import DEMO, PNG_MAGIC, TINY_ARGS, restored_logger, run_main
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-TINY = ["--no-progress", "--set", "model.hidden=[32]", "--set", "model.disc_hidden=[16]"]
-DEMO = ["train", "--config", "demo", "--epochs", "1"]
-"""one epoch of the demo config (with TINY: tiny networks)"""
 FIGURES = ("latent.png", "samples.png", "reconstructions.png", "manifold.png")
-
-
-@contextlib.contextmanager
-def _restored_logger():
-    """main() adds a handler to the 'aae' logger on each call; take it off again after a test."""
-    logger = logging.getLogger("aae")
-    handlers, level = list(logger.handlers), logger.level
-    try:
-        yield
-    finally:
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
 
 
 @pytest.fixture(autouse=True)
 def _isolate_logger():
-    with _restored_logger():
+    with restored_logger():
         yield
-
-
-def run_main(argv: list[str]) -> tuple[int, str, str]:
-    """main(argv) with its stdout and stderr captured (for module-scoped fixtures, where capsys is not available)."""
-    out, err = stdio.StringIO(), stdio.StringIO()
-    with _restored_logger(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
 
 
 def printed_metrics(stdout: str) -> dict[str, str]:
@@ -60,19 +35,11 @@ def printed_metrics(stdout: str) -> dict[str, str]:
     return {m[1]: m[2] for m in re.finditer(r"^((?:test|valid)_\w+)\s+(-?\d+\.\d{4})$", stdout, re.M)}
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """One `aae train` of the demo config with tiny nets for 2 epochs; the run directory is shared read-only."""
-    run_dir = tmp_path_factory.mktemp("cli") / "run"
-    rc, out, err = run_main(["train", "--config", "demo", "--epochs", "2", "--out", str(run_dir), *TINY])
-    return run_dir, rc, out, err
-
-
 @pytest.fixture
 def run_copy(trained, tmp_path):
     """A private copy of the trained run directory, for tests that change it."""
     dst = tmp_path / "run"
-    shutil.copytree(trained[0], dst)
+    shutil.copytree(trained.run, dst)
     return dst
 
 
@@ -84,8 +51,7 @@ def metrics_rows(run_dir: Path) -> list[dict]:
 
 
 def test_train_writes_checkpoint_config_metrics_and_figures(trained):
-    run_dir, rc, out, err = trained
-    assert rc == 0, err
+    run_dir = trained.run
     assert (run_dir / io.CHECKPOINT).is_file()
     cfg = json.loads((run_dir / "config.json").read_text())
     assert cfg["name"] == "demo" and cfg["model"]["regime"] == "label_conditioned"
@@ -102,7 +68,7 @@ def test_train_writes_checkpoint_config_metrics_and_figures(trained):
 
 
 def test_train_prints_the_test_metrics(trained):
-    run_dir, rc, out, err = trained
+    run_dir, out, err = trained
     assert re.search(rf"^trained demo for 2 epochs in \d+ s -> {re.escape(str(run_dir))}$", out, re.M)
     shown = printed_metrics(out)
     assert set(shown) == {"test_reconstruction", "test_mmd", "test_mode_accuracy"}
@@ -112,7 +78,7 @@ def test_train_prints_the_test_metrics(trained):
 
 
 def test_eval_prints_the_same_deterministic_metrics(trained, capsys):
-    run_dir, _, train_out, _ = trained
+    run_dir, train_out, _ = trained
     assert main(["eval", "--run", str(run_dir)]) == 0
     out = capsys.readouterr().out
     shown, at_train = printed_metrics(out), printed_metrics(train_out)
@@ -148,7 +114,7 @@ def test_eval_can_average_q_y_over_shifted_images(tmp_path):
             "2",
             "--out",
             str(run_dir),
-            *TINY,
+            *TINY_ARGS,
             "--set",
             "model.regime=semi_supervised",
             "--set",
@@ -175,7 +141,7 @@ def test_eval_breaks_the_cluster_error_down_by_cluster(trained, tmp_path):
             *DEMO,
             "--out",
             str(run_dir),
-            *TINY,
+            *TINY_ARGS,
             "--no-figures",
             "--set",
             "model.regime=clustering",
@@ -197,7 +163,7 @@ def test_eval_breaks_the_cluster_error_down_by_cluster(trained, tmp_path):
     )
     # the same protocol between the validation split's halves, printed beside it, no test image read
     assert 0 <= float(printed["valid_cluster_error"]) <= 1
-    rc, _, err = run_main(["eval", "--run", str(trained[0]), "--clusters"])
+    rc, _, err = run_main(["eval", "--run", str(trained.run), "--clusters"])
     assert rc != 0 and "no categorical head" in err
 
 
@@ -208,7 +174,7 @@ def test_a_classifier_run_is_measured_and_plotted_but_has_nothing_to_sample(tmp_
             *DEMO,
             "--out",
             str(run_dir),
-            *TINY,
+            *TINY_ARGS,
             "--set",
             "model.regime=semi_supervised",
             "--set",
@@ -234,13 +200,13 @@ def test_a_classifier_run_is_measured_and_plotted_but_has_nothing_to_sample(tmp_
 
 def test_sample_writes_a_png_grid(trained, tmp_path, capsys):
     out = tmp_path / "grid.png"
-    assert main(["sample", "--run", str(trained[0]), "-n", "16", "--out", str(out)]) == 0
+    assert main(["sample", "--run", str(trained.run), "-n", "16", "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == str(out)
     assert out.read_bytes()[:8] == PNG_MAGIC
 
 
 def test_sample_writes_npy_in_unit_range_and_is_seeded(trained, tmp_path, capsys):
-    run_dir = str(trained[0])
+    run_dir = str(trained.run)
     paths = [tmp_path / f"{name}.npy" for name in ("a", "b", "c")]
     assert main(["sample", "--run", run_dir, "-n", "16", "--out", str(paths[0])]) == 0
     assert main(["sample", "--run", run_dir, "-n", "16", "--out", str(paths[1])]) == 0
@@ -254,7 +220,7 @@ def test_sample_writes_npy_in_unit_range_and_is_seeded(trained, tmp_path, capsys
 
 
 def test_sample_label_on_a_label_conditioned_model_picks_the_prior_part(trained, tmp_path):
-    run_dir = str(trained[0])
+    run_dir = str(trained.run)
     assert main(["sample", "--run", run_dir, "-n", "16", "--label", "3", "--out", str(tmp_path / "3.npy")]) == 0
     assert main(["sample", "--run", run_dir, "-n", "16", "--label", "5", "--out", str(tmp_path / "5.npy")]) == 0
     assert not np.array_equal(np.load(tmp_path / "3.npy"), np.load(tmp_path / "5.npy"))
@@ -274,10 +240,8 @@ def test_plot_redraws_the_figures(run_copy, capsys):
 
 
 def test_train_resume_continues_the_run(run_copy, capsys):
-    assert (
-        main(["train", "--config", "demo", "--epochs", "3", "--out", str(run_copy), "--resume", "--no-figures", *TINY])
-        == 0
-    )
+    argv = ["train", "--config", "demo", "--epochs", "3", "--out", str(run_copy), "--resume", "--no-figures"]
+    assert main([*argv, *TINY_ARGS]) == 0
     out, err = capsys.readouterr()
     assert "trained demo for 3 epochs" in out
     assert f"resumed {run_copy / io.CHECKPOINT} at epoch 2" in err
@@ -287,7 +251,7 @@ def test_train_resume_continues_the_run(run_copy, capsys):
 
 def test_train_into_a_used_run_dir_without_resume_is_refused(run_copy, capsys):
     before = (run_copy / io.CHECKPOINT).read_bytes()
-    assert main(["train", "--config", "demo", "--epochs", "3", "--out", str(run_copy), *TINY]) == 2
+    assert main(["train", "--config", "demo", "--epochs", "3", "--out", str(run_copy), *TINY_ARGS]) == 2
     err = capsys.readouterr().err
     assert (
         err
@@ -315,11 +279,11 @@ def _garbage_checkpoint(tmp_path: Path) -> str:
 
 ERRORS = {
     "unknown prior": (
-        lambda t, r: [*DEMO, "--out", str(t / "o"), *TINY, "--set", "model.prior.name=banana"],
+        lambda t, r: [*DEMO, "--out", str(t / "o"), *TINY_ARGS, "--set", "model.prior.name=banana"],
         "unknown prior 'banana'; allowed: gaussian, mixture, swiss_roll, uniform, categorical, callable",
     ),
     "missing data file": (
-        lambda t, r: [*DEMO, "--out", str(t / "o"), *TINY, "--data", "/nonexistent.npz"],
+        lambda t, r: [*DEMO, "--out", str(t / "o"), *TINY_ARGS, "--data", "/nonexistent.npz"],
         "/nonexistent.npz not found",
     ),
     "corrupt checkpoint": (lambda t, r: ["eval", "--run", _garbage_checkpoint(t)], "is corrupt or truncated"),
@@ -361,7 +325,7 @@ ERRORS = {
         "--threads -1 is not allowed",
     ),
     "bad device": (
-        lambda t, r: [*DEMO, "--out", str(t / "o"), *TINY, "--device", "toaster"],
+        lambda t, r: [*DEMO, "--out", str(t / "o"), *TINY_ARGS, "--device", "toaster"],
         "device 'toaster' is not a device",
     ),
 }
@@ -370,7 +334,7 @@ ERRORS = {
 @pytest.mark.parametrize("case", list(ERRORS))
 def test_user_errors_end_in_one_line_and_exit_2(case, trained, tmp_path, capsys):
     argv, expected = ERRORS[case]
-    rc = main(argv(tmp_path, str(trained[0])))
+    rc = main(argv(tmp_path, str(trained.run)))
     out, err = capsys.readouterr()
     assert rc == 2
     assert err.count("\n") == 1 and err.endswith("\n"), err
