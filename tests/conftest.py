@@ -1,16 +1,19 @@
 """What the tests share: tiny networks (as config overrides and as command-line arguments), the
-digits splits, a tiny-config factory, a seeded model, ``aae`` run in-process with its output
-captured, and one tiny trained run of the demo config."""
+digits splits, a tiny-config factory, a seeded model, IDX files, ``aae`` run in-process with its
+output captured, and one tiny trained run of the demo config."""
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import io
 import logging
 import os
+import struct
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import pytest
 import torch
 
@@ -58,6 +61,20 @@ def run_main(argv: list[str]) -> tuple[int, str, str]:
     with restored_logger(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         rc = main(argv)
     return rc, out.getvalue(), err.getvalue()
+
+
+def idx_bytes(arr: np.ndarray) -> bytes:
+    """``arr`` (uint8, int32 or float32) as an IDX file's bytes, MNIST's format."""
+    code = {"uint8": 0x08, "int32": 0x0C, "float32": 0x0D}[arr.dtype.name]
+    header = bytes([0, 0, code, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    return header + arr.astype(arr.dtype.newbyteorder(">")).tobytes()
+
+
+def write_idx(path: Path, arr: np.ndarray) -> Path:
+    """``arr`` written as an IDX file, gzipped where ``path`` ends in .gz."""
+    raw = idx_bytes(arr)
+    path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
+    return path
 
 
 class Trained(NamedTuple):
