@@ -125,7 +125,7 @@ def test_vat_at_mnists_radius_collapses_the_categories_unless_mutual_information
 
 @pytest.mark.slow
 def test_cluster_heads_figure_is_written(clustered, tmp_path):
-    from aae.evaluation.figures import write_figures
+    from aae.experiment import write_figures
 
     names = {p.name for p in write_figures(clustered.model, clustered.splits, tmp_path)}
     assert "cluster_heads.png" in names and "manifold.png" not in names
@@ -164,7 +164,7 @@ def test_unsupervised_map_is_scored_as_a_clustering(tiny_config, digits):
 
 
 def test_circle_projection_puts_independent_heads_on_the_unit_circle():
-    from aae.evaluation.figures import circle_projection
+    from aae.experiment import circle_projection
 
     heads = np.random.default_rng(0).normal(size=(10, 10)) * 5
     mapped = heads @ circle_projection(heads)
@@ -173,7 +173,7 @@ def test_circle_projection_puts_independent_heads_on_the_unit_circle():
 
 
 def test_circle_projection_fitted_on_codes_keeps_clusters_apart_where_the_exact_map_smears_them():
-    from aae.evaluation.figures import circle_projection
+    from aae.experiment import circle_projection
 
     rng = np.random.default_rng(0)
     # ten heads 6 apart in 10-D, but nine of them nearly in one plane: the exact map is ill-conditioned

@@ -1,4 +1,4 @@
-"""Tests for aae.evaluation.plots and aae.evaluation.charts: each figure is a real PNG with a plausible shape."""
+"""Tests for aae.evaluation.grids and aae.evaluation.charts: each figure is a real PNG with a plausible shape."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ import torch
 
 from aae.errors import ConfigError, DataError
 from aae.evaluation.charts import curves, latent_scatter
-from aae.evaluation.plots import cluster_heads, image_grid, manifold, reconstructions, style_grid
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+from aae.evaluation.grids import cluster_heads_grid, image_grid, manifold, reconstructions, style_grid
+from conftest import PNG_MAGIC
 
 
 def _read(path: Path) -> np.ndarray:
@@ -34,7 +33,7 @@ def _imgs(n: int, d: int = 784, seed: int = 0) -> np.ndarray:
 @pytest.mark.slow
 def test_import_has_no_matplotlib_side_effect() -> None:
     code = (
-        "import sys, aae.evaluation.plots, aae.evaluation.charts;"
+        "import sys, aae.evaluation.grids, aae.evaluation.charts;"
         " print(sorted(m for m in sys.modules if m.startswith('matplotlib')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -110,12 +109,12 @@ def test_style_grid(tmp_path: Path) -> None:
 def test_cluster_heads_uneven_members(tmp_path: Path) -> None:
     heads = _imgs(4)
     members = [_imgs(15, seed=1), _imgs(3, seed=2), np.zeros((0, 784)), _imgs(1, seed=3)[0]]
-    img = _read(cluster_heads(heads, members, tmp_path / "h.png", image_shape=(28, 28), title="heads"))
+    img = _read(cluster_heads_grid(heads, members, tmp_path / "h.png", image_shape=(28, 28), title="heads"))
     assert img.shape[1] > 2 * img.shape[0]  # 4 rows x 11 columns (+ separator)
     with pytest.raises(DataError, match="members must be a list of 4"):
-        cluster_heads(heads, members[:3], tmp_path / "h2.png", image_shape=(28, 28))
+        cluster_heads_grid(heads, members[:3], tmp_path / "h2.png", image_shape=(28, 28))
     with pytest.raises(DataError, match=r"members\[1\]"):
-        cluster_heads(
+        cluster_heads_grid(
             heads, [members[0], _imgs(2, 100), members[2], members[3]], tmp_path / "h3.png", image_shape=(28, 28)
         )
 

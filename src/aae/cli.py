@@ -172,7 +172,7 @@ def cmd_sample(args) -> None:
     import torch
 
     from .config.schema import MAX_GRID, MAX_SEED, MAX_VALUES
-    from .evaluation import plots
+    from .evaluation import grids
     from .files import atomic_write, refuse_links
     from .model.autoencoder import n_categories
     from .training.checkpoint import data_units, load, read_checkpoint
@@ -229,7 +229,7 @@ def cmd_sample(args) -> None:
         if units is not None:  # data in other units than [0, 1]: the grid spans the samples' own range
             low, high = float(images.min()), float(images.max())
             images = (images - low) / (high - low if high > low else 1.0)
-        plots.image_grid(images, out, image_shape=shape)
+        grids.image_grid(images, out, image_shape=shape)
     print(out)
 
 
