@@ -199,10 +199,16 @@ def test_a_classifier_run_is_measured_and_plotted_but_has_nothing_to_sample(tmp_
 
 
 def test_sample_writes_a_png_grid(trained, tmp_path, capsys):
-    out = tmp_path / "grid.png"
-    assert main(["sample", "--run", str(trained.run), "-n", "16", "--out", str(out)]) == 0
-    assert capsys.readouterr().out.strip() == str(out)
-    assert out.read_bytes()[:8] == PNG_MAGIC
+    from aae.evaluation.grids import image_grid
+
+    png, npy = tmp_path / "grid.png", tmp_path / "same.npy"
+    assert main(["sample", "--run", str(trained.run), "-n", "16", "--out", str(png)]) == 0
+    assert capsys.readouterr().out.strip() == str(png)
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    # the grid of the 16 samples the same seed gives as an array: 4 x 4 digits of 8 x 8 pixels
+    assert main(["sample", "--run", str(trained.run), "-n", "16", "--out", str(npy)]) == 0
+    same = image_grid(np.load(npy), tmp_path / "expected.png", image_shape=(8, 8), nrow=4)
+    assert png.read_bytes() == same.read_bytes()
 
 
 def test_sample_writes_npy_in_unit_range_and_is_seeded(trained, tmp_path, capsys):

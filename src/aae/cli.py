@@ -197,7 +197,6 @@ def cmd_sample(args) -> None:
         )
     if not hasattr(model, "generate"):  # the classifier baselines: q(y|x) alone
         raise ConfigError(f"{args.run} is a model.objective = 'classifier' run: it has no decoder to sample from")
-    torch.manual_seed(args.seed)
     labels, m = None, n_categories(model)
     if args.label is not None:
         if m is None:
@@ -218,6 +217,7 @@ def cmd_sample(args) -> None:
                 f"--image-shape {' '.join(map(str, shape))} does not fit this model's {model.x_dim} values: "
                 f"give H W (or H W C) whose product is {model.x_dim}"
             )
+    torch.manual_seed(args.seed)  # after the image shape, whose reading builds a model from the global stream
     images = model.generate(args.n, labels=labels).cpu().numpy()
     if units is not None:
         images = units(images).astype(_estimator_dtype(meta))
