@@ -185,7 +185,6 @@ def open_run(run_dir: str | Path, data_dir: str | None = None, prior=None, progr
 # -- a run's figures ------------------------------------------------------------------------
 def _decoded_grid(model: AdversarialAutoencoder, n_per: int, n_classes: int) -> tuple[np.ndarray, str]:
     """Samples laid out one row per class/part where the model has classes, else a plain grid."""
-    torch.manual_seed(0)
     k = torch.arange(n_classes).repeat_interleave(n_per)
     if model.regime.label_to == "decoder":
         # Figure 7: each row one style z, each column one label.
@@ -220,11 +219,19 @@ def write_figures(
     model: AdversarialAutoencoder, splits: Splits, run_dir: Path, history: list[dict] | None = None
 ) -> list[Path]:
     """The run's pictures under ``run_dir/figures``: latent scatter beside prior samples, decoded
-    prior samples, reconstructions, and by capability the manifold, style grid and cluster heads."""
+    prior samples, reconstructions, and by capability the manifold, style grid and cluster heads.
+    Their random draws start from seed 0 on a forked stream: a run's figures are the same each
+    time they are drawn, and the caller's random stream is left as it was."""
     fig = Path(run_dir) / "figures"
     refuse_links(fig / "latent.png", root=run_dir)  # a linked figures/ would send them elsewhere
     for old in sorted(fig.iterdir()) if fig.is_dir() else []:  # refused before any figure is redrawn
         refuse_links(old)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return _draw_figures(model, splits, fig, history)
+
+
+def _draw_figures(model: AdversarialAutoencoder, splits: Splits, fig: Path, history: list[dict] | None) -> list[Path]:
     if model.prior is None:  # a classifier baseline: nothing to decode, only its curves
         keys = sorted({k for r in history or [] for k in r if k not in ("epoch", "seconds")})
         return [charts.curves(history, keys, fig / "curves.png")] if history else []
