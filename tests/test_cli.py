@@ -64,7 +64,8 @@ def test_train_writes_checkpoint_config_metrics_and_figures(trained):
     assert "test_mmd" not in rows[0] and "test_mmd" in rows[1]  # eval_every = 25, and always at the last epoch
     for name in (*FIGURES, "curves.png"):
         assert (run_dir / "figures" / name).read_bytes()[:8] == PNG_MAGIC, name
-    assert io.read_checkpoint(run_dir)[1]["epoch"] == "2"
+    _, meta = io.read_checkpoint(run_dir)
+    assert meta["epoch"] == "2" and json.loads(meta["config"]) == cfg
 
 
 def test_train_prints_the_test_metrics(trained):
@@ -225,10 +226,26 @@ def test_sample_writes_npy_in_unit_range_and_is_seeded(trained, tmp_path, capsys
     assert capsys.readouterr().out.split() == [str(p) for p in paths]
 
 
-def test_sample_label_on_a_label_conditioned_model_picks_the_prior_part(trained, tmp_path):
-    run_dir = str(trained.run)
-    assert main(["sample", "--run", run_dir, "-n", "16", "--label", "3", "--out", str(tmp_path / "3.npy")]) == 0
-    assert main(["sample", "--run", run_dir, "-n", "16", "--label", "5", "--out", str(tmp_path / "5.npy")]) == 0
+def test_sample_label_on_a_label_conditioned_model_picks_the_prior_part(trained, tmp_path, monkeypatch):
+    from aae.model.priors import GaussianMixture
+
+    drawn = []
+    sample = GaussianMixture.sample
+
+    def kept(self, n, labels=None, generator=None):
+        z = sample(self, n, labels, generator)
+        drawn.append((labels, z))
+        return z
+
+    monkeypatch.setattr(GaussianMixture, "sample", kept)
+    model = io.load(trained.run)
+    for label in (3, 5):
+        out = tmp_path / f"{label}.npy"
+        assert main(["sample", "--run", str(trained.run), "-n", "16", "--label", str(label), "--out", str(out)]) == 0
+        labels, z = drawn[-1]
+        # the codes come from the label's part of the mixture, and the samples are their decodings
+        assert labels.tolist() == [label] * 16 and model.prior.assign_part(z).tolist() == [label] * 16
+        np.testing.assert_allclose(np.load(out), model.generate(16, z=z).numpy(), atol=1e-6)
     assert not np.array_equal(np.load(tmp_path / "3.npy"), np.load(tmp_path / "5.npy"))
 
 
