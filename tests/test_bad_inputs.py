@@ -19,7 +19,7 @@ import torch
 
 from aae.errors import AAEError
 from aae.training import checkpoint
-from conftest import DEMO, TINY_ARGS, run_main
+from conftest import DEMO, PNG_MAGIC, TINY_ARGS, run_main
 
 TRAIN = [*DEMO, *TINY_ARGS]
 RESUME = [*TRAIN, "--epochs", "3", "--resume"]
@@ -281,8 +281,11 @@ def test_demo_never_deletes_a_users_file_inside_its_own_names(work, mine):
 def test_demo_replaces_only_its_own_previous_output(work):
     rc, _, err = run_main(["demo", "--out", "demo", "--epochs", "1", "--no-progress"])
     assert rc == 0, err
+    (work / "demo" / "figures" / "latent.png").write_bytes(b"old")
     rc, _, err = run_main(["demo", "--out", "demo", "--epochs", "1", "--no-progress"])
     assert rc == 0, err
+    assert (work / "demo" / "figures" / "latent.png").read_bytes()[:8] == PNG_MAGIC  # drawn again
+    assert [json.loads(line)["epoch"] for line in (work / "demo" / "metrics.jsonl").read_text().splitlines()] == [1]
     assert (work / "notes.txt").read_text() == "mine"
 
 
@@ -298,6 +301,12 @@ def test_real_valued_arrays_need_the_gaussian_decoder(work):
     expect_refused(work, argv, "model.output = 'gaussian'")
     rc, _, err = run_main([*argv, "--set", "model.output=gaussian"])
     assert rc == 0, err
+    assert json.loads((work / "r" / "config.json").read_text())["model"]["output"] == "gaussian"
+    # its samples are real values as the data are, not pixels squeezed into [0, 1]
+    rc, _, err = run_main(["sample", "--run", "r", "-n", "200", "-o", "s.npy"])
+    assert rc == 0, err
+    samples = np.load(work / "s.npy")
+    assert samples.shape == (200, 8) and samples.min() < 0
 
 
 def test_label_conditioned_training_with_every_label_missing_is_refused(work):
@@ -446,11 +455,15 @@ def test_train_into_an_unfinished_run_of_another_config_is_refused(work):
 def test_train_into_an_unfinished_run_of_the_same_config_starts_it_afresh(work):
     (work / "killed").mkdir()
     shutil.copy(work / "run" / "config.json", work / "killed")
-    shutil.copy(work / "run" / "metrics.jsonl", work / "killed")
+    shutil.copy(work / "run" / "metrics.jsonl", work / "killed")  # two epochs' rows
     (work / "killed" / ".checkpoint.safetensors.a1b2c3d4.tmp").write_bytes(b"half")  # what kill -9 leaves
-    rc, _, err = run_main([*TRAIN, "--out", "killed"])
-    assert rc == 0, err
-    assert (work / "killed" / checkpoint.CHECKPOINT).exists()
+    for out in ("killed", "fresh"):
+        rc, _, err = run_main([*TRAIN, "--out", out])
+        assert rc == 0, err
+    # as if the folder had been empty: the log of this training alone, the model a fresh folder gets
+    assert [json.loads(line)["epoch"] for line in (work / "killed" / "metrics.jsonl").read_text().splitlines()] == [1]
+    killed, fresh = (checkpoint.read_checkpoint(work / out)[0] for out in ("killed", "fresh"))
+    assert killed.keys() == fresh.keys() and all(torch.equal(killed[k], fresh[k]) for k in killed)
 
 
 def test_resume_keeps_the_users_files_beside_a_run(work):
