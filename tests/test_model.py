@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -183,11 +185,18 @@ def test_kl_closed_form_matches_monte_carlo():
 
 
 def test_kl_against_mixture_uses_its_density():
+    """q = N(mode 0's centre, 0.1^2 I) sits inside mode 0, far from the other nine: KL(q || mixture)
+    is KL(q || mode 0), in closed form for mode 0's axis-aligned Gaussian (std 1 along its ray,
+    0.15 across), plus log 10 for the mode's weight of 1/10."""
     prior = GaussianMixture(10)
     mean = prior.part_means()[:1]
-    z = mean + 0.1 * torch.randn(1000, 2)
-    kl = kl_divergence(z, mean.expand_as(z), torch.full_like(z, 2 * torch.log(torch.tensor(0.1))), prior)
-    assert torch.isfinite(kl)
+    torch.manual_seed(0)
+    z = mean + 0.1 * torch.randn(20000, 2)
+    kl = kl_divergence(z, mean.expand_as(z), torch.full_like(z, 2 * math.log(0.1)), prior)
+    one_axis = lambda q, p: 0.5 * (q**2 / p**2 - 1 - math.log(q**2 / p**2))  # noqa: E731  KL of two 1-D normals
+    assert float(kl) == pytest.approx(one_axis(0.1, 1.0) + one_axis(0.1, 0.15) + math.log(10), abs=0.02)
+    gaussian = kl_divergence(z, mean.expand_as(z), torch.full_like(z, 2 * math.log(0.1)), Gaussian(2))
+    assert abs(float(gaussian) - float(kl)) > 1  # not the standard normal's KL
 
 
 def test_parameter_groups_split_encoder_decoder_discriminators():
