@@ -24,7 +24,14 @@ torch.set_num_threads(1)
 NETS = ("model.hidden=[32]", "model.disc_hidden=[16]")
 # Tiny networks on sklearn's digits (64 features): a training epoch takes a few milliseconds.
 TINY = (*NETS, "data.name=digits")
-TINY_ARGS = ["--no-progress", *(arg for item in NETS for arg in ("--set", item))]
+
+
+def set_args(*items: str) -> list[str]:
+    """Config overrides as arguments of ``aae train``: ``--set item`` for each."""
+    return [arg for item in items for arg in ("--set", item)]
+
+
+TINY_ARGS = ["--no-progress", *set_args(*NETS)]
 """the tiny networks as arguments of ``aae train`` (the config or --data names the data)"""
 DEMO = ["train", "--config", "demo", "--epochs", "1"]
 """one epoch of the demo config (with TINY_ARGS: tiny networks)"""

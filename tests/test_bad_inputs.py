@@ -19,7 +19,7 @@ import torch
 
 from aae.errors import AAEError
 from aae.training import checkpoint
-from conftest import DEMO, PNG_MAGIC, TINY_ARGS, run_main
+from conftest import DEMO, PNG_MAGIC, TINY_ARGS, run_main, set_args
 
 TRAIN = [*DEMO, *TINY_ARGS]
 RESUME = [*TRAIN, "--epochs", "3", "--resume"]
@@ -256,7 +256,7 @@ def test_bad_command_line_arguments_are_one_line(work, argv, needle):
 
 
 def test_sample_label_on_a_model_without_classes_is_refused(work):
-    plain = ["--set", "model.regime=unsupervised", "--set", "model.prior={name='gaussian'}"]
+    plain = set_args("model.regime=unsupervised", "model.prior={name='gaussian'}")
     rc, _, err = run_main([*TRAIN, "--out", "plain", *plain])
     assert rc == 0, err
     expect_refused(work, ["sample", "--run", "plain", "--label", "3", "-o", "x.npy"], "no classes to sample from")
@@ -312,20 +312,8 @@ def test_real_valued_arrays_need_the_gaussian_decoder(work):
 def test_label_conditioned_training_with_every_label_missing_is_refused(work):
     x = np.random.default_rng(0).random((300, 8)).astype(np.float32)
     np.savez(work / "unlabeled.npz", x=x, y=np.full(300, -1))
-    argv = [
-        "train",
-        "--data",
-        "unlabeled.npz",
-        "--epochs",
-        "1",
-        *TINY_ARGS,
-        "--set",
-        "model.regime=label_conditioned",
-        "--set",
-        "model.prior={name='mixture'}",
-        "--out",
-        "u",
-    ]
+    conditioned = set_args("model.regime=label_conditioned", "model.prior={name='mixture'}")
+    argv = ["train", "--data", "unlabeled.npz", "--epochs", "1", *TINY_ARGS, *conditioned, "--out", "u"]
     expect_refused(work, argv, "every training label is -1")
 
 

@@ -19,7 +19,7 @@ from aae.cli import main
 from aae.config.load import bundled_configs
 from aae.config.schema import DataConfig, EvalConfig, ModelConfig, TrainConfig
 from aae.training import checkpoint as io
-from conftest import DEMO, PNG_MAGIC, TINY_ARGS, restored_logger, run_main
+from conftest import DEMO, PNG_MAGIC, TINY_ARGS, restored_logger, run_main, set_args
 
 FIGURES = ("latent.png", "samples.png", "reconstructions.png", "manifold.png")
 
@@ -106,22 +106,8 @@ def test_eval_write_rerecords_the_metrics_and_keeps_the_other_keys(run_copy, cap
 
 def test_eval_can_average_q_y_over_shifted_images(tmp_path):
     run_dir = tmp_path / "semi"
-    rc, _, err = run_main(
-        [
-            "train",
-            "--config",
-            "demo",
-            "--epochs",
-            "2",
-            "--out",
-            str(run_dir),
-            *TINY_ARGS,
-            "--set",
-            "model.regime=semi_supervised",
-            "--set",
-            "data.n_labeled=100",
-        ]
-    )
+    semi = set_args("model.regime=semi_supervised", "data.n_labeled=100")
+    rc, _, err = run_main([*DEMO, "--epochs", "2", "--out", str(run_dir), *TINY_ARGS, *semi])
     assert rc == 0, err
     plain, shifted = (run_main(["eval", "--run", str(run_dir), *extra]) for extra in ([], ["--tta-shift", "1"]))
     assert plain[0] == shifted[0] == 0
@@ -137,19 +123,8 @@ def test_eval_can_average_q_y_over_shifted_images(tmp_path):
 
 def test_eval_breaks_the_cluster_error_down_by_cluster(trained, tmp_path):
     run_dir = tmp_path / "clusters"
-    rc, _, err = run_main(
-        [
-            *DEMO,
-            "--out",
-            str(run_dir),
-            *TINY_ARGS,
-            "--no-figures",
-            "--set",
-            "model.regime=clustering",
-            "--set",
-            "model.n_classes=4",
-        ]
-    )
+    clusters = set_args("model.regime=clustering", "model.n_classes=4")
+    rc, _, err = run_main([*DEMO, "--out", str(run_dir), *TINY_ARGS, "--no-figures", *clusters])
     assert rc == 0, err
     rc, out, err = run_main(["eval", "--run", str(run_dir), "--clusters"])
     assert rc == 0, err
@@ -170,20 +145,8 @@ def test_eval_breaks_the_cluster_error_down_by_cluster(trained, tmp_path):
 
 def test_a_classifier_run_is_measured_and_plotted_but_has_nothing_to_sample(tmp_path):
     run_dir = tmp_path / "nn"
-    rc, out, err = run_main(
-        [
-            *DEMO,
-            "--out",
-            str(run_dir),
-            *TINY_ARGS,
-            "--set",
-            "model.regime=semi_supervised",
-            "--set",
-            "model.objective=classifier",
-            "--set",
-            "data.n_labeled=100",
-        ]
-    )
+    nn = set_args("model.regime=semi_supervised", "model.objective=classifier", "data.n_labeled=100")
+    rc, out, err = run_main([*DEMO, "--out", str(run_dir), *TINY_ARGS, *nn])
     assert rc == 0, err
     assert set(printed_metrics(out)) == {"test_error", "valid_error"}
     assert set(metrics_rows(run_dir)[0]) >= {"classification", "valid_error"}

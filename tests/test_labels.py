@@ -5,7 +5,7 @@ import pytest
 
 from aae import experiment
 from aae.training import checkpoint
-from conftest import DEMO, TINY_ARGS, run_main
+from conftest import DEMO, TINY_ARGS, run_main, set_args
 
 
 @pytest.fixture
@@ -20,8 +20,8 @@ def npz(tmp_path, digits):
 
 def train(data, tmp_path, *sets) -> tuple[int, str]:
     """``aae train`` of the demo config on ``data`` for one epoch: its exit status and stderr."""
-    sets = [a for s in sets for a in ("--set", s)]
-    rc, _, err = run_main([*DEMO, "--data", data, "--out", str(tmp_path / "run"), *TINY_ARGS, "--no-figures", *sets])
+    argv = [*DEMO, "--data", data, "--out", str(tmp_path / "run"), *TINY_ARGS, "--no-figures", *set_args(*sets)]
+    rc, _, err = run_main(argv)
     return rc, err
 
 
