@@ -172,7 +172,7 @@ def cmd_sample(args) -> None:
     import torch
 
     from .config.schema import MAX_GRID, MAX_SEED, MAX_VALUES
-    from .evaluation import plots
+    from .evaluation import grids
     from .files import atomic_write, refuse_links
     from .model.autoencoder import n_categories
     from .training.checkpoint import data_units, load, read_checkpoint
@@ -197,7 +197,6 @@ def cmd_sample(args) -> None:
         )
     if not hasattr(model, "generate"):  # the classifier baselines: q(y|x) alone
         raise ConfigError(f"{args.run} is a model.objective = 'classifier' run: it has no decoder to sample from")
-    torch.manual_seed(args.seed)
     labels, m = None, n_categories(model)
     if args.label is not None:
         if m is None:
@@ -218,6 +217,7 @@ def cmd_sample(args) -> None:
                 f"--image-shape {' '.join(map(str, shape))} does not fit this model's {model.x_dim} values: "
                 f"give H W (or H W C) whose product is {model.x_dim}"
             )
+    torch.manual_seed(args.seed)  # after the image shape, whose reading builds a model from the global stream
     images = model.generate(args.n, labels=labels).cpu().numpy()
     if units is not None:
         images = units(images).astype(_estimator_dtype(meta))
@@ -229,7 +229,7 @@ def cmd_sample(args) -> None:
         if units is not None and (images.min() < 0 or images.max() > 1):  # other units: the samples' own range
             low, high = float(images.min()), float(images.max())
             images = (images - low) / (high - low if high > low else 1.0)
-        plots.image_grid(images, out, image_shape=shape)
+        grids.image_grid(images, out, image_shape=shape)
     print(out)
 
 
