@@ -4,11 +4,8 @@ named in a file."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io as stdio
 import json
-import logging
 import os
 import shutil
 import signal
@@ -20,26 +17,13 @@ import numpy as np
 import pytest
 import torch
 
-from aae.cli import main
 from aae.errors import AAEError
-from aae.training import checkpoint
+from aae.training import checkpoint, resume
+from conftest import DEMO, PNG_MAGIC, TINY_ARGS, run_main, set_args
 
-TINY = ["--no-progress", "--set", "model.hidden=[32]", "--set", "model.disc_hidden=[16]"]
-DEMO = ["train", "--config", "demo", "--epochs", "1"]
-TRAIN = [*DEMO, *TINY]
-
-
-def run_main(argv: list[str]) -> tuple[int, str, str]:
-    out, err = stdio.StringIO(), stdio.StringIO()
-    logger = logging.getLogger("aae")
-    handlers, level = list(logger.handlers), logger.level
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            rc = main(argv)
-    finally:
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-    return rc, out.getvalue(), err.getvalue()
+TRAIN = [*DEMO, *TINY_ARGS]
+RESUME = [*TRAIN, "--epochs", "3", "--resume"]
+"""one epoch more than the shared trained run has"""
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -51,19 +35,10 @@ def snapshot(root: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    """One tiny label-conditioned run (the demo config, 1 epoch)."""
-    run = tmp_path_factory.mktemp("bad") / "run"
-    rc, _, err = run_main([*TRAIN, "--out", str(run)])
-    assert rc == 0, err
-    return run
-
-
 @pytest.fixture
 def work(trained, tmp_path, monkeypatch) -> Path:
     """A workspace: a copy of the trained run, a user's notes and a folder of theirs."""
-    shutil.copytree(trained, tmp_path / "run")
+    shutil.copytree(trained.run, tmp_path / "run")
     (tmp_path / "notes.txt").write_text("mine")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "data.csv").write_text("1,2\n")
@@ -167,7 +142,7 @@ def test_an_output_directory_that_is_a_file_is_refused_before_the_data_loads(wor
 
 def test_a_second_training_on_a_locked_run_directory_names_the_holder(work):
     (work / "fresh").mkdir()
-    with checkpoint.RunLock(work / "fresh"):
+    with resume.RunLock(work / "fresh"):
         expect_refused(work, [*TRAIN, "--out", "fresh"], "in use by another training (pid ")
 
 
@@ -193,15 +168,13 @@ def test_resume_of_a_directory_without_a_checkpoint_is_an_error(work):
     ],
 )
 def test_a_resume_refuses_what_it_cannot_apply(work, extra, needle):
-    expect_refused(
-        work, [*TRAIN, "--epochs", "2", "--out", "run", "--resume", *extra], needle, "a resume cannot change"
-    )
+    expect_refused(work, [*RESUME, "--out", "run", *extra], needle, "a resume cannot change")
 
 
 def test_a_checkpoint_with_a_flipped_byte_is_refused_by_its_hash(work):
     _flip_byte(work / "run" / checkpoint.CHECKPOINT)
     expect_refused(work, ["sample", "--run", "run", "-o", "x.npy"], "does not match its own SHA-256")
-    expect_refused(work, [*TRAIN, "--epochs", "2", "--out", "run", "--resume"], "SHA-256", "move it away")
+    expect_refused(work, [*RESUME, "--out", "run"], "SHA-256", "move it away")
 
 
 def test_a_checkpoint_with_nan_weights_is_refused(work):
@@ -283,9 +256,8 @@ def test_bad_command_line_arguments_are_one_line(work, argv, needle):
 
 
 def test_sample_label_on_a_model_without_classes_is_refused(work):
-    rc, _, err = run_main(
-        [*DEMO, *TINY, "--out", "plain", "--set", "model.regime=unsupervised", "--set", "model.prior={name='gaussian'}"]
-    )
+    plain = set_args("model.regime=unsupervised", "model.prior={name='gaussian'}")
+    rc, _, err = run_main([*TRAIN, "--out", "plain", *plain])
     assert rc == 0, err
     expect_refused(work, ["sample", "--run", "plain", "--label", "3", "-o", "x.npy"], "no classes to sample from")
 
@@ -309,8 +281,11 @@ def test_demo_never_deletes_a_users_file_inside_its_own_names(work, mine):
 def test_demo_replaces_only_its_own_previous_output(work):
     rc, _, err = run_main(["demo", "--out", "demo", "--epochs", "1", "--no-progress"])
     assert rc == 0, err
+    (work / "demo" / "figures" / "latent.png").write_bytes(b"old")
     rc, _, err = run_main(["demo", "--out", "demo", "--epochs", "1", "--no-progress"])
     assert rc == 0, err
+    assert (work / "demo" / "figures" / "latent.png").read_bytes()[:8] == PNG_MAGIC  # drawn again
+    assert [json.loads(line)["epoch"] for line in (work / "demo" / "metrics.jsonl").read_text().splitlines()] == [1]
     assert (work / "notes.txt").read_text() == "mine"
 
 
@@ -322,29 +297,23 @@ def test_an_array_file_of_garbage_bytes_is_called_corrupt_not_pickled(work):
 
 def test_real_valued_arrays_need_the_gaussian_decoder(work):
     np.save(work / "real.npy", np.random.default_rng(0).normal(size=(300, 8)).astype(np.float32))
-    argv = ["train", "--data", "real.npy", "--epochs", "1", *TINY, "--out", "r"]
+    argv = ["train", "--data", "real.npy", "--epochs", "1", *TINY_ARGS, "--out", "r"]
     expect_refused(work, argv, "model.output = 'gaussian'")
     rc, _, err = run_main([*argv, "--set", "model.output=gaussian"])
     assert rc == 0, err
+    assert json.loads((work / "r" / "config.json").read_text())["model"]["output"] == "gaussian"
+    # its samples are real values as the data are, not pixels squeezed into [0, 1]
+    rc, _, err = run_main(["sample", "--run", "r", "-n", "200", "-o", "s.npy"])
+    assert rc == 0, err
+    samples = np.load(work / "s.npy")
+    assert samples.shape == (200, 8) and samples.min() < 0
 
 
 def test_label_conditioned_training_with_every_label_missing_is_refused(work):
     x = np.random.default_rng(0).random((300, 8)).astype(np.float32)
     np.savez(work / "unlabeled.npz", x=x, y=np.full(300, -1))
-    argv = [
-        "train",
-        "--data",
-        "unlabeled.npz",
-        "--epochs",
-        "1",
-        *TINY,
-        "--set",
-        "model.regime=label_conditioned",
-        "--set",
-        "model.prior={name='mixture'}",
-        "--out",
-        "u",
-    ]
+    conditioned = set_args("model.regime=label_conditioned", "model.prior={name='mixture'}")
+    argv = ["train", "--data", "unlabeled.npz", "--epochs", "1", *TINY_ARGS, *conditioned, "--out", "u"]
     expect_refused(work, argv, "every training label is -1")
 
 
@@ -386,9 +355,9 @@ def expect_untouched(outside: Path) -> None:
     [
         ("figures/latent.png", ["plot", "--run", "run"]),
         ("figures/samples.png", ["plot", "--run", "run"]),
-        (".lock", [*TRAIN, "--epochs", "2", "--out", "run", "--resume"]),
-        ("metrics.jsonl", [*TRAIN, "--epochs", "2", "--out", "run", "--resume"]),
-        ("checkpoint.safetensors", [*TRAIN, "--epochs", "2", "--out", "run", "--resume"]),
+        (".lock", [*RESUME, "--out", "run"]),
+        ("metrics.jsonl", [*RESUME, "--out", "run"]),
+        ("checkpoint.safetensors", [*RESUME, "--out", "run"]),
         ("final.json", ["eval", "--run", "run", "--write"]),
     ],
 )
@@ -423,17 +392,17 @@ def test_sample_never_writes_through_a_link(work, outside):
 def test_a_hard_linked_lock_file_is_refused(work, outside):
     (work / "run" / checkpoint.LOCK).unlink(missing_ok=True)
     os.link(outside, work / "run" / checkpoint.LOCK)
-    expect_refused(work, [*TRAIN, "--epochs", "2", "--out", "run", "--resume"], "hard link")
+    expect_refused(work, [*RESUME, "--out", "run"], "hard link")
     assert outside.read_text() == "keep me"
 
 
 def test_a_hard_linked_log_is_replaced_not_appended_to(work, outside):
     (work / "run" / "metrics.jsonl").unlink()
     os.link(outside, work / "run" / "metrics.jsonl")
-    rc, _, err = run_main([*TRAIN, "--epochs", "2", "--out", "run", "--resume"])
+    rc, _, err = run_main([*RESUME, "--out", "run"])
     assert rc == 0, err
     assert outside.read_text() == "keep me"
-    assert (work / "run" / "metrics.jsonl").read_text().count("\n") == 2
+    assert (work / "run" / "metrics.jsonl").read_text().count("\n") == 3
 
 
 def test_demo_refuses_to_delete_through_a_link(work, outside):
@@ -474,16 +443,20 @@ def test_train_into_an_unfinished_run_of_another_config_is_refused(work):
 def test_train_into_an_unfinished_run_of_the_same_config_starts_it_afresh(work):
     (work / "killed").mkdir()
     shutil.copy(work / "run" / "config.json", work / "killed")
-    shutil.copy(work / "run" / "metrics.jsonl", work / "killed")
+    shutil.copy(work / "run" / "metrics.jsonl", work / "killed")  # two epochs' rows
     (work / "killed" / ".checkpoint.safetensors.a1b2c3d4.tmp").write_bytes(b"half")  # what kill -9 leaves
-    rc, _, err = run_main([*TRAIN, "--out", "killed"])
-    assert rc == 0, err
-    assert (work / "killed" / checkpoint.CHECKPOINT).exists()
+    for out in ("killed", "fresh"):
+        rc, _, err = run_main([*TRAIN, "--out", out])
+        assert rc == 0, err
+    # as if the folder had been empty: the log of this training alone, the model a fresh folder gets
+    assert [json.loads(line)["epoch"] for line in (work / "killed" / "metrics.jsonl").read_text().splitlines()] == [1]
+    killed, fresh = (checkpoint.read_checkpoint(work / out)[0] for out in ("killed", "fresh"))
+    assert killed.keys() == fresh.keys() and all(torch.equal(killed[k], fresh[k]) for k in killed)
 
 
 def test_resume_keeps_the_users_files_beside_a_run(work):
     (work / "run" / "notes.txt").write_text("mine")
-    rc, _, err = run_main([*TRAIN, "--epochs", "2", "--out", "run", "--resume"])
+    rc, _, err = run_main([*RESUME, "--out", "run"])
     assert rc == 0, err
     assert (work / "run" / "notes.txt").read_text() == "mine"
 
@@ -593,7 +566,7 @@ def test_a_read_only_run_is_one_line(work):
     try:
         expect_refused(work, ["plot", "--run", "run"], "permission denied", "run/figures/")
         expect_refused(work, ["eval", "--run", "run", "--write"], "permission denied", "run/final.json")
-        expect_refused(work, [*TRAIN, "--epochs", "2", "--out", "run", "--resume"], "run is not writable")
+        expect_refused(work, [*RESUME, "--out", "run"], "run is not writable")
         (work / "ro").mkdir(mode=0o555)
         expect_refused(work, [*TRAIN, "--out", "ro/run"], "not writable")
     finally:
@@ -916,6 +889,10 @@ def test_a_saved_estimator_names_nothing_that_runs(wine, work):
     forge(params={"__reduce__": 1})
     with pytest.raises(AAEError, match="no parameter '__reduce__'"):
         aae.load_estimator(work / "forged")
+    for change in ({"column_types": {"binary": [99]}}, {"column_types": "auto"}, {"image_shape": [3, 3]}):
+        forge(**change)
+        with pytest.raises(AAEError, match="its estimator is unreadable"):
+            aae.load_estimator(work / "forged", prior=lambda n: torch.randn(n, 2))
     forge(classes={"dtype": "V8", "values": []})
     with pytest.raises(AAEError, match="classes are unreadable"):
         aae.load_estimator(work / "forged", prior=lambda n: torch.randn(n, 2))

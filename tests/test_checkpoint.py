@@ -16,13 +16,9 @@ from aae.model.phases import Batch, train_step
 from aae.training import checkpoint as io
 from aae.training.devices import load_rng_state
 from aae.training.optimizers import Optimizers
+from conftest import build
 
 HISTORY = [{"epoch": 1, "reconstruction": 40.5, "seconds": 0.1}, {"epoch": 2, "reconstruction": 33.25, "seconds": 0.1}]
-
-
-def build(cfg, seed: int = 0) -> AdversarialAutoencoder:
-    torch.manual_seed(seed)
-    return AdversarialAutoencoder(cfg.model, 64)
 
 
 def trained_parts(cfg, steps: int = 3):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io as stdio
 import json
 import logging
 import os
@@ -21,38 +19,15 @@ from aae.cli import main
 from aae.config.load import bundled_configs
 from aae.config.schema import DataConfig, EvalConfig, ModelConfig, TrainConfig
 from aae.training import checkpoint as io
+from conftest import DEMO, PNG_MAGIC, TINY_ARGS, restored_logger, run_main, set_args
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-TINY = ["--no-progress", "--set", "model.hidden=[32]", "--set", "model.disc_hidden=[16]"]
-DEMO = ["train", "--config", "demo", "--epochs", "1"]
-"""one epoch of the demo config (with TINY: tiny networks)"""
 FIGURES = ("latent.png", "samples.png", "reconstructions.png", "manifold.png")
-
-
-@contextlib.contextmanager
-def _restored_logger():
-    """main() adds a handler to the 'aae' logger on each call; take it off again after a test."""
-    logger = logging.getLogger("aae")
-    handlers, level = list(logger.handlers), logger.level
-    try:
-        yield
-    finally:
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
 
 
 @pytest.fixture(autouse=True)
 def _isolate_logger():
-    with _restored_logger():
+    with restored_logger():
         yield
-
-
-def run_main(argv: list[str]) -> tuple[int, str, str]:
-    """main(argv) with its stdout and stderr captured (for module-scoped fixtures, where capsys is not available)."""
-    out, err = stdio.StringIO(), stdio.StringIO()
-    with _restored_logger(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
 
 
 def printed_metrics(stdout: str) -> dict[str, str]:
@@ -60,19 +35,11 @@ def printed_metrics(stdout: str) -> dict[str, str]:
     return {m[1]: m[2] for m in re.finditer(r"^((?:test|valid)_\w+)\s+(-?\d+\.\d{4})$", stdout, re.M)}
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """One `aae train` of the demo config with tiny nets for 2 epochs; the run directory is shared read-only."""
-    run_dir = tmp_path_factory.mktemp("cli") / "run"
-    rc, out, err = run_main(["train", "--config", "demo", "--epochs", "2", "--out", str(run_dir), *TINY])
-    return run_dir, rc, out, err
-
-
 @pytest.fixture
 def run_copy(trained, tmp_path):
     """A private copy of the trained run directory, for tests that change it."""
     dst = tmp_path / "run"
-    shutil.copytree(trained[0], dst)
+    shutil.copytree(trained.run, dst)
     return dst
 
 
@@ -84,8 +51,7 @@ def metrics_rows(run_dir: Path) -> list[dict]:
 
 
 def test_train_writes_checkpoint_config_metrics_and_figures(trained):
-    run_dir, rc, out, err = trained
-    assert rc == 0, err
+    run_dir = trained.run
     assert (run_dir / io.CHECKPOINT).is_file()
     cfg = json.loads((run_dir / "config.json").read_text())
     assert cfg["name"] == "demo" and cfg["model"]["regime"] == "label_conditioned"
@@ -98,11 +64,12 @@ def test_train_writes_checkpoint_config_metrics_and_figures(trained):
     assert "test_mmd" not in rows[0] and "test_mmd" in rows[1]  # eval_every = 25, and always at the last epoch
     for name in (*FIGURES, "curves.png"):
         assert (run_dir / "figures" / name).read_bytes()[:8] == PNG_MAGIC, name
-    assert io.read_checkpoint(run_dir)[1]["epoch"] == "2"
+    _, meta = io.read_checkpoint(run_dir)
+    assert meta["epoch"] == "2" and json.loads(meta["config"]) == cfg
 
 
 def test_train_prints_the_test_metrics(trained):
-    run_dir, rc, out, err = trained
+    run_dir, out, err = trained
     assert re.search(rf"^trained demo for 2 epochs in \d+ s -> {re.escape(str(run_dir))}$", out, re.M)
     shown = printed_metrics(out)
     assert set(shown) == {"test_reconstruction", "test_mmd", "test_mode_accuracy"}
@@ -112,7 +79,7 @@ def test_train_prints_the_test_metrics(trained):
 
 
 def test_eval_prints_the_same_deterministic_metrics(trained, capsys):
-    run_dir, _, train_out, _ = trained
+    run_dir, train_out, _ = trained
     assert main(["eval", "--run", str(run_dir)]) == 0
     out = capsys.readouterr().out
     shown, at_train = printed_metrics(out), printed_metrics(train_out)
@@ -139,22 +106,8 @@ def test_eval_write_rerecords_the_metrics_and_keeps_the_other_keys(run_copy, cap
 
 def test_eval_can_average_q_y_over_shifted_images(tmp_path):
     run_dir = tmp_path / "semi"
-    rc, _, err = run_main(
-        [
-            "train",
-            "--config",
-            "demo",
-            "--epochs",
-            "2",
-            "--out",
-            str(run_dir),
-            *TINY,
-            "--set",
-            "model.regime=semi_supervised",
-            "--set",
-            "data.n_labeled=100",
-        ]
-    )
+    semi = set_args("model.regime=semi_supervised", "data.n_labeled=100")
+    rc, _, err = run_main([*DEMO, "--epochs", "2", "--out", str(run_dir), *TINY_ARGS, *semi])
     assert rc == 0, err
     plain, shifted = (run_main(["eval", "--run", str(run_dir), *extra]) for extra in ([], ["--tta-shift", "1"]))
     assert plain[0] == shifted[0] == 0
@@ -170,19 +123,8 @@ def test_eval_can_average_q_y_over_shifted_images(tmp_path):
 
 def test_eval_breaks_the_cluster_error_down_by_cluster(trained, tmp_path):
     run_dir = tmp_path / "clusters"
-    rc, _, err = run_main(
-        [
-            *DEMO,
-            "--out",
-            str(run_dir),
-            *TINY,
-            "--no-figures",
-            "--set",
-            "model.regime=clustering",
-            "--set",
-            "model.n_classes=4",
-        ]
-    )
+    clusters = set_args("model.regime=clustering", "model.n_classes=4")
+    rc, _, err = run_main([*DEMO, "--out", str(run_dir), *TINY_ARGS, "--no-figures", *clusters])
     assert rc == 0, err
     rc, out, err = run_main(["eval", "--run", str(run_dir), "--clusters"])
     assert rc == 0, err
@@ -197,26 +139,14 @@ def test_eval_breaks_the_cluster_error_down_by_cluster(trained, tmp_path):
     )
     # the same protocol between the validation split's halves, printed beside it, no test image read
     assert 0 <= float(printed["valid_cluster_error"]) <= 1
-    rc, _, err = run_main(["eval", "--run", str(trained[0]), "--clusters"])
+    rc, _, err = run_main(["eval", "--run", str(trained.run), "--clusters"])
     assert rc != 0 and "no categorical head" in err
 
 
 def test_a_classifier_run_is_measured_and_plotted_but_has_nothing_to_sample(tmp_path):
     run_dir = tmp_path / "nn"
-    rc, out, err = run_main(
-        [
-            *DEMO,
-            "--out",
-            str(run_dir),
-            *TINY,
-            "--set",
-            "model.regime=semi_supervised",
-            "--set",
-            "model.objective=classifier",
-            "--set",
-            "data.n_labeled=100",
-        ]
-    )
+    nn = set_args("model.regime=semi_supervised", "model.objective=classifier", "data.n_labeled=100")
+    rc, out, err = run_main([*DEMO, "--out", str(run_dir), *TINY_ARGS, *nn])
     assert rc == 0, err
     assert set(printed_metrics(out)) == {"test_error", "valid_error"}
     assert set(metrics_rows(run_dir)[0]) >= {"classification", "valid_error"}
@@ -233,14 +163,20 @@ def test_a_classifier_run_is_measured_and_plotted_but_has_nothing_to_sample(tmp_
 
 
 def test_sample_writes_a_png_grid(trained, tmp_path, capsys):
-    out = tmp_path / "grid.png"
-    assert main(["sample", "--run", str(trained[0]), "-n", "16", "--out", str(out)]) == 0
-    assert capsys.readouterr().out.strip() == str(out)
-    assert out.read_bytes()[:8] == PNG_MAGIC
+    from aae.evaluation.grids import image_grid
+
+    png, npy = tmp_path / "grid.png", tmp_path / "same.npy"
+    assert main(["sample", "--run", str(trained.run), "-n", "16", "--out", str(png)]) == 0
+    assert capsys.readouterr().out.strip() == str(png)
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    # the grid of the 16 samples the same seed gives as an array: 4 x 4 digits of 8 x 8 pixels
+    assert main(["sample", "--run", str(trained.run), "-n", "16", "--out", str(npy)]) == 0
+    same = image_grid(np.load(npy), tmp_path / "expected.png", image_shape=(8, 8), nrow=4)
+    assert png.read_bytes() == same.read_bytes()
 
 
 def test_sample_writes_npy_in_unit_range_and_is_seeded(trained, tmp_path, capsys):
-    run_dir = str(trained[0])
+    run_dir = str(trained.run)
     paths = [tmp_path / f"{name}.npy" for name in ("a", "b", "c")]
     assert main(["sample", "--run", run_dir, "-n", "16", "--out", str(paths[0])]) == 0
     assert main(["sample", "--run", run_dir, "-n", "16", "--out", str(paths[1])]) == 0
@@ -253,31 +189,41 @@ def test_sample_writes_npy_in_unit_range_and_is_seeded(trained, tmp_path, capsys
     assert capsys.readouterr().out.split() == [str(p) for p in paths]
 
 
-def test_sample_label_on_a_label_conditioned_model_picks_the_prior_part(trained, tmp_path):
-    run_dir = str(trained[0])
-    assert main(["sample", "--run", run_dir, "-n", "16", "--label", "3", "--out", str(tmp_path / "3.npy")]) == 0
-    assert main(["sample", "--run", run_dir, "-n", "16", "--label", "5", "--out", str(tmp_path / "5.npy")]) == 0
+def test_sample_label_on_a_label_conditioned_model_picks_the_prior_part(trained, tmp_path, monkeypatch):
+    from aae.model.priors import GaussianMixture
+
+    drawn = []
+    sample = GaussianMixture.sample
+
+    def kept(self, n, labels=None, generator=None):
+        z = sample(self, n, labels, generator)
+        drawn.append((labels, z))
+        return z
+
+    monkeypatch.setattr(GaussianMixture, "sample", kept)
+    model = io.load(trained.run)
+    for label in (3, 5):
+        out = tmp_path / f"{label}.npy"
+        assert main(["sample", "--run", str(trained.run), "-n", "16", "--label", str(label), "--out", str(out)]) == 0
+        labels, z = drawn[-1]
+        # the codes come from the label's part of the mixture, and the samples are their decodings
+        assert labels.tolist() == [label] * 16 and model.prior.assign_part(z).tolist() == [label] * 16
+        np.testing.assert_allclose(np.load(out), model.generate(16, z=z).numpy(), atol=1e-6)
     assert not np.array_equal(np.load(tmp_path / "3.npy"), np.load(tmp_path / "5.npy"))
 
 
-def test_plot_redraws_the_figures(run_copy, capsys):
+def test_plot_redraws_the_figures(trained, run_copy, capsys):
     shutil.rmtree(run_copy / "figures")
     assert main(["plot", "--run", str(run_copy)]) == 0
-    printed = capsys.readouterr().out.split()
-    expected = [
-        str(run_copy / "figures" / n)
-        for n in ("latent.png", "samples.png", "reconstructions.png", "manifold.png", "curves.png")
-    ]
-    assert printed == expected
-    for p in expected:
-        assert Path(p).read_bytes()[:8] == PNG_MAGIC
+    names = ("latent.png", "samples.png", "reconstructions.png", "manifold.png", "curves.png")
+    assert capsys.readouterr().out.split() == [str(run_copy / "figures" / n) for n in names]
+    for name in names:  # the very pictures that training drew, from the checkpoint and the log
+        assert (run_copy / "figures" / name).read_bytes() == (trained.run / "figures" / name).read_bytes(), name
 
 
 def test_train_resume_continues_the_run(run_copy, capsys):
-    assert (
-        main(["train", "--config", "demo", "--epochs", "3", "--out", str(run_copy), "--resume", "--no-figures", *TINY])
-        == 0
-    )
+    argv = ["train", "--config", "demo", "--epochs", "3", "--out", str(run_copy), "--resume", "--no-figures"]
+    assert main([*argv, *TINY_ARGS]) == 0
     out, err = capsys.readouterr()
     assert "trained demo for 3 epochs" in out
     assert f"resumed {run_copy / io.CHECKPOINT} at epoch 2" in err
@@ -287,7 +233,7 @@ def test_train_resume_continues_the_run(run_copy, capsys):
 
 def test_train_into_a_used_run_dir_without_resume_is_refused(run_copy, capsys):
     before = (run_copy / io.CHECKPOINT).read_bytes()
-    assert main(["train", "--config", "demo", "--epochs", "3", "--out", str(run_copy), *TINY]) == 2
+    assert main(["train", "--config", "demo", "--epochs", "3", "--out", str(run_copy), *TINY_ARGS]) == 2
     err = capsys.readouterr().err
     assert (
         err
@@ -315,11 +261,11 @@ def _garbage_checkpoint(tmp_path: Path) -> str:
 
 ERRORS = {
     "unknown prior": (
-        lambda t, r: [*DEMO, "--out", str(t / "o"), *TINY, "--set", "model.prior.name=banana"],
+        lambda t, r: [*DEMO, "--out", str(t / "o"), *TINY_ARGS, "--set", "model.prior.name=banana"],
         "unknown prior 'banana'; allowed: gaussian, mixture, swiss_roll, uniform, categorical, callable",
     ),
     "missing data file": (
-        lambda t, r: [*DEMO, "--out", str(t / "o"), *TINY, "--data", "/nonexistent.npz"],
+        lambda t, r: [*DEMO, "--out", str(t / "o"), *TINY_ARGS, "--data", "/nonexistent.npz"],
         "/nonexistent.npz not found",
     ),
     "corrupt checkpoint": (lambda t, r: ["eval", "--run", _garbage_checkpoint(t)], "is corrupt or truncated"),
@@ -361,7 +307,7 @@ ERRORS = {
         "--threads -1 is not allowed",
     ),
     "bad device": (
-        lambda t, r: [*DEMO, "--out", str(t / "o"), *TINY, "--device", "toaster"],
+        lambda t, r: [*DEMO, "--out", str(t / "o"), *TINY_ARGS, "--device", "toaster"],
         "device 'toaster' is not a device",
     ),
 }
@@ -370,7 +316,7 @@ ERRORS = {
 @pytest.mark.parametrize("case", list(ERRORS))
 def test_user_errors_end_in_one_line_and_exit_2(case, trained, tmp_path, capsys):
     argv, expected = ERRORS[case]
-    rc = main(argv(tmp_path, str(trained[0])))
+    rc = main(argv(tmp_path, str(trained.run)))
     out, err = capsys.readouterr()
     assert rc == 2
     assert err.count("\n") == 1 and err.endswith("\n"), err

@@ -8,6 +8,7 @@ from aae.evaluation.evaluate import embed
 from aae.evaluation.metrics import cluster_error_paper
 from aae.experiment import run
 from aae.model.losses import cluster_head_penalty
+from conftest import PNG_MAGIC
 
 
 def test_head_penalty_counts_only_pairs_closer_than_eta():
@@ -124,11 +125,26 @@ def test_vat_at_mnists_radius_collapses_the_categories_unless_mutual_information
 
 
 @pytest.mark.slow
-def test_cluster_heads_figure_is_written(clustered, tmp_path):
-    from aae.evaluation.figures import write_figures
+def test_cluster_heads_figure_is_written(clustered, tmp_path, monkeypatch):
+    from aae import experiment
+    from aae.evaluation.evaluate import encode
 
-    names = {p.name for p in write_figures(clustered.model, clustered.splits, tmp_path)}
+    drawn, grid = {}, experiment.grids.cluster_heads_grid
+
+    def kept(heads, members, *args, **kwargs):
+        drawn.update(members=members)
+        return grid(heads, members, *args, **kwargs)
+
+    monkeypatch.setattr(experiment.grids, "cluster_heads_grid", kept)
+    names = {p.name for p in experiment.write_figures(clustered.model, clustered.splits, tmp_path)}
     assert "cluster_heads.png" in names and "manifold.png" not in names
+    assert (tmp_path / "figures" / "cluster_heads.png").read_bytes()[:8] == PNG_MAGIC
+    # a row per cluster, its members test images that q(y|x) puts in it (at most ten, in the test set's order)
+    test = clustered.splits.test.x
+    assign = encode(clustered.model, test)[1].argmax(1)
+    assert len(drawn["members"]) == 16
+    for i, members in enumerate(drawn["members"]):
+        np.testing.assert_array_equal(members, test[assign == i][:10])
 
 
 def test_dim_reduction_transform_gives_head_plus_style(tiny_config, digits, tmp_path):
@@ -164,7 +180,7 @@ def test_unsupervised_map_is_scored_as_a_clustering(tiny_config, digits):
 
 
 def test_circle_projection_puts_independent_heads_on_the_unit_circle():
-    from aae.evaluation.figures import circle_projection
+    from aae.experiment import circle_projection
 
     heads = np.random.default_rng(0).normal(size=(10, 10)) * 5
     mapped = heads @ circle_projection(heads)
@@ -173,7 +189,7 @@ def test_circle_projection_puts_independent_heads_on_the_unit_circle():
 
 
 def test_circle_projection_fitted_on_codes_keeps_clusters_apart_where_the_exact_map_smears_them():
-    from aae.evaluation.figures import circle_projection
+    from aae.experiment import circle_projection
 
     rng = np.random.default_rng(0)
     # ten heads 6 apart in 10-D, but nine of them nearly in one plane: the exact map is ill-conditioned

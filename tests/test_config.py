@@ -7,14 +7,18 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from aae.config.docs import KEY_TABLE, key_table, keys
-from aae.config.load import bundled_configs, from_dict, load_config
-from aae.config.schema import DataConfig, EvalConfig, ExperimentConfig, ModelConfig, TrainConfig
+from aae.config.load import bundled_configs, from_dict, load_config, tomllib
+from aae.config.schema import CONFIG_DIR, DataConfig, EvalConfig, ExperimentConfig, ModelConfig, TrainConfig
+from aae.data.sets import load
 from aae.errors import ConfigError
+from aae.experiment import prepare_data
 from aae.model.phases import RATE_GROUPS
+from conftest import build
 
 # ----------------------------------------------------------------------------- defaults
 
@@ -52,15 +56,20 @@ def test_to_dict_from_dict_round_trip():
 
 
 def test_load_bundled_config_by_name():
-    cfg = load_config("demo")
-    assert cfg.name == "demo"
-    assert cfg.model.regime == "label_conditioned"
-    assert cfg.model.hidden == [256, 256] and cfg.model.disc_hidden == [128, 128]
-    assert cfg.model.prior == {"name": "mixture", "n_modes": 10}
-    assert (cfg.train.epochs, cfg.train.eval_every) == (150, 25)
-    assert cfg.data.name == "digits"
-    # keys the file does not set keep their defaults
-    assert cfg.train.batch_size == 100 and cfg.model.z_dim == 2 and cfg.train.lr == TrainConfig().lr
+    """A bundled config is its file over the defaults: every key the file sets (a partial train.lr
+    merged into the default rates), every other key as ExperimentConfig() has it."""
+    defaults = ExperimentConfig().to_dict()
+    for name in bundled_configs():
+        cfg = load_config(name)
+        assert cfg == load_config(CONFIG_DIR / f"{name}.toml")  # the name is the bundled file
+        file, loaded = tomllib.loads((CONFIG_DIR / f"{name}.toml").read_text()), cfg.to_dict()
+        assert loaded["name"] == file["name"] == name
+        for section in ("model", "train", "data", "eval"):
+            assert set(file.get(section, {})) <= set(defaults[section]), f"{name}: a key of [{section}] is unknown"
+            for key, default in defaults[section].items():
+                given = file.get(section, {}).get(key, default)
+                expected = {**default, **given} if key == "lr" else given
+                assert loaded[section][key] == expected, f"{name}: {section}.{key}"
 
 
 def test_load_config_from_a_path(tmp_path: Path):
@@ -70,11 +79,17 @@ def test_load_config_from_a_path(tmp_path: Path):
         '[data]\nname = "digits"\nsubset = 500\n'
     )
     cfg = load_config(path)
-    assert cfg.name == "mine"
-    assert cfg.model.z_dim == 8 and cfg.model.hidden == [64, 32]
-    assert cfg.train.lr == {"reconstruction": 1e-3, "discriminator": 1e-3, "generator": 5e-4, "classification": 1e-3}
-    assert cfg.data.name == "digits" and cfg.data.subset == 500
     assert load_config(str(path)) == cfg  # a str path works as well
+    assert cfg.name == "mine"
+    # the file's values act where they are documented to; what it leaves out is the default
+    model = build(cfg)
+    assert [m.out_features for m in model.encoder.trunk if isinstance(m, torch.nn.Linear)] == [64, 32]
+    assert model.encode(torch.rand(3, 64)).z.shape == (3, 8)
+    discriminator = [m.out_features for m in model.discriminators["z"].net if isinstance(m, torch.nn.Linear)]
+    assert discriminator == [*ModelConfig().disc_hidden, 1]
+    assert cfg.train.lr == {**TrainConfig().lr, "generator": 5e-4}
+    splits = prepare_data(cfg, progress=False)  # digits' training split, cut to its first 500 images
+    np.testing.assert_array_equal(splits.train.x, load("digits", progress=False).train.x[:500])
 
 
 def test_unknown_config_name_lists_the_bundled_ones():
@@ -431,7 +446,7 @@ def test_configs_saved_by_earlier_versions_map_to_todays_keys():
 
 
 def test_every_key_is_documented_and_the_readme_table_is_the_generated_one():
-    assert len(keys()) <= 46  # the config surface stays small: every new key must earn its place
+    assert len(keys()) <= 47  # the config surface stays small: every new key must earn its place (47: kl_free_bits)
     assert all(f.metadata["doc"] for _, _, f in keys())
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     found = KEY_TABLE.search(readme)

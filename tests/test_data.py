@@ -6,7 +6,6 @@ import functools
 import gzip
 import hashlib
 import http.server
-import struct
 import threading
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from aae.data import idx
 from aae.data import sets as datasets
 from aae.data import splits as data
 from aae.errors import DataError
+from conftest import idx_bytes, write_idx
 
 MNIST_STEMS = list(datasets.MNIST_SHA256)
 
@@ -29,18 +29,6 @@ def _no_network(monkeypatch):
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
-def idx_bytes(arr: np.ndarray) -> bytes:
-    code = {"uint8": 0x08, "int32": 0x0C, "float32": 0x0D}[arr.dtype.name]
-    header = bytes([0, 0, code, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
-    return header + arr.astype(arr.dtype.newbyteorder(">")).tobytes()
-
-
-def write_idx(path: Path, arr: np.ndarray) -> Path:
-    raw = idx_bytes(arr)
-    path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
-    return path
 
 
 def fake_mnist(rng: np.random.Generator, n_train: int = 20, n_test: int = 8) -> dict:

@@ -14,6 +14,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from aae import AAE, VAE, ClusteringAAE, DimReductionAAE, SemiSupervisedAAE, SupervisedAAE
 from aae.errors import ConfigError, DataError
+from aae.estimators.settings import default_sizes
 
 TINY = {"hidden": [64], "disc_hidden": [32], "epochs": 2, "batch_size": 50, "random_state": 0}
 ALL = (AAE, VAE, SupervisedAAE, SemiSupervisedAAE, ClusteringAAE, DimReductionAAE)
@@ -58,7 +59,7 @@ def test_data_in_the_unit_interval_keeps_the_bernoulli_decoder_and_is_clipped(da
     scaled = MinMaxScaler().fit_transform(x.astype(np.float64) * 3 + 1)
     scaled[0, 5] = 1.0000000000000002  # MinMaxScaler's round-off
     est = AAE(n_components=2, **TINY).fit(scaled)
-    assert est.output_ == "bernoulli" and not hasattr(est, "mean_")
+    assert est.output_ == "bernoulli" and not est.mean_.any() and (est.scale_ == 1).all()
     outside = scaled[:10] * 1.5 - 0.2  # a test fold beyond the training fold's range
     assert np.array_equal(est.transform(outside), est.transform(np.clip(outside, 0, 1)))
     decoded = est.inverse_transform(est.transform(scaled[:5]))
@@ -91,10 +92,11 @@ def test_dtype_is_kept_float64_in_float64_out(iris):
     assert SemiSupervisedAAE(**TINY).fit(x.astype(np.float32), y).sample(3)[0].dtype == np.float32
 
 
-def test_sparse_input_is_refused_with_a_clear_message(iris):
+def test_sparse_input_is_densified_inside(iris):
     x, _ = iris
-    with pytest.raises(TypeError, match="Sparse data was passed for X, but dense data is required"):
-        AAE(**TINY).fit(sparse.csr_matrix(x))
+    est = AAE(**TINY).fit(sparse.csr_matrix(x))
+    assert np.array_equal(est.transform(sparse.csr_matrix(x)), est.transform(x))
+    assert np.array_equal(est.embedding_, AAE(**TINY).fit(x).embedding_)
 
 
 def test_dataframes_give_feature_names_and_reordered_columns_are_refused(iris):
@@ -110,23 +112,28 @@ def test_dataframes_give_feature_names_and_reordered_columns_are_refused(iris):
 
 
 # -- sizes ------------------------------------------------------------------------------------
-def test_sizes_left_at_none_follow_the_data(iris, data):
+def test_sizes_left_at_none_follow_the_data(iris):
     small = AAE(epochs=1, random_state=0).fit(iris[0]).config_.train
-    assert AAE()._data_defaults(150, 4) == {
+    assert default_sizes(150, 4, 16) == {
         "model": {"hidden": [64, 64], "disc_hidden": [64, 64]},
         "train": {"batch_size": 16, "epochs": 67},
     }
-    assert small.batch_size == 16
-    digits = AAE()._data_defaults(1797, 64)
-    assert digits["model"]["hidden"] == [128, 128] and digits["train"] == {"batch_size": 100, "epochs": 106}
-    assert AAE()._data_defaults(60000, 784)["model"]["hidden"] == [512, 512]
-    # ClusteringAAE: the IMSAT-headed recipe, at least 8 points of each cluster in a batch
-    table = ClusteringAAE(n_clusters=16)._data_defaults(1797, 64)
-    assert table["train"]["batch_size"] == 128 and table["model"]["y_regularizer"] == "imsat"
-    assert table["model"]["vat_knn"] == 10 and table["train"]["lr"] == {"generator": 0.002}
+    assert small.batch_size == 16 and AAE()._batch_size(1797) == 100
+    assert default_sizes(1797, 64, 100) == {
+        "model": {"hidden": [128, 128], "disc_hidden": [128, 128]},
+        "train": {"batch_size": 100, "epochs": 106},
+    }
+    assert default_sizes(60000, 784, 100)["model"]["hidden"] == [512, 512]
+    # ClusteringAAE: the IMSAT-headed recipe read from mnist_cluster_30.toml, at least 8 points of each
+    # cluster in a batch
+    clusters = ClusteringAAE(n_clusters=16)
+    assert clusters._batch_size(1797) == 128
+    table = clusters._recipe(1797, 64, 128, labeled=False)
+    assert table["model"]["y_regularizer"] == "imsat" and table["model"]["vat_knn"] == 10
+    assert table["train"]["lr"] == {"generator": 0.002} and table["model"]["z_dim"] == 5
     # DimReductionAAE: the same head, unsupervised only, with a lighter marginal and heads 4 apart
-    unsup, semi = (DimReductionAAE()._data_defaults(1797, 64, labeled) for labeled in (False, True))
-    assert (unsup["model"]["y_marginal_weight"], unsup["model"]["eta"]) == (0.1, 4.0) and "eta" not in semi["model"]
+    unsup, semi = (DimReductionAAE()._recipe(1797, 64, 100, labeled) for labeled in (False, True))
+    assert (unsup["model"]["y_marginal_weight"], unsup["model"]["eta"]) == (0.1, 4.0) and semi == {}
 
 
 def test_a_bundled_config_supplies_what_is_none_and_batches_are_clamped(iris):
@@ -159,9 +166,10 @@ def test_hidden_as_an_int_is_one_layer_and_lr_may_be_given_per_phase(iris):
     est = AAE(hidden=24, disc_hidden=(8, 8), lr={"discriminator": 0.01}, epochs=1, random_state=0).fit(x)
     assert est.config_.model.hidden == [24] and est.config_.model.disc_hidden == [8, 8]
     assert est.config_.train.lr["discriminator"] == 0.01 and est.config_.train.lr["generator"] == 1e-3
-    with pytest.raises(ConfigError, match="lr has unknown parameter group 'decoder'; allowed: reconstruction"):
+    # the values are checked once, by the config's checks, which name the config key
+    with pytest.raises(ConfigError, match="train.lr has unknown parameter group 'decoder'; allowed: reconstruction"):
         AAE(lr={"decoder": 0.1}, epochs=1).fit(x)
-    with pytest.raises(ConfigError, match=r"hidden = \[8, 0\]: give an int >= 1 \(one layer\) or a sequence"):
+    with pytest.raises(ConfigError, match=r"model.hidden = \[8, 0\] is not allowed; allowed: 1 <= model.hidden"):
         AAE(hidden=[8, 0], epochs=1).fit(x)
 
 
@@ -236,6 +244,7 @@ def test_clone_copies_settings_not_what_was_learned(data):
 def test_sample_draws_the_same_images_for_the_same_random_state(data):
     x, y = data
     est = SupervisedAAE(n_components=2, **TINY).fit(x, y)
+    assert est.config_.model.label_to_discriminator  # mnist_supervised's route: z cannot carry the class
     a, la = est.sample(5, random_state=3)
     b, lb = est.sample(5, random_state=3)
     assert np.array_equal(a, b) and np.array_equal(la, lb)
@@ -263,6 +272,7 @@ def test_vae_uses_the_gaussian_encoder_and_the_elbo(data):
     x, _ = data
     est = VAE(n_components=2, **TINY).fit(x)
     assert (est.config_.model.objective, est.config_.model.encoder) == ("vae", "gaussian")
+    assert est.config_.model.kl_free_bits == VAE.FREE_BITS == 2.0  # no collapse onto the prior
     assert {"reconstruction", "kl"} <= set(est.history_[0]) and "discriminator" not in est.history_[0]
 
 

@@ -3,8 +3,6 @@ MNIST's layout, a folder of pictures, an .npz with its own test set), through ev
 
 from __future__ import annotations
 
-import gzip
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ from aae.experiment import run
 from aae.model import build_model
 from aae.model.conv import ConvDecoder, ConvFeatures, stage_sizes
 from aae.training.checkpoint import load as load_run
+from conftest import write_idx
 
 CONV = ("model.net='conv'", "model.channels=4", "model.hidden=[16]", "model.disc_hidden=[16]", "train.epochs=1")
 REGIMES = {
@@ -28,11 +27,6 @@ REGIMES = {
     "clustering": ["model.n_classes=4"],
     "dim_reduction": [],
 }
-
-
-def write_idx(path: Path, arr: np.ndarray) -> None:
-    head = bytes([0, 0, 0x08, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
-    path.write_bytes(gzip.compress(head + arr.astype(np.uint8).tobytes()))
 
 
 def blobs(n: int, shape: tuple[int, ...], classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +47,7 @@ def idx_dir(tmp_path_factory) -> Path:
     for prefix, n, seed in (("train", 240, 0), ("t10k", 60, 1)):
         x, y = blobs(n, (28, 28), 3, seed)
         write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", x)
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", y)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", y.astype(np.uint8))
     return folder
 
 

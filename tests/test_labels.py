@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from aae.cli import main
+from aae import experiment
+from aae.training import checkpoint
+from conftest import DEMO, TINY_ARGS, run_main, set_args
 
 
 @pytest.fixture
@@ -16,59 +18,68 @@ def npz(tmp_path, digits):
     return write
 
 
-def train(data, tmp_path, *sets):
-    sets = [a for s in ("model.hidden=[16]", "model.disc_hidden=[8]", "train.epochs=1", *sets) for a in ("--set", s)]
-    return main(
-        [
-            "train",
-            "--config",
-            "demo",
-            "--data",
-            data,
-            "--out",
-            str(tmp_path / "run"),
-            "--no-progress",
-            "--no-figures",
-            *sets,
-        ]
-    )
+def train(data, tmp_path, *sets) -> tuple[int, str]:
+    """``aae train`` of the demo config on ``data`` for one epoch: its exit status and stderr."""
+    argv = [*DEMO, "--data", data, "--out", str(tmp_path / "run"), *TINY_ARGS, "--no-figures", *set_args(*sets)]
+    rc, _, err = run_main(argv)
+    return rc, err
 
 
-def one_line_error(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("aae: error: "), err
-    return err[0]
+@pytest.fixture
+def trained_on(monkeypatch):
+    """What a training is given: the training split's images and the labels the regime sees."""
+    seen = {}
+    labels_of = experiment.train_labels
+
+    def kept(cfg, splits):
+        seen.update(x=splits.train.x, y=labels_of(cfg, splits))
+        return seen["y"]
+
+    monkeypatch.setattr(experiment, "train_labels", kept)
+    return seen
 
 
-def test_label_ten_for_ten_classes(npz, digits, tmp_path, capsys):
+def one_line_error(rc: int, err: str) -> str:
+    lines = err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith("aae: error: "), err
+    return lines[0]
+
+
+def test_label_ten_for_ten_classes(npz, digits, tmp_path):
     y = digits.train.y[:500].copy()
     y[7] = 10
-    assert train(npz("ten", y=y), tmp_path) == 2
-    assert "= 10 is not a valid label; allowed: -1 (unlabeled) or 0..9" in one_line_error(capsys)
+    error = one_line_error(*train(npz("ten", y=y), tmp_path))
+    assert "= 10 is not a valid label; allowed: -1 (unlabeled) or 0..9" in error
 
 
-def test_float_label(npz, digits, tmp_path, capsys):
+def test_float_label(npz, digits, tmp_path):
     y = digits.train.y[:500].astype(float)
     y[3] = 2.5
-    assert train(npz("float", y=y), tmp_path) == 2
-    assert "2.5" in one_line_error(capsys)
+    assert "2.5" in one_line_error(*train(npz("float", y=y), tmp_path))
 
 
-def test_missing_label_column_for_the_supervised_regime(npz, tmp_path, capsys):
-    assert train(npz("nolabels"), tmp_path, "model.regime=supervised", "model.prior={name='gaussian'}") == 2
-    assert "needs labels" in one_line_error(capsys)
+def test_missing_label_column_for_the_supervised_regime(npz, tmp_path):
+    supervised = ("model.regime=supervised", "model.prior={name='gaussian'}")
+    assert "needs labels" in one_line_error(*train(npz("nolabels"), tmp_path, *supervised))
 
 
-def test_unlabeled_points_are_welcome_in_the_label_conditioned_regime(npz, digits, tmp_path, capsys):
-    y = digits.train.y[:500].copy()
+def test_unlabeled_points_are_welcome_in_the_label_conditioned_regime(npz, digits, tmp_path, trained_on):
+    x, y = digits.train.x[:500], digits.train.y[:500].copy()
     y[::2] = -1
-    assert train(npz("half", y=y), tmp_path) == 0
-    assert (tmp_path / "run" / "checkpoint.safetensors").exists()
+    rc, err = train(npz("half", y=y), tmp_path)
+    assert rc == 0, err
+    assert checkpoint.read_checkpoint(tmp_path / "run")[1]["epoch"] == "1"
+    # every training image comes with its own label from the file, -1 included: none is dropped
+    given = {row.tobytes(): label for row, label in zip(x, y)}
+    assert len(given) == 500 and len(trained_on["x"]) == len(trained_on["y"]) == 405  # the rest: valid and test
+    assert [given[row.tobytes()] for row in trained_on["x"]] == trained_on["y"].tolist()
+    assert 0.4 < (trained_on["y"] == -1).mean() < 0.6
 
 
-def test_a_config_that_keeps_no_labels_trains_where_the_regime_needs_none(npz, digits, tmp_path, capsys):
+def test_a_config_that_keeps_no_labels_trains_where_the_regime_needs_none(npz, digits, tmp_path, trained_on):
     # mnist_dimred_unsup20's case: data.n_labeled = 0 in a regime that can train without labels
     data = npz("kept-none", y=digits.train.y[:500])
-    sets = ("model.regime=dim_reduction", "model.prior={name='gaussian'}", "data.n_labeled=0")
-    assert train(data, tmp_path, *sets) == 0, capsys.readouterr().err
-    assert (tmp_path / "run" / "checkpoint.safetensors").exists()
+    rc, err = train(data, tmp_path, "model.regime=dim_reduction", "model.prior={name='gaussian'}", "data.n_labeled=0")
+    assert rc == 0, err
+    assert checkpoint.read_checkpoint(tmp_path / "run")[1]["epoch"] == "1"
+    assert len(trained_on["x"]) == 405 and trained_on["y"] is None  # the file's labels are not trained on

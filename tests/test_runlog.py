@@ -1,14 +1,17 @@
 """RunLog: metrics.jsonl, metrics.csv and TensorBoard event files, read back."""
 
 import csv
+import io
 import json
 import sys
 
 import numpy as np
 import pytest
+from matplotlib.image import imread
 
 from aae.errors import ConfigError
 from aae.training.runlog import RunLog
+from conftest import TINY_ARGS, run_main
 
 
 def read_csv(path):
@@ -79,36 +82,34 @@ def test_scalars_and_images_are_read_back_from_the_event_files(tmp_path):
     assert sorted(events.Tags()["scalars"]) == ["error", "reconstruction"]
     assert [(e.step, e.value) for e in events.Scalars("reconstruction")] == [(1, 3.0), (2, 2.0)]
     assert sorted(events.Tags()["images"]) == ["colour", "samples"]
-    grey = events.Images("samples")[0]
-    assert (grey.step, grey.height, grey.width) == (2, 3, 4)
-    assert (events.Images("colour")[0].height, events.Images("colour")[0].width) == (4, 5)
+    grey, colour = events.Images("samples")[0], events.Images("colour")[0]
+    assert (grey.step, grey.height, grey.width) == (2, 3, 4) and (colour.height, colour.width) == (4, 5)
+    # the pictures themselves, as 8-bit PNGs
+    pixels = lambda event: imread(io.BytesIO(event.encoded_image_string), format="png")  # noqa: E731
+    read = pixels(grey)
+    grey_pixels = read if read.ndim == 2 else read[..., 0]
+    np.testing.assert_allclose(grey_pixels, np.linspace(0, 1, 12).reshape(3, 4), atol=1 / 255)
+    assert (pixels(colour)[..., :3] == 1).all()
 
 
 def test_aae_train_log_dir_writes_the_epoch_metrics_as_tensorboard_events(tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from aae.cli import main
-
-    argv = [
-        "train",
-        "--config",
-        "demo",
-        "--epochs",
-        "2",
-        "--no-progress",
-        "--set",
-        "model.hidden=[32]",
-        "--set",
-        "model.disc_hidden=[16]",
-        "--out",
-        str(tmp_path / "run"),
-        "--log-dir",
-        str(tmp_path / "tb"),
-    ]
-    assert main(argv) == 0
-    events = EventAccumulator(str(tmp_path / "tb")).Reload()
-    steps = [e.step for e in events.Scalars("reconstruction")]
-    assert steps == [1, 2]
-    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
-    assert rows[0].startswith("epoch,") and len(rows) == 3
+    run, tb = tmp_path / "run", tmp_path / "tb"
+    argv = ["train", "--config", "demo", "--epochs", "2", *TINY_ARGS, "--no-figures", "--out", str(run)]
+    rc, _, err = run_main([*argv, "--log-dir", str(tb)])
+    assert rc == 0, err
+    events = EventAccumulator(str(tb), size_guidance={"scalars": 0}).Reload()
+    # each epoch's row of metrics.jsonl, every number in it under its own name at the epoch's step
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    logged = {tag: {e.step: e.value for e in events.Scalars(tag)} for tag in events.Tags()["scalars"]}
+    expected = {}
+    for r in rows:
+        for key, value in r.items():
+            if key != "epoch":
+                expected.setdefault(key, {})[r["epoch"]] = value
+    assert logged.keys() == expected.keys() and "test_mmd" in logged
+    for tag, values in expected.items():
+        assert logged[tag] == pytest.approx(values, rel=1e-6), tag

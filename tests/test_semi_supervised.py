@@ -15,13 +15,11 @@ from aae.model.autoencoder import AdversarialAutoencoder, Classifier, build_mode
 from aae.model.losses import marginal_kl, mean_entropy, virtual_adversarial_loss
 from aae.model.nets import Discriminator
 from aae.model.phases import REGULARIZATION, Batch
+from conftest import build
 
 
 def small_model(**kw):
-    torch.manual_seed(0)
-    return AdversarialAutoencoder(
-        ModelConfig(regime="semi_supervised", z_dim=3, hidden=[32], disc_hidden=[16], **kw), 20
-    )
+    return build(ModelConfig(regime="semi_supervised", z_dim=3, hidden=[32], disc_hidden=[16], **kw), 20)
 
 
 def optimizers(model):
@@ -384,8 +382,7 @@ def test_log_q_y_ranks_images_a_sure_head_rounds_to_one(tiny_config, digits):
         averaged[2].exp(), (logits[2].double().softmax(0) + (0.9 * logits[2]).double().softmax(0)) / 2, rtol=1e-12
     )
 
-    torch.manual_seed(0)
-    model = AdversarialAutoencoder(tiny_config("model.regime=semi_supervised").model, digits.train.x.shape[1]).eval()
+    model = build(tiny_config("model.regime=semi_supervised")).eval()
     with torch.no_grad():
         for p in model.encoder.parameters():
             p.mul_(30)  # logit margins of hundreds
@@ -400,9 +397,8 @@ def test_test_time_shifts_average_q_y_over_every_translation(tiny_config, digits
     from aae.data.augment import translate
     from aae.evaluation.evaluate import encode
 
-    torch.manual_seed(0)
     cfg = tiny_config("model.regime=semi_supervised")
-    model = AdversarialAutoencoder(cfg.model, digits.train.x.shape[1]).eval()
+    model = build(cfg).eval()
     x = digits.test.x[:50]
     plain = encode(model, x, sample=False)[1]
     averaged = encode(model, x, sample=False, tta_shift=1)[1]

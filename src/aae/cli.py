@@ -172,7 +172,7 @@ def cmd_sample(args) -> None:
     import torch
 
     from .config.schema import MAX_GRID, MAX_SEED, MAX_VALUES
-    from .evaluation import plots
+    from .evaluation import grids
     from .files import atomic_write, refuse_links
     from .model.autoencoder import n_categories
     from .training.checkpoint import data_units, load, read_checkpoint
@@ -189,7 +189,7 @@ def cmd_sample(args) -> None:
         raise ConfigError(f"--seed {args.seed} is not allowed; give 0 to {MAX_SEED}")
     refuse_links(out)
     model, (tensors, meta) = load(args.run), read_checkpoint(args.run)
-    units = data_units(tensors, meta)  # an estimator's standardized features: back to fit's units
+    units = data_units(tensors, meta, args.run)  # an estimator's standardized features: back to fit's units
     if args.n * model.x_dim > MAX_VALUES:
         raise ConfigError(
             f"-n {args.n} asks for {args.n} x {model.x_dim} values, more than {MAX_VALUES:.0e}; ask for fewer "
@@ -197,7 +197,6 @@ def cmd_sample(args) -> None:
         )
     if not model.has_decoder:  # the classifier baselines: q(y|x) alone
         raise ConfigError(f"{args.run} is a model.objective = 'classifier' run: it has no decoder to sample from")
-    torch.manual_seed(args.seed)
     labels, m = None, n_categories(model)
     if args.label is not None:
         if m is None:
@@ -218,6 +217,7 @@ def cmd_sample(args) -> None:
                 f"--image-shape {' '.join(map(str, shape))} does not fit this model's {model.x_dim} values: "
                 f"give H W (or H W C) whose product is {model.x_dim}"
             )
+    torch.manual_seed(args.seed)  # after the image shape, whose reading builds a model from the global stream
     images = model.generate(args.n, labels=labels).cpu().numpy()
     if units is not None:
         images = units(images).astype(_estimator_dtype(meta))
@@ -226,10 +226,10 @@ def cmd_sample(args) -> None:
         np.save(buf, images)
         atomic_write(out, buf.getvalue())  # never through a link
     else:
-        if units is not None:  # data in other units than [0, 1]: the grid spans the samples' own range
+        if units is not None and (images.min() < 0 or images.max() > 1):  # other units: the samples' own range
             low, high = float(images.min()), float(images.max())
             images = (images - low) / (high - low if high > low else 1.0)
-        plots.image_grid(images, out, image_shape=shape)
+        grids.image_grid(images, out, image_shape=shape)
     print(out)
 
 
@@ -242,6 +242,12 @@ def _image_shape(run: str, meta: dict, model):
 
     if ESTIMATOR not in meta:
         return open_run(run, progress=False)[2].test.image_shape
+    try:  # the images an estimator was fitted on, else a square
+        shape = json.loads(meta[ESTIMATOR]).get("image_shape")
+        if isinstance(shape, list) and all(isinstance(s, int) for s in shape) and shape:
+            return tuple(shape)
+    except (ValueError, AttributeError, RecursionError):
+        pass
     try:
         return image_shape_of(model.x_dim, "--image-shape")
     except ConfigError:

@@ -142,6 +142,14 @@ class ModelConfig:
         1.0, "dim_reduction: cluster heads closer than eta are penalized (Section 7)", low=0, high=MAX_WEIGHT
     )
     head_penalty: float = key(1.0, "dim_reduction: weight of the cluster-head distance penalty", low=0, high=MAX_WEIGHT)
+    kl_free_bits: float = key(
+        0.0,
+        "vae: free bits, the nats of KL each code dimension carries unpenalized (max(free_bits, KL_d) over "
+        "the batch; against a non-Gaussian prior, of the whole code), so that no dimension collapses onto "
+        "the prior (beyond the paper)",
+        low=0,
+        high=MAX_WEIGHT,
+    )
 
 
 @dataclass

@@ -1,170 +1,45 @@
-"""What the six estimators of :mod:`aae.estimators.classes` share (:class:`Estimator`): the run's config
-from their parameters, fit, transform, sample and inverse_transform. The parameters, the sizes
-derived from the data and the data the estimators take are documented in :mod:`aae.estimators.classes`.
+"""What the six estimators of :mod:`aae.estimators.classes` share (:class:`Estimator`): fit, transform,
+sample and inverse_transform over the one trainer. Their parameters, the sizes derived from the data
+and the data they take are documented in :mod:`aae.estimators.classes`; the run's config is built
+in :mod:`aae.estimators.settings`, X read and written in :mod:`aae.estimators.io`.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
+import warnings
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ..config.checks import check_model_size, validate
-from ..config.load import load_config
-from ..config.schema import MAX_VALUES, ExperimentConfig
-from ..errors import ConfigError, DataError
+from ..config.checks import check_model_size
+from ..config.schema import MAX_VALUES
+from ..errors import DataError
 from ..evaluation.evaluate import embed, encode
-from ..model.autoencoder import AdversarialAutoencoder, build_model
-from ..model.phases import RATE_GROUPS
-from ..model.priors import PRIORS, Prior, describe
+from ..model.autoencoder import build_model
+from ..model.conv import MIN_SIDE
+from ..model.priors import PRIORS, Prior
 from ..training.trainer import Trainer
-from . import store
+from . import columns, store
 from .io import FLOATS, DataIO, by_blocks
-from .store import fit_stamp
-
-
-# -- the core: the estimators' one way to their config and to the trainer --------------------------
-def _build_config(
-    est: Estimator, n: int, d: int, n_classes: int | None, regime: str, labeled: bool
-) -> ExperimentConfig:
-    """The run's config: data-derived defaults (without ``config``) < config file < overrides <
-    the estimator's parameters; batches clamped to the data."""
-    base = {} if est.config is not None else est._data_defaults(n, d, labeled)
-    # the regime and objective are the estimator's own, whatever the config file says
-    own = [f"model.regime={regime}", f"model.objective={est._objective}"]
-    if est.encoder or est._encoder:
-        own.append(f"model.encoder={est.encoder or est._encoder}")
-    cfg = load_config(est.config, [*est.overrides, *own], base=base)
-    m, t = cfg.model, cfg.train
-    chosen = {
-        "z_dim": est._code_dim(),
-        "hidden": _layers(est.hidden, "hidden"),
-        "disc_hidden": _layers(est.disc_hidden, "disc_hidden"),
-        "encoder": est.encoder or est._encoder,
-        "n_classes": n_classes,
-        "output": est.output_,
-        **est._settings(),
-    }
-    for key, value in chosen.items():
-        if value is not None:
-            setattr(m, key, value)
-    if isinstance(est.prior, (str, dict)):
-        m.prior = {"name": est.prior} if isinstance(est.prior, str) else dict(est.prior)
-    if est.epochs is not None:
-        t.epochs = int(est.epochs)
-    if est.batch_size is not None:
-        t.batch_size = int(est.batch_size)
-    t.batch_size = min(t.batch_size, n)
-    if est.lr is not None:
-        t.lr = {**t.lr, **_learning_rates(est.lr)}
-    if m.vat_knn:
-        m.vat_knn = min(m.vat_knn, n - 1)
-    t.seed, t.select_by = _seed(est.random_state), ""
-    if est.prior is not None and not isinstance(est.prior, (str, dict)):
-        m.prior = describe(est.prior)  # a function or Prior object: recorded by name, passed to the model
-    return validate(cfg)
-
-
-def _train(
-    cfg: ExperimentConfig,
-    x: np.ndarray,
-    labels: np.ndarray | None,
-    prior: Any,
-    *,
-    run_dir: str | None,
-    log_dir: str | None,
-    device: str,
-    progress: bool,
-    stamp: dict | None = None,
-) -> tuple[AdversarialAutoencoder, list[dict]]:
-    """Build the model and train it: the estimators' one call into the trainer. ``stamp``: what each
-    checkpoint in ``run_dir`` keeps beside the model, with the fit's fingerprint
-    (:func:`aae.estimators.store.fit_stamp`)."""
-    check_model_size(cfg.model, x.shape[1])
-    model = build_model(cfg.model, x.shape[1], prior=prior)
-    trainer = Trainer(model, cfg, run_dir, device=device, progress=progress, log_dir=log_dir)
-    trainer.stamp = stamp  # read by aae.training.resume: which checkpoint to continue, what to keep
-    history = trainer.fit(x, labels, resume=run_dir is not None)
-    return trainer.result.eval(), history
-
-
-# -- parameters ------------------------------------------------------------------------------------
-def store_params(est, params: dict[str, Any]) -> None:
-    """A constructor's arguments as the estimator's attributes of the same names, as scikit-learn's
-    contract asks (one line for every constructor, instead of one assignment per parameter)."""
-    for name, value in params.items():
-        if name not in ("self", "__class__"):
-            setattr(est, name, value)
-
-
-def _layers(value, name: str) -> list[int] | None:
-    """``hidden``/``disc_hidden`` as a list of widths: an int is one layer (as ``MLPClassifier`` reads it)."""
-    if value is None:
-        return None
-    if isinstance(value, Integral):
-        return [int(value)]
-    widths = list(np.asarray(value).ravel()) if not isinstance(value, (list, tuple)) else list(value)
-    if not all(isinstance(w, Integral) and not isinstance(w, bool) and w >= 1 for w in widths):
-        raise ConfigError(
-            f"{name} = {value!r}: give an int >= 1 (one layer) or a sequence of ints >= 1 (one per layer)"
-        )
-    return [int(w) for w in widths]
-
-
-def _learning_rates(lr) -> dict[str, float]:
-    if isinstance(lr, dict):
-        unknown = sorted(set(lr) - set(RATE_GROUPS), key=str)
-        if unknown:
-            raise ConfigError(f"lr has unknown parameter group {unknown[0]!r}; allowed: {', '.join(RATE_GROUPS)}")
-        bad = [k for k, v in lr.items() if not isinstance(v, Real) or isinstance(v, bool) or not v > 0]
-        if bad:
-            raise ConfigError(f"lr[{bad[0]!r}] = {lr[bad[0]]!r}; each learning rate must be a float > 0")
-        return {k: float(v) for k, v in lr.items()}
-    return {k: float(lr) for k in RATE_GROUPS}
-
-
-def _seed(random_state) -> int:
-    """An int seed for torch: an int is used as it is (the ``train.seed`` of ``aae train``); None or a
-    RandomState draws one (from numpy's global state for None), as scikit-learn's estimators do."""
-    rng = check_random_state(random_state)
-    if isinstance(random_state, numbers.Integral):
-        return int(random_state)
-    return int(rng.randint(np.iinfo(np.int32).max))
-
-
-def _power_of_two(v: float) -> int:
-    return 2 ** round(math.log2(v))
-
-
-def _default_sizes(n: int, d: int, batch: int) -> dict[str, Any]:
-    """The sizes derived from the data (n rows, d features) where no config is given (see
-    :mod:`aae.estimators.classes`), with ``batch`` rows a batch."""
-    width = int(np.clip(_power_of_two(2 * d), 64, 512))
-    steps = int(np.clip(n, 600, 3000))
-    return {
-        "model": {"hidden": [width, width], "disc_hidden": [width, width]},
-        "train": {"batch_size": batch, "epochs": math.ceil(steps / (n // batch))},
-    }
-
+from .settings import build_config, seed
 
 _PATH = [str, os.PathLike, None]
 _WIDTHS = [Interval(Integral, 1, None, closed="left"), list, tuple, np.ndarray, None]
-_PARAMETERS: dict = {
+PARAMETERS: dict = {
     "n_components": [Interval(Integral, 1, None, closed="left"), None],
+    "net": [StrOptions({"auto", "mlp", "conv"})],
     "hidden": _WIDTHS,
     "disc_hidden": _WIDTHS,
     "prior": [StrOptions(set(PRIORS) - {"callable", "categorical"}), dict, Prior, callable, None],
     "encoder": [StrOptions({"deterministic", "gaussian", "universal"}), None],
     "output": [StrOptions({"auto", "bernoulli", "gaussian"})],
+    "column_types": [StrOptions({"auto"}), dict, None],
     "epochs": [Interval(Integral, 1, None, closed="left"), None],
     "batch_size": [Interval(Integral, 1, None, closed="left"), None],
     "lr": [Interval(Real, 0, None, closed="neither"), dict, None],
@@ -176,84 +51,113 @@ _PARAMETERS: dict = {
     "random_state": ["random_state"],
     "verbose": ["verbose"],
 }
+"""The parameters every estimator has, as scikit-learn's parameter validation reads them in fit."""
+
+
+def _net(net: str, image_shape) -> str:
+    """``net="auto"``: the convolutional networks for images of at least MIN_SIDE pixels a side."""
+    if net != "auto":
+        return net
+    return "conv" if image_shape is not None and min(image_shape[:2]) >= MIN_SIDE else "mlp"
+
+
+def _prior_object(prior):
+    """A prior passed as an object (a function or Prior) goes to the model; a name or table is the config's."""
+    return None if prior is None or isinstance(prior, (str, dict)) else prior
+
+
+def _warn_sizes(n_components: int | None, d: int) -> None:
+    if n_components is not None and n_components > d:
+        warnings.warn(
+            f"n_components = {n_components} is more than the {d} features of X: the code is "
+            "larger than the data it encodes",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
-    """What every estimator shares: the config it trains, fit, transform, sample."""
+    """What every estimator shares: the config it trains, fit, transform, sample. Each subclass has
+    its own ``__init__`` (:mod:`aae.estimators.classes`)."""
 
     _regime = "unsupervised"
     _objective = "aae"
-    _encoder: str | None = None
     _labels = "none"
     """how fit reads y: none (ignored), optional, some (semi-supervised: -1 for unlabeled), all"""
-    _parameter_constraints: dict = _PARAMETERS
-
-    # fmt: off
-    def __init__(
-        self, n_components: int | None = None, *,
-        hidden=None, disc_hidden=None, prior: Any = None, encoder: str | None = None, output: str = "auto",
-        epochs: int | None = None, batch_size: int | None = None, lr=None, config: str | None = None, overrides=(),
-        checkpoint_dir: str | None = None, log_dir: str | None = None, device: str = "auto", random_state=None,
-        verbose: bool = False,
-    ):
-    # fmt: on
-        store_params(self, locals())
+    _parameter_constraints: dict = PARAMETERS
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         tags.input_tags.allow_nan = False
         tags.target_tags.required = self._labels in ("some", "all")
         if tags.transformer_tags is not None:
             tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
-    # -- the config -------------------------------------------------------------------------
+    # -- what a subclass decides --------------------------------------------------------------
     def _settings(self) -> dict[str, Any]:
-        """Model settings this class adds, by config key (None: the config's value)."""
-        return {}
-
-    def _code_dim(self) -> int | None:
-        return self.n_components
+        """Model keys this class's parameters set (None: the config's value)."""
+        return {"encoder": self.encoder}
 
     def _batch_size(self, n: int) -> int:
         return int(np.clip(n // 10, 16, 100))
 
-    def _data_defaults(self, n: int, d: int, labeled: bool = False) -> dict[str, Any]:
-        """The sizes derived from the data where no config is given; ``labeled``: whether this fit has
-        labels."""
-        return _default_sizes(n, d, min(self._batch_size(n), n))
-
-    def _prior_object(self):
-        return None if self.prior is None or isinstance(self.prior, (str, dict)) else self.prior
+    def _recipe(self, n: int, d: int, batch: int, labeled: bool) -> dict[str, Any]:
+        """Config keys this class starts from where no ``config`` is given (below the parameters)."""
+        return {}
 
     def _labels_for_fit(self, y, n: int) -> tuple[np.ndarray | None, int | None, str]:
         """(labels coded 0..k-1 or -1, the number of categories, the regime) for this fit."""
         labels = None if self._labels == "none" else self._encode_labels(y, n)
-        return labels, None if labels is None else len(self.classes_), self._regime
+        return labels, None if labels is None else self._n_classes(), self._regime
 
+    def _n_classes(self) -> int:
+        """The model's categories for ``classes_``: at least two (a second, never seen, beside a
+        single class, which fit has warned about)."""
+        return max(len(self.classes_), 2)
+
+    # -- fit ---------------------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
-        """Train on X (n_samples, n_features) and, where the estimator reads labels, y (-1 for an
-        unlabeled point); an estimator without labels ignores y."""
-        x, y = self._check_X(X, fitting=True, y=None if self._labels == "none" else y)
-        labels, n_categories, regime = self._labels_for_fit(y, len(x))
+        """Train on X (n_samples, n_features), or images (n, h, w) or (n, h, w, c), and, where the
+        estimator reads labels, y (-1 for an unlabeled point); an estimator without labels ignores y."""
+        if self._labels == "none" or y is None:
+            x, y = self._check_X(X, reset=True), None
+        else:
+            x, y = self._check_X(X, y, reset=True)
+        x = x.toarray() if hasattr(x, "toarray") else x
+        self._fit_scaling(x)
+        labels, k, regime = self._labels_for_fit(y, len(x))
+        _warn_sizes(self.n_components, x.shape[1])
         xin = self._model_input(x)
-        self.config_ = cfg = _build_config(self, len(x), x.shape[1], n_categories, regime, labels is not None)
-        stamp = None if self.checkpoint_dir is None else fit_stamp(self, x, labels, cfg)
+        decided = {
+            "regime": regime,
+            "objective": self._objective,
+            "output": self.output_,
+            "net": _net(self.net, self.image_shape_),
+        }
+        if k is not None:
+            decided["n_classes"] = k
+        self.config_ = cfg = build_config(self, len(x), x.shape[1], model=decided, labeled=labels is not None)
+        check_model_size(cfg.model, xin.shape[1])
+        stamp = None if self.checkpoint_dir is None else store.fit_stamp(self, x, labels, cfg)
         with torch.random.fork_rng(devices=[]):  # fitting leaves the caller's torch random state alone
             torch.manual_seed(cfg.train.seed)
-            self.model_, self.history_ = _train(
+            model = build_model(cfg.model, xin.shape[1], prior=_prior_object(self.prior), image_shape=self.image_shape_)
+            model.columns = columns.likelihood(self.column_types_, self.output_, xin.shape[1])
+            trainer = Trainer(
+                model,
                 cfg,
-                xin,
-                labels,
-                self._prior_object(),
-                run_dir=self.checkpoint_dir,
-                log_dir=self.log_dir,
+                self.checkpoint_dir,
                 device=str(self.device),
                 progress=bool(self.verbose),
-                stamp=stamp,
+                log_dir=self.log_dir,
             )
+            trainer.stamp = stamp  # read by aae.training.resume: which checkpoint to continue, what to keep
+            history = trainer.fit(xin, labels, resume=self.checkpoint_dir is not None)
+            self.model_ = trainer.result.eval()
+        self._set_history(history)
         self._n_features_out = cfg.model.z_dim
         self.embedding_ = self._embed(xin, x.dtype)
         self._after_fit(xin)
@@ -261,6 +165,11 @@ class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
 
     def _after_fit(self, xin: np.ndarray) -> None:
         pass
+
+    def _set_history(self, history: list[dict]) -> None:
+        """``history_`` and what is read from it: ``n_iter_`` and ``loss_curve_``."""
+        self.history_, self.n_iter_ = history, len(history)
+        self.loss_curve_ = [row["reconstruction"] + row.get("kl", 0.0) for row in history]
 
     def save(self, path: str | os.PathLike) -> str:
         """Write the fitted estimator to the folder ``path``: the model as safetensors, its
@@ -287,10 +196,11 @@ class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         proba = by_blocks(lambda b: encode(self.model_, b, sample=False, tta_shift=tta)[1], self._model_input(x))
         return proba.astype(x.dtype, copy=False)
 
-    def sample(self, n_samples: int = 1, y=None, random_state=None) -> tuple[np.ndarray, np.ndarray | None]:
+    def sample(self, n_samples: int = 1, y=None, random_state=None):
         """Decode ``n_samples`` draws of the prior: ``(X, y)`` as ``GaussianMixture.sample`` gives,
         with y the class, cluster or prior part each row was drawn from (given, or uniform over
-        them), or None for a model without categories. X is in the units (and dtype) of fit's X."""
+        them), or None for a model without categories. X is in the units, dtype and image shape of
+        fit's X, each column holding values of its kind (``column_types_``)."""
         check_is_fitted(self, "model_")
         if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
             raise ValueError(f"n_samples = {n_samples!r}; give an int >= 1")
@@ -301,7 +211,7 @@ class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             )
         k = self._n_categories()
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_seed(random_state))
+            torch.manual_seed(seed(random_state))
             if y is not None:
                 if k is None:
                     raise DataError(
@@ -312,11 +222,12 @@ class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                 labels = None if k is None else torch.randint(k, (n_samples,)).numpy()
             t = None if labels is None else torch.as_tensor(labels, device=self.model_.device)
             x = self.model_.generate(n_samples, labels=t).cpu().numpy()
-        return self._data_space(x, self._dtype), None if labels is None else self._labels_out(labels)
+        out = self._features_out(self._data_space(x, self._dtype))
+        return out, None if labels is None else self._labels_out(labels)
 
-    def inverse_transform(self, Z, y=None) -> np.ndarray:
-        """Decode codes back to data space (fit's units, Z's dtype); y gives the class or cluster where
-        the decoder reads one."""
+    def inverse_transform(self, Z, y=None):
+        """Decode codes back to data space (fit's units and image shape, Z's dtype); y gives the
+        class or cluster where the decoder reads one."""
         check_is_fitted(self, "model_")
         m = self.model_
         Z = check_array(Z, dtype=FLOATS, input_name="Z")
@@ -333,4 +244,4 @@ class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                         f"{type(self).__name__}.inverse_transform needs y: its decoder reads the class as well as z"
                     )
                 out = m.generate(len(z), labels=labels, z=z)
-        return self._data_space(out.cpu().numpy(), Z.dtype)
+        return self._features_out(self._data_space(out.cpu().numpy(), Z.dtype))

@@ -1,9 +1,11 @@
-"""What the estimators read and give back: X checked by scikit-learn and scaled for the network,
-the decoder's output back in X's units, and labels coded 0..k-1 (-1 for an unlabeled point).
+"""What the estimators read and give back: X checked by scikit-learn (a table, sparse or dense, or
+an image array flattened inside), scaled for the network, the decoder's output back in X's units
+and shape, and labels coded 0..k-1 (-1 for an unlabeled point).
 
 :class:`DataIO` is a mixin of :class:`aae.estimators.base.Estimator`: it reads the estimator's
-``output`` and ``_labels`` (and, once fitted, ``model_``) and learns ``output_``, ``mean_``,
-``scale_`` and ``classes_``.
+``output``, ``column_types`` and ``_labels`` and learns, in ``fit``, ``image_shape_``,
+``output_``, ``column_types_``, ``mean_``, ``scale_``, ``data_min_``, ``data_max_`` and
+``classes_``.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ import numbers
 import warnings
 
 import numpy as np
+from scipy import sparse
+from sklearn.utils._set_output import ADAPTERS_MANAGER, _get_output_config
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import _check_feature_names_in, validate_data
 
 from ..errors import DataError
 from ..model.autoencoder import n_categories
+from . import columns
 
 UNLABELED = -1
 FLOATS = (np.float64, np.float32)
@@ -54,22 +59,43 @@ def _unlabeled(y: np.ndarray) -> np.ndarray:
     )
 
 
+def _images(X):
+    """(X flattened to (n, h * w * c), the image shape) for an image array (n, h, w) or (n, h, w, c);
+    (X, None) for anything else, which scikit-learn's checks then read."""
+    if sparse.issparse(X) or hasattr(X, "columns") or hasattr(X, "iloc"):
+        return X, None
+    try:
+        arr = np.asarray(X)
+    except (ValueError, TypeError):
+        return X, None
+    if arr.ndim not in (3, 4):
+        return X, None
+    return arr.reshape(len(arr), -1), tuple(int(s) for s in arr.shape[1:])
+
+
 class DataIO:
     """X checked and scaled for the network and back, labels coded and decoded."""
 
     # -- X ----------------------------------------------------------------------------------
-    def _check_X(self, X, fitting: bool = False, y=None):
-        """X (and y) checked by scikit-learn: a dense finite float32/float64 array (other dtypes as
-        float64), with the fit's features; with ``fitting`` it learns what the model reads."""
-        if fitting and y is not None:
-            x, y = validate_data(self, X, y, dtype=FLOATS, ensure_min_samples=2, y_numeric=False)
-        else:
-            x = validate_data(self, X, reset=fitting, dtype=FLOATS, ensure_min_samples=2 if fitting else 1)
-        if fitting:
-            self._learn_scaling(x)
-        return (x, y) if fitting else x
+    def _check_X(self, X, y=None, *, reset: bool = False):
+        """X as a float32/float64 array (n, features), sparse or dense (other dtypes as float64),
+        with the fit's features; ``reset`` (fit) learns the features and image shape; with ``y``,
+        (X, y)."""
+        X, shape = _images(X)
+        if reset:
+            self.image_shape_ = shape
+        elif shape is not None and shape != getattr(self, "image_shape_", None):
+            expected = self.image_shape_ or "tables (n, features)"
+            raise DataError(f"X holds images of shape {shape}; this estimator was fitted on {expected}")
+        kwargs = {"dtype": FLOATS, "accept_sparse": "csr", "reset": reset}
+        kwargs["ensure_min_samples"] = 2 if reset else 1
+        if y is not None:
+            return validate_data(self, X, y, y_numeric=False, **kwargs)
+        return validate_data(self, X, **kwargs)
 
-    def _learn_scaling(self, x: np.ndarray) -> None:
+    def _fit_scaling(self, x: np.ndarray) -> None:
+        """Learn what the network reads from the dense training data: the output likelihood, the
+        columns' kinds and each column's standardization."""
         lo, hi = float(x.min()), float(x.max())
         in_unit = lo >= -UNIT_TOLERANCE and hi <= 1 + UNIT_TOLERANCE
         output = self.output if self.output != "auto" else ("bernoulli" if in_unit else "gaussian")
@@ -78,27 +104,45 @@ class DataIO:
                 f"output='bernoulli' needs X in [0, 1], but X has values in [{lo:g}, {hi:g}]; "
                 "use output='auto' or 'gaussian' (standardized inside), or rescale X"
             )
-        self.output_ = output
+        self.output_, self._dtype = output, x.dtype
+        self.column_types_ = columns.resolve(self.column_types, x, images=self.image_shape_ is not None)
+        self.data_min_, self.data_max_ = x.min(0).astype(np.float64), x.max(0).astype(np.float64)
+        self.mean_, self.scale_ = np.zeros(x.shape[1]), np.ones(x.shape[1])
         if output == "gaussian":
-            self.mean_ = x.mean(0, dtype=np.float64)
-            scale = x.std(0, dtype=np.float64)
-            self.scale_ = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(self.mean_)), scale, 1.0)
-        else:
-            self.__dict__.pop("mean_", None)
-            self.__dict__.pop("scale_", None)
-        self._dtype = x.dtype
+            std = x.std(0, dtype=np.float64)
+            mean = x.mean(0, dtype=np.float64)
+            kept = [c for c in self.column_types_["binary"]] + [c for g in self.column_types_["onehot"] for c in g]
+            real = np.setdiff1d(np.arange(x.shape[1]), kept)  # binary and one-hot columns stay 0 and 1
+            self.mean_[real] = mean[real]
+            self.scale_[real] = np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)[real]
 
-    def _model_input(self, x: np.ndarray) -> np.ndarray:
-        """What the network reads: x clipped into [0, 1] (Bernoulli) or standardized (Gaussian), float32."""
-        if self.output_ == "bernoulli":
-            return np.clip(x, 0, 1).astype(np.float32)
-        return ((x - self.mean_) / self.scale_).astype(np.float32)
+    def _model_input(self, x) -> np.ndarray:
+        """What the network reads, float32: x clipped into [0, 1] (Bernoulli) or standardized
+        (Gaussian), a sparse x densified BLOCK rows at a time."""
+        out = np.empty(x.shape, np.float32)
+        for i in range(0, x.shape[0], 16 * BLOCK):
+            block = x[i : i + 16 * BLOCK]
+            block = block.toarray() if sparse.issparse(block) else block
+            if self.output_ == "bernoulli":
+                out[i : i + 16 * BLOCK] = np.clip(block, 0, 1)
+            else:
+                out[i : i + 16 * BLOCK] = (block - self.mean_) / self.scale_
+        return out
 
     def _data_space(self, out: np.ndarray, dtype) -> np.ndarray:
-        """Decoder output back in the units of the training data."""
-        if self.output_ == "gaussian":
-            out = out.astype(np.float64) * self.scale_ + self.mean_
-        return out.astype(dtype, copy=False)
+        """Decoder output back in the units and shape of the training data, each column holding
+        values of its kind (binary, one-hot, integer)."""
+        out = out.astype(np.float64) * self.scale_ + self.mean_
+        out = columns.valid_values(out, self.column_types_, self.data_min_, self.data_max_).astype(dtype, copy=False)
+        return out.reshape(len(out), *self.image_shape_) if self.image_shape_ is not None else out
+
+    def _features_out(self, out: np.ndarray):
+        """Rows of X's features (``inverse_transform``, ``sample``) in the container ``set_output``
+        asks for (tables only: image arrays stay arrays)."""
+        dense = _get_output_config("transform", self)["dense"]
+        if dense == "default" or out.ndim != 2:
+            return out
+        return ADAPTERS_MANAGER.adapters[dense].create_container(out, None, columns=_check_feature_names_in(self))
 
     # -- y ----------------------------------------------------------------------------------
     def _encode_labels(self, y, n: int) -> np.ndarray | None:
@@ -147,7 +191,12 @@ class DataIO:
 
     def _n_categories(self) -> int | None:
         """How many categories sample() draws from (:func:`aae.model.autoencoder.n_categories`)."""
-        return n_categories(self.model_)
+        k = n_categories(self.model_)
+        if k is None:
+            return None
+        if hasattr(self, "classes_"):
+            return len(self.classes_)
+        return 1 if getattr(self, "n_clusters", None) == 1 else k  # one cluster: a head of two (the least)
 
     def _encode_given(self, y, n: int) -> np.ndarray:
         y = np.asarray(y)

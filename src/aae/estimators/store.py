@@ -1,9 +1,11 @@
 """A fitted estimator saved and loaded without pickle, on the same files as a run: the model in
-``checkpoint.safetensors`` (whose SHA-256 loading verifies), with what the estimator keeps beside
-it (its parameters, its scaling, its classes) as JSON in the checkpoint's metadata and as tensors,
-and ``config.json``. Loading reads tensors and JSON only: it imports nothing named in the files and
-runs no code of theirs. ``aae.load`` and ``aae sample`` read the same folder (``aae sample`` in the
-units of the data the estimator was fitted on).
+``checkpoint.safetensors`` (whose SHA-256 loading verifies), with what the estimator keeps beside it
+(its parameters, its scaling, its classes) as JSON in the checkpoint's metadata and as tensors, and
+``config.json``: what ``transform``, ``predict``, ``sample`` and ``inverse_transform`` read (the
+scaling and range of each column, the kinds of the columns, the image shape, the classes). Loading
+reads tensors and JSON only: it imports nothing named in the files and runs no code of theirs.
+``aae.load`` and ``aae sample`` read the same folder (``aae sample`` in the units of the data the
+estimator was fitted on).
 
 >>> est.save("models/wine")                      # doctest: +SKIP
 >>> est = aae.load_estimator("models/wine")      # doctest: +SKIP
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ from ..files import atomic_write, check_writable, refuse_links
 from ..model.priors import Prior, describe
 from ..training.checkpoint import CHECKPOINT, ESTIMATOR, FIT, config_of, read_checkpoint, restore, save_checkpoint
 from ..training.resume import RUN_FILES
+from . import columns
 
 FORMAT = "aae-estimator/1"
 CLASSES = ("AAE", "VAE", "SupervisedAAE", "SemiSupervisedAAE", "ClusteringAAE", "DimReductionAAE")
@@ -89,10 +93,15 @@ def _from_array(table: dict, path) -> np.ndarray:
         raise CheckpointError(f"{path}: its classes are unreadable ({exc}); save the estimator again") from None
 
 
+SCALING = ("mean_", "scale_", "data_min_", "data_max_")
+"""each column's standardization and range in fit, kept as float64 tensors ``estimator/<name>``"""
+
+
 def kept(est, fitted: bool = True) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     """What of ``est`` a checkpoint keeps beside its model, as metadata (JSON strings) and tensors:
-    while it fits (``fitted`` False: its parameters, scaling and classes) or once fitted (also the
-    transform of its training data and, clustering, the training points' clusters)."""
+    while it fits (``fitted`` False: its parameters, scaling, columns' kinds, image shape and
+    classes) or once fitted (also the transform of its training data and, clustering, the training
+    points' clusters)."""
     info: dict[str, Any] = {
         "format": FORMAT,
         "class": type(est).__name__,
@@ -101,15 +110,17 @@ def kept(est, fitted: bool = True) -> tuple[dict[str, str], dict[str, torch.Tens
         "output": est.output_,
         "dtype": np.dtype(est._dtype).name,
         "n_features_in": int(est.n_features_in_),
+        "image_shape": None if est.image_shape_ is None else [int(s) for s in est.image_shape_],
+        "column_types": _plain("column_types_", est.column_types_),
     }
     if hasattr(est, "feature_names_in_"):
         info["feature_names_in"] = [str(f) for f in est.feature_names_in_]
     if hasattr(est, "classes_"):
         info["classes"] = _array(np.asarray(est.classes_))
-    tensors = {}
-    if est.output_ == "gaussian":
-        tensors["estimator/mean"] = torch.from_numpy(np.asarray(est.mean_, np.float64).copy())
-        tensors["estimator/scale"] = torch.from_numpy(np.asarray(est.scale_, np.float64).copy())
+    tensors = {
+        f"estimator/{name[:-1]}": torch.from_numpy(np.asarray(getattr(est, name), np.float64).copy())
+        for name in SCALING
+    }
     if fitted:
         tensors["estimator/embedding"] = torch.from_numpy(np.ascontiguousarray(est.embedding_))
         if hasattr(est, "labels_"):
@@ -121,10 +132,12 @@ def fit_stamp(est, x: np.ndarray, labels: np.ndarray | None, cfg: ExperimentConf
     """What a fit with ``checkpoint_dir`` keeps in each checkpoint beside the model (:func:`kept`),
     with the fingerprint of the fit: the training data (shape, dtype, SHA-256 of its bytes), its labels
     as the estimator codes them with the classes they name, and the estimator's parameters (its class,
-    its decoder's likelihood and its whole config but ``train.epochs``, which a later fit may raise)."""
+    its decoder's likelihood with the kinds of its columns, its image shape, and its whole config but
+    ``train.epochs``, which a later fit may raise)."""
     digest = hashlib.sha256()
     x = np.ascontiguousarray(x)
     parts = {"shape": list(x.shape), "dtype": x.dtype.str, "class": type(est).__name__, "output": est.output_}
+    parts["image_shape"], parts["column_types"] = est.image_shape_, est.column_types_  # the model's likelihood
     config = cfg.to_dict()
     config["train"].pop("epochs")
     config["data"] = {k: v for k, v in config["data"].items() if k not in ("data_dir", "download")}
@@ -221,24 +234,35 @@ def load(path: str | os.PathLike, prior=None, device: str | torch.device = "cpu"
         if dtype not in (np.float32, np.float64) or info["output"] not in ("bernoulli", "gaussian"):
             raise ValueError(f"dtype {dtype}, output {info['output']!r}")
         n_features = int(info["n_features_in"])
-    except (KeyError, TypeError, ValueError) as exc:
+        shape = info["image_shape"]
+        image_shape = None if shape is None else tuple(int(s) for s in shape)
+        if image_shape is not None and (len(image_shape) not in (2, 3) or math.prod(image_shape) != n_features):
+            raise ValueError(f"image shape {image_shape} for {n_features} features")
+        types = columns.declared(info["column_types"], n_features)
+        scaling = {name: tensors[f"estimator/{name[:-1]}"].double().numpy() for name in SCALING}
+        if any(v.shape != (n_features,) for v in scaling.values()):
+            raise ValueError(f"scaling of {n_features} features, shapes {[tuple(v.shape) for v in scaling.values()]}")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{path}: its estimator is unreadable ({exc}); save it again") from None
     try:
         check_model_size(cfg.model, int(meta["x_dim"]))
-        model = build_model(cfg.model, int(meta["x_dim"]), prior=prior)
+        model = build_model(cfg.model, int(meta["x_dim"]), prior=prior, image_shape=image_shape)
+        model.columns = columns.likelihood(types, info["output"], n_features)
     except Exception as exc:  # a config that loads but does not build: one line naming the file
         raise CheckpointError(f"{path}: cannot rebuild the model: {exc}") from None
     restore(model, tensors, path=path)
     est.model_ = model.to(device).eval()
-    est.config_, est.history_ = cfg, json.loads(meta["history"])
+    est.config_ = cfg
+    est._set_history(json.loads(meta["history"]))
     est.output_, est._dtype = info["output"], dtype
+    est.image_shape_, est.column_types_ = image_shape, types
     est.n_features_in_, est._n_features_out = n_features, cfg.model.z_dim
+    for name, values in scaling.items():
+        setattr(est, name, values)
     if "feature_names_in" in info:
         est.feature_names_in_ = np.asarray(info["feature_names_in"], dtype=object)
     if "classes" in info:
         est.classes_ = _from_array(info["classes"], path)
-    if "estimator/mean" in tensors:
-        est.mean_, est.scale_ = tensors["estimator/mean"].numpy(), tensors["estimator/scale"].numpy()
     if "estimator/embedding" in tensors:
         est.embedding_ = tensors["estimator/embedding"].numpy()
     if "estimator/labels" in tensors:

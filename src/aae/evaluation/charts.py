@@ -1,6 +1,6 @@
 """PNG charts on axes: latent scatter plots and training curves.
 
-As every figure of :mod:`aae.evaluation.plots`, each writes one PNG to ``path`` (creating parent
+As every picture of :mod:`aae.evaluation.grids`, each writes one PNG to ``path`` (creating parent
 directories), returns the :class:`pathlib.Path` and releases its figure, without pyplot;
 matplotlib is imported only when a chart is made.
 """
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from aae.errors import ConfigError, DataError
-from aae.evaluation.plots import new_figure, save_figure, to_numpy
+from aae.evaluation.grids import new_figure, save_figure, to_numpy
 
 __all__ = ["latent_scatter", "curves"]
 

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from .capabilities import Capabilities
 from .conv import ConvDecoder, image_hwc
+from .likelihood import ColumnLikelihood
 from .nets import Codes, Discriminator, Encoder, mlp
 from .priors import Categorical, Prior, make_prior
 from .regimes import REGIMES
@@ -174,7 +175,17 @@ class AdversarialAutoencoder(nn.Module, Capabilities):
         codes = self.encode(x, sample=False)
         return self.to_data(self.decode(self.representation(codes, labels)))
 
+    columns: ColumnLikelihood | None = None
+    """a likelihood per column for a table of mixed columns (set by the estimators), else None"""
+
+    @property
+    def likelihood(self) -> str | ColumnLikelihood:
+        """What the reconstruction loss reads: the columns' likelihoods, or ``config.output``."""
+        return self.columns if self.columns is not None else self.config.output
+
     def to_data(self, out: Tensor) -> Tensor:
+        if self.columns is not None:
+            return self.columns.to_data(out)
         return out.sigmoid() if self.config.output == "bernoulli" else out
 
     @torch.no_grad()

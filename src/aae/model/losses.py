@@ -14,11 +14,14 @@ from ..data.augment import small_transforms
 from .priors import Gaussian, Prior
 
 
-def reconstruction_loss(out: Tensor, x: Tensor, output: str = "bernoulli") -> Tensor:
+def reconstruction_loss(out: Tensor, x: Tensor, output: str | Callable = "bernoulli") -> Tensor:
     """-log p(x|r), summed over pixels and averaged over the batch.
 
-    ``bernoulli``: cross-entropy of sigmoid(out) against x in [0, 1]; ``gaussian``: squared error / 2.
+    ``bernoulli``: cross-entropy of sigmoid(out) against x in [0, 1]; ``gaussian``: squared error / 2;
+    a callable (a :class:`~aae.model.likelihood.ColumnLikelihood`): its value.
     """
+    if callable(output):
+        return output(out, x)
     out = out.float()  # losses in float32 under a bf16 autocast
     if output == "bernoulli":
         per = F.binary_cross_entropy_with_logits(out, x, reduction="none")
@@ -115,17 +118,21 @@ def cluster_head_penalty(heads: Tensor, eta: float) -> Tensor:
     return F.relu(eta - dist).sum()
 
 
-def kl_divergence(z: Tensor, mean: Tensor, logvar: Tensor, prior: Prior, labels: Tensor | None = None) -> Tensor:
+def kl_divergence(
+    z: Tensor, mean: Tensor, logvar: Tensor, prior: Prior, labels: Tensor | None = None, free_bits: float = 0.0
+) -> Tensor:
     """KL(q(z|x) || p(z)) averaged over the batch: closed form against a Gaussian prior, else a
-    one-sample Monte Carlo estimate log q(z|x) - log p(z) at the reparametrized ``z``."""
+    one-sample Monte Carlo estimate log q(z|x) - log p(z) at the reparametrized ``z``. With
+    ``free_bits`` (Kingma et al. 2016) each dimension's batch-mean KL counts as at least that many
+    nats (the whole code's, against a non-Gaussian prior), so the loss does not push it below."""
     mean, logvar = mean.float(), logvar.float()
     if isinstance(prior, Gaussian):
         var_ratio = logvar.exp() / prior.std**2
         kl = 0.5 * (var_ratio + mean.pow(2) / prior.std**2 - 1 - var_ratio.log())
-        return kl.sum(1).mean()
+        return kl.mean(0).clamp_min(free_bits).sum()
     z = z.float()
     log_q = (-0.5 * ((z - mean) ** 2 / logvar.exp() + logvar + math.log(2 * math.pi))).sum(1)
-    return (log_q - prior.log_prob(z, labels)).mean()
+    return (log_q - prior.log_prob(z, labels)).mean().clamp_min(free_bits * z.shape[1])
 
 
 # -- the y head's terms beyond the paper -------------------------------------------------------

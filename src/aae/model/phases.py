@@ -67,7 +67,7 @@ def reconstruction_phase(model, batch: Batch, autoencoder: Optimizer) -> dict[st
     codes = model.encode(batch.x)
     if model.decoder_holds_y_fixed:  # IMSAT's terms alone train q(y|x); the decoder reads it held fixed
         codes = replace(codes, y_logits=codes.y_logits.detach())
-    loss = reconstruction_loss(model.decode(model.representation(codes, batch.labels)), batch.x, model.config.output)
+    loss = reconstruction_loss(model.decode(model.representation(codes, batch.labels)), batch.x, model.likelihood)
     out = {"reconstruction": loss.detach()}
     if model.has_cluster_heads:
         penalty = cluster_head_penalty(model.cluster_heads, model.config.eta)
@@ -158,9 +158,9 @@ def classification_phase(model, batch: Batch, encoder: Optimizer) -> dict[str, T
 
 def elbo_phase(model, batch: Batch, autoencoder: Optimizer) -> dict[str, Tensor]:
     codes = model.encode(batch.x)
-    recon = reconstruction_loss(model.decode(model.representation(codes, batch.labels)), batch.x, model.config.output)
+    recon = reconstruction_loss(model.decode(model.representation(codes, batch.labels)), batch.x, model.likelihood)
     conditioned = batch.labels if model.label_conditions_prior else None
-    kl = kl_divergence(codes.z, codes.mean, codes.logvar, model.prior, conditioned)
+    kl = kl_divergence(codes.z, codes.mean, codes.logvar, model.prior, conditioned, model.config.kl_free_bits)
     _step(model, autoencoder, recon + kl)
     return {"reconstruction": recon.detach(), "kl": kl.detach()}
 

@@ -6,7 +6,7 @@ config, epoch and history as JSON in its metadata, and a SHA-256 of all of it th
 verifies), ``config.json``, ``metrics.jsonl`` and ``figures/``. Files are written atomically and
 never through a link (:mod:`aae.files`): to a temporary name, flushed, then renamed, so a run
 killed mid-write leaves the previous checkpoint whole. A training holds an exclusive lock on its
-run directory (:class:`RunLock`). What of a trainer a checkpoint keeps is
+run directory (:class:`aae.training.resume.RunLock`). What of a trainer a checkpoint keeps is
 :meth:`aae.training.trainer.Trainer.state_dict`, laid out in the file by :func:`save_state` and
 read back by :func:`training_state`; the run directory it lives in is :mod:`aae.training.resume`'s.
 """
@@ -30,16 +30,17 @@ from ..config.checks import check_model_size
 from ..config.load import from_dict
 from ..config.schema import ExperimentConfig
 from ..errors import AAEError, CheckpointError
-from ..files import atomic_write, open_own
+from ..files import atomic_write
 from .devices import rng_state
 
 FORMAT = "aae-checkpoint/1"
 CHECKPOINT = "checkpoint.safetensors"
 LOCK = ".lock"
 ESTIMATOR, FIT = "estimator", "fit"
-"""an estimator's checkpoint's metadata: what of the estimator it keeps beside the model (JSON, and its
-scaling as the tensors ``estimator/mean`` and ``estimator/scale``), and the fingerprint of the fit
-(its data and parameters) that a ``checkpoint_dir`` continues only for the same"""
+"""an estimator's checkpoint's metadata: what of the estimator it keeps beside the model (JSON, and
+its scaling and range as the tensors ``estimator/mean``, ``/scale``, ``/data_min``,
+``/data_max``), and the fingerprint of the fit (its data and parameters) that a
+``checkpoint_dir`` continues only for the same"""
 
 
 def _split_optimizer(prefix: str, state: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -93,7 +94,7 @@ def save_checkpoint(
         "optimizers": {group: opt.state_dict() for group, opt in (optimizers or {}).items()},
         "rng": rng_state() if rng else None,
     }
-    image_shape = getattr(model, "image_shape", None)
+    image_shape, metadata = getattr(model, "image_shape", None), {**columns_meta(model), **(metadata or {})}
     save_state(path, state, config=config, x_dim=x_dim, image_shape=image_shape, extra=extra, metadata=metadata)
 
 
@@ -112,7 +113,7 @@ def save_state(
     data's width and image shape that rebuild its model. Tensors are named by part: ``model/``,
     ``raw/``, ``average/``, ``ema/steps``, ``selected/``, ``optim/<group>/`` and ``rng/``; ``extra``
     are more tensors by name and ``metadata`` more JSON strings by name, kept beside them (an
-    estimator's, :data:`ESTIMATOR` and :data:`FIT`)."""
+    estimator's, :data:`ESTIMATOR` and :data:`FIT`, and a mixed table's :func:`columns_meta`)."""
     tensors = _storable(state["model"], "model/")
     if state.get("raw") is not None:
         tensors.update(_storable(state["raw"], "raw/"))
@@ -209,13 +210,28 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     return tensors, meta
 
 
-def data_units(tensors: dict[str, torch.Tensor], meta: dict[str, str]):
-    """For an estimator's checkpoint whose features were standardized, the map from the model's
-    output back to the units of the data it was fitted on; None for any other checkpoint."""
+def data_units(tensors: dict[str, torch.Tensor], meta: dict[str, str], path: str | os.PathLike = "the checkpoint"):
+    """For an estimator's checkpoint, the map from the model's output back to the units of the data
+    it was fitted on, each column holding values of its kind (0/1, one-hot, whole numbers in fit's
+    range), as the estimator's ``sample`` gives; None for any other checkpoint."""
     if ESTIMATOR not in meta or "estimator/mean" not in tensors or "estimator/scale" not in tensors:
         return None
+    from ..estimators import columns  # an estimator's checkpoint: scikit-learn is there
+
     mean, scale = tensors["estimator/mean"].double().numpy(), tensors["estimator/scale"].double().numpy()
-    return lambda out: out.astype("float64") * scale + mean
+    bounds = [tensors.get(f"estimator/data_{end}") for end in ("min", "max")]
+    try:
+        types = columns.declared(json.loads(meta[ESTIMATOR]).get("column_types") or {}, len(mean))
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+        raise CheckpointError(f"{path}: its estimator's column kinds are unreadable ({exc}); save it again") from None
+
+    def units(out):
+        out = out.astype("float64") * scale + mean
+        if None in bounds:
+            return out
+        return columns.valid_values(out, types, *(b.double().numpy() for b in bounds))
+
+    return units
 
 
 def _first_line(exc: BaseException) -> str:
@@ -273,6 +289,24 @@ def image_shape_of_meta(meta: dict[str, str]) -> tuple[int, ...] | None:
     return tuple(int(s) for s in shape) or None
 
 
+def columns_meta(model) -> dict[str, str]:
+    """A model's likelihood per column (an estimator's mixed table) as metadata; none for the rest."""
+    columns = getattr(model, "columns", None)
+    return {} if columns is None else {"columns": json.dumps(columns.to_dict())}
+
+
+def columns_of_meta(meta: dict[str, str]):
+    """The likelihood per column a checkpoint's model was trained with, or None."""
+    from ..model.likelihood import ColumnLikelihood
+
+    if "columns" not in meta:
+        return None
+    table = json.loads(meta["columns"])
+    if int(table["d"]) != int(meta["x_dim"]) or table["base"] not in ("bernoulli", "gaussian"):
+        raise ValueError(f"columns {table['d']} {table['base']!r} of a model of {meta['x_dim']} features")
+    return ColumnLikelihood(int(table["d"]), table["base"], table["bernoulli"], table["groups"])
+
+
 def load(path: str | os.PathLike, device: str | torch.device = "cpu", prior: Callable | None = None):
     """Load a trained model from a run directory or checkpoint file. Nothing is unpickled and
     nothing named in the file is imported: a run trained with a prior function of its own needs that
@@ -288,48 +322,11 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", prior: Cal
     try:
         check_model_size(config.model, int(meta["x_dim"]))
         model = build_model(config.model, int(meta["x_dim"]), prior=prior, image_shape=image_shape_of_meta(meta))
-    except AAEError as exc:
+        model.columns = columns_of_meta(meta)
+    except (AAEError, KeyError, TypeError, ValueError, IndexError, RecursionError) as exc:
         raise CheckpointError(f"{path}: cannot rebuild the model: {exc}") from None
     restore(model, tensors, path=path)
     return model.to(device).eval()
-
-
-class RunLock:
-    """An exclusive lock on a run directory for the life of a training (``fcntl.flock`` on its
-    ``.lock`` file, released by the system if the process dies): a second trainer on the same
-    directory stops with one line naming the holder's pid. The lock file is opened never through a
-    link (:func:`aae.files.open_own`). A no-op where ``fcntl`` is missing."""
-
-    def __init__(self, run_dir: str | os.PathLike):
-        self.path, self.file = Path(run_dir) / LOCK, None
-
-    def __enter__(self) -> RunLock:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            return self
-        self.file = os.fdopen(open_own(self.path, os.O_RDWR | os.O_CREAT), "r+")  # never through a link
-        try:
-            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.file.seek(0)
-            holder = self.file.read().strip() or "?"
-            self.file.close()
-            self.file = None
-            raise CheckpointError(
-                f"{self.path.parent} is in use by another training (pid {holder}); wait for it to "
-                f"finish, or choose another --out"
-            ) from None
-        self.file.seek(0)
-        self.file.truncate()
-        self.file.write(str(os.getpid()))
-        self.file.flush()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.file is not None:
-            self.file.close()  # closing releases the lock
-            self.file = None
 
 
 def what_must_match(config: dict) -> dict:

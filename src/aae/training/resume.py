@@ -1,5 +1,5 @@
-"""A training's run directory: made ready for the run (created, locked, checked against
-``--resume``), and the trainer's state (:meth:`~aae.training.trainer.Trainer.state_dict`) saved
+"""A training's run directory: made ready for the run (created, locked by :class:`RunLock`, checked
+against ``--resume``), and the trainer's state (:meth:`~aae.training.trainer.Trainer.state_dict`) saved
 in it as the run's checkpoint after every epoch and loaded back to resume. The files themselves
 are :mod:`aae.training.checkpoint`'s.
 """
@@ -9,13 +9,23 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..config.schema import ExperimentConfig
 from ..errors import AAEError, CheckpointError, PathError
-from ..files import os_error_line, refuse_links
-from .checkpoint import CHECKPOINT, FIT, LOCK, RunLock, read_checkpoint, save_state, training_state, what_must_match
+from ..files import open_own, os_error_line, refuse_links
+from .checkpoint import (
+    CHECKPOINT,
+    FIT,
+    LOCK,
+    columns_meta,
+    read_checkpoint,
+    save_state,
+    training_state,
+    what_must_match,
+)
 from .runlog import CSV, JSONL, MACHINE
 
 log = logging.getLogger("aae")
@@ -94,11 +104,49 @@ def check_run_dir(
     return False
 
 
+class RunLock:
+    """An exclusive lock on a run directory for the life of a training (``fcntl.flock`` on its
+    ``.lock`` file, released by the system if the process dies): a second trainer on the same
+    directory stops with one line naming the holder's pid. The lock file is opened never through a
+    link (:func:`aae.files.open_own`). A no-op where ``fcntl`` is missing."""
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.path, self.file = Path(run_dir) / LOCK, None
+
+    def __enter__(self) -> RunLock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return self
+        self.file = os.fdopen(open_own(self.path, os.O_RDWR | os.O_CREAT), "r+")  # never through a link
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "?"
+            self.file.close()
+            self.file = None
+            raise CheckpointError(
+                f"{self.path.parent} is in use by another training (pid {holder}); wait for it to "
+                f"finish, or choose another --out"
+            ) from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(str(os.getpid()))
+        self.file.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.file is not None:
+            self.file.close()  # closing releases the lock
+            self.file = None
+
+
 @contextlib.contextmanager
 def training_run_dir(
     run_dir: Path, *, lock: bool, resume: bool, require_checkpoint: bool, trainer=None
 ) -> Iterator[bool]:
-    """Hold ``run_dir`` for a training (locked with :class:`~aae.training.checkpoint.RunLock` where ``lock``:
+    """Hold ``run_dir`` for a training (locked with :class:`RunLock` where ``lock``:
     process 0 of a multi-process run); yields whether to resume from its checkpoint. A checkpoint
     there without ``resume`` is an error, and so is none with ``require_checkpoint``; so is a
     directory :func:`check_run_dir` refuses for the ``trainer``'s config."""
@@ -136,7 +184,7 @@ def save_training(trainer) -> None:
         x_dim=trainer.model.x_dim,
         image_shape=getattr(trainer.model, "image_shape", None),
         extra=stamp.get("tensors"),
-        metadata=stamp.get("meta"),
+        metadata={**columns_meta(trainer.model), **stamp.get("meta", {})},
     )
 
 

@@ -1,11 +1,10 @@
-"""PNG figures of images: image grids, reconstructions, style grids, cluster heads, 2-D manifolds
-(the charts on axes, latent scatter plots and training curves, are in :mod:`aae.evaluation.charts`).
+"""Pictures made of images: image grids, reconstructions, style grids, cluster heads, 2-D manifolds;
+and the making and saving of figures that :mod:`aae.evaluation.charts` (charts on axes) shares.
 
-Every function writes one PNG to ``path`` (creating parent directories), returns the
+Every picture function writes one PNG to ``path`` (creating parent directories), returns the
 :class:`pathlib.Path`, and releases its figure. Figures are built with
-``matplotlib.figure.Figure`` + ``FigureCanvasAgg`` (:func:`new_figure`, :func:`save_figure`,
-shared with :mod:`aae.evaluation.charts`), so no pyplot state or global backend is touched; matplotlib is
-imported only when a plot is made.
+``matplotlib.figure.Figure`` + ``FigureCanvasAgg`` (:func:`new_figure`, :func:`save_figure`), so
+no pyplot state or global backend is touched; matplotlib is imported only when a picture is made.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from aae.errors import ConfigError, DataError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["image_grid", "manifold", "reconstructions", "style_grid", "cluster_heads"]
+__all__ = ["image_grid", "manifold", "reconstructions", "style_grid", "cluster_heads_grid"]
 
 _BLANK = 1.0  # value of gaps and empty cells (white)
 
@@ -155,12 +154,12 @@ def _centres(n: int, size: int, gap: int = 1) -> list[float]:
     return [i * (size + gap) + (size - 1) / 2 for i in range(n)]
 
 
-def _check_labels(labels: Sequence[Any] | None, n: int, name: str) -> None:
+def _check_tick_labels(labels: Sequence[Any] | None, n: int, name: str) -> None:
     if labels is not None and len(labels) != n:
         raise ConfigError(f"{name} must have {n} entries (one per {name[:3]}), got {len(labels)}")
 
 
-# --------------------------------------------------------------------------- image figures
+# --------------------------------------------------------------------------- pictures of images
 def image_grid(
     images: Any,
     path: str | Path,
@@ -182,8 +181,8 @@ def image_grid(
         raise ConfigError(f"nrow must be an integer in 1..{n} (the number of images), got {nrow!r}")
     nrow = int(nrow)
     ncol = math.ceil(n / nrow)
-    _check_labels(row_labels, nrow, "row_labels")
-    _check_labels(col_labels, ncol, "col_labels")
+    _check_tick_labels(row_labels, nrow, "row_labels")
+    _check_tick_labels(col_labels, ncol, "col_labels")
     cells = [[imgs[r * ncol + c] if r * ncol + c < n else None for c in range(ncol)] for r in range(nrow)]
     canvas = _tile(cells, imgs.shape[1:])
     h, w = imgs.shape[1:3]
@@ -247,7 +246,7 @@ def style_grid(
     )
 
 
-def cluster_heads(
+def cluster_heads_grid(
     heads: Any,
     members: Sequence[Any],
     path: str | Path,
