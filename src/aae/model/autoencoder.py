@@ -62,7 +62,28 @@ def decoder_for(
     return heads, nn.Sequential(dense, ConvDecoder(([width, *reversed(c.hidden)])[-1], image_shape, c.channels))
 
 
-class AdversarialAutoencoder(nn.Module, Capabilities):
+class ModelBase(nn.Module, Capabilities):
+    """What both models share: their ``config`` (a ``model`` section), the data's width ``x_dim``
+    and ``image_shape``, their ``regime``, the codes of their ``encoder`` and their device; what
+    they have is their :class:`~aae.model.capabilities.Capabilities`."""
+
+    encoder: Encoder
+
+    def __init__(self, config: Any, x_dim: int, image_shape: tuple[int, ...] | None = None):
+        super().__init__()
+        self.config, self.x_dim = config, int(x_dim)
+        self.image_shape = image_shape_for(config, x_dim, image_shape)
+        self.regime = REGIMES[config.regime]
+
+    def encode(self, x: Tensor, sample: bool = True) -> Codes:
+        return self.encoder(x, sample)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+class AdversarialAutoencoder(ModelBase):
     """An autoencoder whose code heads are each matched to a prior by a discriminator.
 
     Heads: ``z`` (style, any prior) always; ``y`` (categorical over ``n_classes``) where the
@@ -77,10 +98,7 @@ class AdversarialAutoencoder(nn.Module, Capabilities):
     def __init__(
         self, config: Any, x_dim: int, prior: Prior | Callable | None = None, image_shape: tuple[int, ...] | None = None
     ):
-        super().__init__()
-        self.config, self.x_dim = config, int(x_dim)
-        self.image_shape = image_shape_for(config, x_dim, image_shape)
-        self.regime = REGIMES[config.regime]
+        super().__init__(config, x_dim, image_shape)
         c = config
         self.prior = make_prior(prior if prior is not None else c.prior, c.z_dim)
         n_y = c.n_classes if self.has_y_head else 0
@@ -107,9 +125,6 @@ class AdversarialAutoencoder(nn.Module, Capabilities):
             self.priors["y"] = Categorical(n_y)
 
     # -- the parts -----------------------------------------------------------------------
-    def encode(self, x: Tensor, sample: bool = True) -> Codes:
-        return self.encoder(x, sample)
-
     def representation(self, codes: Codes, labels: Tensor | None = None) -> Tensor:
         """What the decoder reads, by regime: z; [z, one-hot label]; [y, z]; or W_C y + z."""
         if self.has_cluster_heads:
@@ -164,10 +179,6 @@ class AdversarialAutoencoder(nn.Module, Capabilities):
             "classification": encoder,
         }
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
     # -- conveniences ------------------------------------------------------------------------
     @torch.no_grad()
     def reconstruct(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -220,7 +231,7 @@ class AdversarialAutoencoder(nn.Module, Capabilities):
         return self.generate(n * k, labels=labels.repeat(n), z=z.repeat_interleave(k, 0)).reshape(n, k, -1)
 
 
-class Classifier(nn.Module, Capabilities):
+class Classifier(ModelBase):
     """The encoder's q(y|x) alone, with no decoder and no discriminator: the baselines the paper
     and the reproductions compare with (Section 5's NN: trained on the labels only; NN+VAT: plus
     virtual adversarial training on the unlabeled images; without labels and with the mutual
@@ -245,10 +256,7 @@ class Classifier(nn.Module, Capabilities):
     """the model keys that only the autoencoder reads"""
 
     def __init__(self, config: Any, x_dim: int, prior=None, image_shape: tuple[int, ...] | None = None):
-        super().__init__()
-        self.config, self.x_dim = config, int(x_dim)
-        self.image_shape = image_shape_for(config, x_dim, image_shape)
-        self.regime = REGIMES[config.regime]
+        super().__init__(config, x_dim, image_shape)
         self.encoder = Encoder(
             x_dim,
             config.hidden,
@@ -261,16 +269,9 @@ class Classifier(nn.Module, Capabilities):
         )
         self.priors: dict[str, Prior] = {"y": Categorical(config.n_classes)}
 
-    def encode(self, x: Tensor, sample: bool = True) -> Codes:
-        return self.encoder(x, sample)
-
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         encoder = list(self.encoder.parameters())
         return {"generator": encoder, "classification": encoder}
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
 
 
 def n_categories(model: AdversarialAutoencoder) -> int | None:
