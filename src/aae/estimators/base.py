@@ -76,6 +76,34 @@ def _warn_sizes(n_components: int | None, d: int) -> None:
         )
 
 
+def _train(est, cfg, xin: np.ndarray, labels: np.ndarray | None, stamp: dict | None):
+    """Build the model of ``cfg`` and train it on ``xin``: the estimators' one call into the trainer,
+    which leaves the caller's torch random state alone. ``stamp``: what each checkpoint in
+    ``checkpoint_dir`` keeps beside the model, the fit's fingerprint among them. Returns the trained
+    model and its history."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.train.seed)
+        model = build_model(cfg.model, xin.shape[1], prior=_prior_object(est.prior), image_shape=est.image_shape_)
+        model.columns = columns.likelihood(est.column_types_, est.output_, xin.shape[1])
+        trainer = Trainer(
+            model, cfg, est.checkpoint_dir, device=str(est.device), progress=bool(est.verbose), log_dir=est.log_dir
+        )
+        trainer.stamp = stamp  # read by aae.training.resume: which checkpoint to continue, what to keep
+        history = trainer.fit(xin, labels, resume=est.checkpoint_dir is not None)
+        return trainer.result.eval(), history
+
+
+def _check_samples(n_samples, d: int) -> None:
+    """Refuse a number of samples that is not an int >= 1, or that asks for more than MAX_VALUES values."""
+    if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
+        raise ValueError(f"n_samples = {n_samples!r}; give an int >= 1")
+    if n_samples * d > MAX_VALUES:
+        raise ValueError(
+            f"n_samples = {n_samples} asks for {n_samples} x {d} values, more than "
+            f"{MAX_VALUES:.0e}; ask for fewer (several calls with other random_state values)"
+        )
+
+
 class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """What every estimator shares: the config it trains, fit, transform, sample. Each subclass has
     its own ``__init__`` (:mod:`aae.estimators.classes`)."""
@@ -142,21 +170,7 @@ class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         self.config_ = cfg = build_config(self, len(x), x.shape[1], model=decided, labeled=labels is not None)
         check_model_size(cfg.model, xin.shape[1])
         stamp = None if self.checkpoint_dir is None else store.fit_stamp(self, x, labels, cfg)
-        with torch.random.fork_rng(devices=[]):  # fitting leaves the caller's torch random state alone
-            torch.manual_seed(cfg.train.seed)
-            model = build_model(cfg.model, xin.shape[1], prior=_prior_object(self.prior), image_shape=self.image_shape_)
-            model.columns = columns.likelihood(self.column_types_, self.output_, xin.shape[1])
-            trainer = Trainer(
-                model,
-                cfg,
-                self.checkpoint_dir,
-                device=str(self.device),
-                progress=bool(self.verbose),
-                log_dir=self.log_dir,
-            )
-            trainer.stamp = stamp  # read by aae.training.resume: which checkpoint to continue, what to keep
-            history = trainer.fit(xin, labels, resume=self.checkpoint_dir is not None)
-            self.model_ = trainer.result.eval()
+        self.model_, history = _train(self, cfg, xin, labels, stamp)
         self._set_history(history)
         self._n_features_out = cfg.model.z_dim
         self.embedding_ = self._embed(xin, x.dtype)
@@ -202,13 +216,7 @@ class Estimator(DataIO, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         them), or None for a model without categories. X is in the units, dtype and image shape of
         fit's X, each column holding values of its kind (``column_types_``)."""
         check_is_fitted(self, "model_")
-        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
-            raise ValueError(f"n_samples = {n_samples!r}; give an int >= 1")
-        if n_samples * self.n_features_in_ > MAX_VALUES:
-            raise ValueError(
-                f"n_samples = {n_samples} asks for {n_samples} x {self.n_features_in_} values, more than "
-                f"{MAX_VALUES:.0e}; ask for fewer (several calls with other random_state values)"
-            )
+        _check_samples(n_samples, self.n_features_in_)
         k = self._n_categories()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed(random_state))
