@@ -37,7 +37,6 @@ from ..training.resume import RUN_FILES
 from . import columns
 
 FORMAT = "aae-estimator/1"
-CLASSES = ("AAE", "VAE", "SupervisedAAE", "SemiSupervisedAAE", "ClusteringAAE", "DimReductionAAE")
 """the estimators a saved one may be: a name in a file picks one of these, and nothing else"""
 
 
@@ -189,13 +188,12 @@ def save(est, path: str | os.PathLike) -> Path:
     return path
 
 
-def load(path: str | os.PathLike, prior=None, device: str | torch.device = "cpu"):
+def load(path: str | os.PathLike, kinds: dict[str, type], prior=None, device: str | torch.device = "cpu"):
     """A fitted estimator from the folder ``est.save`` wrote (or an estimator's ``checkpoint_dir``,
-    whose model is the last epoch's): its class, parameters, model, scaling and classes. Nothing is
-    unpickled and nothing named in the files imported; an estimator fitted with a prior function needs
-    that function passed as ``prior``."""
+    whose model is the last epoch's): its class (one of ``kinds``, by name), parameters, model,
+    scaling and classes. Nothing is unpickled and nothing named in the files imported; an estimator
+    fitted with a prior function needs that function passed as ``prior``."""
     from ..model.autoencoder import build_model
-    from . import classes
 
     tensors, meta = read_checkpoint(path)
     try:
@@ -209,9 +207,9 @@ def load(path: str | os.PathLike, prior=None, device: str | torch.device = "cpu"
     except (ValueError, TypeError, RecursionError) as exc:
         raise CheckpointError(f"{path}: its estimator is unreadable ({exc}); save it again") from None
     name = info.get("class")
-    if name not in CLASSES:
-        raise CheckpointError(f"{path} names the estimator {name!r}; aae has only {', '.join(CLASSES)}")
-    cls = getattr(classes, name)
+    if name not in kinds:
+        raise CheckpointError(f"{path} names the estimator {name!r}; aae has only {', '.join(kinds)}")
+    cls = kinds[name]
     params = info.get("params") or {}
     unknown = sorted(set(params) - set(cls._get_param_names()))
     if unknown:
