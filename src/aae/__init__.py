@@ -27,7 +27,7 @@ def __getattr__(name: str):
 
         return getattr(estimators, name)
     if name == "load_estimator":
-        from .estimators.store import load as load_estimator
+        from .estimators import load_estimator
 
         return load_estimator
     raise AttributeError(f"module 'aae' has no attribute {name!r}")

@@ -114,10 +114,11 @@ def cmd_sample(args) -> None:
     import torch
 
     from .config.schema import MAX_GRID, MAX_SEED, MAX_VALUES
+    from .estimators.store import data_units
     from .evaluation import grids
     from .files import atomic_write, refuse_links
     from .model.autoencoder import n_categories
-    from .training.checkpoint import data_units, load, read_checkpoint
+    from .training.checkpoint import load, read_checkpoint
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".npy"):

@@ -37,7 +37,6 @@ from ..training.resume import RUN_FILES
 from . import columns
 
 FORMAT = "aae-estimator/1"
-CLASSES = ("AAE", "VAE", "SupervisedAAE", "SemiSupervisedAAE", "ClusteringAAE", "DimReductionAAE")
 """the estimators a saved one may be: a name in a file picks one of these, and nothing else"""
 
 
@@ -189,13 +188,12 @@ def save(est, path: str | os.PathLike) -> Path:
     return path
 
 
-def load(path: str | os.PathLike, prior=None, device: str | torch.device = "cpu"):
+def load(path: str | os.PathLike, kinds: dict[str, type], prior=None, device: str | torch.device = "cpu"):
     """A fitted estimator from the folder ``est.save`` wrote (or an estimator's ``checkpoint_dir``,
-    whose model is the last epoch's): its class, parameters, model, scaling and classes. Nothing is
-    unpickled and nothing named in the files imported; an estimator fitted with a prior function needs
-    that function passed as ``prior``."""
+    whose model is the last epoch's): its class (one of ``kinds``, by name), parameters, model,
+    scaling and classes. Nothing is unpickled and nothing named in the files imported; an estimator
+    fitted with a prior function needs that function passed as ``prior``."""
     from ..model.autoencoder import build_model
-    from . import classes
 
     tensors, meta = read_checkpoint(path)
     try:
@@ -209,9 +207,9 @@ def load(path: str | os.PathLike, prior=None, device: str | torch.device = "cpu"
     except (ValueError, TypeError, RecursionError) as exc:
         raise CheckpointError(f"{path}: its estimator is unreadable ({exc}); save it again") from None
     name = info.get("class")
-    if name not in CLASSES:
-        raise CheckpointError(f"{path} names the estimator {name!r}; aae has only {', '.join(CLASSES)}")
-    cls = getattr(classes, name)
+    if name not in kinds:
+        raise CheckpointError(f"{path} names the estimator {name!r}; aae has only {', '.join(kinds)}")
+    cls = kinds[name]
     params = info.get("params") or {}
     unknown = sorted(set(params) - set(cls._get_param_names()))
     if unknown:
@@ -268,3 +266,25 @@ def load(path: str | os.PathLike, prior=None, device: str | torch.device = "cpu"
     if "estimator/labels" in tensors:
         est.labels_ = tensors["estimator/labels"].numpy()
     return est
+
+
+def data_units(tensors: dict[str, torch.Tensor], meta: dict[str, str], path: str | os.PathLike = "the checkpoint"):
+    """For an estimator's checkpoint, the map from the model's output back to the units of the data
+    it was fitted on, each column holding values of its kind (0/1, one-hot, whole numbers in fit's
+    range), as the estimator's ``sample`` gives; None for any other checkpoint."""
+    if ESTIMATOR not in meta or "estimator/mean" not in tensors or "estimator/scale" not in tensors:
+        return None
+    mean, scale = tensors["estimator/mean"].double().numpy(), tensors["estimator/scale"].double().numpy()
+    bounds = [tensors.get(f"estimator/data_{end}") for end in ("min", "max")]
+    try:
+        types = columns.declared(json.loads(meta[ESTIMATOR]).get("column_types") or {}, len(mean))
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+        raise CheckpointError(f"{path}: its estimator's column kinds are unreadable ({exc}); save it again") from None
+
+    def units(out):
+        out = out.astype("float64") * scale + mean
+        if None in bounds:
+            return out
+        return columns.valid_values(out, types, *(b.double().numpy() for b in bounds))
+
+    return units

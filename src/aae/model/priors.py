@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from ..errors import ConfigError
 from . import sampling
+from .sampling import MOST_DIMS, numbers, whole
 
 __all__ = [
     "Prior",
@@ -42,35 +42,6 @@ __all__ = [
     "describe",
     "make_prior",
 ]
-
-
-LARGEST = 1e6
-"""the largest magnitude of a prior's argument (a radius, a scale, a bound): beyond it, samples overflow
-the losses"""
-MOST_PARTS = MOST_DIMS = 65_536
-"""the most modes or pieces a prior may have, and the largest dimension"""
-
-
-def _numbers(prior: str, positive: dict[str, Any] = {}, non_negative: dict[str, Any] = {}) -> list[float]:  # noqa: B006
-    """The prior's arguments as floats, each checked (finite, at most LARGEST); one line naming the bad one."""
-    out = []
-    for kind, values in (("> 0", positive), (">= 0", non_negative)):
-        for name, value in values.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConfigError(f"model.prior: {prior} {name} = {value!r} is not a finite number")
-            if (value <= 0) if kind == "> 0" else (value < 0):
-                raise ConfigError(f"model.prior: {prior} {name} = {value!r} is not allowed; it must be {kind}")
-            if value > LARGEST:
-                raise ConfigError(f"model.prior: {prior} {name} = {value!r} is not allowed; at most {LARGEST:g}")
-            out.append(float(value))
-    return out
-
-
-def _whole(prior: str, name: str, value: Any, high: int = MOST_PARTS) -> int:
-    """A prior's count (modes, pieces, a dimension): a whole number in 1..high, never truncated."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
-        raise ConfigError(f"model.prior: {prior} {name} = {value!r} is not allowed; give a whole number in 1..{high}")
-    return int(value)
 
 
 class Prior:
@@ -121,7 +92,7 @@ class Gaussian(Prior):
     """N(0, std^2 I) in ``dim`` dimensions."""
 
     def __init__(self, dim: int = 2, std: float = 1.0):
-        self.dim, (self.std,) = _whole("gaussian", "dim", dim, MOST_DIMS), _numbers("gaussian", {"std": std})
+        self.dim, (self.std,) = whole("gaussian", "dim", dim, MOST_DIMS), numbers("gaussian", {"std": std})
 
     def sample(self, n, labels=None, generator=None):
         self._check_labels(n, labels)
@@ -141,8 +112,8 @@ class GaussianMixture(Prior):
     dim = 2
 
     def __init__(self, n_modes: int = 10, radius: float = 4.0, radial_std: float = 1.0, tangential_std: float = 0.15):
-        self.n_modes = self.n_parts = _whole("mixture", "n_modes", n_modes)
-        self.radial_std, self.tangential_std, self.radius = _numbers(
+        self.n_modes = self.n_parts = whole("mixture", "n_modes", n_modes)
+        self.radial_std, self.tangential_std, self.radius = numbers(
             "mixture", {"radial_std": radial_std, "tangential_std": tangential_std}, {"radius": radius}
         )
 
@@ -189,8 +160,8 @@ class SwissRoll(Prior):
     dim = 2
 
     def __init__(self, n_parts: int = 10, scale: float = 3.0, turns: float = 2.0, noise: float = 0.05):
-        self.n_parts = _whole("swiss_roll", "n_parts", n_parts)
-        self.scale, self.turns, self.noise = _numbers("swiss_roll", {"scale": scale, "turns": turns}, {"noise": noise})
+        self.n_parts = whole("swiss_roll", "n_parts", n_parts)
+        self.scale, self.turns, self.noise = numbers("swiss_roll", {"scale": scale, "turns": turns}, {"noise": noise})
 
     def _curve(self, u: Tensor) -> Tensor:
         r = u.sqrt()
@@ -231,7 +202,7 @@ class Uniform(Prior):
     """U(low, high)^dim."""
 
     def __init__(self, dim: int = 2, low: float = -1.0, high: float = 1.0):
-        _numbers(
+        numbers(
             "uniform",
             {},
             {
@@ -241,7 +212,7 @@ class Uniform(Prior):
         )
         if not high > low:
             raise ConfigError(f"uniform prior: high ({high}) must exceed low ({low})")
-        self.dim, self.low, self.high = _whole("uniform", "dim", dim, MOST_DIMS), float(low), float(high)
+        self.dim, self.low, self.high = whole("uniform", "dim", dim, MOST_DIMS), float(low), float(high)
 
     def sample(self, n, labels=None, generator=None):
         self._check_labels(n, labels)
@@ -257,7 +228,7 @@ class Categorical(Prior):
     """One-hot samples of Cat(probs) over ``n_classes`` (the prior of the y head, Section 5)."""
 
     def __init__(self, n_classes: int = 10, probs: list[float] | None = None):
-        self.dim = self.n_parts = self.n_classes = _whole("categorical", "n_classes", n_classes)
+        self.dim = self.n_parts = self.n_classes = whole("categorical", "n_classes", n_classes)
         bad = ConfigError(f"categorical prior: probs must be {self.n_classes} non-negative numbers summing to 1")
         try:
             p = (
@@ -302,7 +273,7 @@ class CallablePrior(Prior):
             raise ConfigError(f"callable prior: {fn!r} is not callable")
         self.fn = fn
         probe = self._call(2)
-        self.dim = probe.shape[1] if dim is None else _whole("callable", "dim", dim, MOST_DIMS)
+        self.dim = probe.shape[1] if dim is None else whole("callable", "dim", dim, MOST_DIMS)
         if probe.shape[1] != self.dim:
             raise ConfigError(f"callable prior returned dimension {probe.shape[1]}, expected {self.dim}")
 

@@ -210,30 +210,6 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     return tensors, meta
 
 
-def data_units(tensors: dict[str, torch.Tensor], meta: dict[str, str], path: str | os.PathLike = "the checkpoint"):
-    """For an estimator's checkpoint, the map from the model's output back to the units of the data
-    it was fitted on, each column holding values of its kind (0/1, one-hot, whole numbers in fit's
-    range), as the estimator's ``sample`` gives; None for any other checkpoint."""
-    if ESTIMATOR not in meta or "estimator/mean" not in tensors or "estimator/scale" not in tensors:
-        return None
-    from ..estimators import columns  # an estimator's checkpoint: scikit-learn is there
-
-    mean, scale = tensors["estimator/mean"].double().numpy(), tensors["estimator/scale"].double().numpy()
-    bounds = [tensors.get(f"estimator/data_{end}") for end in ("min", "max")]
-    try:
-        types = columns.declared(json.loads(meta[ESTIMATOR]).get("column_types") or {}, len(mean))
-    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
-        raise CheckpointError(f"{path}: its estimator's column kinds are unreadable ({exc}); save it again") from None
-
-    def units(out):
-        out = out.astype("float64") * scale + mean
-        if None in bounds:
-            return out
-        return columns.valid_values(out, types, *(b.double().numpy() for b in bounds))
-
-    return units
-
-
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
