@@ -13,7 +13,10 @@ procedure"; Section 5 adds the third):
 baselines' y-head terms. Each is a :class:`Phase`: its name, the parameter groups it steps (one
 optimizer each, at the rate ``train.lr.<group>``: :data:`RATE_GROUPS` are every phase's) and its
 function, which is handed those groups' optimizers in that order. Every phase returns its losses
-as tensors (the trainer reads them once per step, so there is no host sync per phase).
+as tensors (the trainer reads them once per step, so there is no host sync per phase). ``model``
+is an :class:`aae.model.autoencoder.AdversarialAutoencoder` or a classifier baseline, read through
+its methods and capabilities (annotated as a module, so that the phases, below the models, import
+nothing of them).
 """
 
 from __future__ import annotations
@@ -21,10 +24,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from .losses import (
@@ -37,9 +39,6 @@ from .losses import (
     kl_divergence,
     reconstruction_loss,
 )
-
-if TYPE_CHECKING:
-    from .autoencoder import AdversarialAutoencoder
 
 
 @dataclass
@@ -54,7 +53,7 @@ class Batch:
     """(n, 1) VAT radius of each image of ``x`` (model.vat_knn); None: model.vat_eps for all"""
 
 
-def _step(model: AdversarialAutoencoder, optimizer: Optimizer, loss: Tensor) -> None:
+def _step(model: nn.Module, optimizer: Optimizer, loss: Tensor) -> None:
     # Zero every gradient, not only this optimizer's: a phase's backward also reaches
     # parameters it must not update (the discriminators in the generator step).
     model.zero_grad(set_to_none=True)
@@ -99,7 +98,7 @@ def regularization_phase(model, batch: Batch, discriminators: Optimizer, encoder
     return out
 
 
-def _judge(model: AdversarialAutoencoder, head: str, prior: Tensor, code: Tensor, labels: Tensor | None):
+def _judge(model: nn.Module, head: str, prior: Tensor, code: Tensor, labels: Tensor | None):
     """The head's discriminator logits on the prior samples and on the codes, in one forward pass
     over both minibatches (one cast of its weights to bf16, one larger matrix product, one
     backward); a discriminator of batch means reads each minibatch's own mean."""
@@ -122,7 +121,7 @@ def _frozen(module: torch.nn.Module):
             p.requires_grad_(True)
 
 
-def _y_terms(model: AdversarialAutoencoder, batch: Batch, logits: Tensor, out: dict) -> Tensor:
+def _y_terms(model: nn.Module, batch: Batch, logits: Tensor, out: dict) -> Tensor:
     """The weighted sum of the y head's terms beyond the paper (:data:`aae.model.losses.Y_TERMS`)
     whose weight is set, on the unlabeled batch (VAT at the batch's radii, else the model's); each
     term's value goes into ``out``."""
@@ -205,7 +204,7 @@ RATE_GROUPS = stepped_groups(PHASES.values())
 
 
 def train_step(
-    model: AdversarialAutoencoder,
+    model: nn.Module,
     batch: Batch,
     optimizers: Mapping[str, Optimizer],
     phases: tuple[Phase, ...],
