@@ -127,3 +127,34 @@ def mnist_dir() -> str:
         if root and (Path(root) / "mnist" / "train-images-idx3-ubyte.gz").exists():
             return str(root)
     pytest.skip("MNIST not found (set AAE_DATA_DIR, or put it in ../shared/data/mnist)")
+
+
+# -- the training tests' helpers -------------------------------------------------------------
+MIXTURE = "model.prior={name = 'mixture', n_modes = 10}"
+
+
+def with_phase(trainer, name: str, fn) -> None:
+    """Run ``fn`` in place of the function of the trainer's phase ``name`` (same groups, same labeled batch)."""
+    from dataclasses import replace
+
+    trainer.phases = tuple(replace(p, fn=fn) if p.name == name else p for p in trainer.phases)
+
+
+def state(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert different == []
+
+
+def rows(run_dir: Path) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def losses_of(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
