@@ -72,7 +72,8 @@ def semi_supervised_conv(args) -> list[Headline]:
         "(conv): the same plus the config's terms on the unlabeled images. The published rows are the "
         "methods that beat the AAE in the paper's Table 2, with the figures it quotes. Validation-chosen "
         "epoch: the epoch with the lowest error on "
-        "the 10k labeled validation images; last epoch: the model at the end of training, which needs no "
+        "the 10k labeled validation images (measured with the config's test-time shifts); last epoch: the "
+        "model at the end of training as its per-epoch evaluation measured it (each image alone), which needs no "
         "labeled validation images (a person with 100 labels does not have 10k more). Each seed draws its "
         "own labeled subset and validation split.",
         runs=runs,
