@@ -10,11 +10,11 @@ import contextlib
 import logging
 import signal
 import sys
-import threading
 
 from ._version import __version__
 from .commands import cmd_configs, cmd_demo, cmd_eval, cmd_plot, cmd_reproduce, cmd_sample, cmd_train
 from .errors import AAEError, ConfigError, one_line
+from .files import sigterm_unclaimed
 
 log = logging.getLogger("aae")
 
@@ -161,10 +161,7 @@ def _sigterm_stops_the_command():
     def stop(signum, frame):
         raise Terminated
 
-    mine = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
-        signal.SIG_DFL,
-        None,
-    )
+    mine = sigterm_unclaimed()
     if mine:
         signal.signal(signal.SIGTERM, stop)
     try:

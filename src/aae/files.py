@@ -194,15 +194,21 @@ def append_text(path: str | os.PathLike, text: str) -> None:
         raise _named(exc, Path(path)) from None
 
 
+def sigterm_unclaimed() -> bool:
+    """Whether SIGTERM would end the process without running any code (no handler of the program's
+    own) and this thread, the main one, may install one."""
+    return threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
+        signal.SIG_DFL,
+        None,
+    )
+
+
 @contextlib.contextmanager
 def _removed_on_sigterm(tmp: str) -> Iterator[None]:
     """While ``tmp`` is written: where SIGTERM would end the process without running any code (no
     handler of the program's own), a handler that removes it first."""
     _TEMPORARY.add(tmp)
-    guard = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
-        signal.SIG_DFL,
-        None,
-    )
+    guard = sigterm_unclaimed()
     if guard:
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:

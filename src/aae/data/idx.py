@@ -18,7 +18,6 @@ from aae.errors import DataError, one_line
 
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 REDOWNLOAD = "delete it and run again to re-download"
-_REDOWNLOAD = REDOWNLOAD
 IDX_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
@@ -26,7 +25,7 @@ MAX_FILE_BYTES = 1 << 30
 """the most bytes an IDX file may hold once unzipped (MNIST's largest: 47 MB): a small .gz can claim more"""
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_bytes(path: Path) -> bytes:
     """File content, gunzipped if it starts with the gzip magic; at most MAX_FILE_BYTES."""
     try:
         with open(path, "rb") as f:
@@ -39,31 +38,31 @@ def _read_bytes(path: Path) -> bytes:
                 data = f.read(MAX_FILE_BYTES + 1)
         if len(data) > MAX_FILE_BYTES:
             raise DataError(
-                f"{path} holds more than {MAX_FILE_BYTES} bytes, not an IDX file of a data set; {_REDOWNLOAD}"
+                f"{path} holds more than {MAX_FILE_BYTES} bytes, not an IDX file of a data set; {REDOWNLOAD}"
             )
         return data
     except FileNotFoundError:
         raise DataError(f"{path} not found") from None
     except (OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{path} is truncated or corrupt ({one_line(e)}); {_REDOWNLOAD}") from e
+        raise DataError(f"{path} is truncated or corrupt ({one_line(e)}); {REDOWNLOAD}") from e
 
 
-def _parse_idx(data: bytes, path: Path) -> np.ndarray:
+def parse_idx(data: bytes, path: Path) -> np.ndarray:
     if len(data) < 4:
-        raise DataError(f"{path} is truncated ({len(data)} bytes, no IDX header); {_REDOWNLOAD}")
+        raise DataError(f"{path} is truncated ({len(data)} bytes, no IDX header); {REDOWNLOAD}")
     if data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise DataError(f"{path} is not an IDX file (magic bytes {data[:4].hex()}); {_REDOWNLOAD}")
+        raise DataError(f"{path} is not an IDX file (magic bytes {data[:4].hex()}); {REDOWNLOAD}")
     ndim = data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise DataError(f"{path} is truncated inside its IDX header; {_REDOWNLOAD}")
+        raise DataError(f"{path} is truncated inside its IDX header; {REDOWNLOAD}")
     dims = struct.unpack(f">{ndim}I", data[4:header])
     dtype = np.dtype(_IDX_DTYPES[data[2]])
     expected = header + math.prod(dims) * dtype.itemsize
     if len(data) != expected:
         raise DataError(
             f"{path} has {len(data)} bytes but its IDX header {dims} needs {expected}; "
-            f"the file is truncated or corrupt, {_REDOWNLOAD}"
+            f"the file is truncated or corrupt, {REDOWNLOAD}"
         )
     arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
     return arr.astype(dtype.newbyteorder("="))  # native byte order, writable copy
@@ -72,7 +71,7 @@ def _parse_idx(data: bytes, path: Path) -> np.ndarray:
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file (gzipped or plain) into a native-endian numpy array."""
     path = Path(path)
-    return _parse_idx(_read_bytes(path), path)
+    return parse_idx(read_bytes(path), path)
 
 
 def idx_path(folder: Path, stem: str) -> Path | None:

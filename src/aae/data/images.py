@@ -138,13 +138,11 @@ def load_image_folder(
         raise DataError(
             f"{root}: train and test pictures differ in size or colour {sorted(shapes)}; set data.image_size"
         )
+    index = {c: i for i, c in enumerate(names)}
     out = []
     for name in items:
         x, classes = arrays[f"x_{name}"], arrays[f"c_{name}"]
-        y = None
-        if names:
-            index = {c: i for i, c in enumerate(names)}
-            y = np.array([index.get(str(c), -1) for c in classes], dtype=np.int64)
+        y = np.array([index.get(str(c), -1) for c in classes], dtype=np.int64) if names else None
         shape = x.shape[1:]
         flat = x.reshape(len(x), -1).astype(np.float32) / np.float32(255)
         out.append(Dataset(flat, y, shape[:2] if shape[2] == 1 else shape, len(names) or None, root.name))

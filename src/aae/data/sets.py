@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from aae._version import __version__
-from aae.data.idx import REDOWNLOAD as _REDOWNLOAD
-from aae.data.idx import _parse_idx, _read_bytes, is_idx_dir, load_idx_dir
+from aae.data.idx import REDOWNLOAD, is_idx_dir, load_idx_dir, parse_idx, read_bytes
 from aae.data.images import load_image_folder
 from aae.data.splits import Dataset, Splits, carve, load_arrays
 from aae.errors import DataError, one_line
@@ -169,11 +168,11 @@ def _fetch_mnist_file(folder: Path, stem: str, mirrors: Sequence[str], progress:
 
 def _read_mnist_file(folder: Path, stem: str) -> np.ndarray:
     path = folder / stem if (folder / stem).is_file() else folder / f"{stem}.gz"
-    data = _read_bytes(path)
+    data = read_bytes(path)
     found, expected = hashlib.sha256(data).hexdigest(), MNIST_SHA256[stem]
     if found != expected:
-        raise DataError(f"{path}: sha256 checksum mismatch (expected {expected}, found {found}); {_REDOWNLOAD}")
-    return _parse_idx(data, path)
+        raise DataError(f"{path}: sha256 checksum mismatch (expected {expected}, found {found}); {REDOWNLOAD}")
+    return parse_idx(data, path)
 
 
 def _mnist_split(folder: Path, prefix: str, name: str) -> Dataset:
@@ -182,7 +181,7 @@ def _mnist_split(folder: Path, prefix: str, name: str) -> Dataset:
     if images.ndim != 3 or labels.shape != (len(images),) or (labels.size and labels.max() > 9):
         raise DataError(
             f"MNIST {prefix} files in {folder} do not match (images {images.shape}, "
-            f"labels {labels.shape}); {_REDOWNLOAD}"
+            f"labels {labels.shape}); {REDOWNLOAD}"
         )
     x = images.reshape(len(images), -1).astype(np.float32)
     x /= 255.0
@@ -284,7 +283,7 @@ def load(
     picture folder's images.
     """
     key, path = str(name).lower(), Path(name).expanduser()
-    test = None
+    test, mnist_layout = None, key == "mnist"
     if key == "mnist":
         train, test = load_mnist(data_dir, download=download, progress=progress)
     elif key == "digits":
@@ -293,6 +292,7 @@ def load(
         train, test = load_svhn(data_dir)
     elif path.is_dir() and is_idx_dir(path):
         train, test = load_idx_dir(path)
+        mnist_layout = True
     elif path.is_dir():
         size = None if image_size is None else _pixels(image_size)
         train, test = load_image_folder(path, size, default_data_dir(data_dir) / "cache")
@@ -306,7 +306,7 @@ def load(
     if test is None:
         train, test = carve(train, int(round(GENERIC_TEST_FRACTION * len(train))), 0)
     if valid_size is None:
-        valid_size = len(train) // 6 if key == "mnist" or is_idx_dir(path) else int(round(0.1 * len(train)))
+        valid_size = len(train) // 6 if mnist_layout else int(round(0.1 * len(train)))
     if (
         isinstance(valid_size, bool)
         or not isinstance(valid_size, (int, np.integer))
