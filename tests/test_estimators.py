@@ -268,6 +268,21 @@ def test_label_conditioned_aae_draws_each_class_from_its_part_of_the_prior(data)
         est.sample(2, y=[0, 1])
 
 
+def test_supervised_samples_of_two_moons_lie_on_the_moon_asked_for():
+    # on 2-D data the style code is 1-D: with two dimensions z could hold the whole point and the
+    # decoder would ignore the label (about 85 % of samples on the moon asked for)
+    from sklearn.datasets import make_moons
+    from sklearn.neighbors import KNeighborsClassifier
+
+    x, y = make_moons(400, noise=0.05, random_state=3)
+    est = SupervisedAAE(random_state=0).fit(x, y)
+    assert est.config_.model.z_dim == 1 and est.embedding_.shape == (400, 1)
+    asked = np.resize([0, 1], 400)
+    samples = est.sample(400, y=asked, random_state=0)[0]
+    assert (KNeighborsClassifier(15).fit(x, y).predict(samples) == asked).mean() >= 0.95
+    assert SupervisedAAE(n_components=2, epochs=1, random_state=0).fit(x, y).config_.model.z_dim == 2
+
+
 def test_vae_uses_the_gaussian_encoder_and_the_elbo(data):
     x, _ = data
     est = VAE(n_components=2, **TINY).fit(x)
