@@ -75,7 +75,8 @@ def semi_supervised_conv(args) -> list[Headline]:
         "the 10k labeled validation images (measured with the config's test-time shifts); last epoch: the "
         "model at the end of training as its per-epoch evaluation measured it (each image alone), which needs no "
         "labeled validation images (a person with 100 labels does not have 10k more). Each seed draws its "
-        "own labeled subset and validation split.",
+        "own labeled subset and validation split. Minutes/run: the training epochs' time, without the "
+        "per-epoch evaluations.",
         runs=runs,
     )
     for h in heads:
