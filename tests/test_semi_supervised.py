@@ -172,6 +172,19 @@ def test_neighbour_distance_is_the_kth_nearest_other_point(tiny_config, digits):
         neighbour_distance(x, 300)
 
 
+def test_spread_scaled_radii_keep_the_neighbour_proportions_at_the_spread_median():
+    from aae.data.augment import median_distance, neighbour_distance, vat_radii
+
+    x = torch.randn(500, 3)
+    x[:250] += 6  # two groups: the spread is far above the neighbour distances
+    near, spread = neighbour_distance(x, 10), median_distance(x)
+    assert torch.equal(vat_radii(x, 0.25, 10), 0.25 * near)
+    radii = vat_radii(x, 0.1, 10, "spread")
+    assert radii.median().item() == pytest.approx(0.1 * spread.item(), rel=1e-5)
+    torch.testing.assert_close(radii / near, (radii / near).mean().expand(500))
+    assert median_distance(x, most=500).item() == pytest.approx(torch.pdist(x).median().item())
+
+
 def test_vat_knn_gives_each_training_image_its_own_radius(tiny_config, digits, monkeypatch):
     from aae.data.augment import neighbour_distance
     from aae.training.trainer import Trainer

@@ -121,6 +121,13 @@ class ModelConfig:
         low=0,
         high=10_000,
     )
+    vat_scale: str = key(
+        "neighbour",
+        "with vat_knn: neighbour (vat_eps times each image's k-th neighbour distance) or spread "
+        "(the same radii rescaled so that their median is vat_eps times the median distance "
+        "between training images: the radius follows the data's spread, not its sampling density)",
+        choices=("neighbour", "spread"),
+    )
     y_marginal_weight: float = key(
         0.0, "y head: weight of KL(batch mean of q(y|x) || Cat) (beyond the paper)", low=0, high=MAX_WEIGHT
     )

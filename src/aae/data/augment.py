@@ -105,3 +105,21 @@ def neighbour_distance(x: Tensor, k: int, chunk: int = 2048) -> Tensor:
         d2[torch.arange(len(d2)), torch.arange(i, i + len(d2))] = float("inf")  # not itself
         out.append(d2.topk(k, dim=1, largest=False).values[:, -1].clamp_min(0).sqrt())
     return torch.cat(out)
+
+
+@torch.no_grad()
+def median_distance(x: Tensor, most: int = 2000) -> Tensor:
+    """The median Euclidean distance between two rows of ``x`` (n, d), over at most ``most`` rows
+    spread evenly through it (for model.vat_scale = "spread")."""
+    rows = x[:: max(1, len(x) // most)][:most]
+    return torch.pdist(rows).median()
+
+
+def vat_radii(x: Tensor, eps: float, k: int, scale: str = "neighbour") -> Tensor:
+    """(n,) IMSAT's per-image VAT radius: ``eps`` times each row's k-th neighbour distance, or with
+    ``scale = "spread"`` those distances rescaled so that their median is ``eps`` times the median
+    distance between rows."""
+    near = neighbour_distance(x, k)
+    if scale == "spread":
+        return eps * near * (median_distance(x) / near.median().clamp_min(1e-12))
+    return eps * near

@@ -22,11 +22,19 @@ CLUSTER_HEAD += ("y_entropy_weight", "y_marginal_weight", "z_dim")
 """the keys of the head that clusters MNIST (``mnist_cluster_30``) the clustering estimators start from"""
 
 
+SPREAD_VAT_EPS = 0.13
+"""the VAT radius, as a fraction of the median distance between points, of mnist_cluster_30's 0.25
+times the 10th-neighbour distance on MNIST's 50k training images (whose median is 0.515 of the
+median distance between images there)"""
+
+
 def _cluster_recipe(n: int, d: int, batch: int) -> dict[str, Any]:
     """``mnist_cluster_30``'s head (its code at most d wide) and generator learning rate, with a
-    weight average over the last fifth of the default run on n points in batches of ``batch``."""
+    weight average over the last fifth of the default run on n points in batches of ``batch``, and
+    the VAT radius carried over as a fraction of the data's spread (SPREAD_VAT_EPS) rather than of
+    the neighbour distance, which shrinks with the number of points and the dimension."""
     table = recipe("mnist_cluster_30", CLUSTER_HEAD, ("lr",))
-    table["model"]["z_dim"] = min(table["model"]["z_dim"], d)
+    table["model"].update(z_dim=min(table["model"]["z_dim"], d), vat_scale="spread", vat_eps=SPREAD_VAT_EPS)
     table["train"]["ema"] = ema(default_epochs(n, batch) * (n // batch))
     return table
 
@@ -106,7 +114,8 @@ class ClusteringAAE(ClusterMixin, _Categorical, Estimator):
     Without ``config`` the head is the one that clusters MNIST in this library (the keys of
     ``mnist_cluster_30.toml`` in CLUSTER_HEAD, and its generator learning rate): q(y|x) trained by
     IMSAT's terms (virtual adversarial training at a radius proportional to each point's distance
-    to its k-th neighbour, the mutual information between x and y) instead of the paper's y
+    to its k-th neighbour, scaled so that the median radius is SPREAD_VAT_EPS of the median distance
+    between points, and the mutual information between x and y) instead of the paper's y
     discriminator, the decoder reading q(y|x) held fixed, batch norm in the encoder, and a weight
     average over the last fifth of the run; the style code has ``min(5, n_features)`` dimensions.
     Sized by the data as the other estimators, with at least 8 points per cluster in a batch."""

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..data.augment import neighbour_distance
+from ..data.augment import vat_radii
 from ..data.splits import labels_for_regime
 from ..errors import DataError
 from ..model.phases import Batch
@@ -42,7 +42,7 @@ class Minibatches:
         c = model.config
         # per-image VAT radii, from the unshifted images, once per fit
         self.vat_radii = (
-            (c.vat_eps * neighbour_distance(self.x, c.vat_knn))[:, None] if c.vat_knn and c.vat_weight else None
+            vat_radii(self.x, c.vat_eps, c.vat_knn, c.vat_scale)[:, None] if c.vat_knn and c.vat_weight else None
         )
         reads_labeled = any(phase.labeled for phase in model.phases)
         labeled = torch.nonzero(self.y >= 0).squeeze(1) if y is not None and reads_labeled else None
