@@ -63,7 +63,7 @@ def test_train_writes_checkpoint_config_metrics_and_figures(trained):
     assert [r["epoch"] for r in rows] == [1, 2]
     assert "test_mmd" not in rows[0] and "test_mmd" in rows[1]  # eval_every = 25, and always at the last epoch
     # the validation images' codes in their own class's part: a choice need not read the test set
-    assert 0 <= rows[1]["valid_mode_accuracy"] <= 1
+    assert 0 <= rows[1]["valid_mode_accuracy"] <= 1 and rows[1]["valid_mmd"] > -0.1
     for name in (*FIGURES, "curves.png"):
         assert (run_dir / "figures" / name).read_bytes()[:8] == PNG_MAGIC, name
     _, meta = io.read_checkpoint(run_dir)
