@@ -153,3 +153,19 @@ def test_assign_part_recovers_the_part_a_sample_came_from(prior):
     labels = torch.arange(10).repeat(300)
     z = prior.sample(len(labels), labels=labels, generator=gen())
     assert (prior.assign_part(z) == labels).float().mean() > 0.95
+
+
+@pytest.mark.parametrize("prior", [GaussianMixture(10), SwissRoll(10), SwissRoll(3)])
+def test_part_densities_are_the_labeled_log_prob_and_rank_the_own_part_first(prior):
+    k = prior.n_parts
+    labels = torch.arange(k).repeat(100)
+    z = prior.sample(len(labels), labels=labels, generator=gen())
+    parts = prior.part_log_probs(z)
+    assert parts.shape == (len(z), k)
+    if k == 10:  # the labeled density sums each part's run of the same grid
+        torch.testing.assert_close(
+            parts.gather(1, labels[:, None])[:, 0], prior.log_prob(z, labels), rtol=1e-4, atol=1e-3
+        )
+    assert (parts.argmax(1) == labels).float().mean() > 0.95
+    with pytest.raises(ConfigError, match="label_part_weight needs mixture or swiss_roll"):
+        Gaussian(2).part_log_probs(z)

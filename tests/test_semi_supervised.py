@@ -426,3 +426,24 @@ def test_test_time_shifts_average_q_y_over_every_translation(tiny_config, digits
         encode(model, x, tta_shift=-1)
     with pytest.raises(DataError, match="set eval.tta_shift = 0"):
         encode(AdversarialAutoencoder(cfg.model, 70).eval(), np.zeros((3, 70), np.float32), tta_shift=1)
+
+
+def test_the_part_term_pulls_labeled_codes_into_their_part_and_skips_the_unlabeled():
+    cfg = ModelConfig(
+        regime="label_conditioned",
+        z_dim=2,
+        hidden=[32],
+        disc_hidden=[16],
+        prior={"name": "mixture"},
+        label_part_weight=1.0,
+    )
+    model = build(cfg, 20)
+    x, labels = torch.rand(64, 20), torch.arange(64) % 10
+    labels[::2] = -1
+    before = losses.part_loss(model.prior, model.encode(x).z.detach(), labels)
+    opts = {k: torch.optim.Adam(v, lr=0.01) for k, v in model.parameter_groups().items()}
+    for _ in range(20):
+        out = REGULARIZATION(model, Batch(x, labels), opts)
+    after = losses.part_loss(model.prior, model.encode(x).z.detach(), labels)
+    assert "part" in out and after < before
+    assert losses.part_loss(model.prior, model.encode(x).z, torch.full((64,), -1)).item() == 0

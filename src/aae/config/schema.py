@@ -94,6 +94,13 @@ class ModelConfig:
     label_to_discriminator: bool = key(
         False, "the z discriminator also reads the one-hot label (supervised: z then cannot carry the class)"
     )
+    label_part_weight: float = key(
+        0.0,
+        "label-conditioned: weight of the cross-entropy of each labeled code's own part of the prior, "
+        "read from the parts' densities, in the generator step (beyond the paper)",
+        low=0,
+        high=MAX_WEIGHT,
+    )
     y_regularizer: str = key(
         "adversary",
         "y head: adversary (a discriminator matches q(y) to Cat, the paper) or "

@@ -48,6 +48,16 @@ def classification_loss(y_logits: Tensor, labels: Tensor) -> Tensor:
     return F.cross_entropy(y_logits.float(), labels)
 
 
+def part_loss(prior: Prior, z: Tensor, labels: Tensor) -> Tensor:
+    """The cross-entropy of each labeled code's own part of ``prior`` (labels -1: unlabeled, left
+    out), the parts weighed by their densities at z, in float32; 0 without labeled codes."""
+    labeled = labels >= 0
+    if not labeled.any():
+        return z.new_zeros(())
+    with torch.autocast(z.device.type, enabled=False):  # densities far out of bf16's range
+        return F.cross_entropy(prior.part_log_probs(z[labeled].float()), labels[labeled])
+
+
 def marginal_kl(y: Tensor, probs: Tensor) -> Tensor:
     """KL(mean of the batch's q(y|x) || Cat(probs)): the analytic estimate, on one minibatch, of how far
     the aggregated categorical posterior is from its prior (what the y discriminator judges)."""

@@ -66,6 +66,12 @@ class Prior:
         """The part each code lies in: by default the nearest part mean (the nearest mode)."""
         return torch.cdist(z, self.part_means().to(z)).argmin(1)
 
+    def part_log_probs(self, z: Tensor) -> Tensor:
+        """(n, n_parts): log p(z | part k) for each part, for model.label_part_weight."""
+        raise ConfigError(
+            f"prior {type(self).__name__} has no part densities; model.label_part_weight needs mixture or swiss_roll"
+        )
+
     def _check_labels(self, n: int, labels: Tensor | None) -> Tensor | None:
         if labels is None:
             return None
@@ -132,15 +138,18 @@ class GaussianMixture(Prior):
     def part_means(self):
         return self._frames(torch.arange(self.n_modes))[0] * self.radius
 
-    def log_prob(self, z, labels=None):
+    def part_log_probs(self, z):
         ray, across = self._frames(torch.arange(self.n_modes, device=z.device))
         along = z @ ray.T - self.radius  # (n, K) offset along each mode's ray
         side = z @ across.T
-        comp = (
+        return (
             -0.5 * (along / self.radial_std) ** 2
             - 0.5 * (side / self.tangential_std) ** 2
             - math.log(2 * math.pi * self.radial_std * self.tangential_std)
         )
+
+    def log_prob(self, z, labels=None):
+        comp = self.part_log_probs(z)
         if labels is not None:
             labels = self._check_labels(z.shape[0], labels).to(z.device)
             own = comp.gather(1, labels.clamp(min=0)[:, None])[:, 0]
@@ -192,10 +201,16 @@ class SwissRoll(Prior):
 
     def assign_part(self, z, grid: int = 2000):
         # The piece of highest density: nearest centres would cut across the spiral's turns.
-        u = (torch.arange(grid, device=z.device) + 0.5) / grid
-        comp = -0.5 * torch.cdist(z, self._curve(u)).pow(2) / self.noise**2
-        piece = (u * self.n_parts).long()
-        return torch.stack([torch.logsumexp(comp[:, piece == k], 1) for k in range(self.n_parts)], 1).argmax(1)
+        return self.part_log_probs(z, grid).argmax(1)
+
+    def part_log_probs(self, z, grid: int = 2000):
+        # each piece's density by the same quadrature as log_prob, over its own run of the grid
+        per = -(-grid // self.n_parts)
+        u = (torch.arange(per * self.n_parts, device=z.device) + 0.5) / (per * self.n_parts)
+        comp = -0.5 * torch.cdist(z, self._curve(u).to(z)).pow(2) / self.noise**2 - math.log(
+            2 * math.pi * self.noise**2
+        )
+        return torch.logsumexp(comp.view(len(z), self.n_parts, per), 2) - math.log(per)
 
 
 class Uniform(Prior):
