@@ -153,7 +153,7 @@ PAPER: list[tuple[str, dict]] = [
     ("semi-supervised", {"labels": ["100", "1000", "all"], "models": ["AAE", "NN"], "seeds": [0, 1, 2, 3, 4]}),
     ("clustering", {"clusters": [16, 30], "models": ["AAE", "IMSAT"], "seeds": [0, 1, 2, 3, 4]}),
     ("dim-reduction", {"maps": list(MAPS), "seeds": [0, 1, 2]}),
-    ("semi-supervised-conv", {"labels": ["100", "1000"], "models": ["AAE", "NN"], "seeds": [0]}),
+    ("semi-supervised-conv", {"labels": ["100", "1000"], "models": ["AAE", "NN", "NN+VAT"], "seeds": [0]}),
 ]
 """``aae reproduce all``: every table and figure of the paper, with its seeds and baselines, and
 Table 2 on convolutional networks (beyond the paper) as far as it is recorded"""
