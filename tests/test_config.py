@@ -446,9 +446,8 @@ def test_configs_saved_by_earlier_versions_map_to_todays_keys():
 
 
 def test_every_key_is_documented_and_the_readme_table_is_the_generated_one():
-    assert (
-        len(keys()) <= 49
-    )  # the config surface stays small: every new key must earn its place (49: label_part_weight)
+    # the config surface stays small: every new key must earn its place (49: label_part_weight)
+    assert len(keys()) <= 49
     assert all(f.metadata["doc"] for _, _, f in keys())
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     found = KEY_TABLE.search(readme)

@@ -96,9 +96,9 @@ def regularization_phase(model, batch: Batch, discriminators: Optimizer, encoder
         if model.has_y_head:
             g_loss = g_loss + _y_terms(model, batch, encoded.y_logits, out)
         if model.config.label_part_weight and model.label_conditions_prior and batch.labels is not None:
-            out["part"] = part_loss(model.prior, encoded.z, batch.labels)
-            g_loss = g_loss + model.config.label_part_weight * out["part"]
-            out["part"] = out["part"].detach()
+            part = part_loss(model.prior, encoded.z, batch.labels)
+            g_loss = g_loss + model.config.label_part_weight * part
+            out["part"] = part.detach()
         _step(model, encoder, g_loss)
     return out
 

@@ -185,11 +185,16 @@ class SwissRoll(Prior):
     def part_means(self):
         return self._curve((torch.arange(self.n_parts) + 0.5) / self.n_parts)
 
-    def log_prob(self, z, labels=None, grid: int = 2000):
-        # The noisy curve's density, by a fine quadrature over u: a mixture of `grid` narrow Gaussians.
+    def _quadrature(self, z: Tensor, grid: int) -> tuple[Tensor, Tensor]:
+        """The grid u of ``grid`` points over (0, 1) and, for each code, log N(z; curve(u), noise²)
+        at each: the noisy curve as a mixture of narrow Gaussians."""
         u = (torch.arange(grid, device=z.device) + 0.5) / grid
-        centres = self._curve(u)
-        comp = -0.5 * torch.cdist(z, centres).pow(2) / self.noise**2 - math.log(2 * math.pi * self.noise**2)
+        centres = self._curve(u).to(z)
+        return u, -0.5 * torch.cdist(z, centres).pow(2) / self.noise**2 - math.log(2 * math.pi * self.noise**2)
+
+    def log_prob(self, z, labels=None, grid: int = 2000):
+        # The noisy curve's density, by a fine quadrature over u.
+        u, comp = self._quadrature(z, grid)
         whole = torch.logsumexp(comp, 1) - math.log(grid)
         if labels is None:
             return whole
@@ -204,12 +209,9 @@ class SwissRoll(Prior):
         return self.part_log_probs(z, grid).argmax(1)
 
     def part_log_probs(self, z, grid: int = 2000):
-        # each piece's density by the same quadrature as log_prob, over its own run of the grid
+        # each piece's density by log_prob's quadrature, on a grid of whole runs, one per piece
         per = -(-grid // self.n_parts)
-        u = (torch.arange(per * self.n_parts, device=z.device) + 0.5) / (per * self.n_parts)
-        comp = -0.5 * torch.cdist(z, self._curve(u).to(z)).pow(2) / self.noise**2 - math.log(
-            2 * math.pi * self.noise**2
-        )
+        _, comp = self._quadrature(z, per * self.n_parts)
         return torch.logsumexp(comp.view(len(z), self.n_parts, per), 2) - math.log(per)
 
 
