@@ -392,6 +392,8 @@ def test_a_value_out_of_range_names_the_key_the_value_and_the_range(item, allowe
             "y_marginal_weight > 0 and model.y_entropy_weight > 0",
         ),
         (["model.label_to_discriminator=true"], "needs a regime that reads labels"),
+        (["model.label_part_weight=1"], "needs the label_conditioned regime"),
+        (["model.regime=label_conditioned", "model.label_part_weight=1"], "needs a prior with parts"),
         (
             ["model.regime=label_conditioned", "model.prior={name='mixture', n_modes=5}"],
             "5 parts but model.n_classes = 10",

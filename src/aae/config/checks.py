@@ -95,11 +95,18 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         )
     if m.label_to_discriminator and not model.reads_labels:
         raise ConfigError(f"model.label_to_discriminator needs a regime that reads labels, not {m.regime!r}")
+    if m.label_part_weight and not model.label_conditions_prior:
+        raise ConfigError(
+            f"model.label_part_weight pulls a labeled code into its part of the prior: it needs the "
+            f"label_conditioned regime, not {m.regime!r}"
+        )
     name = m.prior.get("name", "gaussian")
     if not isinstance(name, str) or name not in PRIORS:
         raise ConfigError(f"model.prior: unknown prior {name!r}; allowed: {', '.join(PRIORS)}")
     if name != "callable":  # a function's record: the function itself is passed to the model
         prior = make_prior(m.prior, m.z_dim)
+        if m.label_part_weight and prior.n_parts is None:
+            raise ConfigError(f"model.label_part_weight needs a prior with parts (mixture or swiss_roll), not {name!r}")
         if model.z_reads_labels and prior.n_parts is not None and prior.n_parts < m.n_classes:
             raise ConfigError(
                 f"model.prior has {prior.n_parts} parts but model.n_classes = {m.n_classes}: a label-"

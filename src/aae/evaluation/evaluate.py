@@ -161,13 +161,14 @@ def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Calla
         )
         row.update({f"test_{k}": v for k, v in _label_metrics(model, z, proba, test).items()})
         row.update({f"test_{k}": v for k, v in _cluster_metrics(model, proba, splits, cfg)[0].items()})
-        valid = splits.valid
-        if model.has_decoder and len(valid):  # the prior match, chosen by without the test set
-            zv = encode(model, valid.x[:n])[0]
-            row["valid_mmd"] = metrics.mmd(zv, model.prior.sample(len(zv)).numpy(), max_points=n)
+        valid, zv = splits.valid, None
         if (proba is not None or model.label_conditions_prior) and len(valid) and valid.y is not None:
             # what train.select_by can stop on, and a choice can be made by, without the test set
-            row.update({f"valid_{k}": v for k, v in _valid_label_metrics(model, valid, cfg).items()})
+            zv, pv = encode(model, valid.x, tta_shift=cfg.eval.tta_shift)
+            row.update({f"valid_{k}": v for k, v in _label_metrics(model, zv, pv, valid).items()})
+        if model.has_decoder and len(valid):  # the prior match, chosen by without the test set
+            zv = zv[:n] if zv is not None else encode(model, valid.x[:n])[0]
+            row["valid_mmd"] = metrics.mmd(zv, model.prior.sample(len(zv)).numpy(), max_points=n)
         return row
 
     return measure
