@@ -160,10 +160,18 @@ def test_resume_with_select_by_equals_training_straight_through(digits, tiny_con
     assert t_a.keys() == t_b.keys() and all(torch.equal(t_a[k], t_b[k]) for k in t_a)
 
 
+def test_select_by_valid_mmd_keeps_the_epoch_whose_codes_best_match_the_prior(digits, tiny_config, tmp_path):
+    cfg = tiny_config("train.epochs=3", "train.select_by=valid_mmd")
+    trainer = Trainer(build(cfg), cfg, tmp_path, evaluate=epoch_metrics(digits, cfg), progress=False)
+    history = trainer.fit(digits.train.x)
+    mmds = [r["valid_mmd"] for r in history]
+    assert len(mmds) == 3 and trainer.selection.value == min(mmds)
+    assert trainer.selection.epoch == 1 + mmds.index(min(mmds))
+
+
 def test_select_by_a_metric_the_run_does_not_measure_names_those_it_does(digits, tiny_config):
-    with pytest.raises(
-        ConfigError, match="^train.select_by = 'valid_eror' is not allowed; choose one of: '', 'valid_error'$"
-    ):
+    allowed = "'', 'valid_error', 'valid_mmd'"
+    with pytest.raises(ConfigError, match=f"^train.select_by = 'valid_eror' is not allowed; choose one of: {allowed}$"):
         tiny_config(*SEMI, "train.select_by=valid_eror")
     # an unsupervised run has no labeled validation split: it measures no valid_error
     cfg = tiny_config("train.epochs=1", "train.select_by=valid_error")

@@ -207,8 +207,9 @@ class TrainConfig:
     )
     select_by: str = key(
         "",
-        "early stopping: the per-epoch metric (valid_error) whose lowest epoch is the result; empty keeps the last",
-        choices=("", "valid_error"),
+        "early stopping: the per-epoch metric whose lowest epoch is the result (valid_error, the error on "
+        "the labeled validation images; valid_mmd, their codes' MMD to the prior); empty keeps the last",
+        choices=("", "valid_error", "valid_mmd"),
     )
     seed: int = key(
         0,
