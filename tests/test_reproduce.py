@@ -7,9 +7,10 @@ import os
 import numpy as np
 import pytest
 
+from aae.config.load import load_config
 from aae.errors import AAEError, ConfigError
 from aae.experiment import FINAL
-from aae.paper.records import recorded
+from aae.paper.records import recipe, recorded
 from aae.paper.runs import Runs, epochs_kept, trained_on
 from aae.training.checkpoint import CHECKPOINT
 from aae.training.devices import cpu_model
@@ -473,3 +474,12 @@ def test_a_run_failing_in_the_pool_is_the_commands_error(tiny_config, tmp_path):
     with pytest.raises(AAEError, match="MNIST"):
         pool.train(plan, jobs=2, device="cpu", progress=False)
     assert not (tmp_path / "AAE-seed0" / CHECKPOINT).exists()
+
+
+def test_likelihood_conv_row_is_the_bundled_recipe_on_conv_networks():
+    mlp, conv = (load_config(name).to_dict() for name in ("mnist_likelihood", "mnist_likelihood_conv"))
+    changed = {k for k in mlp["model"] if mlp["model"][k] != conv["model"][k]}
+    assert changed == {"net", "hidden"} and conv["model"]["net"] == "conv"
+    # the command the config's comment gives trains the same recipe as the AAE-conv row
+    given = load_config("mnist_likelihood", ["model.net=conv", "model.channels=32", "model.hidden=[1200]"]).to_dict()
+    assert recipe(given) == recipe(conv)

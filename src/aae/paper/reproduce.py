@@ -86,14 +86,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--models",
         nargs="+",
-        choices=[*MODELS, "VAE", "AE"],
-        help="semi-supervised, clustering, likelihood (AAE, AAE-paper, VAE), prior-match (AAE, VAE, AE): which "
-        "rows to train and print (default: all the experiment has): AAE (the bundled config), AAE-paper (the "
+        choices=[*MODELS, "VAE", "AE", "AAE-conv"],
+        help="semi-supervised, clustering, likelihood (AAE, AAE-paper, VAE, AAE-conv), prior-match (AAE, VAE, AE): "
+        "which rows to train and print (default: all the experiment has): AAE (the bundled config), AAE-paper (the "
         "same without what goes beyond the paper: VAT, the invariance term, weight averaging, the marginal KL, "
         "shifted images and test-time shifts; for the likelihood, dropout and weight averaging), NN (the "
         "encoder alone as a classifier), NN+VAT (that classifier with the bundled config's VAT and "
         "invariance term on the unlabeled images: the recipe without the autoencoder), IMSAT (clustering: Hu et al.'s "
-        "recipe, VAT and mutual information without the autoencoder), AE (prior-match: the autoencoder alone)",
+        "recipe, VAT and mutual information without the autoencoder), AE (prior-match: the autoencoder alone), "
+        "AAE-conv (likelihood: mnist_likelihood_conv, the recipe on convolutional networks)",
     )
     p.add_argument(
         "--samples",
