@@ -8,7 +8,7 @@ import torch
 
 from ..config.load import load_config
 from ..experiment import Result, prepare_data
-from .runs import Headline, Runs, all_runs, chosen, overrides, planning, stat, table_dir, write_table
+from .runs import Headline, Runs, all_runs, chosen, epochs_kept, overrides, planning, stat, table_dir, write_table
 
 VAE = ["model.objective='vae'", "model.encoder='gaussian'"]
 """a config's VAE twin: the same networks, trained by the ELBO"""
@@ -23,7 +23,6 @@ LIKELIHOOD_PAPER = ["model.dropout=0", "train.ema=0", *PAPER_CODE]
 def prior_match(args) -> list[Headline]:
     """Figures 2-3 / the AAE-vs-VAE claim: how close q(z) of MNIST test codes comes to p(z), as MMD,
     for an AAE, a VAE and a plain autoencoder with the same networks, prior and epochs."""
-    base = load_config(f"mnist_{args.prior}_aae", overrides(args))
     variants = chosen(args, {"AAE": [], "VAE": VAE, "AE": ["model.objective='ae'"]})
     configs = {v: load_config(f"mnist_{args.prior}_aae", overrides(args) + extra) for v, extra in variants.items()}
     runs = Runs(args, f"prior-match-{args.prior}")
@@ -35,7 +34,7 @@ def prior_match(args) -> list[Headline]:
                 v,
                 stat([r.metrics["test_mmd"] for r in rs]),
                 stat([r.metrics["test_reconstruction"] for r in rs], digits=2),
-                str(base.train.epochs),
+                epochs_kept(rs),
                 f"{np.mean([r.seconds for r in rs]):.0f}",
             ]
         )
