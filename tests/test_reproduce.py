@@ -103,8 +103,11 @@ def test_a_classifier_record_ignores_the_autoencoders_keys(tiny_config, tmp_path
         )
         is not None
     )
-    with pytest.raises(ConfigError, match="holds a finished run of another config"):
-        recorded(tmp_path / "IMSAT-seed0", tiny_config(*clusterer, "model.vat_weight=2"))
+    # nor do the reconstruction and discriminator rates; the generator's (the y head's terms) does
+    assert recorded(tmp_path / "IMSAT-seed0", tiny_config(*clusterer, "train.lr.reconstruction=1e-5")) is not None
+    for other in ("model.vat_weight=2", "train.lr.generator=1e-5"):
+        with pytest.raises(ConfigError, match="holds a finished run of another config"):
+            recorded(tmp_path / "IMSAT-seed0", tiny_config(*clusterer, other))
 
 
 def test_a_directory_without_a_record_is_not_a_run(tiny_config, tmp_path):

@@ -254,6 +254,8 @@ class Classifier(ModelBase):
         "head_penalty",
     )
     """the model keys that only the autoencoder reads"""
+    rate_groups = ("generator", "classification")
+    """the ``train.lr`` groups it steps: the y head's terms and the labels"""
 
     def __init__(self, config: Any, x_dim: int, prior=None, image_shape: tuple[int, ...] | None = None):
         super().__init__(config, x_dim, image_shape)
@@ -271,7 +273,7 @@ class Classifier(ModelBase):
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         encoder = list(self.encoder.parameters())
-        return {"generator": encoder, "classification": encoder}
+        return dict.fromkeys(self.rate_groups, encoder)
 
 
 def n_categories(model: AdversarialAutoencoder) -> int | None:

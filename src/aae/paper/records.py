@@ -24,7 +24,7 @@ RUNTIME = ("eval_every",)
 def recipe(config: dict) -> dict:
     """What makes two finished runs the same experiment: model, data, training and how q(y|x) is
     measured, not how it was watched, nor the keys that do not act: a decay factor without
-    milestones, or the autoencoder's keys under the classifier objective."""
+    milestones, or the autoencoder's keys and learning rates under the classifier objective."""
     cfg = from_dict(config, strict=False)
     full = cfg.to_dict()
     train = {k: v for k, v in full["train"].items() if k not in RUNTIME}
@@ -33,6 +33,7 @@ def recipe(config: dict) -> dict:
     same = what_must_match(config)
     if not Capabilities.of(cfg.model).has_decoder:  # the classifier baselines read none of them
         same["model"] = {k: v for k, v in same["model"].items() if k not in Classifier.ignores}
+        train["lr"] = {k: v for k, v in train["lr"].items() if k in Classifier.rate_groups}
     return {**same, "train": train, "eval": full["eval"]}
 
 
