@@ -145,7 +145,7 @@ TABLES: dict[str, Callable[[argparse.Namespace], list[Headline]]] = {
 """each ``aae reproduce NAME``: its table, printed and written, and its lines of the paper's summary"""
 
 PAPER: list[tuple[str, dict]] = [
-    ("likelihood", {"models": ["AAE", "AAE-paper", "VAE"], "seeds": [0]}),
+    ("likelihood", {"models": ["AAE", "AAE-paper", "VAE", "AAE-conv"], "seeds": [0]}),
     ("prior-match", {"prior": "mixture", "seeds": [0]}),
     ("prior-match", {"prior": "swiss_roll", "seeds": [0]}),
     ("label-modes", {"prior": "mixture", "seeds": [0, 1, 2]}),
