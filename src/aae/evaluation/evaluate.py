@@ -136,12 +136,14 @@ def _cluster_metrics(
     return scores, valid_logp
 
 
-def _valid_label_metrics(model: AdversarialAutoencoder, valid: Dataset, cfg: ExperimentConfig) -> dict:
+def _valid_label_metrics(
+    model: AdversarialAutoencoder, valid: Dataset, cfg: ExperimentConfig
+) -> tuple[dict, np.ndarray]:
     """The label metrics of the labeled validation images, with the config's test-time shifts: what
     ``train.select_by`` stops on each epoch and what ``aae eval`` prints beside the test error, so
-    that the two read the same figure."""
+    that the two read the same figure; and the images' codes z (the shifts average q(y|x) only)."""
     z, proba = encode(model, valid.x, tta_shift=cfg.eval.tta_shift)
-    return _label_metrics(model, z, proba, valid)
+    return _label_metrics(model, z, proba, valid), z
 
 
 def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Callable[[AdversarialAutoencoder], dict]:
@@ -164,8 +166,8 @@ def epoch_metrics(splits: Splits, cfg: ExperimentConfig, n: int = 2000) -> Calla
         valid, zv = splits.valid, None
         if (proba is not None or model.label_conditions_prior) and len(valid) and valid.y is not None:
             # what train.select_by can stop on, and a choice can be made by, without the test set
-            zv, pv = encode(model, valid.x, tta_shift=cfg.eval.tta_shift)
-            row.update({f"valid_{k}": v for k, v in _label_metrics(model, zv, pv, valid).items()})
+            scores, zv = _valid_label_metrics(model, valid, cfg)
+            row.update({f"valid_{k}": v for k, v in scores.items()})
         if model.has_decoder and len(valid):  # the prior match, chosen by without the test set
             zv = zv[:n] if zv is not None else encode(model, valid.x[:n])[0]
             row["valid_mmd"] = metrics.mmd(zv, model.prior.sample(len(zv)).numpy(), max_points=n)
@@ -209,7 +211,7 @@ def final_metrics(model: AdversarialAutoencoder, splits: Splits, cfg: Experiment
     if "test_error" in out and len(valid) and valid.y is not None:
         # the same error on the labeled validation images, measured the same way: what a choice of
         # evaluation (aae eval --tta-shift) can be judged by without the test set
-        out["valid_error"] = _valid_label_metrics(model, valid, cfg)["error"]
+        out["valid_error"] = _valid_label_metrics(model, valid, cfg)[0]["error"]
     if model.has_cluster_heads and valid.y is not None and test.y is not None:
         # how well the map r = W_C y + z keeps the classes apart (Section 7): a 1-nearest-neighbour
         # classifier on the map, the labeled validation images its reference set

@@ -154,11 +154,16 @@ def likelihood(args) -> list[Headline]:
     and an 8-D code, the recipe on convolutional networks (AAE-conv), and the same window on 10k
     real training images (what perfect samples score)."""
     n = args.samples
-    variants = chosen(args, {"AAE": [], "AAE-paper": LIKELIHOOD_PAPER, "VAE": VAE + PAPER_CODE, "AAE-conv": []})
-    configs = {
-        v: load_config("mnist_likelihood_conv" if v == "AAE-conv" else "mnist_likelihood", overrides(args) + extra)
-        for v, extra in variants.items()
-    }
+    variants = chosen(
+        args,
+        {
+            "AAE": ("mnist_likelihood", []),
+            "AAE-paper": ("mnist_likelihood", LIKELIHOOD_PAPER),
+            "VAE": ("mnist_likelihood", VAE + PAPER_CODE),
+            "AAE-conv": ("mnist_likelihood_conv", []),
+        },
+    )
+    configs = {v: load_config(name, overrides(args) + extra) for v, (name, extra) in variants.items()}
 
     def measure(res: Result) -> dict:
         torch.manual_seed(0)
