@@ -160,7 +160,7 @@ def test_overrides_parse_ints_floats_bools_lists_tables_and_bare_words():
             "model.vat_weight=1",  # an int where a float is expected becomes a float
             "model.hidden=[64, 32]",
             "model.prior={name = 'gaussian', std = 2}",
-            "model.regime=supervised",  # a bare word is a string
+            "model.regime=semi_supervised",  # a bare word is a string
             "train.lr_milestones=[3, 5]",
             "data.name=digits",
             "data.n_labeled=100",
@@ -172,7 +172,7 @@ def test_overrides_parse_ints_floats_bools_lists_tables_and_bare_words():
     assert cfg.model.vat_weight == 1.0 and type(cfg.model.vat_weight) is float
     assert cfg.model.hidden == [64, 32]
     assert cfg.model.prior == {"name": "gaussian", "std": 2}
-    assert cfg.model.regime == "supervised"
+    assert cfg.model.regime == "semi_supervised"
     assert cfg.train.lr_milestones == [3, 5]
     assert cfg.data.name == "digits" and cfg.data.n_labeled == 100
     assert cfg.train.epochs == 7
@@ -394,6 +394,12 @@ def test_a_value_out_of_range_names_the_key_the_value_and_the_range(item, allowe
         (["model.label_to_discriminator=true"], "needs a regime that reads labels"),
         (["model.label_part_weight=1"], "needs the label_conditioned regime"),
         (["model.regime=label_conditioned", "model.label_part_weight=1"], "needs a prior with parts"),
+        (["model.y_invariance_weight=1", "model.regime=supervised"], "y head or the label_conditioned regime"),
+        (["model.regime=label_conditioned", "model.vat_weight=1"], "vat_weight needs a prior with parts"),
+        (
+            ["model.regime=label_conditioned", "model.prior={name='mixture'}", "model.y_entropy_weight=1"],
+            "has no y head",
+        ),
         (
             ["model.regime=label_conditioned", "model.prior={name='mixture', n_modes=5}"],
             "5 parts but model.n_classes = 10",

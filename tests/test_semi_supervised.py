@@ -447,3 +447,35 @@ def test_the_part_term_pulls_labeled_codes_into_their_part_and_skips_the_unlabel
     after = losses.part_loss(model.prior, model.encode(x).z.detach(), labels)
     assert "part" in out and after < before
     assert losses.part_loss(model.prior, model.encode(x).z, torch.full((64,), -1)).item() == 0
+
+
+def test_a_label_conditioned_code_part_is_made_invariant_on_every_image():
+    cfg = ModelConfig(
+        regime="label_conditioned",
+        z_dim=2,
+        hidden=[32],
+        disc_hidden=[16],
+        prior={"name": "mixture"},
+        y_invariance_weight=1.0,
+    )
+    torch.manual_seed(0)
+    model = build(cfg, 64)
+    x, labels = torch.rand(64, 64), torch.full((64,), -1)
+    view = losses.small_transforms(x, (8, 8, 1))
+
+    def disagreement():
+        parts = losses.part_logits(model.prior, model.encode(x).z.detach())
+        return losses.invariance_loss(lambda v: losses.part_logits(model.prior, model.encode(v).z), view, parts)
+
+    before = disagreement().item()
+    assert before > 0.01
+    encoder = torch.optim.Adam(model.parameter_groups()["generator"], lr=0.01)
+    for _ in range(20):  # the term alone, on the part posterior of every code (none labeled)
+        torch.manual_seed(1)
+        encoder.zero_grad()
+        parts = losses.part_logits(model.prior, model.encode(x).z)
+        phases._y_terms(model, Batch(x, labels), parts, {}, parts=True).backward()
+        encoder.step()
+    assert disagreement().item() < 0.5 * before
+    opts = {k: torch.optim.Adam(v, lr=1e-3) for k, v in model.parameter_groups().items()}
+    assert "y_invariance" in REGULARIZATION(model, Batch(x, labels), opts)

@@ -89,10 +89,16 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
                 "model.y_regularizer = 'imsat' trains q(y|x) by the mutual information: it needs "
                 "model.y_marginal_weight > 0 and model.y_entropy_weight > 0"
             )
-    if m.y_invariance_weight and not model.has_y_head:
-        raise ConfigError(
-            f"model.y_invariance_weight makes q(y|x) invariant: it needs a regime with a y head, not {m.regime!r}"
-        )
+    for weight in ("vat_weight", "y_invariance_weight"):  # on q(y|x), or on the part posterior of a code
+        if getattr(m, weight) and not (model.has_y_head or model.label_conditions_prior):
+            raise ConfigError(
+                f"model.{weight} smooths q(y|x), or a label-conditioned code's part of the prior: it needs "
+                f"a regime with a y head or the label_conditioned regime, not {m.regime!r}"
+            )
+    if model.label_conditions_prior and not model.has_y_head:
+        for weight in ("y_marginal_weight", "y_entropy_weight"):
+            if getattr(m, weight):
+                raise ConfigError(f"model.{weight} weighs a term of q(y|x): the {m.regime!r} regime has no y head")
     if m.label_to_discriminator and not model.reads_labels:
         raise ConfigError(f"model.label_to_discriminator needs a regime that reads labels, not {m.regime!r}")
     if m.label_part_weight and not model.label_conditions_prior:
@@ -105,8 +111,9 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ConfigError(f"model.prior: unknown prior {name!r}; allowed: {', '.join(PRIORS)}")
     if name != "callable":  # a function's record: the function itself is passed to the model
         prior = make_prior(m.prior, m.z_dim)
-        if m.label_part_weight and prior.n_parts is None:
-            raise ConfigError(f"model.label_part_weight needs a prior with parts (mixture or swiss_roll), not {name!r}")
+        parted = [k for k in ("label_part_weight", "vat_weight", "y_invariance_weight") if getattr(m, k)]
+        if parted and model.label_conditions_prior and prior.n_parts is None:
+            raise ConfigError(f"model.{parted[0]} needs a prior with parts (mixture or swiss_roll), not {name!r}")
         if model.z_reads_labels and prior.n_parts is not None and prior.n_parts < m.n_classes:
             raise ConfigError(
                 f"model.prior has {prior.n_parts} parts but model.n_classes = {m.n_classes}: a label-"

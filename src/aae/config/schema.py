@@ -110,7 +110,8 @@ class ModelConfig:
     )
     vat_weight: float = key(
         0.0,
-        "y head: weight of virtual adversarial training of q(y|x) on the unlabeled batch (beyond the paper)",
+        "y head: weight of virtual adversarial training of q(y|x) on the unlabeled batch (label_conditioned: "
+        "of the code's part posterior under the prior; beyond the paper)",
         low=0,
         high=MAX_WEIGHT,
     )
@@ -148,7 +149,7 @@ class ModelConfig:
         0.0,
         "y head: weight of KL(q(y|x) || q(y|T(x))) on the unlabeled batch, T a random rotation of each "
         "image by up to 15 degrees and shift by up to 1/14 of its side (2 pixels on MNIST), so that "
-        "q(y|x) ignores them (beyond the paper)",
+        "q(y|x) ignores them (label_conditioned: the code's part posterior under the prior; beyond the paper)",
         low=0,
         high=MAX_WEIGHT,
     )

@@ -48,14 +48,20 @@ def classification_loss(y_logits: Tensor, labels: Tensor) -> Tensor:
     return F.cross_entropy(y_logits.float(), labels)
 
 
+def part_logits(prior: Prior, z: Tensor) -> Tensor:
+    """(n, n_parts): log p(z | part k) of each code under each part of ``prior``, in float32 (the
+    densities fall far out of bf16's range): softmax of it is the code's part posterior q(k|x)."""
+    with torch.autocast(z.device.type, enabled=False):
+        return prior.part_log_probs(z.float())
+
+
 def part_loss(prior: Prior, z: Tensor, labels: Tensor) -> Tensor:
     """The cross-entropy of each labeled code's own part of ``prior`` (labels -1: unlabeled, left
-    out), the parts weighed by their densities at z, in float32; 0 without labeled codes."""
+    out), the parts weighed by their densities at z; 0 without labeled codes."""
     labeled = labels >= 0
     if not labeled.any():
         return z.new_zeros(())
-    with torch.autocast(z.device.type, enabled=False):  # densities far out of bf16's range
-        return F.cross_entropy(prior.part_log_probs(z[labeled].float()), labels[labeled])
+    return F.cross_entropy(part_logits(prior, z[labeled]), labels[labeled])
 
 
 def marginal_kl(y: Tensor, probs: Tensor) -> Tensor:

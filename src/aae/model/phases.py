@@ -37,6 +37,7 @@ from .losses import (
     discriminator_loss,
     generator_loss,
     kl_divergence,
+    part_logits,
     part_loss,
     reconstruction_loss,
 )
@@ -95,6 +96,8 @@ def regularization_phase(model, batch: Batch, discriminators: Optimizer, encoder
         out = {"discriminator": d_loss.detach(), "generator": g_loss.detach()}
         if model.has_y_head:
             g_loss = g_loss + _y_terms(model, batch, encoded.y_logits, out)
+        elif model.label_conditions_prior and (model.config.vat_weight or model.config.y_invariance_weight):
+            g_loss = g_loss + _y_terms(model, batch, part_logits(model.prior, encoded.z), out, parts=True)
         if model.config.label_part_weight and model.label_conditions_prior and batch.labels is not None:
             part = part_loss(model.prior, encoded.z, batch.labels)
             g_loss = g_loss + model.config.label_part_weight * part
@@ -126,18 +129,21 @@ def _frozen(module: torch.nn.Module):
             p.requires_grad_(True)
 
 
-def _y_terms(model: nn.Module, batch: Batch, logits: Tensor, out: dict) -> Tensor:
+def _y_terms(model: nn.Module, batch: Batch, logits: Tensor, out: dict, parts: bool = False) -> Tensor:
     """The weighted sum of the y head's terms beyond the paper (:data:`aae.model.losses.Y_TERMS`)
     whose weight is set, on the unlabeled batch (VAT at the batch's radii, else the model's); each
-    term's value goes into ``out``."""
+    term's value goes into ``out``. ``parts``: the label-conditioned regime, where the code's part
+    posterior under the prior (``logits`` its :func:`~aae.model.losses.part_logits`) stands in for
+    q(y|x), for VAT and the invariance term (the config checks refuse the others there)."""
     c = model.config
+    if parts:
+        probs = logits.new_full((logits.shape[1],), 1 / logits.shape[1])
+        logits_of = lambda x: part_logits(model.prior, model.encode(x).z)  # noqa: E731
+    else:
+        probs = model.priors["y"].probs.to(logits.device)
+        logits_of = lambda x: model.encode(x).y_logits  # noqa: E731
     head = YHead(
-        logits,
-        batch.x,
-        lambda x: model.encode(x).y_logits,
-        c.vat_eps if batch.vat_eps is None else batch.vat_eps,
-        model.priors["y"].probs.to(logits.device),
-        model.image_shape,
+        logits, batch.x, logits_of, c.vat_eps if batch.vat_eps is None else batch.vat_eps, probs, model.image_shape
     )
     terms = {name: (getattr(c, weight), term(head)) for name, (weight, term) in Y_TERMS.items() if getattr(c, weight)}
     out.update({k: v.detach() for k, (_, v) in terms.items()})
