@@ -428,16 +428,14 @@ def test_test_time_shifts_average_q_y_over_every_translation(tiny_config, digits
         encode(AdversarialAutoencoder(cfg.model, 70).eval(), np.zeros((3, 70), np.float32), tta_shift=1)
 
 
+def _label_conditioned(x_dim: int, **weights):
+    """A small label-conditioned AAE on the 10-mode mixture, with the given term weights."""
+    shape = {"z_dim": 2, "hidden": [32], "disc_hidden": [16], "prior": {"name": "mixture"}}
+    return build(ModelConfig(regime="label_conditioned", **shape, **weights), x_dim)
+
+
 def test_the_part_term_pulls_labeled_codes_into_their_part_and_skips_the_unlabeled():
-    cfg = ModelConfig(
-        regime="label_conditioned",
-        z_dim=2,
-        hidden=[32],
-        disc_hidden=[16],
-        prior={"name": "mixture"},
-        label_part_weight=1.0,
-    )
-    model = build(cfg, 20)
+    model = _label_conditioned(20, label_part_weight=1.0)
     x, labels = torch.rand(64, 20), torch.arange(64) % 10
     labels[::2] = -1
     before = losses.part_loss(model.prior, model.encode(x).z.detach(), labels)
@@ -450,16 +448,8 @@ def test_the_part_term_pulls_labeled_codes_into_their_part_and_skips_the_unlabel
 
 
 def test_a_label_conditioned_code_part_is_made_invariant_on_every_image():
-    cfg = ModelConfig(
-        regime="label_conditioned",
-        z_dim=2,
-        hidden=[32],
-        disc_hidden=[16],
-        prior={"name": "mixture"},
-        y_invariance_weight=1.0,
-    )
     torch.manual_seed(0)
-    model = build(cfg, 64)
+    model = _label_conditioned(64, y_invariance_weight=1.0)
     x, labels = torch.rand(64, 64), torch.full((64,), -1)
     view = losses.small_transforms(x, (8, 8, 1))
 
