@@ -90,12 +90,12 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
                 "model.y_marginal_weight > 0 and model.y_entropy_weight > 0"
             )
     for weight in ("vat_weight", "y_invariance_weight"):  # on q(y|x), or on the part posterior of a code
-        if getattr(m, weight) and not (model.has_y_head or model.label_conditions_prior):
+        if getattr(m, weight) and not (model.has_y_head or model.has_part_head):
             raise ConfigError(
                 f"model.{weight} smooths q(y|x), or a label-conditioned code's part of the prior: it needs "
                 f"a regime with a y head or the label_conditioned regime, not {m.regime!r}"
             )
-    if model.label_conditions_prior and not model.has_y_head:
+    if model.has_part_head:
         for weight in ("y_marginal_weight", "y_entropy_weight"):
             if getattr(m, weight):
                 raise ConfigError(f"model.{weight} weighs a term of q(y|x): the {m.regime!r} regime has no y head")
@@ -112,7 +112,7 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if name != "callable":  # a function's record: the function itself is passed to the model
         prior = make_prior(m.prior, m.z_dim)
         parted = [k for k in ("label_part_weight", "vat_weight", "y_invariance_weight") if getattr(m, k)]
-        if parted and model.label_conditions_prior and prior.n_parts is None:
+        if parted and model.has_part_head and prior.n_parts is None:
             raise ConfigError(f"model.{parted[0]} needs a prior with parts (mixture or swiss_roll), not {name!r}")
         if model.z_reads_labels and prior.n_parts is not None and prior.n_parts < m.n_classes:
             raise ConfigError(

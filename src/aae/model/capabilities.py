@@ -77,6 +77,12 @@ class Capabilities:
         return self.has_decoder and self.regime.label_to == "discriminator"
 
     @property
+    def has_part_head(self) -> bool:
+        """No y head, but a label-conditioned prior: the code's part posterior under the prior
+        stands in for q(y|x) in the y head's VAT and invariance terms."""
+        return self.label_conditions_prior and not self.has_y_head
+
+    @property
     def z_reads_labels(self) -> bool:
         """The z discriminator reads the one-hot label (and prior samples follow it): the
         label-conditioned regime, or ``model.label_to_discriminator``."""

@@ -96,7 +96,7 @@ def regularization_phase(model, batch: Batch, discriminators: Optimizer, encoder
         out = {"discriminator": d_loss.detach(), "generator": g_loss.detach()}
         if model.has_y_head:
             g_loss = g_loss + _y_terms(model, batch, encoded.y_logits, out)
-        elif model.label_conditions_prior and (model.config.vat_weight or model.config.y_invariance_weight):
+        elif model.has_part_head and (model.config.vat_weight or model.config.y_invariance_weight):
             g_loss = g_loss + _y_terms(model, batch, part_logits(model.prior, encoded.z), out, parts=True)
         if model.config.label_part_weight and model.label_conditions_prior and batch.labels is not None:
             part = part_loss(model.prior, encoded.z, batch.labels)
